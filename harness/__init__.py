@@ -1,0 +1,3 @@
+"""iadbench: evaluate multimodal LLMs on industrial anomaly detection."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,220 @@
+"""The `iadbench` command line. Heavy modules are imported inside each command, so start-up stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness.errors import IadbenchError
+
+
+def _add_eval(commands) -> None:
+    parser = commands.add_parser("eval", help="evaluate a model on a suite (default: the built-in synthetic set)")
+    parser.add_argument("--suite", default=None, help="suite name (iadbench list suites); default synthetic-quick")
+    parser.add_argument("--model", default=None, help="provider/model or a baseline: random, oracle (iadbench list models)")
+    parser.add_argument("--data", help="synthetic | synthetic:SEED | mmad:PATH/mmad.json (overrides the suite)")
+    parser.add_argument("--data-root", help="folder the question file's paths are relative to (default: its folder)")
+    parser.add_argument("--shots", type=int, help="normal template images per question (0, 1, k)")
+    parser.add_argument("--templates", choices=["random", "similar"], help="which template list to take shots from")
+    parser.add_argument("--image-max-side", type=int, help="longest image side sent to the model, in pixels")
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--mmad-compat", action="store_true", help="headline scores by the official MMAD scorer")
+    parser.add_argument("--seed", type=int, default=0, help="recorded in spec.json; seeds every random choice")
+    parser.add_argument("--limit", type=int, help="only the first N questions (for a quick look)")
+    parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted and reported) instead of stopping")
+    parser.add_argument("--max-connections", type=int, help="requests in flight at once")
+    parser.add_argument("--runs-dir", default="runs", help="where run folders are created (default: runs/)")
+    parser.add_argument("--run-id", help="name of the run folder (default: time_model_suite)")
+    parser.add_argument("--resume", metavar="RUN", help="continue a run folder: asks only the questions not yet answered")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from harness.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
+    from harness.models.base import create_model
+    from harness.runlog import RunFolder
+    from harness.tables import results_table
+
+    question_set = None
+    if args.resume:
+        folder = RunFolder.open(Path(args.resume))
+        spec = folder.spec()
+        given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots}
+        conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:]))]
+        if conflicts:
+            raise IadbenchError(f"--resume keeps the run's own settings; drop {', '.join(conflicts)} (see {folder.path / 'spec.json'})")
+        if args.max_connections:
+            spec = spec.model_copy(update={"max_connections": args.max_connections})  # speed only, not results
+        print(f"resuming {folder.path}", file=sys.stderr)
+    else:
+        model_name = args.model or "random"
+        overrides = EvalOverrides(
+            data=args.data,
+            data_root=args.data_root,
+            shots=args.shots,
+            templates=args.templates,
+            image_max_side=args.image_max_side,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            scoring="mmad-compat" if args.mmad_compat else None,
+            seed=args.seed,
+            limit=args.limit,
+            skip_bad=args.skip_bad,
+            max_connections=args.max_connections,
+            run_id=args.run_id,
+        )
+        default_concurrency = create_model(model_name, seed=args.seed).default_concurrency
+        spec = resolve_spec(args.suite or "synthetic-quick", model_name, overrides, default_concurrency)
+        spec, folder, question_set = start_run(spec, Path(args.runs_dir))
+        print(f"run folder: {folder.path}", file=sys.stderr)
+    try:
+        summary = run_evaluation(spec, folder, question_set=question_set, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; every finished answer is saved. Continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
+        return 130
+    print(results_table(summary))
+    print(f"run folder: {folder.path}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from harness.metrics.accuracy import mmad_compat_table
+    from harness.runlog import RunFolder
+
+    target = Path(args.target)
+    if target.is_dir():
+        from harness.evaluate import load_questions, summarise
+        from harness.tables import results_table
+
+        folder = RunFolder.open(target)
+        spec = folder.spec()
+        if args.mmad_compat:
+            spec = spec.model_copy(update={"scoring": "mmad-compat"})
+        samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
+        summary = summarise(spec, samples, load_questions(spec), None)
+        folder.write_summary(summary)
+        print(results_table(summary))
+        if args.mmad_compat:
+            from harness.export import answers_file_records
+
+            csv_path = Path(args.csv) if args.csv else folder.path / "mmad_accuracy.csv"
+            mmad_compat_table(answers_file_records(samples)).write_csv(csv_path)
+            print(f"official-layout CSV: {csv_path}")
+        return 0
+    try:
+        answers = json.loads(target.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise IadbenchError(f"{target}: cannot read an MMAD answers file ({error})") from None
+    if not isinstance(answers, list) or not all(isinstance(a, dict) and {"image", "question_type", "correct_answer", "gpt_answer"} <= a.keys() for a in answers):
+        raise IadbenchError(f"{target}: expected MMAD's answers format, a list of {{image, question_type, correct_answer, gpt_answer}}")
+    if not args.mmad_compat:
+        print("note: an MMAD answers file holds letters only, so it is scored with the official rules (--mmad-compat)", file=sys.stderr)
+    table = mmad_compat_table(answers)
+    csv_path = Path(args.csv) if args.csv else target.with_name(target.stem + "_accuracy.csv")
+    table.write_csv(csv_path)
+    print(table.to_csv(), end="")
+    print(f"removed (answer not A-E): {table.removed}; skipped after a removal: {table.skipped}; CSV: {csv_path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from harness.export import answers_file_records
+    from harness.runlog import RunFolder
+
+    folder = RunFolder.open(Path(args.run))
+    records = answers_file_records(folder.read_samples())
+    out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
+    out.write_text(json.dumps(records, indent=4) + "\n")
+    print(f"wrote {len(records)} answers in MMAD's format to {out}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from question_gen.generate import generate_question_set, generate_synthetic_question_set
+
+    out = Path(args.out)
+    kind, _, location = args.source.partition(":")
+    if kind == "synthetic":
+        report = generate_synthetic_question_set(out, seed=args.seed, size=args.size)
+    elif kind == "mvtec" and location:
+        root = Path(location)
+        report = generate_question_set(root, out, dataset_name=args.name or root.name, knowledge_key="mvtec-ad", seed=args.seed)
+    else:
+        raise IadbenchError(f"--source {args.source!r}: use synthetic or mvtec:DIR")
+    print(json.dumps(report.as_dict(), indent=2))
+    print(f"question set: {out / 'mmad.json'}  (evaluate with: iadbench eval --data mmad:{out / 'mmad.json'})")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from question_gen.synthetic.writer import write_synthetic_dataset
+
+    metadata = write_synthetic_dataset(Path(args.out), seed=args.seed, size=args.size)
+    print(f"wrote the synthetic dataset ({len(metadata['categories'])} categories) to {args.out}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.what == "suites":
+        from harness.suites import load_suite, suite_names
+
+        for name in suite_names():
+            print(f"{name:<18} {load_suite(name).description}")
+    else:
+        from harness.models.base import providers
+
+        for provider in providers():
+            example = provider.name if not provider.needs_model_part else f"{provider.name}/<model>"
+            print(f"{example:<18} {provider.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iadbench", description="Evaluate multimodal LLMs on industrial anomaly detection.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_eval(commands)
+
+    score = commands.add_parser("score", help="score a run folder or an MMAD answers file")
+    score.add_argument("target", help="run folder, or an MMAD answers .json")
+    score.add_argument("--mmad-compat", action="store_true", help="the official MMAD scorer, number for number")
+    score.add_argument("--csv", help="where to write the official-layout CSV")
+
+    export = commands.add_parser("export", help="write a run in MMAD's answers-file format")
+    export.add_argument("run")
+    export.add_argument("--format", choices=["mmad"], default="mmad")
+    export.add_argument("--out", help="output file (default: RUN/mmad_answers.json)")
+
+    generate = commands.add_parser("generate", help="generate an MMAD-style question set from an AD dataset")
+    generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR")
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--name", help="dataset name used as the first path component (default: DIR's name)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--size", type=int, default=256, help="image size of the synthetic source")
+
+    synth = commands.add_parser("synth", help="write the built-in synthetic dataset (MVTec AD layout)")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--size", type=int, default=256)
+
+    listing = commands.add_parser("list", help="list suites or models")
+    listing.add_argument("what", choices=["suites", "models"])
+    return parser
+
+
+HANDLERS = {"eval": _eval, "score": _score, "export": _export, "generate": _generate, "synth": _synth, "list": _list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return HANDLERS[args.command](args)
+    except IadbenchError as error:
+        print(f"iadbench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

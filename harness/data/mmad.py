@@ -1,0 +1,171 @@
+"""Reading an MMAD-format question file (mmad.json) into image records and questions.
+
+Every path in the file is resolved inside the data root (the json's folder unless given). A bad
+record is an error naming the record and what to do, or, with `skip_bad`, a counted skip that the
+run summary reports; it is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import DataError
+from harness.files import file_sha256
+from harness.paths import resolve_inside
+from harness.schema import (
+    MMAD_TYPE_TO_SUBTASK,
+    OPTION_LETTERS,
+    ImageRecord,
+    Question,
+    SkippedRecord,
+    Subtask,
+    TemplateKind,
+)
+
+
+@dataclass
+class QuestionSet:
+    root: Path
+    source: Path
+    digest: str
+    images: dict[str, ImageRecord] = field(default_factory=dict)
+    questions: list[Question] = field(default_factory=list)
+    skipped: list[SkippedRecord] = field(default_factory=list)
+
+
+class _BadRecord(Exception):
+    pass
+
+
+def load_mmad(
+    json_path: Path,
+    *,
+    root: Path | None = None,
+    templates: TemplateKind = "random",
+    shots: int = 1,
+    skip_bad: bool = False,
+) -> QuestionSet:
+    """Load and validate a question file; templates the run will use (the first `shots`) must exist."""
+    if not json_path.is_file():
+        raise DataError(f"{json_path}: question file not found")
+    root = root or json_path.parent
+    try:
+        raw = json.loads(json_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{json_path}: not valid JSON ({error}); is this MMAD's mmad.json?") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{json_path}: expected one JSON object keyed by image path (MMAD's format), found {type(raw).__name__}")
+    question_set = QuestionSet(root=root, source=json_path, digest=file_sha256(json_path))
+    for key, record in raw.items():
+        try:
+            image, questions = _parse_record(root, key, record, templates, shots)
+        except (_BadRecord, DataError) as problem:
+            reason = str(problem)
+            if not skip_bad:
+                raise DataError(
+                    f"{json_path}: record {key!r}: {reason}. Fix the record, or pass --skip-bad to skip it (counted in the summary)."
+                ) from None
+            question_set.skipped.append(SkippedRecord(record=key, reason=reason))
+            continue
+        question_set.images[key] = image
+        question_set.questions.extend(questions)
+    return question_set
+
+
+def _parse_record(root: Path, key: str, record: object, templates: TemplateKind, shots: int) -> tuple[ImageRecord, list[Question]]:
+    if not isinstance(record, dict):
+        raise _BadRecord(f"expected an object, found {type(record).__name__}")
+    image_file = resolve_inside(root, key, what="image path")
+    if not image_file.is_file():
+        raise _BadRecord(f"image file {image_file} does not exist")
+    parts = key.replace("\\", "/").split("/")
+    if len(parts) < 3:
+        raise _BadRecord("the key must look like '<dataset>/<category>/.../<image>'")
+    dataset, category = parts[0], parts[1]
+    conversation = record.get("conversation")
+    if not isinstance(conversation, list) or not conversation:
+        raise _BadRecord("'conversation' must be a non-empty list of questions")
+    questions = [_parse_question(key, index, item) for index, item in enumerate(conversation)]
+    mask_paths = _mask_paths(root, dataset, category, record.get("mask_path"))
+    template_lists = {}
+    for kind in ("random", "similar"):
+        listed = record.get(f"{kind}_templates") or []
+        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+            raise _BadRecord(f"'{kind}_templates' must be a list of paths")
+        for path in listed:
+            resolved = resolve_inside(root, path, what=f"{kind} template")
+            if kind == templates and path in listed[:shots] and not resolved.is_file():
+                raise _BadRecord(f"template {path!r} (used with --shots {shots} --templates {kind}) does not exist")
+        template_lists[kind] = tuple(listed)
+    if shots > len(template_lists[templates]):
+        raise _BadRecord(f"--shots {shots} needs {shots} {templates} templates, the record lists {len(template_lists[templates])}")
+    image = ImageRecord(
+        id=key,
+        dataset=dataset,
+        category=category,
+        image_path=key,
+        mask_paths=mask_paths,
+        label=_label(questions, mask_paths),
+        defect_type=parts[-2],
+        random_templates=template_lists["random"],
+        similar_templates=template_lists["similar"],
+    )
+    return image, questions
+
+
+def _parse_question(key: str, index: int, item: object) -> Question:
+    where = f"question {index + 1}"
+    if not isinstance(item, dict):
+        raise _BadRecord(f"{where}: expected an object with Question, Options, Answer, type")
+    text, options, answer, kind = item.get("Question"), item.get("Options"), item.get("Answer"), item.get("type")
+    if not isinstance(text, str) or not text.strip():
+        raise _BadRecord(f"{where}: 'Question' must be a non-empty string")
+    if not isinstance(options, dict) or not 2 <= len(options) <= 5:
+        raise _BadRecord(f"{where}: 'Options' must map 2 to 5 letters to texts")
+    if any(letter not in OPTION_LETTERS or not isinstance(value, str) for letter, value in options.items()):
+        raise _BadRecord(f"{where}: option letters must be among A–E with text values, found {sorted(options)}")
+    if answer not in options:
+        raise _BadRecord(f"{where}: answer {answer!r} is not among the options {', '.join(options)}")
+    if kind not in MMAD_TYPE_TO_SUBTASK:
+        raise _BadRecord(f"{where}: unknown question type {kind!r}; known: {', '.join(MMAD_TYPE_TO_SUBTASK)}")
+    return Question(
+        id=f"{key}#{index}",
+        image_id=key,
+        index=index,
+        subtask=MMAD_TYPE_TO_SUBTASK[kind],
+        mmad_type=kind,
+        text=text,
+        options=dict(options),
+        answer=answer,
+    )
+
+
+def _mask_paths(root: Path, dataset: str, category: str, mask_path: object) -> tuple[str, ...]:
+    """Mask paths relative to the root; MMAD gives them relative to the category folder.
+
+    A folder (MVTec LOCO keeps several masks per image) stands for every image inside it.
+    """
+    if not mask_path:
+        return ()
+    if not isinstance(mask_path, str):
+        raise _BadRecord("'mask_path' must be a string path")
+    relative = f"{dataset}/{category}/{mask_path}"
+    resolved = resolve_inside(root, relative, what="mask path")
+    if resolved.is_dir():
+        masks = sorted(p for p in resolved.iterdir() if p.suffix.lower() in {".png", ".jpg", ".bmp", ".tif", ".tiff"})
+        if not masks:
+            raise _BadRecord(f"mask folder {resolved} holds no mask images")
+        return tuple(f"{relative.rstrip('/')}/{p.name}" for p in masks)
+    if not resolved.is_file():
+        raise _BadRecord(f"mask {resolved} does not exist")
+    return (relative,)
+
+
+def _label(questions: list[Question], mask_paths: tuple[str, ...]) -> str:
+    """The detection question's right answer says whether the image is anomalous; else the mask does."""
+    for question in questions:
+        if question.subtask is Subtask.ANOMALY_DETECTION:
+            return "anomaly" if question.options[question.answer].strip().lower().startswith("yes") else "normal"
+    return "anomaly" if mask_paths else "normal"

@@ -1,0 +1,75 @@
+"""Resolving a `--data` source string to a question file and its data root.
+
+    synthetic            the built-in synthetic suite (generated into the cache on first use)
+    synthetic:SEED       the same, drawn with another seed
+    mmad:PATH            an MMAD-format mmad.json (or the folder holding it)
+    mmad                 $IADBENCH_MMAD (the path of MMAD's mmad.json)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+SYNTHETIC_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ResolvedData:
+    json_path: Path
+    root: Path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("IADBENCH_CACHE") or Path.home() / ".cache" / "iadbench")
+
+
+def synthetic_question_set(seed: int = 0, size: int = SYNTHETIC_SIZE) -> Path:
+    """The synthetic question set's folder, built once and atomically (a killed build leaves nothing)."""
+    from question_gen.synthetic.writer import GENERATOR_VERSION
+
+    final = cache_dir() / f"synthetic-v{GENERATOR_VERSION}-seed{seed}-size{size}"
+    if (final / "mmad.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    from question_gen.generate import generate_synthetic_question_set
+
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
+    try:
+        generate_synthetic_question_set(building, seed=seed, size=size)
+        try:
+            os.rename(building, final)
+        except OSError:  # another process finished first: theirs is identical
+            shutil.rmtree(building, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return final
+
+
+def resolve_data(source: str, data_root: str | None = None) -> ResolvedData:
+    kind, _, argument = source.partition(":")
+    if kind == "synthetic":
+        try:
+            seed = int(argument) if argument else 0
+        except ValueError:
+            raise ConfigError(f"--data {source!r}: the synthetic seed must be an integer, like synthetic:1") from None
+        folder = synthetic_question_set(seed)
+        return ResolvedData(folder / "mmad.json", Path(data_root) if data_root else folder)
+    if kind == "mmad":
+        path_text = argument or os.environ.get("IADBENCH_MMAD", "")
+        if not path_text:
+            raise ConfigError(
+                "the MMAD data is needed: download MMAD (hub dataset jiang-cc/MMAD), then pass "
+                "--data mmad:/path/to/MMAD/mmad.json or set IADBENCH_MMAD to that path"
+            )
+        path = Path(path_text).expanduser()
+        if path.is_dir():
+            path = path / "mmad.json"
+        return ResolvedData(path, Path(data_root) if data_root else path.parent)
+    raise ConfigError(f"--data {source!r}: unknown source; use synthetic, synthetic:SEED or mmad:PATH/mmad.json")

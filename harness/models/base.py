@@ -1,0 +1,116 @@
+"""The one backend protocol, its request/response records, and the registry of providers.
+
+A model name is `provider/model` (`openai/gpt-4o`, `hf//abs/path`) or a bare baseline name
+(`random`, `oracle`). Providers are registered by import path and imported only when used, so an
+optional SDK is never loaded for a run that does not need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import ConfigError
+from harness.schema import DecodingSpec, Usage
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image on disk. `role` says what it is (query, template, …); backends load and resize it."""
+
+    model_config = ConfigDict(frozen=True)
+    type: Literal["image"] = "image"
+    path: str
+    role: str = "query"
+    max_side: int | None = None
+
+
+ContentPart = TextPart | ImagePart
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"] = "user"
+    content: list[ContentPart]
+
+
+class GenerateRequest(BaseModel):
+    """What a backend is asked. Only `messages`, `decoding` and `option_letters` reach a model."""
+
+    messages: list[ChatMessage]
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec)
+    option_letters: list[str] | None = None
+    # Bookkeeping for baselines and logs, never sent to a model and not part of the request digest:
+    sample_id: str = ""
+    sample_seed: int = 0
+    reference_answer: str | None = Field(None, description="the right letter; only the oracle baseline reads it")
+
+
+class GenerateResponse(BaseModel):
+    text: str = ""
+    option_logprobs: dict[str, float] | None = None
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    error: str | None = None
+    declined: bool = Field(False, description="the model chose not to answer this kind of question")
+
+
+@runtime_checkable
+class Model(Protocol):
+    name: str
+    # How many requests the runner should keep in flight for this backend by default.
+    default_concurrency: int
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    factory: str  # "module:function", imported lazily; the function takes (model_name, seed)
+    description: str
+    needs_model_part: bool = True
+
+
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def register_provider(provider: Provider) -> None:
+    _PROVIDERS[provider.name] = provider
+
+
+def providers() -> list[Provider]:
+    return sorted(_PROVIDERS.values(), key=lambda p: p.name)
+
+
+def create_model(name: str, *, seed: int = 0) -> Model:
+    """Resolve a model name to a backend instance."""
+    provider_name, _, model_part = name.partition("/")
+    provider = _PROVIDERS.get(provider_name)
+    if provider is None:
+        known = ", ".join(p.name for p in providers())
+        raise ConfigError(f"unknown model provider {provider_name!r} in {name!r}; known providers: {known}")
+    if provider.needs_model_part and not model_part:
+        raise ConfigError(f"model {name!r} needs a model after the provider, like {provider.name}/<model>")
+    if not provider.needs_model_part and model_part:
+        raise ConfigError(f"baseline {provider.name!r} takes no model part; use --model {provider.name}")
+    module_name, _, function_name = provider.factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), function_name)
+    return factory(name, seed=seed)
+
+
+register_provider(
+    Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False)
+)
+register_provider(
+    Provider("oracle", "harness.models.baselines:create_oracle", "always answers right: proves scoring gives 100", False)
+)

@@ -1,0 +1,79 @@
+"""The jinja2 environment over prompts/, and rendering templates into chat content parts.
+
+Prompt templates are data: they decide where images go with `{{ image("query") }}` and where one
+text part ends with `{{ part_break() }}`. Rendering yields an ordered list of text and image parts,
+the shape every backend consumes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness.errors import ConfigError
+from harness.models.base import ContentPart, ImagePart, TextPart
+
+_IMAGE = "\x00image:{}\x00"
+_BREAK = "\x00break\x00"
+_SENTINEL = re.compile(r"\x00(image:[^\x00]*|break)\x00")
+
+
+def prompts_dir() -> Path:
+    """prompts/ beside the packages (iadbench is installed from its checkout), or $IADBENCH_PROMPTS_DIR."""
+    override = os.environ.get("IADBENCH_PROMPTS_DIR")
+    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "prompts"
+    if not folder.is_dir():
+        raise ConfigError(
+            f"prompt templates not found at {folder}; install iadbench from its checkout (pip install -e .) "
+            "or point IADBENCH_PROMPTS_DIR at the prompts/ folder"
+        )
+    return folder
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(prompts_dir())),
+        undefined=jinja2.StrictUndefined,  # a missing variable is a bug in the caller, not empty text
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["image"] = lambda name: _IMAGE.format(name)
+    env.globals["part_break"] = lambda: _BREAK
+    return env
+
+
+def render_text(template: str, **variables: Any) -> str:
+    """Render a template that yields plain text (question texts, option texts)."""
+    return environment().get_template(template).render(**variables).strip()
+
+
+def render_parts(template: str, images: dict[str, ImagePart], **variables: Any) -> list[ContentPart]:
+    """Render a template into content parts; `images` maps the names used in image(...) to parts."""
+    rendered = environment().get_template(template).render(**variables)
+    parts: list[ContentPart] = []
+    position = 0
+    for marker in _SENTINEL.finditer(rendered):
+        _append_text(parts, rendered[position : marker.start()])
+        token = marker.group(1)
+        if token.startswith("image:"):
+            name = token[len("image:") :]
+            if name not in images:
+                raise ConfigError(f"template {template} asks for image {name!r}, which the caller did not provide")
+            parts.append(images[name])
+        position = marker.end()
+    _append_text(parts, rendered[position:])
+    return parts
+
+
+def _append_text(parts: list[ContentPart], text: str) -> None:
+    # Line breaks around markers are template layout, not prompt text; spaces are kept.
+    text = text.strip("\n")
+    if text.strip():
+        parts.append(TextPart(text=text))

@@ -1,0 +1,125 @@
+"""The run folder: runs/<id>/spec.json, samples.jsonl (append-only), summary.json.
+
+samples.jsonl gets one line per finished question, written and flushed as it arrives, so a run
+killed at any moment keeps every sample it finished. On resume, a last line cut off mid-write is
+removed (its question is simply asked again); any other damage is an error naming the line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+
+from harness.errors import RunFolderError
+from harness.files import write_json_atomically
+from harness.schema import RunSpec, RunSummary, SampleResult
+
+SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"
+
+
+def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")[:60]
+    return f"{stamp}_{slug}_{suite}"
+
+
+class RunFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, runs_dir: Path, spec: RunSpec) -> "RunFolder":
+        path = runs_dir / spec.run_id
+        if path.exists():
+            raise RunFolderError(f"{path} already exists; pass --resume {path} to continue it or choose another --run-id")
+        path.mkdir(parents=True)
+        folder = cls(path)
+        write_json_atomically(path / SPEC, spec.model_dump(mode="json"))
+        (path / SAMPLES).touch()
+        return folder
+
+    @classmethod
+    def open(cls, path: Path) -> "RunFolder":
+        if not (path / SPEC).is_file():
+            raise RunFolderError(f"{path}: not a run folder (no {SPEC}); pass the folder printed when the run started")
+        return cls(path)
+
+    def spec(self) -> RunSpec:
+        try:
+            return RunSpec.model_validate_json((self.path / SPEC).read_text())
+        except ValidationError as error:
+            raise RunFolderError(f"{self.path / SPEC}: not a valid run spec ({error.error_count()} problems)") from None
+
+    def read_samples(self, *, repair: bool = False) -> list[SampleResult]:
+        """All finished samples. With `repair`, a last line cut off by a kill is truncated away."""
+        path = self.path / SAMPLES
+        if not path.exists():
+            return []
+        data = path.read_bytes()
+        samples: list[SampleResult] = []
+        seen: set[str] = set()
+        offset = 0
+        for number, line in enumerate(data.splitlines(keepends=True), start=1):
+            complete = line.endswith(b"\n")
+            try:
+                sample = SampleResult.model_validate_json(line)
+            except ValidationError:
+                if not complete:  # the write in flight when the run was killed
+                    if repair:
+                        with path.open("r+b") as handle:
+                            handle.truncate(offset)
+                    break
+                raise RunFolderError(
+                    f"{path}: line {number} is not a valid sample; remove that line to resume (its question will be asked again)"
+                ) from None
+            if sample.question_id in seen:
+                raise RunFolderError(f"{path}: line {number} repeats question {sample.question_id!r}; remove the duplicate line")
+            seen.add(sample.question_id)
+            samples.append(sample)
+            offset += len(line)
+            if not complete and repair:  # valid JSON but no newline: finish the line
+                with path.open("ab") as handle:
+                    handle.write(b"\n")
+        return samples
+
+    def sample_writer(self) -> "SampleWriter":
+        return SampleWriter(self.path / SAMPLES)
+
+    def write_summary(self, summary: RunSummary) -> None:
+        write_json_atomically(self.path / SUMMARY, summary.model_dump(mode="json"))
+
+    def summary(self) -> RunSummary | None:
+        path = self.path / SUMMARY
+        return RunSummary.model_validate_json(path.read_text()) if path.exists() else None
+
+
+class SampleWriter:
+    """Appends one JSON line per sample and flushes it to the OS before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle: IO[str] = path.open("a", encoding="utf-8")
+
+    def write(self, sample: SampleResult) -> None:
+        self._handle.write(sample.model_dump_json() + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+
+    def __enter__(self) -> "SampleWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def sample_as_json(sample: SampleResult) -> str:
+    return json.dumps(sample.model_dump(mode="json"), sort_keys=True)

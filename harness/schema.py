@@ -1,0 +1,164 @@
+"""The records that flow through iadbench: image → question → sample result → summary.
+
+Every stage reads and writes these pydantic models, so a run folder, a question set and a
+report all speak the same vocabulary.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Subtask(StrEnum):
+    """The seven subtasks MMAD reports, in its column order."""
+
+    ANOMALY_DETECTION = "Anomaly Detection"
+    DEFECT_CLASSIFICATION = "Defect Classification"
+    DEFECT_LOCALIZATION = "Defect Localization"
+    DEFECT_DESCRIPTION = "Defect Description"
+    DEFECT_ANALYSIS = "Defect Analysis"
+    OBJECT_CLASSIFICATION = "Object Classification"
+    OBJECT_ANALYSIS = "Object Analysis"
+
+
+SUBTASKS: tuple[Subtask, ...] = tuple(Subtask)
+
+# MMAD's files use nine `type` strings; two of them are reported under Object Analysis.
+MMAD_TYPE_TO_SUBTASK: dict[str, Subtask] = {s.value: s for s in Subtask} | {
+    "Object Structure": Subtask.OBJECT_ANALYSIS,
+    "Object Details": Subtask.OBJECT_ANALYSIS,
+}
+
+OPTION_LETTERS: tuple[str, ...] = ("A", "B", "C", "D", "E")
+
+Label = Literal["normal", "anomaly"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ImageRecord(_Record):
+    """One query image and what is known about it. Paths are relative to the data root."""
+
+    id: str = Field(description="the image path relative to the data root; MMAD's key")
+    dataset: str
+    category: str
+    image_path: str
+    mask_paths: tuple[str, ...] = ()
+    label: Label
+    defect_type: str | None = None
+    random_templates: tuple[str, ...] = ()
+    similar_templates: tuple[str, ...] = ()
+
+
+class Question(_Record):
+    """One multiple-choice question about one image."""
+
+    id: str = Field(description="'<image id>#<index in the conversation>'")
+    image_id: str
+    index: int
+    subtask: Subtask
+    mmad_type: str = Field(description="the type string as written in the source file")
+    text: str
+    options: dict[str, str]
+    answer: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+ParseStatus = Literal["ok", "unparsable", "ambiguous", "invalid", "error", "declined"]
+
+
+class SampleResult(BaseModel):
+    """One line of samples.jsonl: everything needed to score and inspect one question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question_id: str
+    ordinal: int = Field(description="the question's position in its question set: the order of every table and export")
+    image_id: str
+    dataset: str
+    category: str
+    label: Label
+    subtask: Subtask
+    mmad_type: str
+    question: str
+    options: dict[str, str]
+    answer: str
+    model: str
+    request_digest: str
+    reply: str = ""
+    parsed: str | None = None
+    parse_status: ParseStatus
+    parse_reason: str | None = None
+    correct: bool
+    option_logprobs: dict[str, float] | None = None
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+
+
+class DecodingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+
+ScoringMode = Literal["strict", "mmad-compat"]
+TemplateKind = Literal["random", "similar"]
+
+
+class RunSpec(BaseModel):
+    """The resolved configuration of a run: what spec.json records. Never holds a secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    created_at: str
+    suite: str
+    task: Literal["mcq"] = "mcq"
+    data: str
+    data_root: str | None = None
+    data_digest: str | None = Field(None, description="sha256 of the question file")
+    model: str
+    shots: int = 1
+    templates: TemplateKind = "random"
+    image_max_side: int | None = None
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec)
+    scoring: ScoringMode = "strict"
+    seed: int = 0
+    limit: int | None = None
+    skip_bad: bool = False
+    max_connections: int = 32
+    versions: dict[str, str] = Field(default_factory=dict)
+    git_revision: str | None = None
+
+
+class SkippedRecord(BaseModel):
+    record: str
+    reason: str
+
+
+class RunSummary(BaseModel):
+    """summary.json: the scores of a finished run."""
+
+    run_id: str
+    model: str
+    suite: str
+    scoring: ScoringMode
+    n_questions: int
+    n_samples: int
+    status_counts: dict[str, int]
+    strict: dict
+    mmad_compat: dict
+    skipped_records: list[SkippedRecord] = Field(default_factory=list)
+    wall_time_s: float | None = None

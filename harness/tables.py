@@ -1,0 +1,48 @@
+"""Plain-text results tables for the terminal, in MMAD's layout."""
+
+from __future__ import annotations
+
+from harness.schema import SUBTASKS, RunSummary
+
+SHORT = {
+    "Anomaly Detection": "AD",
+    "Defect Classification": "DefCls",
+    "Defect Localization": "DefLoc",
+    "Defect Description": "DefDesc",
+    "Defect Analysis": "DefAna",
+    "Object Classification": "ObjCls",
+    "Object Analysis": "ObjAna",
+    "Average": "Average",
+}
+
+
+def _cell(value: float | None) -> str:
+    return "    -" if value is None else f"{value:5.1f}"
+
+
+def _table(title: str, rows: dict[str, dict], columns: list[str], extra_rows: dict[str, dict] | None = None) -> list[str]:
+    width = max([len(r) for r in rows] + [len(r) for r in (extra_rows or {})] + [10])
+    header = f"{'':<{width}}  " + "  ".join(f"{SHORT.get(c, c):>7}" for c in columns)
+    lines = [title, header, "-" * len(header)]
+    for name, row in list(rows.items()) + list((extra_rows or {}).items()):
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{_cell(row.get(c)):>7}" for c in columns))
+    return lines
+
+
+def results_table(summary: RunSummary) -> str:
+    """Accuracy (%) per dataset and subtask, the average, and the chance level beside it."""
+    columns = [s.value for s in SUBTASKS] + ["Average"]
+    if summary.scoring == "mmad-compat":
+        compat = summary.mmad_compat
+        rows = {r: compat["values"][r] for r in compat["rows"]}
+        lines = _table(f"{summary.model} on {summary.suite}: accuracy %, official MMAD scorer", rows, columns)
+        lines.append(f"records removed (answer not A-E): {compat['removed']}, skipped after a removal: {compat['skipped']}")
+    else:
+        strict = summary.strict
+        chance = {"chance": strict["chance"]["Average"]}
+        lines = _table(f"{summary.model} on {summary.suite}: accuracy % (strict: unanswered = wrong)", strict["accuracy"], columns, chance)
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
+    lines.append(f"{summary.n_samples}/{summary.n_questions} questions answered; answer status: {statuses}")
+    if summary.skipped_records:
+        lines.append(f"{len(summary.skipped_records)} bad records skipped (--skip-bad); listed in summary.json")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""The multiple-choice task: a Question becomes a request; a response becomes a scored sample."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.files import file_sha256
+from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart, TextPart
+from harness.parsing import parse_choice
+from harness.prompting import render_parts
+from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, TemplateKind
+
+
+@dataclass
+class PromptSettings:
+    shots: int = 1
+    templates: TemplateKind = "random"
+    image_max_side: int | None = None
+    decoding: DecodingSpec = field(default_factory=DecodingSpec)
+
+
+def question_text_parts(question: Question) -> dict:
+    return {"number": 1, "question": question.text, "options": question.options}
+
+
+def build_request(question: Question, image: ImageRecord, root: Path, settings: PromptSettings, seed: int) -> GenerateRequest:
+    """MMAD's open-model layout: instruction, k normal templates, query image, one question."""
+    template_paths = list(getattr(image, f"{settings.templates}_templates")[: settings.shots])
+    images = {"query": ImagePart(path=str(root / image.image_path), role="query", max_side=settings.image_max_side)}
+    names = []
+    for index, path in enumerate(template_paths):
+        names.append(f"template{index}")
+        images[names[-1]] = ImagePart(path=str(root / path), role="template", max_side=settings.image_max_side)
+    parts = render_parts("mmad/user.j2", images, templates=names, **question_text_parts(question))
+    return GenerateRequest(
+        messages=[ChatMessage(role="user", content=parts)],
+        decoding=settings.decoding,
+        option_letters=list(question.options),
+        sample_id=question.id,
+        sample_seed=seed,
+        reference_answer=question.answer,
+    )
+
+
+class RequestDigester:
+    """sha256 of what a model sees (model, messages with image bytes, decoding, option letters).
+
+    Image files are hashed by content once per run, so a renamed copy hashes the same and a changed
+    file does not.
+    """
+
+    def __init__(self) -> None:
+        self._image_digests: dict[str, str] = {}
+
+    def _image(self, path: str) -> str:
+        if path not in self._image_digests:
+            self._image_digests[path] = file_sha256(Path(path))
+        return self._image_digests[path]
+
+    def digest(self, model: str, request: GenerateRequest) -> str:
+        messages = [
+            {
+                "role": m.role,
+                "content": [
+                    {"text": p.text} if isinstance(p, TextPart) else {"image": self._image(p.path), "max_side": p.max_side}
+                    for p in m.content
+                ],
+            }
+            for m in request.messages
+        ]
+        payload = {"model": model, "messages": messages, "decoding": request.decoding.model_dump(), "options": request.option_letters}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def score_response(
+    question: Question, image: ImageRecord, ordinal: int, model: str, digest: str, response: GenerateResponse
+) -> SampleResult:
+    if response.error is not None:
+        letter, status, reason = None, "error", response.error
+    elif response.declined:
+        letter, status, reason = None, "declined", "the model declines this kind of question"
+    else:
+        parsed = parse_choice(response.text, question.options)
+        letter, status, reason = parsed.letter, parsed.status, parsed.reason
+    return SampleResult(
+        question_id=question.id,
+        ordinal=ordinal,
+        image_id=image.id,
+        dataset=image.dataset,
+        category=image.category,
+        label=image.label,
+        subtask=question.subtask,
+        mmad_type=question.mmad_type,
+        question=question.text,
+        options=question.options,
+        answer=question.answer,
+        model=model,
+        request_digest=digest,
+        reply=response.text,
+        parsed=letter,
+        parse_status=status,
+        parse_reason=reason,
+        correct=letter is not None and letter == question.answer,
+        option_logprobs=response.option_logprobs,
+        latency_s=response.latency_s,
+        usage=response.usage,
+        error=response.error,
+    )

@@ -1,0 +1,211 @@
+"""`iadbench generate`: an AD dataset on disk → an MMAD-format question set (mmad.json).
+
+The output folder is self-contained, like MMAD's own release: mmad.json at its root, keys relative
+to it (`<dataset>/<category>/test/<defect>/NNN.png`), and the images, masks and templates under
+`<dataset>/` (hard links to the source where the filesystem allows, copies otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from harness.files import write_json_atomically
+from harness.schema import Subtask
+from question_gen import knowledge
+from question_gen.attributes import defect_attributes, estimate_object_area
+from question_gen.balance import arrange_options, balanced_positions
+from question_gen.drafts import Draft, ImageContext, draft_questions
+from question_gen.sources import SourceCategory, SourceImage, read_mvtec_layout
+
+N_TEMPLATES = 4
+THUMBNAIL_SIDE = 16
+
+
+@dataclass
+class GenerationReport:
+    dataset: str
+    images: int = 0
+    questions_by_subtask: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)  # "<subtask>: <reason>" → count
+    answer_positions: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "images": self.images,
+            "questions": sum(self.questions_by_subtask.values()),
+            "questions_by_subtask": dict(self.questions_by_subtask),
+            "answer_positions": dict(sorted(self.answer_positions.items())),
+            "skipped": dict(self.skipped),
+        }
+
+
+def _rng(seed: int, key: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(key.encode())]))
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _load_mask(paths: list[Path], shape: tuple[int, int]) -> np.ndarray:
+    """Union of the masks (LOCO keeps several per image); a size mismatch is resized nearest."""
+    union = np.zeros(shape, dtype=bool)
+    for path in paths:
+        with Image.open(path) as mask:
+            gray = mask.convert("L")
+            if gray.size != (shape[1], shape[0]):
+                gray = gray.resize((shape[1], shape[0]), Image.NEAREST)
+            union |= np.asarray(gray) > 0
+    return union
+
+
+def _descriptor(rgb: np.ndarray) -> np.ndarray:
+    """Template-similarity descriptor: a 16×16 grey thumbnail, zero-mean and unit-norm.
+
+    Cosine similarity of these compares global layout and pose, which is what makes a normal
+    template useful to hold beside a query; it needs no download and costs microseconds.
+    """
+    thumb = Image.fromarray(rgb).convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BILINEAR)
+    vector = np.asarray(thumb, dtype=np.float32).ravel()
+    vector -= vector.mean()
+    return vector / (np.linalg.norm(vector) or 1.0)
+
+
+def _materialise(source_root: Path, dataset_dir: Path, relative_paths: list[str]) -> None:
+    """Make the set self-contained: link (or copy) each needed file under the output folder."""
+    if source_root.resolve() == dataset_dir.resolve():
+        return
+    for relative in relative_paths:
+        target = dataset_dir / relative
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source_root / relative, target)
+        except OSError:
+            shutil.copy2(source_root / relative, target)
+
+
+@dataclass
+class _PendingImage:
+    key: str
+    entry: dict
+    drafts: list[Draft]
+
+
+def generate_question_set(
+    source_root: Path,
+    out: Path,
+    *,
+    dataset_name: str,
+    knowledge_key: str,
+    seed: int = 0,
+) -> GenerationReport:
+    """Write `out/mmad.json` (and `out/generation_report.json`) for an MVTec-layout dataset."""
+    categories = read_mvtec_layout(source_root)
+    dataset_dir = out / dataset_name
+    report = GenerationReport(dataset=dataset_name)
+    dataset_objects = tuple(
+        entry.name for c in categories if (entry := knowledge.object_knowledge(knowledge_key, c.name)) is not None
+    )
+    pending: list[_PendingImage] = []
+    needed_files: list[str] = []
+    for category in categories:
+        pending += _category_questions(source_root, category, dataset_name, knowledge_key, dataset_objects, seed, report)
+        needed_files += category.train_good + [p for image in category.test for p in (image.path, *image.mask_paths)]
+    _materialise(source_root, dataset_dir, needed_files)
+
+    drafts = [draft for image in pending for draft in image.drafts]
+    positions = iter(balanced_positions([1 + len(d.distractors) for d in drafts], _rng(seed, "answer-positions")))
+    mmad: dict[str, dict] = {}
+    for image in pending:
+        rng = _rng(seed, "options:" + image.key)
+        conversation = []
+        for draft in image.drafts:
+            options, answer = arrange_options(draft.correct, draft.distractors, next(positions), rng)
+            conversation.append({"Question": draft.text, "Options": options, "Answer": answer, "type": draft.subtask.value})
+            report.questions_by_subtask[draft.subtask.value] += 1
+            report.answer_positions[answer] += 1
+        mmad[image.key] = {"conversation": conversation, **image.entry}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(out / "mmad.json", mmad)
+    write_json_atomically(out / "generation_report.json", report.as_dict())
+    return report
+
+
+def _category_questions(
+    source_root: Path,
+    category: SourceCategory,
+    dataset_name: str,
+    knowledge_key: str,
+    dataset_objects: tuple[str, ...],
+    seed: int,
+    report: GenerationReport,
+) -> list[_PendingImage]:
+    templates = [_load_rgb(source_root / p) for p in category.train_good]
+    template_descriptors = np.stack([_descriptor(t) for t in templates])
+    object_area = estimate_object_area(templates[0])
+    object_entry = knowledge.object_knowledge(knowledge_key, category.name)
+    template_keys = [f"{dataset_name}/{p}" for p in category.train_good]
+    pending = []
+    for image in category.test:
+        key = f"{dataset_name}/{image.path}"
+        rng = _rng(seed, key)
+        rgb = _load_rgb(source_root / image.path)
+        attributes = None
+        if image.label == "anomaly":
+            mask = _load_mask([source_root / p for p in image.mask_paths], rgb.shape[:2])
+            attributes = defect_attributes(mask, rgb, object_area)
+        context = ImageContext(
+            category=category.name,
+            label=image.label,
+            defect_folder=image.defect_folder,
+            attributes=attributes,
+            category_defects=category.defect_folders,
+            dataset_objects=tuple(name for name in dataset_objects if object_entry is None or name != object_entry.name),
+            object_knowledge=object_entry,
+        )
+        drafts, skips = draft_questions(context, rng)
+        for skip in skips:
+            report.skipped[f"{skip.subtask.value}: {skip.reason}"] += 1
+        similarity = template_descriptors @ _descriptor(rgb)
+        similar = [template_keys[i] for i in np.argsort(-similarity, kind="stable")[:N_TEMPLATES]]
+        random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
+        entry = {
+            "mask_path": _mask_path_in_category(image) or "",
+            "similar_templates": similar,
+            "random_templates": [template_keys[i] for i in random_pick],
+        }
+        pending.append(_PendingImage(key, entry, drafts))
+        report.images += 1
+    return pending
+
+
+def _mask_path_in_category(image: SourceImage) -> str | None:
+    """MMAD writes mask paths relative to the category folder."""
+    if not image.mask_paths:
+        return None
+    return image.mask_paths[0].split("/", 1)[1]
+
+
+def generate_synthetic_question_set(out: Path, *, seed: int = 0, size: int = 256) -> GenerationReport:
+    """The built-in suite: draw the synthetic dataset under out/Synthetic, then its questions."""
+    from question_gen.synthetic.writer import write_synthetic_dataset
+
+    dataset_dir = out / "Synthetic"
+    write_synthetic_dataset(dataset_dir, seed=seed, size=size)
+    return generate_question_set(dataset_dir, out, dataset_name="Synthetic", knowledge_key="synthetic", seed=seed)
+
+
+# Subtasks an image gets, for documentation and tests.
+NORMAL_SUBTASKS = (Subtask.ANOMALY_DETECTION, Subtask.OBJECT_CLASSIFICATION, Subtask.OBJECT_ANALYSIS)

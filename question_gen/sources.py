@@ -1,0 +1,77 @@
+"""Reading AD datasets on disk into the images a question set is generated from.
+
+The skeleton reads the MVTec AD layout (which the synthetic dataset also uses):
+
+    <root>/<category>/train/good/*.png                  normal images (templates)
+    <root>/<category>/test/good/*.png                   normal test images
+    <root>/<category>/test/<defect>/NNN.png             anomalous test images
+    <root>/<category>/ground_truth/<defect>/NNN_mask.png  their masks (non-zero = defect)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    path: str  # relative to the dataset root, POSIX separators
+    category: str
+    label: str  # "normal" | "anomaly"
+    defect_folder: str | None
+    mask_paths: tuple[str, ...] = ()
+
+
+@dataclass
+class SourceCategory:
+    name: str
+    train_good: list[str] = field(default_factory=list)
+    test: list[SourceImage] = field(default_factory=list)
+
+    @property
+    def defect_folders(self) -> tuple[str, ...]:
+        return tuple(sorted({image.defect_folder for image in self.test if image.defect_folder}))
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_mvtec_layout(root: Path) -> list[SourceCategory]:
+    """Categories of an MVTec-AD-layout folder, with a clear error for anything incomplete."""
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    categories = []
+    for category_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "test").is_dir()):
+        category = SourceCategory(category_dir.name)
+        train_good = category_dir / "train" / "good"
+        if not train_good.is_dir() or not _images(train_good):
+            raise DataError(
+                f"{train_good}: no normal training images; every category needs train/good images to serve as templates"
+            )
+        category.train_good = [p.relative_to(root).as_posix() for p in _images(train_good)]
+        for defect_dir in sorted(p for p in (category_dir / "test").iterdir() if p.is_dir()):
+            for image in _images(defect_dir):
+                relative = image.relative_to(root).as_posix()
+                if defect_dir.name == "good":
+                    category.test.append(SourceImage(relative, category.name, "normal", None))
+                    continue
+                mask = category_dir / "ground_truth" / defect_dir.name / f"{image.stem}_mask.png"
+                if not mask.is_file():
+                    raise DataError(
+                        f"{image}: anomalous image without its mask (expected {mask}); add the mask or remove the image"
+                    )
+                category.test.append(
+                    SourceImage(relative, category.name, "anomaly", defect_dir.name, (mask.relative_to(root).as_posix(),))
+                )
+        if not category.test:
+            raise DataError(f"{category_dir / 'test'}: category has no test images")
+        categories.append(category)
+    if not categories:
+        raise DataError(f"{root}: no category folders with a test/ subfolder (expected the MVTec AD layout)")
+    return categories
