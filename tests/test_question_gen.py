@@ -1,0 +1,167 @@
+"""Question generation: attributes from masks, the subtask rules, balance, MMAD format, determinism."""
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.data.mmad import load_mmad
+from harness.schema import Subtask
+from question_gen.attributes import adjacent_cells, cell_name, defect_attributes, grid_cell_shares
+from question_gen.balance import arrange_options, balanced_positions
+from question_gen.generate import generate_question_set
+from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
+
+
+def _mask(box, size=90):
+    mask = np.zeros((size, size), dtype=bool)
+    top, left, bottom, right = box
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def _gray(size=90, value=128):
+    return np.full((size, size, 3), value, dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("box", "cell"),
+    [((2, 2, 12, 12), (0, 0)), ((40, 40, 50, 50), (1, 1)), ((70, 75, 85, 88), (2, 2)), ((5, 40, 10, 50), (0, 1)), ((40, 70, 50, 80), (1, 2))],
+)
+def test_main_cell_of_a_box(box, cell):
+    attributes = defect_attributes(_mask(box), _gray(), object_area=90 * 90)
+    assert attributes.main_cell == cell
+
+
+def test_defect_across_cells_has_no_main_cell():
+    # A bar spanning the full width has a third of its area in each of three cells.
+    attributes = defect_attributes(_mask((40, 0, 44, 90)), _gray(), object_area=90 * 90)
+    assert attributes.main_cell is None
+    assert np.allclose(np.asarray(attributes.cell_shares)[1], [1 / 3] * 3, atol=0.02)
+
+
+def test_size_shape_count_and_tone():
+    image = _gray()
+    image[40:42, 10:40] = 20  # a dark bar of 60 px: 0.7% of the object (small is < 1%)
+    bar = defect_attributes(_mask((40, 10, 42, 40)), image, object_area=90 * 90)
+    assert (bar.shape, bar.size, bar.count, bar.tone) == ("elongated", "small", 1, "darker")
+
+    ys, xs = np.mgrid[0:90, 0:90]
+    disc = (ys - 45) ** 2 + (xs - 45) ** 2 <= 15**2
+    bright = _gray()
+    bright[disc] = 230
+    round_ = defect_attributes(disc, bright, object_area=90 * 90)
+    assert (round_.shape, round_.size, round_.tone) == ("round", "large", "brighter")
+
+    two = _mask((5, 5, 10, 10)) | _mask((70, 70, 75, 75))
+    assert defect_attributes(two, _gray(), object_area=90 * 90).count == 2
+    speck = _mask((5, 5, 10, 10)) | _mask((70, 70, 71, 72))  # 2 px: a speck, not a second defect
+    assert defect_attributes(speck, _gray(), object_area=90 * 90).count == 1
+
+    tinted = _gray()
+    tinted[40:60, 40:60] = (160, 128, 90)  # same brightness, other colour
+    assert defect_attributes(_mask((40, 40, 60, 60)), tinted, 90 * 90).tone == "discoloured"
+
+
+def test_grid_names_and_adjacency():
+    assert cell_name(0, 0) == "top left" and cell_name(1, 1) == "center" and cell_name(2, 1) == "bottom center"
+    assert adjacent_cells(1, 1) == {(0, 1), (2, 1), (1, 0), (1, 2)}
+    assert adjacent_cells(0, 0) == {(0, 1), (1, 0)}
+    assert grid_cell_shares(_mask((0, 0, 30, 30))).sum() == pytest.approx(1.0)
+
+
+def test_balanced_positions_are_even_per_option_count():
+    counts = [2] * 101 + [4] * 203
+    positions = balanced_positions(counts, np.random.default_rng(0))
+    two = np.bincount([p for p, n in zip(positions, counts) if n == 2], minlength=2)
+    four = np.bincount([p for p, n in zip(positions, counts) if n == 4], minlength=4)
+    assert two.max() - two.min() <= 1 and four.max() - four.min() <= 1
+    options, answer = arrange_options("right", ("w1", "w2", "w3"), 2, np.random.default_rng(0))
+    assert answer == "C" and options["C"] == "right" and set(options.values()) == {"right", "w1", "w2", "w3"}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gen")
+    write_synthetic_dataset(root / "source", seed=1, size=128, counts=SyntheticCounts(train_good=3, test_good=2, per_defect=2))
+    report = generate_question_set(root / "source", root / "out", dataset_name="Synth", knowledge_key="synthetic", seed=4)
+    return root, report
+
+
+def test_mmad_format_and_every_subtask(generated):
+    root, report = generated
+    data = json.loads((root / "out/mmad.json").read_text())
+    assert all(key.startswith("Synth/") for key in data)
+    types = {q["type"] for entry in data.values() for q in entry["conversation"]}
+    assert types == {s.value for s in Subtask}
+    for key, entry in data.items():
+        assert list(entry) == ["conversation", "mask_path", "similar_templates", "random_templates"]
+        first = entry["conversation"][0]
+        assert first["type"] == "Anomaly Detection" and set(first["Options"].values()) == {"Yes.", "No."}
+        for question in entry["conversation"]:
+            assert list(question) == ["Question", "Options", "Answer", "type"]
+            assert question["Answer"] in question["Options"]
+            assert len(set(question["Options"].values())) == len(question["Options"])  # no duplicate options
+        subtasks = {q["type"] for q in entry["conversation"]}
+        if "/good/" in key:
+            assert subtasks == {"Anomaly Detection", "Object Classification", "Object Analysis"} and entry["mask_path"] == ""
+        else:
+            assert {"Defect Classification", "Defect Description", "Defect Analysis"} <= subtasks
+            assert entry["mask_path"].startswith("ground_truth/")
+        assert len(entry["random_templates"]) == 3 and all("/train/good/" in t for t in entry["random_templates"])
+        assert sorted(entry["similar_templates"]) == sorted(entry["random_templates"])  # all 3 train images, ranked
+    assert sum(report.questions_by_subtask.values()) == sum(len(e["conversation"]) for e in data.values())
+
+
+def test_generated_set_is_readable_and_self_contained(generated):
+    root, _ = generated
+    question_set = load_mmad(root / "out/mmad.json")  # validates every path inside out/
+    assert len(question_set.questions) > 100 and not question_set.skipped
+
+
+def test_answers_are_true_by_construction(generated):
+    root, _ = generated
+    data = json.loads((root / "out/mmad.json").read_text())
+    for key, entry in data.items():
+        by_type = {q["type"]: q for q in entry["conversation"]}
+        detection = by_type["Anomaly Detection"]
+        assert detection["Options"][detection["Answer"]] == ("No." if "/good/" in key else "Yes.")
+        if "Defect Classification" in by_type:
+            question = by_type["Defect Classification"]
+            defect = key.split("/")[-2]
+            expected = {"scratch": "Scratch", "crack": "Crack", "hole": "Hole", "stain": "Contamination", "discoloration": "Discoloration", "missing_part": "Missing part"}[defect]
+            assert question["Options"][question["Answer"]] == expected
+        if "Defect Localization" in by_type:
+            from PIL import Image
+
+            question = by_type["Defect Localization"]
+            mask = np.asarray(Image.open(root / "out" / "/".join(key.split("/")[:2]) / entry["mask_path"])) > 0
+            shares = grid_cell_shares(mask)
+            row, col = np.unravel_index(shares.argmax(), shares.shape)
+            assert question["Options"][question["Answer"]] == f"The {cell_name(row, col)} of the image."
+
+
+def test_answer_positions_balanced_across_the_set(generated):
+    root, report = generated
+    data = json.loads((root / "out/mmad.json").read_text())
+    four = [q["Answer"] for e in data.values() for q in e["conversation"] if len(q["Options"]) == 4]
+    counts = np.bincount([ord(a) - 65 for a in four], minlength=4)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_same_seed_same_set_other_seed_other_order(tmp_path, generated):
+    root, _ = generated
+    generate_question_set(root / "source", tmp_path / "again", dataset_name="Synth", knowledge_key="synthetic", seed=4)
+    generate_question_set(root / "source", tmp_path / "other", dataset_name="Synth", knowledge_key="synthetic", seed=5)
+    original = (root / "out/mmad.json").read_text()
+    assert (tmp_path / "again/mmad.json").read_text() == original
+    assert (tmp_path / "other/mmad.json").read_text() != original
+
+
+def test_missing_mask_is_named(tmp_path):
+    from harness.errors import DataError
+
+    write_synthetic_dataset(tmp_path / "src", seed=0, size=96, counts=SyntheticCounts(1, 1, 1))
+    (tmp_path / "src/washer/ground_truth/crack/000_mask.png").unlink()
+    with pytest.raises(DataError, match="washer/test/crack/000.png: anomalous image without its mask"):
+        generate_question_set(tmp_path / "src", tmp_path / "out", dataset_name="S", knowledge_key="synthetic")
