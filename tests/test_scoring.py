@@ -11,7 +11,7 @@ from harness.metrics.accuracy import CompatTable, mmad_compat_table, strict_scor
 from harness.schema import SampleResult, Subtask
 from tests.mmad_reference import reference_mmad_scores
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmad_published"
+PUBLISHED = Path(__file__).resolve().parents[1] / "harness" / "published"
 TYPES = ["Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description", "Defect Analysis", "Object Classification", "Object Structure", "Object Details"]
 
 
@@ -75,7 +75,14 @@ def test_csv_layout_is_byte_identical_to_published(name):
     assert table.to_csv() == text
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in PUBLISHED.glob("*.csv")))
+PUBLISHED_FILES = sorted(p.name for p in PUBLISHED.glob("*.csv"))
+
+
+def test_all_published_tables_are_present():
+    assert len(PUBLISHED_FILES) == 22  # guards the parametrized test below against an empty list
+
+
+@pytest.mark.parametrize("name", PUBLISHED_FILES)
 def test_published_averages_follow_our_definition(name):
     """Every published row's Average is the mean of its 7 subtasks. Today's pandas sums left to right
     (our definition, exactly); some published files were written by an older pandas that summed in
