@@ -7,7 +7,6 @@ removed (its question is simply asked again); any other damage is an error namin
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import datetime, timezone
@@ -119,7 +118,3 @@ class SampleWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def sample_as_json(sample: SampleResult) -> str:
-    return json.dumps(sample.model_dump(mode="json"), sort_keys=True)

@@ -18,7 +18,6 @@ import numpy as np
 from PIL import Image
 
 from harness.files import write_json_atomically
-from harness.schema import Subtask
 from question_gen import knowledge
 from question_gen.attributes import defect_attributes, estimate_object_area
 from question_gen.balance import arrange_options, balanced_positions
@@ -205,7 +204,3 @@ def generate_synthetic_question_set(out: Path, *, seed: int = 0, size: int = 256
     dataset_dir = out / "Synthetic"
     write_synthetic_dataset(dataset_dir, seed=seed, size=size)
     return generate_question_set(dataset_dir, out, dataset_name="Synthetic", knowledge_key="synthetic", seed=seed)
-
-
-# Subtasks an image gets, for documentation and tests.
-NORMAL_SUBTASKS = (Subtask.ANOMALY_DETECTION, Subtask.OBJECT_CLASSIFICATION, Subtask.OBJECT_ANALYSIS)

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from question_gen.synthetic.writer import CATEGORIES, SyntheticCounts, write_synthetic_dataset
 
@@ -52,10 +53,7 @@ def test_defect_changes_pixels_inside_its_mask(tmp_path):
             scene = make_scene(category, rng, 128)
             image, mask = paint_defect(kind, scene, rng, 128)
             changed = np.abs(image - scene.image).max(axis=-1) > 0.02
-            grown = np.zeros_like(mask)
-            from scipy import ndimage
-
-            grown = ndimage.binary_dilation(mask, iterations=3)
+            grown = ndimage.binary_dilation(mask, iterations=3)  # soft edges may touch a neighbour pixel
             assert changed[mask].mean() > 0.5, f"{category}/{kind}: most mask pixels must change"
             assert not (changed & ~grown).any(), f"{category}/{kind}: pixels changed outside the mask"
 

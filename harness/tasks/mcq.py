@@ -22,10 +22,6 @@ class PromptSettings:
     decoding: DecodingSpec = field(default_factory=DecodingSpec)
 
 
-def question_text_parts(question: Question) -> dict:
-    return {"number": 1, "question": question.text, "options": question.options}
-
-
 def build_request(question: Question, image: ImageRecord, root: Path, settings: PromptSettings, seed: int) -> GenerateRequest:
     """MMAD's open-model layout: instruction, k normal templates, query image, one question."""
     template_paths = list(getattr(image, f"{settings.templates}_templates")[: settings.shots])
@@ -34,7 +30,7 @@ def build_request(question: Question, image: ImageRecord, root: Path, settings: 
     for index, path in enumerate(template_paths):
         names.append(f"template{index}")
         images[names[-1]] = ImagePart(path=str(root / path), role="template", max_side=settings.image_max_side)
-    parts = render_parts("mmad/user.j2", images, templates=names, **question_text_parts(question))
+    parts = render_parts("mmad/user.j2", images, templates=names, number=1, question=question.text, options=question.options)
     return GenerateRequest(
         messages=[ChatMessage(role="user", content=parts)],
         decoding=settings.decoding,
