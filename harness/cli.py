@@ -29,54 +29,125 @@ def _add_eval(commands) -> None:
     parser.add_argument("--runs-dir", default="runs", help="where run folders are created (default: runs/)")
     parser.add_argument("--run-id", help="name of the run folder (default: time_model_suite)")
     parser.add_argument("--resume", metavar="RUN", help="continue a run folder: asks only the questions not yet answered")
+    parser.add_argument("--retry-errors", action="store_true", help="with --resume: ask again the questions whose backend call failed")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--dry-run", action="store_true", help="print requests, images, estimated tokens and cost; call nothing")
+    api = parser.add_argument_group("API backends (openai/<model>)")
+    api.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for vLLM (default $OPENAI_BASE_URL or OpenAI)")
+    api.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY; the key itself is never recorded)")
+    api.add_argument("--image-detail", choices=["low", "high", "auto"], help="the image_url detail level (default low)")
+    api.add_argument("--request-timeout", type=float, help="seconds before one request is abandoned and retried (default 60)")
+    api.add_argument("--max-attempts", type=int, help="tries per question before it is recorded as failed (default 8)")
+    api.add_argument("--choice-scoring", choices=["generate", "logprobs"], help="parse the reply, or pick the most probable option letter")
+    api.add_argument("--no-cache", action="store_true", help="bypass the persistent response cache")
+    api.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
+
+
+def _given_model_options(args: argparse.Namespace) -> dict:
+    """Backend options the user gave on the command line (the rest keep their defaults)."""
+    given = {
+        "base_url": args.base_url,
+        "api_key_env": args.api_key_env,
+        "image_detail": args.image_detail,
+        "request_timeout_s": args.request_timeout,
+        "max_attempts": args.max_attempts,
+        "max_connections": args.max_connections,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _resume_spec(args: argparse.Namespace):
+    from harness.runlog import RunFolder
+
+    folder = RunFolder.open(Path(args.resume))
+    spec = folder.spec()
+    given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots, "--choice-scoring": args.choice_scoring}
+    conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:].replace("-", "_")))]
+    if conflicts:
+        raise IadbenchError(f"--resume keeps the run's own settings; drop {', '.join(conflicts)} (see {folder.path / 'spec.json'})")
+    if args.image_detail or args.api_key_env:
+        raise IadbenchError("--resume keeps the run's --image-detail and --api-key-env (see spec.json)")
+    # How a run is carried out (connections, timeouts, attempts, budget, cache) may change on
+    # resume; what it asks and how it scores may not.
+    carried_out = {k: v for k, v in _given_model_options(args).items() if k != "base_url"}
+    updates: dict = {"model_options": spec.model_options | carried_out}
+    if args.max_connections:
+        updates["max_connections"] = args.max_connections
+    if args.max_cost is not None:
+        updates["max_cost_usd"] = args.max_cost
+    if args.no_cache:
+        updates["cache"] = False
+    spec = spec.model_copy(update=updates)
+    folder.update_spec(spec)
+    if args.retry_errors:
+        dropped = folder.drop_failed_samples()
+        print(f"--retry-errors: {dropped} failed samples will be asked again", file=sys.stderr)
+    print(f"resuming {folder.path}", file=sys.stderr)
+    return spec, folder
+
+
+def _new_spec(args: argparse.Namespace):
+    from harness.evaluate import EvalOverrides, resolve_spec
+    from harness.models.base import ModelOptions, create_model
+
+    if args.retry_errors:
+        raise IadbenchError("--retry-errors goes with --resume RUN")
+    model_name = args.model or "random"
+    options = ModelOptions(**_given_model_options(args))
+    overrides = EvalOverrides(
+        data=args.data,
+        data_root=args.data_root,
+        shots=args.shots,
+        templates=args.templates,
+        image_max_side=args.image_max_side,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        scoring="mmad-compat" if args.mmad_compat else None,
+        choice_scoring=args.choice_scoring,
+        seed=args.seed,
+        limit=args.limit,
+        skip_bad=args.skip_bad,
+        max_connections=args.max_connections,
+        run_id=args.run_id,
+        cache=not args.no_cache,
+        max_cost_usd=args.max_cost,
+        model_options=options,
+    )
+    model = create_model(model_name, seed=args.seed, options=options)
+    return resolve_spec(args.suite or "synthetic-quick", model_name, overrides, model.default_concurrency), model
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from harness.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
-    from harness.models.base import create_model
-    from harness.runlog import RunFolder
+    from harness.errors import FatalBackendError
+    from harness.evaluate import load_questions, model_for, run_evaluation, start_run
     from harness.tables import results_table
 
-    question_set = None
+    question_set = model = None
     if args.resume:
-        folder = RunFolder.open(Path(args.resume))
-        spec = folder.spec()
-        given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots}
-        conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:]))]
-        if conflicts:
-            raise IadbenchError(f"--resume keeps the run's own settings; drop {', '.join(conflicts)} (see {folder.path / 'spec.json'})")
-        if args.max_connections:
-            spec = spec.model_copy(update={"max_connections": args.max_connections})  # speed only, not results
-        print(f"resuming {folder.path}", file=sys.stderr)
+        spec, folder = _resume_spec(args)
+        model = model_for(spec, base_url=args.base_url)
     else:
-        model_name = args.model or "random"
-        overrides = EvalOverrides(
-            data=args.data,
-            data_root=args.data_root,
-            shots=args.shots,
-            templates=args.templates,
-            image_max_side=args.image_max_side,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            scoring="mmad-compat" if args.mmad_compat else None,
-            seed=args.seed,
-            limit=args.limit,
-            skip_bad=args.skip_bad,
-            max_connections=args.max_connections,
-            run_id=args.run_id,
-        )
-        default_concurrency = create_model(model_name, seed=args.seed).default_concurrency
-        spec = resolve_spec(args.suite or "synthetic-quick", model_name, overrides, default_concurrency)
+        spec, model = _new_spec(args)
+        if args.dry_run:
+            from harness.dryrun import estimate
+
+            print(estimate(spec, load_questions(spec)).describe(spec.model))
+            return 0
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
         print(f"run folder: {folder.path}", file=sys.stderr)
     try:
-        summary = run_evaluation(spec, folder, question_set=question_set, progress=not args.quiet)
+        summary = run_evaluation(spec, folder, question_set=question_set, model=model, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\ninterrupted; every finished answer is saved. Continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
         return 130
+    except FatalBackendError as error:
+        print(f"iadbench: error: {error}\nevery finished answer is saved; continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
+        return 2
     print(results_table(summary))
     print(f"run folder: {folder.path}")
+    if summary.stopped_reason:
+        print(f"stopped early ({summary.stopped_reason}); continue with: iadbench eval --resume {folder.path} --max-cost <higher>", file=sys.stderr)
+        return 3
     return 0
 
 

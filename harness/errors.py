@@ -15,3 +15,7 @@ class ConfigError(IadbenchError):
 
 class RunFolderError(IadbenchError):
     """A run folder that cannot be created, read or resumed."""
+
+
+class FatalBackendError(IadbenchError):
+    """The backend cannot answer anything (bad key, unknown model): stop the run, keep its samples."""

@@ -6,6 +6,7 @@ import asyncio
 import platform
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -13,21 +14,22 @@ from pathlib import Path
 
 import harness
 from harness.data.mmad import QuestionSet, load_mmad
-from harness.data.sources import resolve_data
+from harness.data.sources import cache_dir, resolve_data
 from harness.errors import ConfigError
 from harness.export import answers_file_records
 from harness.metrics.accuracy import mmad_compat_table, strict_scores
-from harness.models.base import create_model
+from harness.models.base import Model, ModelOptions, create_model
+from harness.models.pricing import cost_usd
 from harness.runlog import RunFolder, new_run_id
-from harness.runner import EvalPlan, run_plan
-from harness.schema import DecodingSpec, RunSpec, RunSummary, SampleResult
+from harness.runner import EvalPlan, RunOutcome, run_plan
+from harness.schema import DecodingSpec, RunSpec, RunSummary, SampleResult, Usage
 from harness.suites import load_suite
 from harness.tasks.mcq import PromptSettings
 
 
 @dataclass
 class EvalOverrides:
-    """Command-line values; None means 'take the suite's value'."""
+    """Command-line values; None means 'take the suite's (or backend's) value'."""
 
     data: str | None = None
     data_root: str | None = None
@@ -37,16 +39,20 @@ class EvalOverrides:
     max_new_tokens: int | None = None
     temperature: float | None = None
     scoring: str | None = None
+    choice_scoring: str | None = None
     seed: int = 0
     limit: int | None = None
     skip_bad: bool = False
     max_connections: int | None = None
     run_id: str | None = None
+    cache: bool = True
+    max_cost_usd: float | None = None
+    model_options: ModelOptions | None = None
 
 
 def _package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "iadbench": harness.__version__}
-    for package in ("numpy", "pillow", "pydantic", "jinja2", "scikit-learn", "scikit-image"):
+    for package in ("numpy", "pillow", "pydantic", "jinja2", "scikit-learn", "scikit-image", "openai"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -67,6 +73,16 @@ def _git_revision() -> str | None:
         return None
 
 
+def recorded_options(options: ModelOptions) -> dict:
+    """Backend options as spec.json keeps them: the base URL without credentials or query."""
+    from harness.models.openai import redact_url
+
+    recorded = options.model_dump()
+    if recorded["base_url"]:
+        recorded["base_url"] = redact_url(recorded["base_url"])
+    return recorded
+
+
 def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_concurrency: int) -> RunSpec:
     suite = load_suite(suite_name)
     pick = lambda value, fallback: fallback if value is None else value  # noqa: E731
@@ -75,6 +91,8 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         temperature=pick(overrides.temperature, suite.decoding.temperature),
         top_p=suite.decoding.top_p,
     )
+    max_connections = pick(overrides.max_connections, default_concurrency)
+    options = (overrides.model_options or ModelOptions()).model_copy(update={"max_connections": max_connections})
     return RunSpec(
         run_id=overrides.run_id or new_run_id(model, suite_name),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -88,10 +106,14 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         image_max_side=pick(overrides.image_max_side, suite.image_max_side),
         decoding=decoding,
         scoring=pick(overrides.scoring, suite.scoring),
+        choice_scoring=pick(overrides.choice_scoring, suite.choice_scoring),
+        model_options=recorded_options(options),
         seed=overrides.seed,
         limit=overrides.limit,
         skip_bad=overrides.skip_bad,
-        max_connections=pick(overrides.max_connections, default_concurrency),
+        max_connections=max_connections,
+        cache=overrides.cache,
+        max_cost_usd=overrides.max_cost_usd,
         versions=_package_versions(),
         git_revision=_git_revision(),
     )
@@ -105,11 +127,15 @@ def load_questions(spec: RunSpec) -> QuestionSet:
     return question_set
 
 
-def summarise(spec: RunSpec, samples: list[SampleResult], question_set: QuestionSet, wall_time_s: float | None) -> RunSummary:
+def _error_kind(error: str) -> str:
+    return error.split(":", 1)[0].split(" ")[0] or "Error"
+
+
+def summarise(spec: RunSpec, samples: list[SampleResult], question_set: QuestionSet, wall_time_s: float | None, stopped_reason: str | None = None) -> RunSummary:
     compat = mmad_compat_table(answers_file_records(samples))
-    statuses: dict[str, int] = {}
-    for sample in samples:
-        statuses[sample.parse_status] = statuses.get(sample.parse_status, 0) + 1
+    statuses = Counter(s.parse_status for s in samples)
+    paid = [s for s in samples if not s.cached]
+    costs = [cost_usd(spec.model, s.usage) for s in paid]
     return RunSummary(
         run_id=spec.run_id,
         model=spec.model,
@@ -117,16 +143,33 @@ def summarise(spec: RunSpec, samples: list[SampleResult], question_set: Question
         scoring=spec.scoring,
         n_questions=len(question_set.questions),
         n_samples=len(samples),
-        status_counts=statuses,
+        status_counts=dict(statuses),
         strict=strict_scores(samples),
         mmad_compat={"rows": compat.rows, "columns": compat.columns, "values": compat.values, "removed": compat.removed, "skipped": compat.skipped},
         skipped_records=question_set.skipped,
         wall_time_s=wall_time_s,
+        usage=Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in samples), completion_tokens=sum(s.usage.completion_tokens for s in samples)),
+        cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+        cached_samples=len(samples) - len(paid),
+        retries=sum(s.attempts - 1 for s in samples),
+        error_counts=dict(Counter(_error_kind(s.error) for s in samples if s.error)),
+        stopped_reason=stopped_reason,
     )
 
 
+def model_for(spec: RunSpec, base_url: str | None = None) -> Model:
+    """The backend a spec names. A base URL given again on resume replaces the recorded (redacted) one."""
+    options = ModelOptions.model_validate(spec.model_options | ({"base_url": base_url} if base_url else {}))
+    return create_model(spec.model, seed=spec.seed, options=options)
+
+
 def run_evaluation(
-    spec: RunSpec, folder: RunFolder, *, question_set: QuestionSet | None = None, progress: bool = True
+    spec: RunSpec,
+    folder: RunFolder,
+    *,
+    question_set: QuestionSet | None = None,
+    model: Model | None = None,
+    progress: bool = True,
 ) -> RunSummary:
     question_set = question_set or load_questions(spec)
     if spec.data_digest is not None and spec.data_digest != question_set.digest:
@@ -134,24 +177,38 @@ def run_evaluation(
             f"{question_set.source} changed since run {spec.run_id} started (sha256 differs); resuming would mix two "
             "question sets, so start a new run"
         )
-    model = create_model(spec.model, seed=spec.seed)
+    model = model or model_for(spec)
+    if spec.max_cost_usd is not None and cost_usd(spec.model, Usage()) is None:
+        raise ConfigError(f"--max-cost needs a price for {spec.model}: add it to harness/models/prices.toml (or $IADBENCH_PRICES)")
     plan = EvalPlan(
         questions=question_set.questions,
         images=question_set.images,
         root=question_set.root,
-        settings=PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding),
+        settings=PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding, spec.choice_scoring),
         seed=spec.seed,
     )
+    cache = None
+    if spec.cache and model.cacheable:
+        from harness.cache import ResponseCache
+
+        cache = ResponseCache(cache_dir() / "responses.sqlite")
     started = time.perf_counter()
 
-    async def go() -> list[SampleResult]:
+    async def go() -> RunOutcome:
         try:
-            return await run_plan(plan, model, folder, concurrency=spec.max_connections, progress=progress)
+            return await run_plan(plan, model, folder, concurrency=spec.max_connections, progress=progress, cache=cache, max_cost_usd=spec.max_cost_usd)
         finally:
             await model.aclose()
 
-    samples = asyncio.run(go())
-    summary = summarise(spec, samples, question_set, time.perf_counter() - started)
+    try:
+        outcome = asyncio.run(go())
+    finally:
+        if cache:
+            cache.close()
+    new_notes = [n for n in outcome.notes if n not in spec.notes]
+    if new_notes:
+        folder.update_spec(spec.model_copy(update={"notes": spec.notes + new_notes}))
+    summary = summarise(spec, outcome.samples, question_set, time.perf_counter() - started, outcome.stopped_reason)
     folder.write_summary(summary)
     return summary
 

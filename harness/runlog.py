@@ -87,6 +87,25 @@ class RunFolder:
                     handle.write(b"\n")
         return samples
 
+    def update_spec(self, spec: RunSpec) -> None:
+        write_json_atomically(self.path / SPEC, spec.model_dump(mode="json"))
+
+    def drop_failed_samples(self) -> int:
+        """For --retry-errors: rewrite samples.jsonl without the samples whose backend call failed,
+        so they are asked again and the file never holds two answers to one question."""
+        samples = self.read_samples(repair=True)
+        kept = [s for s in samples if s.parse_status != "error"]
+        if len(kept) == len(samples):
+            return 0
+        path = self.path / SAMPLES
+        temporary = path.with_name(path.name + ".tmp")
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.writelines(s.model_dump_json() + "\n" for s in kept)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        return len(samples) - len(kept)
+
     def sample_writer(self) -> "SampleWriter":
         return SampleWriter(self.path / SAMPLES)
 

@@ -1,19 +1,21 @@
 """The asyncio runner: ask every unanswered question, write each sample as it arrives.
 
-The runner only awaits `model.generate`; backends batch or parallelise inside. Concurrency changes
-the order lines land in samples.jsonl, never their content: each sample depends only on its own
-question, the spec and the seed, and every table sorts by the question's ordinal.
+The runner only awaits `model.generate`; backends batch, retry or parallelise inside. Concurrency
+changes the order lines land in samples.jsonl, never their content: each sample depends only on its
+own question, the spec and the seed, and every table sorts by the question's ordinal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import RunFolderError
+from harness.cache import ResponseCache
+from harness.errors import FatalBackendError, RunFolderError
 from harness.models.base import GenerateResponse, Model
+from harness.models.pricing import cost_usd
 from harness.progress import Progress
 from harness.runlog import RunFolder
 from harness.schema import ImageRecord, Question, SampleResult
@@ -29,10 +31,37 @@ class EvalPlan:
     seed: int
 
 
+@dataclass
+class RunOutcome:
+    samples: list[SampleResult]  # in ordinal order
+    stopped_reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class CostBudget:
+    """Stops handing out questions once paid tokens reach --max-cost (answers in flight still land)."""
+
+    def __init__(self, model: str, limit_usd: float | None, finished: list[SampleResult]) -> None:
+        self.model, self.limit = model, limit_usd
+        self.spent = sum(self.cost(s.usage, s.cached) for s in finished)
+
+    def cost(self, usage, cached: bool) -> float:
+        return 0.0 if cached else (cost_usd(self.model, usage) or 0.0)
+
+    def add(self, sample: SampleResult) -> None:
+        self.spent += self.cost(sample.usage, sample.cached)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+
 async def _ask(model: Model, request) -> GenerateResponse:
     started = time.perf_counter()
     try:
         response = await model.generate(request)
+    except FatalBackendError:
+        raise  # nothing can be answered: stop, keeping every finished sample
     except Exception as error:  # a backend bug must cost one sample, not the run
         return GenerateResponse(error=f"{type(error).__name__}: {error}", latency_s=time.perf_counter() - started)
     if not response.latency_s:
@@ -40,7 +69,16 @@ async def _ask(model: Model, request) -> GenerateResponse:
     return response
 
 
-async def run_plan(plan: EvalPlan, model: Model, folder: RunFolder, *, concurrency: int, progress: bool = True) -> list[SampleResult]:
+async def run_plan(
+    plan: EvalPlan,
+    model: Model,
+    folder: RunFolder,
+    *,
+    concurrency: int,
+    progress: bool = True,
+    cache: ResponseCache | None = None,
+    max_cost_usd: float | None = None,
+) -> RunOutcome:
     """Answer the plan's questions not yet in the run folder; return all samples in ordinal order."""
     finished = folder.read_samples(repair=True)
     known_ids = {q.id for q in plan.questions}
@@ -54,26 +92,37 @@ async def run_plan(plan: EvalPlan, model: Model, folder: RunFolder, *, concurren
     todo = [(ordinal, q) for ordinal, q in enumerate(plan.questions) if q.id not in done_ids]
     tracker = Progress(len(plan.questions), already_done=len(finished)) if progress else None
     digester = RequestDigester()
+    budget = CostBudget(model.name, max_cost_usd, finished)
+    cache = cache if model.cacheable else None
     queue: asyncio.Queue[tuple[int, Question]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
     results: list[SampleResult] = list(finished)
+    notes: list[str] = []
 
     with folder.sample_writer() as writer:
 
         async def worker() -> None:
-            while True:
+            while not budget.exhausted:
                 try:
                     ordinal, question = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 image = plan.images[question.image_id]
                 request = build_request(question, image, plan.root, plan.settings, plan.seed)
-                digest = digester.digest(model.name, request)
-                response = await _ask(model, request)
-                sample = score_response(question, image, ordinal, model.name, digest, response)
+                digest = digester.digest(model.cache_identity, request)
+                response = cache.get(digest) if cache else None
+                if response is not None:
+                    response = response.model_copy(update={"cached": True})
+                else:
+                    response = await _ask(model, request)
+                    if cache:
+                        cache.put(digest, response)
+                notes.extend(n for n in response.notes if n not in notes)
+                sample = score_response(question, image, ordinal, model.name, digest, response, plan.settings.choice_scoring)
                 writer.write(sample)  # flushed before the next await: a kill loses nothing finished
                 results.append(sample)
+                budget.add(sample)
                 if tracker:
                     tracker.update(error=sample.parse_status == "error", answered=sample.parse_status == "ok")
 
@@ -85,4 +134,7 @@ async def run_plan(plan: EvalPlan, model: Model, folder: RunFolder, *, concurren
                 task.cancel()
             if tracker:
                 tracker.finish()
-    return sorted(results, key=lambda s: s.ordinal)
+    stopped = None
+    if len(results) < len(plan.questions) and budget.exhausted:
+        stopped = f"cost limit reached: ${budget.spent:.4f} of ${max_cost_usd:.4f}"
+    return RunOutcome(sorted(results, key=lambda s: s.ordinal), stopped, notes)

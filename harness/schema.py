@@ -100,9 +100,12 @@ class SampleResult(BaseModel):
     parse_reason: str | None = None
     correct: bool
     option_logprobs: dict[str, float] | None = None
+    anomaly_score: float | None = Field(None, description="P(anomalous) for a detection question, from option log-probabilities")
     latency_s: float = 0.0
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None
+    attempts: int = 1
+    cached: bool = False
 
 
 class DecodingSpec(BaseModel):
@@ -135,10 +138,15 @@ class RunSpec(BaseModel):
     image_max_side: int | None = None
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     scoring: ScoringMode = "strict"
+    choice_scoring: Literal["generate", "logprobs"] = "generate"
+    model_options: dict = Field(default_factory=dict, description="backend settings (base URL redacted, key env name only)")
     seed: int = 0
     limit: int | None = None
     skip_bad: bool = False
     max_connections: int = 32
+    cache: bool = True
+    max_cost_usd: float | None = None
+    notes: list[str] = Field(default_factory=list, description="what the run learned about its backend, e.g. 'no logprobs'")
     versions: dict[str, str] = Field(default_factory=dict)
     git_revision: str | None = None
 
@@ -162,3 +170,9 @@ class RunSummary(BaseModel):
     mmad_compat: dict
     skipped_records: list[SkippedRecord] = Field(default_factory=list)
     wall_time_s: float | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = Field(None, description="paid (non-cached) tokens at the price table's rates; None if unpriced")
+    cached_samples: int = 0
+    retries: int = 0
+    error_counts: dict[str, int] = Field(default_factory=dict, description="failed samples by error kind")
+    stopped_reason: str | None = None

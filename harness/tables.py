@@ -43,6 +43,16 @@ def results_table(summary: RunSummary) -> str:
         lines = _table(f"{summary.model} on {summary.suite}: accuracy % (strict: unanswered = wrong)", strict["accuracy"], columns, chance)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     lines.append(f"{summary.n_samples}/{summary.n_questions} questions answered; answer status: {statuses}")
+    if summary.error_counts:
+        lines.append("failed samples by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.error_counts.items())))
+    tokens = summary.usage.prompt_tokens + summary.usage.completion_tokens
+    if tokens:
+        cost = "unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
+        rate = f", {summary.n_samples / summary.wall_time_s:.1f} q/s" if summary.wall_time_s else ""
+        lines.append(
+            f"tokens: {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion; cost {cost}; "
+            f"{summary.cached_samples} from cache, {summary.retries} retries{rate}"
+        )
     if summary.skipped_records:
         lines.append(f"{len(summary.skipped_records)} bad records skipped (--skip-bad); listed in summary.json")
     return "\n".join(lines)

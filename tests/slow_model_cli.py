@@ -14,9 +14,11 @@ from harness.models.baselines import per_sample_rng
 
 class SlowRandom:
     default_concurrency = 4
+    cacheable = False
 
     def __init__(self, name: str, seed: int) -> None:
         self.name, self.seed = name, seed
+        self.cache_identity = name
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         rng = per_sample_rng(self.seed, request.sample_id)
@@ -27,7 +29,7 @@ class SlowRandom:
         return None
 
 
-def create(name: str, *, seed: int) -> SlowRandom:
+def create(name: str, *, seed: int, options=None) -> SlowRandom:
     return SlowRandom(name, seed)
 
 

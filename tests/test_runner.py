@@ -69,10 +69,11 @@ class Scripted:
     """Answers from a table keyed by question id; raises for some; sleeps to scramble arrival order."""
 
     default_concurrency = 8
+    cacheable = False
     replies: dict[str, str] = {}
 
     def __init__(self, name, seed):
-        self.name = name
+        self.name = self.cache_identity = name
 
     async def generate(self, request):
         import asyncio
@@ -90,7 +91,7 @@ class Scripted:
 register_provider(Provider("scripted", "tests.test_runner:_create_scripted", "test-only"))
 
 
-def _create_scripted(name, *, seed):
+def _create_scripted(name, *, seed, options=None):
     return Scripted(name, seed)
 
 

@@ -41,12 +41,16 @@ class ChatMessage(BaseModel):
     content: list[ContentPart]
 
 
+ChoiceScoring = Literal["generate", "logprobs"]
+
+
 class GenerateRequest(BaseModel):
-    """What a backend is asked. Only `messages`, `decoding` and `option_letters` reach a model."""
+    """What a backend is asked. Only the fields above the bookkeeping line reach a model."""
 
     messages: list[ChatMessage]
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     option_letters: list[str] | None = None
+    choice_scoring: ChoiceScoring = "generate"
     # Bookkeeping for baselines and logs, never sent to a model and not part of the request digest:
     sample_id: str = ""
     sample_seed: int = 0
@@ -60,6 +64,24 @@ class GenerateResponse(BaseModel):
     latency_s: float = 0.0
     error: str | None = None
     declined: bool = Field(False, description="the model chose not to answer this kind of question")
+    attempts: int = 1
+    cached: bool = False
+    notes: list[str] = Field(default_factory=list, description="one-time remarks for the run spec, e.g. 'no logprobs'")
+
+
+class ModelOptions(BaseModel):
+    """Backend settings from the command line. Recorded in spec.json, so never a secret: the API
+    key is read from the environment variable named here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    image_detail: Literal["low", "high", "auto"] = "low"
+    request_timeout_s: float = 60.0
+    max_attempts: int = 8
+    max_sample_seconds: float = 600.0
+    max_connections: int | None = Field(None, description="requests in flight at most; the backend adapts below it")
 
 
 @runtime_checkable
@@ -67,6 +89,10 @@ class Model(Protocol):
     name: str
     # How many requests the runner should keep in flight for this backend by default.
     default_concurrency: int
+    # Whether answers are worth keeping in the response cache, and under which identity
+    # (model and endpoint: the same model name on two servers is two models).
+    cacheable: bool
+    cache_identity: str
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse: ...
 
@@ -76,7 +102,7 @@ class Model(Protocol):
 @dataclass(frozen=True)
 class Provider:
     name: str
-    factory: str  # "module:function", imported lazily; the function takes (model_name, seed)
+    factory: str  # "module:function", imported lazily; called as f(model_name, seed=…, options=…)
     description: str
     needs_model_part: bool = True
 
@@ -92,7 +118,7 @@ def providers() -> list[Provider]:
     return sorted(_PROVIDERS.values(), key=lambda p: p.name)
 
 
-def create_model(name: str, *, seed: int = 0) -> Model:
+def create_model(name: str, *, seed: int = 0, options: ModelOptions | None = None) -> Model:
     """Resolve a model name to a backend instance."""
     provider_name, _, model_part = name.partition("/")
     provider = _PROVIDERS.get(provider_name)
@@ -105,9 +131,12 @@ def create_model(name: str, *, seed: int = 0) -> Model:
         raise ConfigError(f"baseline {provider.name!r} takes no model part; use --model {provider.name}")
     module_name, _, function_name = provider.factory.partition(":")
     factory = getattr(importlib.import_module(module_name), function_name)
-    return factory(name, seed=seed)
+    return factory(name, seed=seed, options=options or ModelOptions())
 
 
+register_provider(
+    Provider("openai", "harness.models.openai:create_openai", "any OpenAI-compatible chat API: OpenAI, vLLM, Ollama, llama.cpp (--base-url)")
+)
 register_provider(
     Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False)
 )

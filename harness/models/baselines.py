@@ -16,9 +16,11 @@ def per_sample_rng(seed: int, sample_id: str) -> random.Random:
 
 class RandomChoice:
     default_concurrency = 64
+    cacheable = False
 
     def __init__(self, name: str, seed: int) -> None:
         self.name, self.seed = name, seed
+        self.cache_identity = name
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         if not request.option_letters:
@@ -32,9 +34,10 @@ class RandomChoice:
 
 class Oracle:
     default_concurrency = 64
+    cacheable = False
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        self.name = self.cache_identity = name
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         if request.reference_answer is None:
@@ -45,9 +48,9 @@ class Oracle:
         return None
 
 
-def create_random(name: str, *, seed: int) -> RandomChoice:
+def create_random(name: str, *, seed: int, options=None) -> RandomChoice:
     return RandomChoice(name, seed)
 
 
-def create_oracle(name: str, *, seed: int) -> Oracle:
+def create_oracle(name: str, *, seed: int, options=None) -> Oracle:
     return Oracle(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,6 +25,7 @@ class Suite(BaseModel):
     templates: TemplateKind = "random"
     image_max_side: int | None = None
     scoring: ScoringMode = "strict"
+    choice_scoring: Literal["generate", "logprobs"] = "generate"
     decoding: DecodingSpec = DecodingSpec()
 
 

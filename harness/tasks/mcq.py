@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.files import file_sha256
-from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart, TextPart
+from harness.models.base import ChatMessage, ChoiceScoring, GenerateRequest, GenerateResponse, ImagePart, TextPart
 from harness.parsing import parse_choice
 from harness.prompting import render_parts
-from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, TemplateKind
+from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, Subtask, TemplateKind
 
 
 @dataclass
@@ -20,6 +21,7 @@ class PromptSettings:
     templates: TemplateKind = "random"
     image_max_side: int | None = None
     decoding: DecodingSpec = field(default_factory=DecodingSpec)
+    choice_scoring: ChoiceScoring = "generate"
 
 
 def build_request(question: Question, image: ImageRecord, root: Path, settings: PromptSettings, seed: int) -> GenerateRequest:
@@ -35,6 +37,7 @@ def build_request(question: Question, image: ImageRecord, root: Path, settings: 
         messages=[ChatMessage(role="user", content=parts)],
         decoding=settings.decoding,
         option_letters=list(question.options),
+        choice_scoring=settings.choice_scoring,
         sample_id=question.id,
         sample_seed=seed,
         reference_answer=question.answer,
@@ -67,17 +70,53 @@ class RequestDigester:
             }
             for m in request.messages
         ]
-        payload = {"model": model, "messages": messages, "decoding": request.decoding.model_dump(), "options": request.option_letters}
+        payload = {
+            "model": model,
+            "messages": messages,
+            "decoding": request.decoding.model_dump(),
+            "options": request.option_letters,
+            "choice_scoring": request.choice_scoring,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _choice_by_logprobs(question: Question, response: GenerateResponse) -> str | None:
+    """The most probable option letter, when the backend scored any of them."""
+    scored = {letter: lp for letter, lp in (response.option_logprobs or {}).items() if letter in question.options}
+    return max(scored, key=scored.__getitem__) if scored else None
+
+
+def anomaly_score(question: Question, option_logprobs: dict[str, float] | None) -> float | None:
+    """P(Yes) of a detection question, normalised over its options: a continuous image-level score.
+
+    Options missing from the backend's top log-probabilities count as probability 0.
+    """
+    if question.subtask is not Subtask.ANOMALY_DETECTION or not option_logprobs:
+        return None
+    yes = [k for k, text in question.options.items() if text.strip().lower().startswith("yes")]
+    scored = {k: lp for k, lp in option_logprobs.items() if k in question.options}
+    if len(yes) != 1 or not scored:
+        return None
+    peak = max(scored.values())
+    total = sum(math.exp(lp - peak) for lp in scored.values())
+    return math.exp(scored[yes[0]] - peak) / total if yes[0] in scored else 0.0
+
+
 def score_response(
-    question: Question, image: ImageRecord, ordinal: int, model: str, digest: str, response: GenerateResponse
+    question: Question,
+    image: ImageRecord,
+    ordinal: int,
+    model: str,
+    digest: str,
+    response: GenerateResponse,
+    choice_scoring: ChoiceScoring = "generate",
 ) -> SampleResult:
     if response.error is not None:
         letter, status, reason = None, "error", response.error
     elif response.declined:
         letter, status, reason = None, "declined", "the model declines this kind of question"
+    elif choice_scoring == "logprobs" and (by_logprobs := _choice_by_logprobs(question, response)):
+        letter, status, reason = by_logprobs, "ok", None
     else:
         parsed = parse_choice(response.text, question.options)
         letter, status, reason = parsed.letter, parsed.status, parsed.reason
@@ -101,7 +140,10 @@ def score_response(
         parse_reason=reason,
         correct=letter is not None and letter == question.answer,
         option_logprobs=response.option_logprobs,
+        anomaly_score=anomaly_score(question, response.option_logprobs),
         latency_s=response.latency_s,
         usage=response.usage,
         error=response.error,
+        attempts=response.attempts,
+        cached=response.cached,
     )

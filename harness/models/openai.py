@@ -1,0 +1,204 @@
+"""`openai/<model>`: any OpenAI-compatible chat-completions API, on the official `openai` client.
+
+Works unchanged against OpenAI, vLLM, Ollama, LM Studio, llama.cpp and Azure/OpenRouter-style
+endpoints (`--base-url` or $OPENAI_BASE_URL). Images travel as base64 JPEG data URLs, encoded once
+per run. Retries, back-off and the adaptive concurrency limit live here (the runner only awaits);
+a sample that still fails is returned with its error, never turned into a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import sys
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from harness.errors import ConfigError, FatalBackendError
+from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart, ModelOptions, TextPart
+from harness.models.images import ImageDecodeError, ImageEncoder
+from harness.models.resilience import RETRYABLE_STATUS, AdaptiveLimiter, RetryPolicy, quota_exhausted_for, retry_after_seconds
+from harness.schema import Usage
+
+OPENAI_HOST = "api.openai.com"
+TOP_LOGPROBS = 20
+
+
+def redact_url(url: str) -> str:
+    """A base URL fit for spec.json and logs: user:password@ and query strings removed."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def letter_logprobs(top_logprobs: list[tuple[str, float]], letters: list[str]) -> dict[str, float]:
+    """Log-probability of each option letter at the first answer token.
+
+    Tokenisers spell a letter several ways ("B", " B", "(B"); their probabilities are summed
+    (log-sum-exp). Letters absent from the top-k are left out, not given a made-up floor.
+    """
+    mass: dict[str, list[float]] = {}
+    for token, logprob in top_logprobs:
+        key = token.strip().strip("(*[").strip()
+        if key in letters:
+            mass.setdefault(key, []).append(logprob)
+    result = {}
+    for letter, values in mass.items():
+        peak = max(values)
+        result[letter] = peak + math.log(sum(math.exp(v - peak) for v in values))
+    return result
+
+
+class OpenAIChatModel:
+    default_concurrency = 32
+    cacheable = True
+
+    def __init__(self, name: str, *, seed: int, options: ModelOptions) -> None:
+        import openai  # optional dependency, imported only when this backend is used
+
+        self.name = name
+        self.model_id = name.split("/", 1)[1]
+        self._openai = openai
+        base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or f"https://{OPENAI_HOST}/v1"
+        self._official = urlsplit(base_url).hostname == OPENAI_HOST
+        api_key = os.environ.get(options.api_key_env, "")
+        if not api_key:
+            if self._official:
+                raise ConfigError(f"no API key: set the environment variable {options.api_key_env} (or name another with --api-key-env)")
+            api_key = "EMPTY"  # vLLM, Ollama and llama.cpp servers accept any key
+        self._secret = api_key
+        self.options = options
+        self.cache_identity = f"{name}@{redact_url(base_url)}"
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=options.request_timeout_s)
+        self._policy = RetryPolicy(max_attempts=options.max_attempts, max_sample_seconds=options.max_sample_seconds)
+        self._limiter: AdaptiveLimiter | None = None
+        self._images = ImageEncoder()
+        self._rng = random.Random(seed)
+        self._warned_no_logprobs = False
+
+    # -- request building ---------------------------------------------------------------------
+
+    def _content(self, message: ChatMessage) -> list[dict]:
+        parts = []
+        for part in message.content:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, ImagePart):
+                url = self._images.data_url(part.path, part.max_side)
+                parts.append({"type": "image_url", "image_url": {"url": url, "detail": self.options.image_detail}})
+        return parts
+
+    def _arguments(self, request: GenerateRequest) -> dict:
+        decoding = request.decoding
+        arguments: dict = {
+            "model": self.model_id,
+            "messages": [{"role": m.role, "content": self._content(m)} for m in request.messages],
+            "temperature": decoding.temperature,
+            "top_p": decoding.top_p,
+            # OpenAI's newer models only take max_completion_tokens; compatible servers know max_tokens.
+            ("max_completion_tokens" if self._official else "max_tokens"): decoding.max_new_tokens,
+        }
+        if decoding.temperature > 0:
+            arguments["seed"] = request.sample_seed
+        if request.choice_scoring == "logprobs":
+            arguments.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        return arguments
+
+    # -- calling -----------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        """Error texts can echo the key (some servers do); it must never reach a run folder."""
+        return text.replace(self._secret, "***") if self._secret and self._secret != "EMPTY" else text
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        if self._limiter is None:  # created inside the running event loop
+            self._limiter = AdaptiveLimiter(self.options.max_connections or self.default_concurrency)
+        try:
+            arguments = self._arguments(request)
+        except ImageDecodeError as error:
+            return GenerateResponse(error=f"ImageDecodeError: {error}")
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            wait, failure = await self._attempt(arguments, request, attempt, started)
+            if isinstance(failure, GenerateResponse):
+                return failure
+            elapsed = time.monotonic() - started
+            if attempt >= self._policy.max_attempts or elapsed + wait > self._policy.max_sample_seconds:
+                return GenerateResponse(error=f"{failure} (gave up after {attempt} attempts, {elapsed:.1f} s)", attempts=attempt, latency_s=elapsed)
+            await _sleep(wait)
+
+    async def _attempt(self, arguments: dict, request: GenerateRequest, attempt: int, started: float) -> tuple[float, GenerateResponse | str]:
+        """One try: (0, response) on success or a final error; (wait, reason) when worth retrying."""
+        openai = self._openai
+        limiter = self._limiter
+        assert limiter is not None
+        async with limiter:
+            try:
+                raw = await self._client.chat.completions.with_raw_response.create(**arguments)
+                completion = raw.parse()
+            except openai.RateLimitError as error:
+                wait = retry_after_seconds(error.response.headers)
+                limiter.on_rate_limited(wait)
+                return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
+                raise FatalBackendError(f"{self.cache_identity}: {self._describe(error)}; fix the key, model or --base-url, then continue with --resume") from None
+            except openai.APIStatusError as error:
+                if error.status_code not in RETRYABLE_STATUS:
+                    return 0.0, GenerateResponse(error=self._describe(error), attempts=attempt, latency_s=time.monotonic() - started)
+                wait = retry_after_seconds(error.response.headers)
+                return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
+            except (openai.APITimeoutError, openai.APIConnectionError) as error:
+                return self._policy.backoff(attempt, self._rng), self._describe(error)
+            except (ValueError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON
+                return self._policy.backoff(attempt, self._rng), f"MalformedResponse: {self._scrub(str(error))[:200]}"
+        limiter.on_success()
+        quota_wait = quota_exhausted_for(raw.headers)
+        if quota_wait:
+            limiter.on_rate_limited(quota_wait)
+        return 0.0, self._response(completion, request, attempt, time.monotonic() - started)
+
+    def _describe(self, error: Exception) -> str:
+        status = getattr(error, "status_code", None)
+        detail = self._scrub(str(error))[:300]
+        return f"{type(error).__name__}" + (f" {status}" if status else "") + f": {detail}"
+
+    def _response(self, completion, request: GenerateRequest, attempt: int, latency: float) -> GenerateResponse:
+        if not completion.choices:
+            return GenerateResponse(error="MalformedResponse: no choices in the response", attempts=attempt, latency_s=latency)
+        choice = completion.choices[0]
+        usage = Usage(
+            prompt_tokens=getattr(completion.usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(completion.usage, "completion_tokens", 0) or 0,
+        )
+        response = GenerateResponse(text=choice.message.content or "", usage=usage, attempts=attempt, latency_s=latency)
+        if request.choice_scoring == "logprobs":
+            content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+            if content:
+                top = [(item.token, item.logprob) for item in content[0].top_logprobs]
+                response.option_logprobs = letter_logprobs(top, request.option_letters or [])
+            else:
+                note = f"{self.cache_identity} returned no logprobs: answers are parsed from text instead"
+                response.notes.append(note)
+                if not self._warned_no_logprobs:
+                    self._warned_no_logprobs = True
+                    print(f"iadbench: warning: {note}", file=sys.stderr)
+        return response
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def describe_usage(self) -> dict:
+        return {"images_encoded": self._images.encoded, "rate_limited": self._limiter.rate_limited if self._limiter else 0}
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(max(0.0, seconds))
+
+
+def create_openai(name: str, *, seed: int, options: ModelOptions) -> OpenAIChatModel:
+    return OpenAIChatModel(name, seed=seed, options=options)

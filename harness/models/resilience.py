@@ -1,0 +1,122 @@
+"""Surviving what APIs throw: retry timing, server hints, and an adaptive concurrency limit.
+
+The limiter is additive-increase/multiplicative-decrease (as TCP): each success raises the allowed
+number of requests in flight by 1/limit (about +1 per round trip of the whole window), each rate-limit
+signal cuts it by a quarter, at most once per cool-down, and pauses everyone until the server's
+retry-after. Throughput then settles just under the server's limit instead of oscillating between
+bursts of 429s and idle waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Mapping
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    max_sample_seconds: float = 600.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Exponential back-off with 'equal jitter': half fixed, half random, so clients spread out."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """OpenAI's reset headers look like '1s', '250ms', '6m0s'."""
+    parts = _DURATION.findall(text.strip())
+    if not parts:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The server's requested wait: retry-after-ms, retry-after (seconds or HTTP date)."""
+    if not headers:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def quota_exhausted_for(headers: Mapping[str, str] | None) -> float | None:
+    """If x-ratelimit-remaining-requests says 0, how long until its reset."""
+    if not headers or headers.get("x-ratelimit-remaining-requests") != "0":
+        return None
+    reset = headers.get("x-ratelimit-reset-requests")
+    return parse_duration(reset) if reset else None
+
+
+class AdaptiveLimiter:
+    def __init__(self, limit: int, *, decrease: float = 0.75, cooldown_s: float = 0.5) -> None:
+        self.ceiling = max(1, limit)
+        self.limit = float(self.ceiling)
+        self.in_flight = 0
+        self.rate_limited = 0
+        self._decrease, self._cooldown = decrease, cooldown_s
+        self._last_cut = float("-inf")
+        self._resume_at = 0.0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> "AdaptiveLimiter":
+        async with self._changed:
+            while True:
+                pause = self._resume_at - time.monotonic()
+                if pause > 0:
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), timeout=pause)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                if self.in_flight < int(self.limit):
+                    self.in_flight += 1
+                    return self
+                await self._changed.wait()
+
+    async def __aexit__(self, *exc) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+    def on_success(self) -> None:
+        self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+
+    def on_rate_limited(self, wait_s: float | None) -> None:
+        self.rate_limited += 1
+        now = time.monotonic()
+        if now - self._last_cut >= max(self._cooldown, wait_s or 0.0):
+            self.limit = max(1.0, self.limit * self._decrease)
+            self._last_cut = now
+        if wait_s:
+            self._resume_at = max(self._resume_at, now + wait_s)
