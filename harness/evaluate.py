@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import platform
 import subprocess
 import time
@@ -193,6 +194,10 @@ def run_evaluation(
 
         cache = ResponseCache(cache_dir() / "responses.sqlite")
     started = time.perf_counter()
+    # The question set lives for the whole run: keep the cycle collector from rescanning it
+    # (tens of thousands of records) on every collection while answers stream in.
+    gc.collect()
+    gc.freeze()
 
     async def go() -> RunOutcome:
         try:

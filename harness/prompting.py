@@ -43,6 +43,7 @@ def environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates do not change during a run; don't stat them on every render
     )
     env.globals["image"] = lambda name: _IMAGE.format(name)
     env.globals["part_break"] = lambda: _BREAK

@@ -9,6 +9,8 @@ a sample that still fails is returned with its error, never turned into a guess.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 import math
 import os
 import random
@@ -72,7 +74,9 @@ class OpenAIChatModel:
         self._secret = api_key
         self.options = options
         self.cache_identity = f"{name}@{redact_url(base_url)}"
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=options.request_timeout_s)
+        self._base_url = base_url
+        self._client = None  # created inside the running event loop, on the first request
+        self._http = importlib.import_module(_http_library(openai))
         self._policy = RetryPolicy(max_attempts=options.max_attempts, max_sample_seconds=options.max_sample_seconds)
         self._limiter: AdaptiveLimiter | None = None
         self._images = ImageEncoder()
@@ -115,7 +119,15 @@ class OpenAIChatModel:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         if self._limiter is None:  # created inside the running event loop
-            self._limiter = AdaptiveLimiter(self.options.max_connections or self.default_concurrency)
+            connections = self.options.max_connections or self.default_concurrency
+            self._limiter = AdaptiveLimiter(connections)
+            self._client = self._openai.AsyncOpenAI(
+                api_key=self._secret,
+                base_url=self._base_url,
+                max_retries=0,  # retries are ours: they must feed the limiter and the error counts
+                timeout=self.options.request_timeout_s,
+                http_client=_http_client(self._openai, self._http, connections),
+            )
         try:
             arguments = self._arguments(request)
         except ImageDecodeError as error:
@@ -134,32 +146,36 @@ class OpenAIChatModel:
 
     async def _attempt(self, arguments: dict, request: GenerateRequest, attempt: int, started: float) -> tuple[float, GenerateResponse | str]:
         """One try: (0, response) on success or a final error; (wait, reason) when worth retrying."""
-        openai = self._openai
-        limiter = self._limiter
+        openai, limiter = self._openai, self._limiter
         assert limiter is not None
-        async with limiter:
-            try:
-                raw = await self._client.chat.completions.with_raw_response.create(**arguments)
-                completion = raw.parse()
-            except openai.RateLimitError as error:
-                wait = retry_after_seconds(error.response.headers)
-                limiter.on_rate_limited(wait)
-                return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
-                raise FatalBackendError(f"{self.cache_identity}: {self._describe(error)}; fix the key, model or --base-url, then continue with --resume") from None
-            except openai.APIStatusError as error:
-                if error.status_code not in RETRYABLE_STATUS:
-                    return 0.0, GenerateResponse(error=self._describe(error), attempts=attempt, latency_s=time.monotonic() - started)
-                wait = retry_after_seconds(error.response.headers)
-                return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
-            except (openai.APITimeoutError, openai.APIConnectionError) as error:
-                return self._policy.backoff(attempt, self._rng), self._describe(error)
-            except (ValueError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON
-                return self._policy.backoff(attempt, self._rng), f"MalformedResponse: {self._scrub(str(error))[:200]}"
+        sent_at = await limiter.acquire()
+        try:
+            # The client's generic post: the same auth, errors and connection pool as
+            # chat.completions.create, without its per-request walk over every message
+            # (about 4 ms of CPU per multi-image request, more than everything else together).
+            raw = await self._client.post("/chat/completions", cast_to=self._http.Response, body=arguments)
+            completion = json.loads(raw.content)
+        except openai.RateLimitError as error:
+            wait = retry_after_seconds(error.response.headers)
+            limiter.on_rate_limited(wait, sent_at)
+            return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
+            raise FatalBackendError(f"{self.cache_identity}: {self._describe(error)}; fix the key, model or --base-url, then continue with --resume") from None
+        except openai.APIStatusError as error:
+            if error.status_code not in RETRYABLE_STATUS:
+                return 0.0, GenerateResponse(error=self._describe(error), attempts=attempt, latency_s=time.monotonic() - started)
+            wait = retry_after_seconds(error.response.headers)
+            return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
+        except (openai.APITimeoutError, openai.APIConnectionError) as error:
+            return self._policy.backoff(attempt, self._rng), self._describe(error)
+        except (ValueError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON
+            return self._policy.backoff(attempt, self._rng), f"MalformedResponse: {self._scrub(str(error))[:200]}"
+        finally:
+            await limiter.release()
         limiter.on_success()
         quota_wait = quota_exhausted_for(raw.headers)
         if quota_wait:
-            limiter.on_rate_limited(quota_wait)
+            limiter.on_rate_limited(quota_wait, sent_at)
         return 0.0, self._response(completion, request, attempt, time.monotonic() - started)
 
     def _describe(self, error: Exception) -> str:
@@ -167,19 +183,22 @@ class OpenAIChatModel:
         detail = self._scrub(str(error))[:300]
         return f"{type(error).__name__}" + (f" {status}" if status else "") + f": {detail}"
 
-    def _response(self, completion, request: GenerateRequest, attempt: int, latency: float) -> GenerateResponse:
-        if not completion.choices:
+    def _response(self, completion: dict, request: GenerateRequest, attempt: int, latency: float) -> GenerateResponse:
+        choices = completion.get("choices") if isinstance(completion, dict) else None
+        if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
             return GenerateResponse(error="MalformedResponse: no choices in the response", attempts=attempt, latency_s=latency)
-        choice = completion.choices[0]
-        usage = Usage(
-            prompt_tokens=getattr(completion.usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(completion.usage, "completion_tokens", 0) or 0,
+        choice = choices[0]
+        usage = completion.get("usage") or {}
+        response = GenerateResponse(
+            text=choice["message"].get("content") or "",
+            usage=Usage(prompt_tokens=usage.get("prompt_tokens") or 0, completion_tokens=usage.get("completion_tokens") or 0),
+            attempts=attempt,
+            latency_s=latency,
         )
-        response = GenerateResponse(text=choice.message.content or "", usage=usage, attempts=attempt, latency_s=latency)
         if request.choice_scoring == "logprobs":
-            content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+            content = (choice.get("logprobs") or {}).get("content")
             if content:
-                top = [(item.token, item.logprob) for item in content[0].top_logprobs]
+                top = [(item["token"], item["logprob"]) for item in content[0].get("top_logprobs") or []]
                 response.option_logprobs = letter_logprobs(top, request.option_letters or [])
             else:
                 note = f"{self.cache_identity} returned no logprobs: answers are parsed from text instead"
@@ -190,10 +209,26 @@ class OpenAIChatModel:
         return response
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
 
     def describe_usage(self) -> dict:
         return {"images_encoded": self._images.encoded, "rate_limited": self._limiter.rate_limited if self._limiter else 0}
+
+
+def _http_library(openai_module) -> str:
+    """The HTTP library this openai version is built on: httpx (1.x) or httpx2 (3.x)."""
+    return openai_module.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0]
+
+
+def _http_client(openai_module, http, connections: int):
+    """The SDK's aiohttp transport when installed (openai[aiohttp]: ~20% less CPU a request than
+    its default), else its httpx client; either way with a pool as large as the concurrency."""
+    limits = http.Limits(max_connections=connections, max_keepalive_connections=connections)
+    try:
+        return openai_module.DefaultAioHttpClient(limits=limits)
+    except (AttributeError, ImportError, RuntimeError):
+        return openai_module.DefaultAsyncHttpxClient(limits=limits)
 
 
 async def _sleep(seconds: float) -> None:

@@ -1,10 +1,11 @@
 """Surviving what APIs throw: retry timing, server hints, and an adaptive concurrency limit.
 
 The limiter is additive-increase/multiplicative-decrease (as TCP): each success raises the allowed
-number of requests in flight by 1/limit (about +1 per round trip of the whole window), each rate-limit
-signal cuts it by a quarter, at most once per cool-down, and pauses everyone until the server's
-retry-after. Throughput then settles just under the server's limit instead of oscillating between
-bursts of 429s and idle waits.
+number of requests in flight by 1/limit (about +1 per round trip of the whole window), and a
+rate-limit signal cuts it by 30% and pauses everyone until the server's retry-after. A burst of
+429s from one window counts once: only a request sent after the last cut can cut again, which
+is what shows the smaller window is still too large. Throughput then settles just under the
+server's limit instead of oscillating between bursts of 429s and idle waits.
 """
 
 from __future__ import annotations
@@ -79,17 +80,18 @@ def quota_exhausted_for(headers: Mapping[str, str] | None) -> float | None:
 
 
 class AdaptiveLimiter:
-    def __init__(self, limit: int, *, decrease: float = 0.75, cooldown_s: float = 0.5) -> None:
+    def __init__(self, limit: int, *, decrease: float = 0.7) -> None:
         self.ceiling = max(1, limit)
         self.limit = float(self.ceiling)
         self.in_flight = 0
         self.rate_limited = 0
-        self._decrease, self._cooldown = decrease, cooldown_s
+        self._decrease = decrease
         self._last_cut = float("-inf")
         self._resume_at = 0.0
         self._changed = asyncio.Condition()
 
-    async def __aenter__(self) -> "AdaptiveLimiter":
+    async def acquire(self) -> float:
+        """Wait for a slot; returns when it was granted (pass it to on_rate_limited)."""
         async with self._changed:
             while True:
                 pause = self._resume_at - time.monotonic()
@@ -101,10 +103,10 @@ class AdaptiveLimiter:
                     continue
                 if self.in_flight < int(self.limit):
                     self.in_flight += 1
-                    return self
+                    return time.monotonic()
                 await self._changed.wait()
 
-    async def __aexit__(self, *exc) -> None:
+    async def release(self) -> None:
         async with self._changed:
             self.in_flight -= 1
             self._changed.notify_all()
@@ -112,10 +114,10 @@ class AdaptiveLimiter:
     def on_success(self) -> None:
         self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
 
-    def on_rate_limited(self, wait_s: float | None) -> None:
+    def on_rate_limited(self, wait_s: float | None, sent_at: float) -> None:
         self.rate_limited += 1
         now = time.monotonic()
-        if now - self._last_cut >= max(self._cooldown, wait_s or 0.0):
+        if sent_at > self._last_cut:
             self.limit = max(1.0, self.limit * self._decrease)
             self._last_cut = now
         if wait_s:

@@ -41,6 +41,7 @@ class ServerConfig:
     max_concurrent: int | None = None  # above this many in flight, answer 429
     logprobs: bool = True  # False: behave like a server that ignores logprobs
     reply_style: str = "letter"  # "letter" → "B"; "sentence" → "The answer is B."
+    inspect_images: bool = True  # decode every image (tests); off in benchmarks to keep the server light
     echo_key_rate: float = 0.0  # share of requests refused with a 400 that echoes the Authorization header
     reject_auth: bool = False  # answer every request 401, as for a wrong API key
 
@@ -105,7 +106,8 @@ def _completion(body: dict, letter: str, letters: list[str], config: ServerConfi
         top.append({"token": " The", "logprob": math.log(0.01), "bytes": list(b" The")})
         first = text.split(" ")[0]
         choice["logprobs"] = {"content": [{"token": first, "logprob": top[0]["logprob"], "bytes": list(first.encode()), "top_logprobs": top[: body.get("top_logprobs") or 1]}]}
-    prompt_tokens = len(_prompt_text(body)) // 4 + 85 * len(_image_sizes(body))
+    images = sum(1 for m in body.get("messages", []) for p in m.get("content") or [] if isinstance(p, dict) and p.get("type") == "image_url")
+    prompt_tokens = len(_prompt_text(body)) // 4 + 85 * images
     return {
         "id": "chatcmpl-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16],
         "object": "chat.completion",
@@ -181,8 +183,8 @@ class FakeOpenAI:
                 state.faults[kind] += 1
                 return await _fault(kind, send, config)
             await asyncio.sleep(config.latency_s)
-            sizes = _image_sizes(body)
-            state.image_sizes.append(sizes)
+            if config.inspect_images:
+                state.image_sizes.append(_image_sizes(body))
             letter, letters = choose_letter(_prompt_text(body))
             state.completions += 1
             return await _json(send, 200, _completion(body, letter, letters, config))
@@ -261,8 +263,15 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--max-concurrent", type=int)
     parser.add_argument("--no-logprobs", action="store_true")
+    parser.add_argument("--no-inspect-images", action="store_true", help="do not decode images (lighter, for benchmarks)")
     args = parser.parse_args()
-    config = ServerConfig(latency_s=args.latency, fault_rate=args.fault_rate, max_concurrent=args.max_concurrent, logprobs=not args.no_logprobs)
+    config = ServerConfig(
+        latency_s=args.latency,
+        fault_rate=args.fault_rate,
+        max_concurrent=args.max_concurrent,
+        logprobs=not args.no_logprobs,
+        inspect_images=not args.no_inspect_images,
+    )
     uvicorn.run(FakeOpenAI(config), host="127.0.0.1", port=args.port, log_level="error", timeout_keep_alive=30, backlog=4096)
 
 
