@@ -82,6 +82,8 @@ def test_twenty_percent_faults_change_nothing(tmp_path, server, own_cache):
     assert sum(faults.values()) >= 0.2 * 120
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["retries"] == sum(faults.values()) and summary["error_counts"] == {}
+    reference = json.loads((tmp_path / "runs/clean/summary.json").read_text())
+    assert summary["strict"] == reference["strict"] and summary["mmad_compat"] == reference["mmad_compat"]
 
 
 def test_the_cache_stops_a_second_run_from_sending_anything(tmp_path, server, own_cache):
