@@ -155,7 +155,32 @@ def summarise(spec: RunSpec, samples: list[SampleResult], question_set: Question
         retries=sum(s.attempts - 1 for s in samples),
         error_counts=dict(Counter(_error_kind(s.error) for s in samples if s.error)),
         stopped_reason=stopped_reason,
+        image_metrics=detection_image_metrics(samples),
     )
+
+
+def detection_image_metrics(samples: list[SampleResult]) -> dict:
+    """Image-level AUROC/AP/F1-max per category and mean, from the detection questions' continuous
+    anomaly scores (logprob P(Yes), an expert's score). Letters alone give no ranking: then say so."""
+    import warnings
+
+    from harness.metrics.ad import image_metrics, mean_over_categories
+
+    detection = [s for s in samples if s.subtask.value == "Anomaly Detection"]
+    scored = [s for s in detection if s.anomaly_score is not None]
+    if not detection:
+        return {"unavailable": "no detection questions in this run"}
+    if not scored:
+        return {"unavailable": "detection answers carry letters only (no continuous score); use --choice-scoring logprobs for P(Yes)"}
+    per_category: dict[str, dict[str, float]] = {}
+    for category in sorted({f"{s.dataset}/{s.category}" for s in scored}):
+        members = [s for s in scored if f"{s.dataset}/{s.category}" == category]
+        metrics = image_metrics([s.label == "anomaly" for s in members], [s.anomaly_score for s in members])
+        per_category[category] = {f"image_{k}": v for k, v in metrics.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the notes are kept in the summary instead
+        mean, notes = mean_over_categories(per_category)
+    return {"per_category": per_category, "mean": mean, "notes": notes, "scored": len(scored), "detection_questions": len(detection)}
 
 
 def model_for(spec: RunSpec, base_url: str | None = None) -> Model:

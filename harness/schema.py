@@ -176,3 +176,4 @@ class RunSummary(BaseModel):
     retries: int = 0
     error_counts: dict[str, int] = Field(default_factory=dict, description="failed samples by error kind")
     stopped_reason: str | None = None
+    image_metrics: dict = Field(default_factory=dict, description="image AUROC/AP/F1-max from detection anomaly scores, or why there are none")

@@ -43,6 +43,13 @@ def results_table(summary: RunSummary) -> str:
         lines = _table(f"{summary.model} on {summary.suite}: accuracy % (strict: unanswered = wrong)", strict["accuracy"], columns, chance)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     lines.append(f"{summary.n_samples}/{summary.n_questions} questions answered; answer status: {statuses}")
+    image = summary.image_metrics
+    if image.get("mean"):
+        mean = image["mean"]
+        lines.append(
+            f"image-level (detection scores, mean of {len(image['per_category'])} categories): AUROC {100 * mean['image_auroc']:.1f}, "
+            f"AP {100 * mean['image_ap']:.1f}, F1-max {100 * mean['image_f1_max']:.1f}"
+        )
     if summary.error_counts:
         lines.append("failed samples by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.error_counts.items())))
     tokens = summary.usage.prompt_tokens + summary.usage.completion_tokens

@@ -54,6 +54,7 @@ class GenerateRequest(BaseModel):
     # Bookkeeping for baselines and logs, never sent to a model and not part of the request digest:
     sample_id: str = ""
     sample_seed: int = 0
+    subtask: str | None = Field(None, description="the question's subtask, for non-LLM experts that answer only some")
     reference_answer: str | None = Field(None, description="the right letter; only the oracle baseline reads it")
 
 
@@ -66,6 +67,7 @@ class GenerateResponse(BaseModel):
     declined: bool = Field(False, description="the model chose not to answer this kind of question")
     attempts: int = 1
     cached: bool = False
+    anomaly_score: float | None = Field(None, description="a detector's continuous image score, when it has one")
     notes: list[str] = Field(default_factory=list, description="one-time remarks for the run spec, e.g. 'no logprobs'")
 
 
@@ -136,6 +138,9 @@ def create_model(name: str, *, seed: int = 0, options: ModelOptions | None = Non
 
 register_provider(
     Provider("openai", "harness.models.openai:create_openai", "any OpenAI-compatible chat API: OpenAI, vLLM, Ollama, llama.cpp (--base-url)")
+)
+register_provider(
+    Provider("expert", "harness.models.expert:create_expert", "training-free non-LLM detectors: expert/patchknn")
 )
 register_provider(
     Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False)

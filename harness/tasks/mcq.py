@@ -39,6 +39,7 @@ def build_request(question: Question, image: ImageRecord, root: Path, settings: 
         option_letters=list(question.options),
         choice_scoring=settings.choice_scoring,
         sample_id=question.id,
+        subtask=question.subtask.value,
         sample_seed=seed,
         reference_answer=question.answer,
     )
@@ -140,7 +141,7 @@ def score_response(
         parse_reason=reason,
         correct=letter is not None and letter == question.answer,
         option_logprobs=response.option_logprobs,
-        anomaly_score=anomaly_score(question, response.option_logprobs),
+        anomaly_score=response.anomaly_score if response.anomaly_score is not None else anomaly_score(question, response.option_logprobs),
         latency_s=response.latency_s,
         usage=response.usage,
         error=response.error,

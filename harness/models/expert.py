@@ -1,0 +1,108 @@
+"""`expert/patchknn` as a model: it answers the questions a detector can answer.
+
+- Anomaly Detection: anomalous when the image score exceeds the threshold calibrated on the
+  prompt's normal templates (PatchKnn.calibrate); the score itself is kept as `anomaly_score`.
+- Defect Localization: the option whose location words (top/middle/bottom, left/center/right)
+  name the part of the image with the highest mean anomaly.
+- Every other subtask: declined (wrong in strict scoring, shown as "declined").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.experts.patchknn import PatchKnn
+from harness.models.base import GenerateRequest, GenerateResponse, ImagePart, ModelOptions
+from harness.schema import Subtask
+
+_ROWS = {"top": 0, "upper": 0, "middle": 1, "center": 1, "centre": 1, "bottom": 2, "lower": 2}
+_COLUMNS = {"left": 0, "middle": 1, "center": 1, "centre": 1, "right": 2}
+
+
+def option_area(text: str) -> tuple[set[int], set[int]] | None:
+    """The 3×3 rows and columns an option's location words name, or None if it names none."""
+    words = re.findall(r"[a-z]+", text.lower())
+    rows = {_ROWS[w] for w in words if w in _ROWS and w not in ("middle", "center", "centre")}
+    columns = {_COLUMNS[w] for w in words if w in ("left", "right")}
+    centred = any(w in ("middle", "center", "centre") for w in words)
+    if not rows and not columns and not centred:
+        return None
+    if centred:  # "center" alone is the middle cell; "top center" is the middle column; "middle left" the middle row
+        if rows and not columns:
+            columns = {1}
+        elif columns and not rows:
+            rows = {1}
+        elif not rows and not columns:
+            rows, columns = {1}, {1}
+    return rows or {0, 1, 2}, columns or {0, 1, 2}
+
+
+def area_mean(anomaly_map: np.ndarray, rows: set[int], columns: set[int]) -> float:
+    height, width = anomaly_map.shape
+    row_edges, col_edges = np.linspace(0, height, 4).astype(int), np.linspace(0, width, 4).astype(int)
+    cells = [anomaly_map[row_edges[r] : row_edges[r + 1], col_edges[c] : col_edges[c + 1]].mean() for r in rows for c in columns]
+    return float(np.mean(cells))
+
+
+class PatchKnnExpert:
+    default_concurrency = 2  # CPU-bound: one worker thread a core
+    cacheable = False
+
+    def __init__(self, name: str) -> None:
+        self.name = self.cache_identity = name
+        self.detector = PatchKnn()
+        self._thresholds: dict[tuple[str, ...], float] = {}
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        return await asyncio.to_thread(self._answer, request)
+
+    def _answer(self, request: GenerateRequest) -> GenerateResponse:
+        images = [p for m in request.messages for p in m.content if isinstance(p, ImagePart)]
+        query = next((p.path for p in images if p.role == "query"), None)
+        templates = [p.path for p in images if p.role == "template"]
+        if query is None or not templates:
+            return GenerateResponse(error="patchknn needs the query image and at least one normal template (--shots 1 or more)")
+        options = _options_from_prompt(request)
+        if request.subtask == Subtask.ANOMALY_DETECTION.value:
+            result = self.detector.score(query, templates)
+            key = tuple(templates)
+            if key not in self._thresholds:
+                self._thresholds[key] = self.detector.calibrate(templates)
+            anomalous = result.image_score > self._thresholds[key]
+            wanted = "yes" if anomalous else "no"
+            letter = next((k for k, v in options.items() if v.strip().lower().startswith(wanted)), None)
+            if letter is None:
+                return GenerateResponse(declined=True, anomaly_score=result.image_score)
+            return GenerateResponse(text=letter, anomaly_score=result.image_score)
+        if request.subtask == Subtask.DEFECT_LOCALIZATION.value:
+            areas = {k: option_area(v) for k, v in options.items()}
+            if not any(areas.values()):
+                return GenerateResponse(declined=True)
+            anomaly_map = self.detector.score(query, templates).anomaly_map
+            best = max((k for k, a in areas.items() if a), key=lambda k: area_mean(anomaly_map, *areas[k]))
+            return GenerateResponse(text=best)
+        return GenerateResponse(declined=True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+_OPTION_LINE = re.compile(r"^([A-E])\. (.*)$", re.M)
+
+
+def _options_from_prompt(request: GenerateRequest) -> dict[str, str]:
+    """The option texts as the prompt lists them ("A. Yes."), restricted to the request's letters."""
+    text = "\n".join(p.text for m in request.messages for p in m.content if not isinstance(p, ImagePart))
+    found = dict(_OPTION_LINE.findall(text))
+    return {k: v for k, v in found.items() if k in (request.option_letters or found)}
+
+
+def create_expert(name: str, *, seed: int, options: ModelOptions) -> PatchKnnExpert:
+    kind = name.split("/", 1)[1]
+    if kind != "patchknn":
+        raise ConfigError(f"unknown expert {kind!r}; available: patchknn")
+    return PatchKnnExpert(name)
