@@ -1,0 +1,117 @@
+"""GPT-4V-AD's granular region division and the numbered overlay a model is shown.
+
+The image is resized to 768×768 (aspect not kept, as in the paper) and divided into regions by
+SLIC superpixels (n_segments=60, compactness=20), a k×k grid, or masks the user supplies (e.g.
+exported from SAM). Regions with 600 < area < 120,000 px are kept and numbered from 1 in the
+order they were generated. The overlay draws each region's 1-px inner border in white and its
+number in white 10-px text on a grey (128,128,128) box at the region pixel nearest its centroid,
+so the label lies inside the region even for curved regions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from skimage.segmentation import find_boundaries, slic
+
+SIDE = 768
+MIN_AREA, MAX_AREA = 600, 120_000
+SLIC_SEGMENTS, SLIC_COMPACTNESS = 60, 20
+LABEL_FONT_SIZE = 10
+LABEL_BOX_GREY = (128, 128, 128)
+
+
+@dataclass(frozen=True)
+class Division:
+    masks: np.ndarray  # (n, SIDE, SIDE) bool; region i+1 is masks[i]
+
+    @property
+    def count(self) -> int:
+        return int(self.masks.shape[0])
+
+
+def load_square(path: str | Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR))
+
+
+def _keep(candidates: list[np.ndarray]) -> Division:
+    kept = [m for m in candidates if MIN_AREA < int(m.sum()) < MAX_AREA]
+    return Division(np.stack(kept) if kept else np.zeros((0, SIDE, SIDE), bool))
+
+
+def _from_label_map(labels: np.ndarray) -> Division:
+    return _keep([labels == value for value in np.unique(labels) if value > 0])
+
+
+def slic_division(rgb: np.ndarray, segments: int = SLIC_SEGMENTS, compactness: float = SLIC_COMPACTNESS) -> Division:
+    return _from_label_map(slic(rgb, n_segments=segments, compactness=compactness, start_label=1))
+
+
+def grid_division(cells: int) -> Division:
+    edges = np.linspace(0, SIDE, cells + 1).round().astype(int)
+    labels = np.zeros((SIDE, SIDE), np.int32)
+    for row in range(cells):
+        for col in range(cells):
+            labels[edges[row] : edges[row + 1], edges[col] : edges[col + 1]] = row * cells + col + 1
+    return _from_label_map(labels)
+
+
+def masks_division(path: Path) -> Division:
+    """User regions: a PNG label map (0 = no region, k = region k) or an .npz with `masks` (n×H×W)."""
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            stack = np.asarray(data["masks"], bool)
+        return _keep([_resize_mask(m) for m in stack])
+    with Image.open(path) as image:
+        labels = np.asarray(image.resize((SIDE, SIDE), Image.NEAREST))
+    return _from_label_map(labels)
+
+
+def _resize_mask(mask: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((SIDE, SIDE), Image.NEAREST)) > 0
+
+
+def label_anchor(mask: np.ndarray) -> tuple[int, int]:
+    """The region pixel nearest the region's centroid (y, x)."""
+    ys, xs = np.nonzero(mask)
+    nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return int(ys[nearest]), int(xs[nearest])
+
+
+def draw_overlay(rgb: np.ndarray, division: Division) -> Image.Image:
+    canvas = rgb.copy()
+    for mask in division.masks:
+        canvas[find_boundaries(mask, mode="inner") & mask] = 255
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=LABEL_FONT_SIZE)  # ships with Pillow: no system font needed
+    for number, mask in enumerate(division.masks, start=1):
+        y, x = label_anchor(mask)
+        text = str(number)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        width, height = right - left, bottom - top
+        box = (x - width // 2 - 1, y - height // 2 - 1, x + (width + 1) // 2 + 1, y + (height + 1) // 2 + 1)
+        draw.rectangle(box, fill=LABEL_BOX_GREY)
+        draw.text((box[0] + 1 - left, box[1] + 1 - top), text, fill=(255, 255, 255), font=font)
+    return image
+
+
+def text_to_segmentation(division: Division, region_scores: dict[int, float], shape: tuple[int, int]) -> np.ndarray:
+    """Text2Segmentation: each named region takes its score (the max where regions overlap), 0
+    elsewhere; the 768² map is resized to `shape` (nearest: the map is piecewise constant)."""
+    square = np.zeros((SIDE, SIDE), np.float32)
+    for region, score in region_scores.items():
+        np.maximum(square, np.where(division.masks[region - 1], np.float32(score), np.float32(0)), out=square)
+    rows = (np.arange(shape[0]) * SIDE // shape[0]).astype(int)
+    cols = (np.arange(shape[1]) * SIDE // shape[1]).astype(int)
+    return square[np.ix_(rows, cols)]
+
+
+def overlapping_regions(division: Division, mask: np.ndarray) -> list[int]:
+    """Regions (1-based) that touch a ground-truth mask: what an ideal responder would name."""
+    square = _resize_mask(mask)
+    return [i + 1 for i, region in enumerate(division.masks) if (region & square).any()]
