@@ -27,9 +27,9 @@ from harness.data.mmad import load_mmad
 from harness.models.base import ImagePart, ModelOptions
 from harness.models.openai import OpenAIChatModel
 from harness.runlog import RunFolder
-from harness.runner import EvalPlan, run_plan
+from harness.runner import run_plan
 from harness.schema import RunSpec
-from harness.tasks.mcq import PromptSettings, build_request
+from harness.tasks.mcq import McqTask, PromptSettings, build_request
 from question_gen.generate import generate_question_set
 from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
 
@@ -71,7 +71,7 @@ def timed_run(question_set, base_url: str, concurrency: int, work: Path, name: s
     """(wall seconds, client CPU seconds, requests) for one run of the real runner."""
     model = OpenAIChatModel("openai/bench-vlm", seed=0, options=ModelOptions(base_url=base_url, max_connections=concurrency, request_timeout_s=30))
     settings = PromptSettings(shots=1, image_max_side=512)
-    plan = EvalPlan(question_set.questions, question_set.images, question_set.root, settings, seed=0)
+    plan = McqTask(question_set.questions, question_set.images, question_set.root, settings, seed=0)
     for question in question_set.questions:  # pre-warm the per-run image cache: encoding is excluded
         request = build_request(question, question_set.images[question.image_id], question_set.root, settings, 0)
         for part in request.messages[0].content:

@@ -12,7 +12,10 @@ from harness.errors import IadbenchError
 
 def _add_eval(commands) -> None:
     parser = commands.add_parser("eval", help="evaluate a model on a suite (default: the built-in synthetic set)")
-    parser.add_argument("--suite", default=None, help="suite name (iadbench list suites); default synthetic-quick")
+    parser.add_argument("--suite", default=None, help="suite name (iadbench list suites); default synthetic-quick, or gpt4vad-zero-shot with --task gpt4vad")
+    parser.add_argument("--task", choices=["mcq", "gpt4vad"], help="multiple-choice questions, or GPT-4V-AD region scoring with image/pixel metrics")
+    parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, masks:DIR (PNG label maps or .npz per image)")
+    parser.add_argument("--gpt4vad-prompt", choices=["zero-shot", "zero-shot-no-class", "one-shot"], help="gpt4vad prompt variant")
     parser.add_argument("--model", default=None, help="provider/model or a baseline: random, oracle (iadbench list models)")
     parser.add_argument("--data", help="synthetic | synthetic:SEED | mmad:PATH/mmad.json (overrides the suite)")
     parser.add_argument("--data-root", help="folder the question file's paths are relative to (default: its folder)")
@@ -61,7 +64,7 @@ def _resume_spec(args: argparse.Namespace):
 
     folder = RunFolder.open(Path(args.resume))
     spec = folder.spec()
-    given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots, "--choice-scoring": args.choice_scoring}
+    given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots, "--choice-scoring": args.choice_scoring, "--task": args.task, "--regions": args.regions}
     conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:].replace("-", "_")))]
     if conflicts:
         raise IadbenchError(f"--resume keeps the run's own settings; drop {', '.join(conflicts)} (see {folder.path / 'spec.json'})")
@@ -109,12 +112,16 @@ def _new_spec(args: argparse.Namespace):
         skip_bad=args.skip_bad,
         max_connections=args.max_connections,
         run_id=args.run_id,
+        task=args.task,
+        regions=args.regions,
+        gpt4vad_prompt=args.gpt4vad_prompt,
         cache=not args.no_cache,
         max_cost_usd=args.max_cost,
         model_options=options,
     )
     model = create_model(model_name, seed=args.seed, options=options)
-    return resolve_spec(args.suite or "synthetic-quick", model_name, overrides, model.default_concurrency), model
+    suite = args.suite or ("gpt4vad-zero-shot" if args.task == "gpt4vad" else "synthetic-quick")
+    return resolve_spec(suite, model_name, overrides, model.default_concurrency), model
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -130,6 +137,9 @@ def _eval(args: argparse.Namespace) -> int:
         spec, model = _new_spec(args)
         if args.dry_run:
             from harness.dryrun import estimate
+
+            if spec.task != "mcq":
+                raise IadbenchError("--dry-run estimates multiple-choice runs only")
 
             print(estimate(spec, load_questions(spec)).describe(spec.model))
             return 0

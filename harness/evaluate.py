@@ -22,10 +22,10 @@ from harness.metrics.accuracy import mmad_compat_table, strict_scores
 from harness.models.base import Model, ModelOptions, create_model
 from harness.models.pricing import cost_usd
 from harness.runlog import RunFolder, new_run_id
-from harness.runner import EvalPlan, RunOutcome, run_plan
+from harness.runner import RunOutcome, run_plan
 from harness.schema import DecodingSpec, RunSpec, RunSummary, SampleResult, Usage
 from harness.suites import load_suite
-from harness.tasks.mcq import PromptSettings
+from harness.tasks.mcq import McqTask, PromptSettings
 
 
 @dataclass
@@ -46,6 +46,9 @@ class EvalOverrides:
     skip_bad: bool = False
     max_connections: int | None = None
     run_id: str | None = None
+    task: str | None = None
+    regions: str | None = None
+    gpt4vad_prompt: str | None = None
     cache: bool = True
     max_cost_usd: float | None = None
     model_options: ModelOptions | None = None
@@ -98,7 +101,9 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         run_id=overrides.run_id or new_run_id(model, suite_name),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         suite=suite_name,
-        task=suite.task,
+        task=pick(overrides.task, suite.task),
+        regions=pick(overrides.regions, suite.regions),
+        gpt4vad_prompt=pick(overrides.gpt4vad_prompt, suite.gpt4vad_prompt),
         data=pick(overrides.data, suite.data),
         data_root=overrides.data_root,
         model=model,
@@ -189,6 +194,53 @@ def model_for(spec: RunSpec, base_url: str | None = None) -> Model:
     return create_model(spec.model, seed=spec.seed, options=options)
 
 
+def _build_task(spec: RunSpec, folder: RunFolder, question_set: QuestionSet | None):
+    """The runner task for the spec, and what its summary needs (questions or region items)."""
+    if spec.task == "gpt4vad":
+        from harness.tasks.gpt4vad import Gpt4vadTask, load_region_items
+
+        items, digest = load_region_items(spec.data, spec.seed)
+        if spec.limit is not None:
+            items = items[: spec.limit]
+        _check_digest(spec, digest, spec.data)
+        task = Gpt4vadTask(items, folder.path, regions=spec.regions, prompt=spec.gpt4vad_prompt, image_max_side=spec.image_max_side, decoding=spec.decoding, seed=spec.seed)
+        return task, items
+    question_set = question_set or load_questions(spec)
+    _check_digest(spec, question_set.digest, str(question_set.source))
+    settings = PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding, spec.choice_scoring)
+    return McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed), question_set
+
+
+def _check_digest(spec: RunSpec, digest: str, source: str) -> None:
+    if spec.data_digest is not None and spec.data_digest != digest:
+        raise ConfigError(f"{source} changed since run {spec.run_id} started (sha256 differs); resuming would mix two data sets, so start a new run")
+
+
+def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFolder, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
+    from harness.tasks.gpt4vad import region_metrics
+
+    paid = [s for s in samples if not s.cached]
+    costs = [cost_usd(spec.model, s.usage) for s in paid]
+    return RunSummary(
+        run_id=spec.run_id,
+        model=spec.model,
+        suite=spec.suite,
+        scoring=spec.scoring,
+        task="gpt4vad",
+        n_questions=len(items),
+        n_samples=len(samples),
+        status_counts=dict(Counter(s.parse_status for s in samples)),
+        ad_metrics=region_metrics(samples, items, folder.path),
+        wall_time_s=wall_time_s,
+        usage=Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in samples), completion_tokens=sum(s.usage.completion_tokens for s in samples)),
+        cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+        cached_samples=len(samples) - len(paid),
+        retries=sum(s.attempts - 1 for s in samples),
+        error_counts=dict(Counter(_error_kind(s.error) for s in samples if s.error)),
+        stopped_reason=stopped_reason,
+    )
+
+
 def run_evaluation(
     spec: RunSpec,
     folder: RunFolder,
@@ -197,22 +249,10 @@ def run_evaluation(
     model: Model | None = None,
     progress: bool = True,
 ) -> RunSummary:
-    question_set = question_set or load_questions(spec)
-    if spec.data_digest is not None and spec.data_digest != question_set.digest:
-        raise ConfigError(
-            f"{question_set.source} changed since run {spec.run_id} started (sha256 differs); resuming would mix two "
-            "question sets, so start a new run"
-        )
+    task, data = _build_task(spec, folder, question_set)
     model = model or model_for(spec)
     if spec.max_cost_usd is not None and cost_usd(spec.model, Usage()) is None:
         raise ConfigError(f"--max-cost needs a price for {spec.model}: add it to harness/models/prices.toml (or $IADBENCH_PRICES)")
-    plan = EvalPlan(
-        questions=question_set.questions,
-        images=question_set.images,
-        root=question_set.root,
-        settings=PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding, spec.choice_scoring),
-        seed=spec.seed,
-    )
     cache = None
     if spec.cache and model.cacheable:
         from harness.cache import ResponseCache
@@ -226,7 +266,7 @@ def run_evaluation(
 
     async def go() -> RunOutcome:
         try:
-            return await run_plan(plan, model, folder, concurrency=spec.max_connections, progress=progress, cache=cache, max_cost_usd=spec.max_cost_usd)
+            return await run_plan(task, model, folder, concurrency=spec.max_connections, progress=progress, cache=cache, max_cost_usd=spec.max_cost_usd)
         finally:
             await model.aclose()
 
@@ -238,13 +278,24 @@ def run_evaluation(
     new_notes = [n for n in outcome.notes if n not in spec.notes]
     if new_notes:
         folder.update_spec(spec.model_copy(update={"notes": spec.notes + new_notes}))
-    summary = summarise(spec, outcome.samples, question_set, time.perf_counter() - started, outcome.stopped_reason)
+    wall = time.perf_counter() - started
+    if spec.task == "gpt4vad":
+        summary = summarise_regions(spec, outcome.samples, data, folder, wall, outcome.stopped_reason)
+    else:
+        summary = summarise(spec, outcome.samples, data, wall, outcome.stopped_reason)
     folder.write_summary(summary)
     return summary
 
 
-def start_run(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, RunFolder, QuestionSet]:
+def start_run(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, RunFolder, QuestionSet | None]:
     """Validate the data before creating the folder, so a bad flag leaves no empty run behind."""
+    if spec.task == "gpt4vad":
+        from harness.tasks.gpt4vad import load_region_items, validate_regions
+
+        validate_regions(spec.regions)
+        _, digest = load_region_items(spec.data, spec.seed)
+        spec = spec.model_copy(update={"data_digest": digest})
+        return spec, RunFolder.create(runs_dir, spec), None
     question_set = load_questions(spec)
     spec = spec.model_copy(update={"data_digest": question_set.digest})
     return spec, RunFolder.create(runs_dir, spec), question_set

@@ -55,19 +55,19 @@ class RunFolder:
         except ValidationError as error:
             raise RunFolderError(f"{self.path / SPEC}: not a valid run spec ({error.error_count()} problems)") from None
 
-    def read_samples(self, *, repair: bool = False) -> list[SampleResult]:
+    def read_samples(self, *, repair: bool = False, sample_type: type = SampleResult) -> list:
         """All finished samples. With `repair`, a last line cut off by a kill is truncated away."""
         path = self.path / SAMPLES
         if not path.exists():
             return []
         data = path.read_bytes()
-        samples: list[SampleResult] = []
+        samples: list = []
         seen: set[str] = set()
         offset = 0
         for number, line in enumerate(data.splitlines(keepends=True), start=1):
             complete = line.endswith(b"\n")
             try:
-                sample = SampleResult.model_validate_json(line)
+                sample = sample_type.model_validate_json(line)
             except ValidationError:
                 if not complete:  # the write in flight when the run was killed
                     if repair:
@@ -90,10 +90,10 @@ class RunFolder:
     def update_spec(self, spec: RunSpec) -> None:
         write_json_atomically(self.path / SPEC, spec.model_dump(mode="json"))
 
-    def drop_failed_samples(self) -> int:
+    def drop_failed_samples(self, sample_type: type = SampleResult) -> int:
         """For --retry-errors: rewrite samples.jsonl without the samples whose backend call failed,
         so they are asked again and the file never holds two answers to one question."""
-        samples = self.read_samples(repair=True)
+        samples = self.read_samples(repair=True, sample_type=sample_type)
         kept = [s for s in samples if s.parse_status != "error"]
         if len(kept) == len(samples):
             return 0

@@ -10,30 +10,36 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel
 
 from harness.cache import ResponseCache
 from harness.errors import FatalBackendError, RunFolderError
-from harness.models.base import GenerateResponse, Model
+from harness.models.base import GenerateRequest, GenerateResponse, Model
 from harness.models.pricing import cost_usd
 from harness.progress import Progress
 from harness.runlog import RunFolder
-from harness.schema import ImageRecord, Question, SampleResult
-from harness.tasks.mcq import PromptSettings, RequestDigester, build_request, score_response
+from harness.tasks.mcq import RequestDigester
 
 
-@dataclass
-class EvalPlan:
-    questions: list[Question]  # in question-set order; a question's index here is its ordinal
-    images: dict[str, ImageRecord]
-    root: Path
-    settings: PromptSettings
-    seed: int
+class Task(Protocol):
+    """What the runner needs of a task (MCQ, GPT-4V-AD): items in a fixed order, and for each a
+    request and a scored sample. A sample has question_id, ordinal, parse_status, usage, cached."""
+
+    sample_type: type[BaseModel]
+
+    @property
+    def ids(self) -> list[str]: ...
+
+    def build_request(self, ordinal: int) -> GenerateRequest: ...
+
+    def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> BaseModel: ...
 
 
 @dataclass
 class RunOutcome:
-    samples: list[SampleResult]  # in ordinal order
+    samples: list  # the task's sample records, in ordinal order
     stopped_reason: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -41,14 +47,14 @@ class RunOutcome:
 class CostBudget:
     """Stops handing out questions once paid tokens reach --max-cost (answers in flight still land)."""
 
-    def __init__(self, model: str, limit_usd: float | None, finished: list[SampleResult]) -> None:
+    def __init__(self, model: str, limit_usd: float | None, finished: list) -> None:
         self.model, self.limit = model, limit_usd
         self.spent = sum(self.cost(s.usage, s.cached) for s in finished)
 
     def cost(self, usage, cached: bool) -> float:
         return 0.0 if cached else (cost_usd(self.model, usage) or 0.0)
 
-    def add(self, sample: SampleResult) -> None:
+    def add(self, sample) -> None:
         self.spent += self.cost(sample.usage, sample.cached)
 
     @property
@@ -70,7 +76,7 @@ async def _ask(model: Model, request) -> GenerateResponse:
 
 
 async def run_plan(
-    plan: EvalPlan,
+    task: Task,
     model: Model,
     folder: RunFolder,
     *,
@@ -80,8 +86,9 @@ async def run_plan(
     max_cost_usd: float | None = None,
 ) -> RunOutcome:
     """Answer the plan's questions not yet in the run folder; return all samples in ordinal order."""
-    finished = folder.read_samples(repair=True)
-    known_ids = {q.id for q in plan.questions}
+    finished = folder.read_samples(repair=True, sample_type=task.sample_type)
+    ids = task.ids
+    known_ids = set(ids)
     strangers = [s.question_id for s in finished if s.question_id not in known_ids]
     if strangers:
         raise RunFolderError(
@@ -89,15 +96,15 @@ async def run_plan(
             f"(first: {strangers[0]!r}); the data changed since this run started, so start a new run"
         )
     done_ids = {s.question_id for s in finished}
-    todo = [(ordinal, q) for ordinal, q in enumerate(plan.questions) if q.id not in done_ids]
-    tracker = Progress(len(plan.questions), already_done=len(finished)) if progress else None
+    todo = [ordinal for ordinal, item_id in enumerate(ids) if item_id not in done_ids]
+    tracker = Progress(len(ids), already_done=len(finished)) if progress else None
     digester = RequestDigester()
     budget = CostBudget(model.name, max_cost_usd, finished)
     cache = cache if model.cacheable else None
-    queue: asyncio.Queue[tuple[int, Question]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
-    results: list[SampleResult] = list(finished)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for ordinal in todo:
+        queue.put_nowait(ordinal)
+    results: list = list(finished)
     notes: list[str] = []
 
     with folder.sample_writer() as writer:
@@ -105,11 +112,13 @@ async def run_plan(
         async def worker() -> None:
             while not budget.exhausted:
                 try:
-                    ordinal, question = queue.get_nowait()
+                    ordinal = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                image = plan.images[question.image_id]
-                request = build_request(question, image, plan.root, plan.settings, plan.seed)
+                if getattr(task, "blocking", False):  # CPU-heavy preparation must not stall other requests
+                    request = await asyncio.to_thread(task.build_request, ordinal)
+                else:
+                    request = task.build_request(ordinal)
                 digest = digester.digest(model.cache_identity, request)
                 response = cache.get(digest) if cache else None
                 if response is not None:
@@ -119,7 +128,7 @@ async def run_plan(
                     if cache:
                         cache.put(digest, response)
                 notes.extend(n for n in response.notes if n not in notes)
-                sample = score_response(question, image, ordinal, model.name, digest, response, plan.settings.choice_scoring)
+                sample = task.score(ordinal, model.name, digest, response)
                 writer.write(sample)  # flushed before the next await: a kill loses nothing finished
                 results.append(sample)
                 budget.add(sample)
@@ -135,6 +144,6 @@ async def run_plan(
             if tracker:
                 tracker.finish()
     stopped = None
-    if len(results) < len(plan.questions) and budget.exhausted:
+    if len(results) < len(ids) and budget.exhausted:
         stopped = f"cost limit reached: ${budget.spent:.4f} of ${max_cost_usd:.4f}"
     return RunOutcome(sorted(results, key=lambda s: s.ordinal), stopped, notes)

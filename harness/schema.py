@@ -128,7 +128,9 @@ class RunSpec(BaseModel):
     run_id: str
     created_at: str
     suite: str
-    task: Literal["mcq"] = "mcq"
+    task: Literal["mcq", "gpt4vad"] = "mcq"
+    regions: str = Field("slic", description="gpt4vad region division: slic, grid:K or masks:DIR")
+    gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "one-shot"] = "zero-shot"
     data: str
     data_root: str | None = None
     data_digest: str | None = Field(None, description="sha256 of the question file")
@@ -163,11 +165,13 @@ class RunSummary(BaseModel):
     model: str
     suite: str
     scoring: ScoringMode
+    task: Literal["mcq", "gpt4vad"] = "mcq"
     n_questions: int
     n_samples: int
     status_counts: dict[str, int]
-    strict: dict
-    mmad_compat: dict
+    strict: dict = Field(default_factory=dict)
+    mmad_compat: dict = Field(default_factory=dict)
+    ad_metrics: dict = Field(default_factory=dict, description="gpt4vad: image and pixel metrics per category and mean")
     skipped_records: list[SkippedRecord] = Field(default_factory=list)
     wall_time_s: float | None = None
     usage: Usage = Field(default_factory=Usage)
@@ -177,3 +181,31 @@ class RunSummary(BaseModel):
     error_counts: dict[str, int] = Field(default_factory=dict, description="failed samples by error kind")
     stopped_reason: str | None = None
     image_metrics: dict = Field(default_factory=dict, description="image AUROC/AP/F1-max from detection anomaly scores, or why there are none")
+
+
+class RegionSample(BaseModel):
+    """One line of samples.jsonl in a GPT-4V-AD run: one image, its regions and their scores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question_id: str = Field(description="the image's path relative to its dataset root")
+    ordinal: int
+    dataset: str
+    category: str
+    label: Label
+    model: str
+    request_digest: str
+    regions: int
+    reply: str = ""
+    parse_status: ParseStatus
+    parse_reason: str | None = None
+    image_score: float | None = Field(None, description="the stated image anomaly score")
+    map_max: float | None = None
+    region_scores: dict[int, float] = Field(default_factory=dict)
+    overlay_path: str = Field(description="the divided image the model saw, relative to the run folder")
+    map_path: str | None = Field(None, description="the predicted map (16-bit PNG, 0..65535 = 0..1), relative to the run folder")
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    attempts: int = 1
+    cached: bool = False

@@ -29,8 +29,37 @@ def _table(title: str, rows: dict[str, dict], columns: list[str], extra_rows: di
     return lines
 
 
+AD_COLUMNS = (
+    ("image_auroc", "I-AUROC"),
+    ("image_ap", "I-AP"),
+    ("image_f1_max", "I-F1max"),
+    ("pixel_auroc", "P-AUROC"),
+    ("pixel_ap", "P-AP"),
+    ("pixel_f1_max", "P-F1max"),
+    ("pixel_aupro", "AUPRO"),
+)
+
+
+def ad_table(summary: RunSummary) -> str:
+    """GPT-4V-AD runs: image and pixel metrics (%) per category and their mean."""
+    metrics = summary.ad_metrics
+    rows = dict(metrics.get("per_category", {})) | {"mean": metrics.get("mean", {})}
+    width = max([len(r) for r in rows] + [10])
+    header = f"{'':<{width}}  " + "  ".join(f"{title:>7}" for _, title in AD_COLUMNS)
+    lines = [f"{summary.model} on {summary.suite}: GPT-4V-AD, image score as stated, maps by Text2Segmentation (%)", header, "-" * len(header)]
+    for name, row in rows.items():
+        cells = [row.get(key) for key, _ in AD_COLUMNS]
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{_cell(None if v is None or v != v else 100 * v):>7}" for v in cells))
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
+    lines.append(f"{summary.n_samples}/{summary.n_questions} images answered; reply status: {statuses}")
+    lines += [f"note: {note}" for note in metrics.get("notes", [])]
+    return "\n".join(lines)
+
+
 def results_table(summary: RunSummary) -> str:
     """Accuracy (%) per dataset and subtask, the average, and the chance level beside it."""
+    if summary.task == "gpt4vad":
+        return ad_table(summary)
     columns = [s.value for s in SUBTASKS] + ["Average"]
     if summary.scoring == "mmad-compat":
         compat = summary.mmad_compat

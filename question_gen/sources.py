@@ -75,3 +75,41 @@ def read_mvtec_layout(root: Path) -> list[SourceCategory]:
     if not categories:
         raise DataError(f"{root}: no category folders with a test/ subfolder (expected the MVTec AD layout)")
     return categories
+
+
+def read_visa_layout(root: Path) -> list[SourceCategory]:
+    """VisA: `split_csv/1cls.csv` with columns object,split,label,image,mask (CRLF line ends;
+    labels normal/anomaly; empty mask for normal images; masks hold defect-class ids, read as > 0)."""
+    import csv
+
+    from harness.paths import resolve_inside
+
+    table = root / "split_csv" / "1cls.csv"
+    if not table.is_file():
+        raise DataError(f"{table}: not found; a VisA folder holds split_csv/1cls.csv")
+    categories: dict[str, SourceCategory] = {}
+    with table.open(newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                name, split, label, image = row["object"], row["split"], row["label"], row["image"]
+            except KeyError as missing:
+                raise DataError(f"{table}: line {line} lacks column {missing}; expected object,split,label,image,mask") from None
+            what = f"{table} line {line}"
+            if not resolve_inside(root, image, what=what).is_file():
+                raise DataError(f"{what}: image {image} does not exist")
+            category = categories.setdefault(name, SourceCategory(name))
+            if split == "train":
+                if label == "normal":
+                    category.train_good.append(image)
+                continue
+            if label == "normal":
+                category.test.append(SourceImage(image, name, "normal", None))
+                continue
+            mask = (row.get("mask") or "").strip()
+            if not mask or not resolve_inside(root, mask, what=what).is_file():
+                raise DataError(f"{what}: anomalous image {image} without its mask; add the mask or drop the row")
+            category.test.append(SourceImage(image, name, "anomaly", "anomaly", (mask,)))
+    for category in categories.values():
+        if not category.train_good:
+            raise DataError(f"{table}: category {category.name} has no normal training images for templates")
+    return [categories[name] for name in sorted(categories)]

@@ -52,6 +52,22 @@ def synthetic_question_set(seed: int = 0, size: int = SYNTHETIC_SIZE) -> Path:
     return final
 
 
+def resolve_gpt4vad_source(source: str, seed: int = 0):
+    """(dataset name, root, categories) of an AD dataset for the GPT-4V-AD task:
+    synthetic[:SEED], mvtec:DIR or visa:DIR."""
+    from question_gen.sources import read_mvtec_layout, read_visa_layout
+
+    kind, _, argument = source.partition(":")
+    if kind == "synthetic":
+        root = synthetic_question_set(int(argument) if argument else 0) / "Synthetic"
+        return "Synthetic", root, read_mvtec_layout(root)
+    if kind in ("mvtec", "visa") and argument:
+        root = Path(argument).expanduser()
+        reader = read_mvtec_layout if kind == "mvtec" else read_visa_layout
+        return root.name, root, reader(root)
+    raise ConfigError(f"--data {source!r}: the gpt4vad task reads synthetic, mvtec:DIR or visa:DIR")
+
+
 def resolve_data(source: str, data_root: str | None = None) -> ResolvedData:
     kind, _, argument = source.partition(":")
     if kind == "synthetic":

@@ -55,6 +55,10 @@ class GenerateRequest(BaseModel):
     sample_id: str = ""
     sample_seed: int = 0
     subtask: str | None = Field(None, description="the question's subtask, for non-LLM experts that answer only some")
+    # For detectors in the GPT-4V-AD task: the undivided image, normal references, region masks.
+    source_image: str | None = None
+    normal_images: list[str] = Field(default_factory=list)
+    regions_file: str | None = None
     reference_answer: str | None = Field(None, description="the right letter; only the oracle baseline reads it")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -60,7 +61,34 @@ class PatchKnnExpert:
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         return await asyncio.to_thread(self._answer, request)
 
+    def _regions_reply(self, request: GenerateRequest) -> GenerateResponse:
+        """GPT-4V-AD: every region gets the mean of the anomaly map over it, in units of twice the
+        detection threshold (clipped to 1), in the task's own reply format. The expert is thus
+        scored at region granularity, like any model in this task."""
+        from scipy import ndimage
+
+        from harness.tasks.regions import SIDE, load_division
+
+        if not request.source_image or not request.normal_images or not request.regions_file:
+            return GenerateResponse(error="patchknn in gpt4vad needs the source image, a normal image and the regions file")
+        result = self.detector.score(request.source_image, request.normal_images)
+        scale = 2 * self._threshold(request.normal_images)
+        square = ndimage.zoom(result.anomaly_map, SIDE / result.anomaly_map.shape[0], order=1)
+        division = load_division(Path(request.regions_file))
+        parts = [f"image anomaly score: {min(result.image_score / scale, 1.0):.4f}"]
+        for number, mask in enumerate(division.masks, start=1):
+            parts.append(f"region {number}: {min(float(square[mask].mean()) / scale, 1.0):.4f}")
+        return GenerateResponse(text="; ".join(parts) + ".", anomaly_score=result.image_score)
+
+    def _threshold(self, templates: list[str]) -> float:
+        key = tuple(templates)
+        if key not in self._thresholds:
+            self._thresholds[key] = self.detector.calibrate(templates)
+        return self._thresholds[key]
+
     def _answer(self, request: GenerateRequest) -> GenerateResponse:
+        if request.subtask == "gpt4vad":
+            return self._regions_reply(request)
         images = [p for m in request.messages for p in m.content if isinstance(p, ImagePart)]
         query = next((p.path for p in images if p.role == "query"), None)
         templates = [p.path for p in images if p.role == "template"]
@@ -69,10 +97,7 @@ class PatchKnnExpert:
         options = _options_from_prompt(request)
         if request.subtask == Subtask.ANOMALY_DETECTION.value:
             result = self.detector.score(query, templates)
-            key = tuple(templates)
-            if key not in self._thresholds:
-                self._thresholds[key] = self.detector.calibrate(templates)
-            anomalous = result.image_score > self._thresholds[key]
+            anomalous = result.image_score > self._threshold(templates)
             wanted = "yes" if anomalous else "no"
             letter = next((k for k, v in options.items() if v.strip().lower().startswith(wanted)), None)
             if letter is None:

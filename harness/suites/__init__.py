@@ -20,7 +20,9 @@ class Suite(BaseModel):
     name: str
     description: str
     data: str
-    task: str = "mcq"
+    task: Literal["mcq", "gpt4vad"] = "mcq"
+    regions: str = "slic"
+    gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "one-shot"] = "zero-shot"
     shots: int = 1
     templates: TemplateKind = "random"
     image_max_side: int | None = None

@@ -148,3 +148,24 @@ def score_response(
         attempts=response.attempts,
         cached=response.cached,
     )
+
+
+class McqTask:
+    """Multiple-choice questions as a runner task: item ordinal → request → scored sample."""
+
+    sample_type = SampleResult
+
+    def __init__(self, questions: list[Question], images: dict[str, ImageRecord], root: Path, settings: PromptSettings, seed: int) -> None:
+        self.questions, self.images, self.root, self.settings, self.seed = questions, images, root, settings, seed
+
+    @property
+    def ids(self) -> list[str]:
+        return [q.id for q in self.questions]
+
+    def build_request(self, ordinal: int) -> GenerateRequest:
+        question = self.questions[ordinal]
+        return build_request(question, self.images[question.image_id], self.root, self.settings, self.seed)
+
+    def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> SampleResult:
+        question = self.questions[ordinal]
+        return score_response(question, self.images[question.image_id], ordinal, model, digest, response, self.settings.choice_scoring)

@@ -82,10 +82,17 @@ def label_anchor(mask: np.ndarray) -> tuple[int, int]:
     return int(ys[nearest]), int(xs[nearest])
 
 
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2)
+
+
 def draw_overlay(rgb: np.ndarray, division: Division) -> Image.Image:
     canvas = rgb.copy()
-    for mask in division.masks:
-        canvas[find_boundaries(mask, mode="inner") & mask] = 255
+    for mask in division.masks:  # each region's border, computed on its bounding box only
+        box = _bounding_box(mask)
+        crop = mask[box]
+        canvas[box][find_boundaries(crop, mode="inner") & crop] = 255
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=LABEL_FONT_SIZE)  # ships with Pillow: no system font needed
@@ -98,6 +105,31 @@ def draw_overlay(rgb: np.ndarray, division: Division) -> Image.Image:
         draw.rectangle(box, fill=LABEL_BOX_GREY)
         draw.text((box[0] + 1 - left, box[1] + 1 - top), text, fill=(255, 255, 255), font=font)
     return image
+
+
+def save_division(division: Division, stem: Path) -> Path:
+    """Non-overlapping regions (SLIC, grid) as a 16-bit label-map PNG (small, fast); overlapping
+    user regions as a compressed .npz of masks."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if division.count and not (division.masks.sum(0) > 1).any():
+        labels = np.zeros((SIDE, SIDE), np.uint16)
+        for number, mask in enumerate(division.masks, start=1):
+            labels[mask] = number
+        path = stem.with_suffix(".png")
+        Image.fromarray(labels).save(path)
+        return path
+    path = stem.with_suffix(".npz")
+    np.savez_compressed(path, masks=division.masks)
+    return path
+
+
+def load_division(path: Path) -> Division:
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            return Division(np.asarray(data["masks"], bool))
+    with Image.open(path) as image:
+        labels = np.asarray(image)
+    return Division(np.stack([labels == n for n in range(1, int(labels.max()) + 1)]) if labels.max() else np.zeros((0, SIDE, SIDE), bool))
 
 
 def text_to_segmentation(division: Division, region_scores: dict[int, float], shape: tuple[int, int]) -> np.ndarray:

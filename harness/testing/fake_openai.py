@@ -69,6 +69,12 @@ def choose_letter(prompt_text: str) -> tuple[str, list[str]]:
     return letters[digest % len(letters)], letters
 
 
+def region_reply(prompt_text: str) -> str:
+    """A deterministic GPT-4V-AD answer: a hashed image score and two hashed region scores."""
+    digest = hashlib.sha256(prompt_text.encode()).digest()
+    return f"image anomaly score: {digest[0] / 255:.2f}; region {1 + digest[1] % 20}: {digest[2] / 255:.2f}; region {1 + digest[3] % 20}: {digest[4] / 255:.2f}."
+
+
 def _prompt_text(body: dict) -> str:
     texts = []
     for message in body.get("messages", []):
@@ -96,7 +102,7 @@ def _image_sizes(body: dict) -> list[tuple[int, int]]:
 
 
 def _completion(body: dict, letter: str, letters: list[str], config: ServerConfig) -> dict:
-    text = letter if config.reply_style == "letter" else f"The answer is {letter}."
+    text = letter if config.reply_style == "letter" or not letters else f"The answer is {letter}."
     choice: dict = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
     if body.get("logprobs") and config.logprobs:
         # The chosen letter gets most of the mass; the others share the rest in a fixed order.
@@ -185,8 +191,11 @@ class FakeOpenAI:
             await asyncio.sleep(config.latency_s)
             if config.inspect_images:
                 state.image_sizes.append(_image_sizes(body))
-            letter, letters = choose_letter(_prompt_text(body))
             state.completions += 1
+            prompt = _prompt_text(body)
+            if "image anomaly score" in prompt:  # a GPT-4V-AD prompt: answer with region scores
+                return await _json(send, 200, _completion(body, region_reply(prompt), [], config))
+            letter, letters = choose_letter(prompt)
             return await _json(send, 200, _completion(body, letter, letters, config))
         finally:
             state.in_flight -= 1

@@ -1,0 +1,135 @@
+"""The GPT-4V-AD task end to end: oracle bound, API backend, expert row, VisA, resume, errors."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.cli import main
+from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics
+from harness.tasks.gpt4vad import image_shape, load_mask, load_region_items
+from harness.tasks.regions import grid_division, overlapping_regions, text_to_segmentation
+from harness.testing.fake_openai import FakeOpenAI, RunningServer, ServerConfig
+
+logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+GRID = ["--regions", "grid:16"]
+
+
+def run(tmp_path, run_id, *args, expect=0):
+    assert main(["eval", "--task", "gpt4vad", "--runs-dir", str(tmp_path / "runs"), "--run-id", run_id, "--quiet", *args]) == expect
+    return tmp_path / "runs" / run_id
+
+
+def test_oracle_reaches_the_region_granularity_bound(tmp_path, synthetic_set):
+    folder = run(tmp_path, "oracle", "--model", "oracle", "--limit", "30", *GRID)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status_counts"] == {"ok": 30}
+    # The bound computed directly: each region touching the ground truth scores 1, the rest 0.
+    items, _ = load_region_items("synthetic", 0)
+    division = grid_division(16)
+    per_category = {}
+    for category in ("brick", "capsule"):
+        members = [i for i in items[:30] if i.category == category]
+        maps, masks = [], []
+        for item in members:
+            shape = image_shape(item.image_path)
+            mask = load_mask(item.mask_paths, shape) if item.mask_paths else np.zeros(shape, bool)
+            touched = overlapping_regions(division, mask) if item.mask_paths else []
+            maps.append(text_to_segmentation(division, {r: 1.0 for r in touched}, shape))
+            masks.append(mask)
+        metrics = {f"pixel_{k}": v for k, v in pixel_metrics(zip(maps, masks)).items()}
+        metrics |= {f"image_{k}": v for k, v in image_metrics([i.label == "anomaly" for i in members], [m.max() for m in maps]).items()}
+        per_category[f"Synthetic/{category}"] = metrics
+    bound, _ = mean_over_categories(per_category)
+    got = summary["ad_metrics"]["mean"]
+    for key in ("pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_aupro", "image_auroc"):
+        assert got[key] == pytest.approx(bound[key], abs=2e-5), key  # maps are stored at 16 bits
+    assert got["image_auroc"] == 1.0 and got["pixel_auroc"] > 0.9
+    # what the model saw, and what was predicted, are kept for inspection
+    sample = json.loads((folder / "samples.jsonl").read_text().splitlines()[0])
+    assert (folder / sample["overlay_path"]).is_file() and (folder / sample["map_path"]).is_file()
+    assert Image.open(folder / sample["overlay_path"]).size == (768, 768)
+
+
+def test_any_api_model_through_the_openai_backend(tmp_path, synthetic_set):
+    with RunningServer(FakeOpenAI(ServerConfig())) as server:
+        folder = run(tmp_path, "api", "--model", "openai/fake-vlm", "--base-url", server.base_url, "--limit", "12", "--no-cache", *GRID)
+        sizes = server.app.state.image_sizes
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 12 and all(s["parse_status"] == "ok" and len(s["region_scores"]) >= 1 for s in samples)
+    assert all(request == [[768, 768]] or request == [(768, 768)] for request in sizes)  # the overlay, at full size
+    summary = json.loads((folder / "summary.json").read_text())
+    assert 0.0 <= summary["ad_metrics"]["mean"]["pixel_auroc"] <= 1.0
+
+
+def test_expert_gives_a_reference_row(tmp_path, synthetic_set):
+    folder = run(tmp_path, "expert", "--model", "expert/patchknn", "--limit", "30", *GRID)
+    mean = json.loads((folder / "summary.json").read_text())["ad_metrics"]["mean"]
+    assert mean["image_auroc"] > 0.7 and mean["pixel_auroc"] > 0.7
+
+
+def test_resume_after_a_partial_run_gives_the_same_result(tmp_path, synthetic_set):
+    straight = run(tmp_path, "straight", "--model", "expert/patchknn", "--limit", "8", *GRID)
+    partial = run(tmp_path, "partial", "--model", "expert/patchknn", "--limit", "8", *GRID)
+    lines = (partial / "samples.jsonl").read_text().splitlines()
+    (partial / "samples.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:30])  # as if killed mid-write
+    assert main(["eval", "--resume", str(partial), "--quiet"]) == 0
+
+    def comparable(folder):
+        rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+        return {r["question_id"]: (r["reply"], r["region_scores"], r["image_score"]) for r in rows}
+
+    assert comparable(partial) == comparable(straight)
+    assert json.loads((partial / "summary.json").read_text())["ad_metrics"] == json.loads((straight / "summary.json").read_text())["ad_metrics"]
+
+
+def _visa_tree(root):
+    """A tiny VisA: split_csv/1cls.csv with CRLF line ends, masks holding class ids (not 0/255)."""
+    rows = ["object,split,label,image,mask"]
+    for name in ("candle", "pcb1"):
+        for i in range(2):
+            path = f"{name}/Data/Images/Normal/{i:03d}.JPG"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(root / path)
+            rows.append(f"{name},train,normal,{path},")
+        normal = f"{name}/Data/Images/Normal/100.JPG"
+        Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(root / normal)
+        rows.append(f"{name},test,normal,{normal},")
+        bad, mask = f"{name}/Data/Images/Anomaly/000.JPG", f"{name}/Data/Masks/Anomaly/000.png"
+        (root / bad).parent.mkdir(parents=True, exist_ok=True)
+        (root / mask).parent.mkdir(parents=True, exist_ok=True)
+        image = np.full((64, 64, 3), 120, np.uint8)
+        image[10:30, 10:30] = 250
+        Image.fromarray(image).save(root / bad)
+        labels = np.zeros((64, 64), np.uint8)
+        labels[10:30, 10:30] = 3  # a class id
+        Image.fromarray(labels).save(root / mask)
+        rows.append(f"{name},test,anomaly,{bad},{mask}")
+    (root / "split_csv").mkdir()
+    (root / "split_csv/1cls.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode())
+
+
+def test_visa_layout_with_the_oracle(tmp_path):
+    _visa_tree(tmp_path / "VisA")
+    folder = run(tmp_path, "visa", "--model", "oracle", "--data", f"visa:{tmp_path / 'VisA'}", *GRID)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary["ad_metrics"]["per_category"]) == {"VisA/candle", "VisA/pcb1"}
+    assert summary["ad_metrics"]["mean"]["image_auroc"] == 1.0
+    assert summary["ad_metrics"]["mean"]["pixel_auroc"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "oracle", "--regions", "hexagons"], "use slic, grid:K or masks:DIR"),
+        (["--model", "oracle", "--regions", "grid:x"], "grid size must be an integer"),
+        (["--model", "oracle", "--data", "mmad:/x/mmad.json"], "gpt4vad task reads synthetic, mvtec:DIR or visa:DIR"),
+        (["--model", "oracle", "--dry-run"], "--dry-run estimates multiple-choice runs only"),
+    ],
+)
+def test_bad_gpt4vad_input_is_a_clear_error(tmp_path, synthetic_set, capsys, args, message):
+    assert main(["eval", "--task", "gpt4vad", "--runs-dir", str(tmp_path / "runs"), "--limit", "1", "--quiet", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists(), "a refused run leaves no folder behind"
