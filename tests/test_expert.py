@@ -92,3 +92,11 @@ def test_random_baseline_summary_explains_missing_auroc(tmp_path, synthetic_set)
     subprocess.run([sys.executable, "-m", "harness.cli", "eval", "--model", "random", "--run-id", "r", "--quiet"], cwd=tmp_path, check=True, capture_output=True, timeout=300)
     summary = json.loads((tmp_path / "runs/r/summary.json").read_text())
     assert "letters only" in summary["image_metrics"]["unavailable"]
+
+
+def test_descriptor_cache_is_bounded_and_correct(synthetic_set):
+    templates, anomalous, _ = _examples(synthetic_set, "washer")
+    uncached, cached = PatchKnn(cache_size=0), PatchKnn(cache_size=2)
+    for path in anomalous[:4]:
+        assert uncached.score(str(path), templates[:2]).image_score == cached.score(str(path), templates[:2]).image_score
+    assert len(cached._descriptors) == 2 and len(uncached._descriptors) == 0

@@ -84,15 +84,18 @@ class PatchKnn:
         self._cache_size = cache_size
 
     def descriptors(self, path: str) -> np.ndarray:
-        if path not in self._descriptors:
-            self._descriptors[path] = patch_descriptors(load_rgb(path))
-            if len(self._descriptors) > self._cache_size:
-                self._descriptors.popitem(last=False)
+        found = self._descriptors.get(path)
+        if found is None:
+            found = patch_descriptors(load_rgb(path))
+            self._descriptors[path] = found
         self._descriptors.move_to_end(path)
-        return self._descriptors[path]
+        while len(self._descriptors) > self._cache_size:  # least recently used first
+            self._descriptors.popitem(last=False)
+        return found
 
     def _memory(self, templates: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        bank = np.concatenate([self.descriptors(t).reshape(-1, self.descriptors(t).shape[-1]) for t in templates])
+        grids = [self.descriptors(t) for t in templates]
+        bank = np.concatenate([grid.reshape(-1, grid.shape[-1]) for grid in grids])
         mean, spread = bank.mean(0), bank.std(0) + 1e-3
         return (bank - mean) / spread, mean, spread
 
