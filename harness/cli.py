@@ -213,6 +213,29 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from harness.report.build import build_report
+    from harness.report.render import csv_files, html, json_text, markdown
+    from harness.report.runs import load_run
+
+    runs = [load_run(Path(path)) for path in args.runs]
+    fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "html")
+    fmt = {"htm": "html", "markdown": "md"}.get(fmt, fmt)
+    if fmt == "csv":
+        out = Path(args.out or "report_csv")
+        for path in csv_files(runs, out):
+            print(f"wrote {path}")
+        return 0
+    if fmt not in ("html", "md", "json"):
+        raise IadbenchError(f"--format {fmt!r}: use html, md, csv or json")
+    report = build_report(runs, published=args.published, gallery_run=args.gallery_run, gallery_size=args.gallery_size)
+    text = {"html": html, "md": markdown, "json": json_text}[fmt](report)
+    out = Path(args.out or f"report.{fmt}")
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {len(runs)} runs)")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from question_gen.generate import generate_question_set, generate_synthetic_question_set
 
@@ -268,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["mmad"], default="mmad")
     export.add_argument("--out", help="output file (default: RUN/mmad_answers.json)")
 
+    report = commands.add_parser("report", help="compare run folders: HTML, Markdown, CSV (official MMAD layout) or JSON")
+    report.add_argument("runs", nargs="+", help="run folders")
+    report.add_argument("--out", help="output file (default report.<format>; a folder for csv with several runs)")
+    report.add_argument("--format", choices=["html", "md", "csv", "json"], help="default: from --out's suffix, else html")
+    report.add_argument("--published", choices=["auto", "always", "never"], default="auto", help="MMAD's published rows: auto shows them for runs on MMAD data")
+    report.add_argument("--gallery-run", type=int, default=0, help="which run (0-based, in the order given) the failure gallery shows")
+    report.add_argument("--gallery-size", type=int, default=60, help="failures shown in the gallery")
+
     generate = commands.add_parser("generate", help="generate an MMAD-style question set from an AD dataset")
     generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR")
     generate.add_argument("--out", required=True)
@@ -285,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-HANDLERS = {"eval": _eval, "score": _score, "export": _export, "generate": _generate, "synth": _synth, "list": _list}
+HANDLERS = {"eval": _eval, "score": _score, "export": _export, "report": _report, "generate": _generate, "synth": _synth, "list": _list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,9 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(prompts_dir())),
         undefined=jinja2.StrictUndefined,  # a missing variable is a bug in the caller, not empty text
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        # HTML templates (report.html.j2) escape everything: model replies are untrusted text.
+        # Prompt templates (.j2) must not: they are plain text sent to a model.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "htm"), default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,  # templates do not change during a run; don't stat them on every render

@@ -36,3 +36,10 @@ def test_similar_templates_are_used_when_asked(mmad_tree):
     request = build_request(question, question_set.images[question.image_id], mmad_tree, PromptSettings(templates="similar"), seed=0)
     templates = [p for p in request.messages[0].content if isinstance(p, ImagePart) and p.role == "template"]
     assert [Path(p.path).name for p in templates] == ["001.png"]
+
+
+def test_html_templates_escape_and_prompt_templates_do_not():
+    from harness.prompting import environment
+
+    assert environment().get_template("report/report.html.j2").environment.autoescape("report/report.html.j2")
+    assert not environment().autoescape("mmad/user.j2")

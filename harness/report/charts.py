@@ -1,0 +1,93 @@
+"""Charts as inline SVG strings (matplotlib, text as paths: no fonts or files outside the page)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+SHORT = ["AD", "DefCls", "DefLoc", "DefDesc", "DefAna", "ObjCls", "ObjAna"]
+
+
+def _svg(figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(figure)
+    text = buffer.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)  # creator and licence boilerplate
+    return text[text.index("<svg") :]  # inline: drop the XML prolog and doctype
+
+
+def radar(series: dict[str, list[float | None]]) -> str:
+    """The 7 subtask accuracies of each run on one polar chart."""
+    angles = np.linspace(0, 2 * np.pi, len(SHORT), endpoint=False).tolist()
+    figure = plt.figure(figsize=(5.2, 4.2))
+    axes = figure.add_subplot(polar=True)
+    for name, values in series.items():
+        points = [v if v is not None else 0.0 for v in values]
+        axes.plot(angles + angles[:1], points + points[:1], linewidth=1.5, label=name)
+        axes.fill(angles + angles[:1], points + points[:1], alpha=0.08)
+    axes.set_xticks(angles, SHORT)
+    axes.set_ylim(0, 100)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.05, 1.0), fontsize=7, frameon=False)
+    return _svg(figure)
+
+
+def grouped_bars(datasets: list[str], series: dict[str, list[float | None]], ylabel: str = "average accuracy %") -> str:
+    figure, axes = plt.subplots(figsize=(max(4.5, 1.2 * len(datasets) + 2), 3.2))
+    width = 0.8 / max(1, len(series))
+    for offset, (name, values) in enumerate(series.items()):
+        x = np.arange(len(datasets)) + offset * width - 0.4 + width / 2
+        axes.bar(x, [v if v is not None else 0 for v in values], width, label=name)
+    axes.set_xticks(np.arange(len(datasets)), datasets)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, 100)
+    axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _svg(figure)
+
+
+def heatmap(rows: list[str], values: np.ndarray, title: str) -> str:
+    """Accuracy by category (rows) × subtask (columns); empty cells left blank."""
+    figure, axes = plt.subplots(figsize=(6.5, 0.32 * len(rows) + 1.4))
+    masked = np.ma.masked_invalid(values)
+    image = axes.imshow(masked, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
+    axes.set_xticks(range(len(SHORT)), SHORT)
+    axes.set_yticks(range(len(rows)), rows, fontsize=7)
+    for (r, c), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            axes.text(c, r, f"{value:.0f}", ha="center", va="center", fontsize=6)
+    axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes, fraction=0.03)
+    return _svg(figure)
+
+
+def overkill_miss(points: dict[str, tuple[float, float]]) -> str:
+    """Detection errors of each run: overkill (normal called defective) against miss."""
+    figure, axes = plt.subplots(figsize=(4.2, 3.6))
+    for name, (overkill, miss) in points.items():
+        axes.scatter([overkill], [miss], s=40)
+        axes.annotate(name, (overkill, miss), fontsize=6, xytext=(4, 4), textcoords="offset points")
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, 100)
+    axes.plot([0, 100], [100, 0], linestyle=":", color="grey", linewidth=0.8)  # chance: a coin flip
+    axes.set_xlabel("overkill % (normal images called defective)")
+    axes.set_ylabel("miss % (defects not found)")
+    return _svg(figure)
+
+
+def curves(series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str, ylabel: str, x_limit: float = 1.0) -> str:
+    figure, axes = plt.subplots(figsize=(4.2, 3.6))
+    for name, (x, y) in series.items():
+        axes.plot(x, y, linewidth=1.2, label=name)
+    axes.set_xlim(0, x_limit)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.legend(fontsize=6, frameon=False)
+    return _svg(figure)

@@ -1,0 +1,76 @@
+"""Loading run folders for a report: spec, summary, and the per-question outcomes as arrays.
+
+Samples are read with the json module, not pydantic, and only the fields a report needs are
+kept: twenty MMAD-size runs are 800,000 lines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import RunFolderError
+from harness.runlog import SAMPLES, RunFolder
+from harness.schema import SUBTASKS, RunSpec, RunSummary
+
+SUBTASK_INDEX = {s.value: i for i, s in enumerate(SUBTASKS)}
+
+
+@dataclass
+class RunData:
+    path: Path
+    spec: RunSpec
+    summary: RunSummary
+    ids: np.ndarray  # question ids (object), in ordinal order
+    dataset: np.ndarray  # object
+    category: np.ndarray  # object
+    subtask: np.ndarray  # int8 index into SUBTASKS
+    anomalous: np.ndarray  # bool: the image's label
+    correct: np.ndarray  # bool
+    status: np.ndarray  # object: ok, unparsable, …
+
+    @property
+    def label(self) -> str:
+        """A short name for tables and legends: model, plus what distinguishes the run."""
+        extras = [f"{self.spec.shots}-shot"]
+        if self.spec.choice_scoring != "generate":
+            extras.append(self.spec.choice_scoring)
+        return f"{self.spec.model} ({', '.join(extras)})"
+
+
+def load_run(path: Path) -> RunData:
+    folder = RunFolder.open(path)
+    spec = folder.spec()
+    summary = folder.summary()
+    if summary is None:
+        raise RunFolderError(f"{path}: no summary.json yet; finish the run (iadbench eval --resume {path}) or score it (iadbench score {path})")
+    rows: list[tuple] = []
+    with (path / SAMPLES).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                sample = json.loads(line)
+            except json.JSONDecodeError:
+                raise RunFolderError(f"{path / SAMPLES}: line {number} is not valid JSON; resume the run to repair it") from None
+            if spec.task == "mcq":
+                rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], SUBTASK_INDEX[sample["subtask"]], sample["label"] == "anomaly", sample["correct"], sample["parse_status"]))
+            else:
+                rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], -1, sample["label"] == "anomaly", False, sample["parse_status"]))
+    rows.sort(key=lambda row: row[0])
+    columns = list(zip(*rows)) if rows else [[]] * 8
+    return RunData(
+        path=path,
+        spec=spec,
+        summary=summary,
+        ids=np.array(columns[1], dtype=object),
+        dataset=np.array(columns[2], dtype=object),
+        category=np.array(columns[3], dtype=object),
+        subtask=np.array(columns[4], dtype=np.int8),
+        anomalous=np.array(columns[5], dtype=bool),
+        correct=np.array(columns[6], dtype=bool),
+        status=np.array(columns[7], dtype=object),
+    )

@@ -1,0 +1,131 @@
+"""Reports: content, statistics, exports, escaping of model output, and a real browser render."""
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.cli import main
+from harness.models.base import GenerateResponse, Provider, register_provider
+from harness.report.stats import holm, mcnemar
+
+XSS = 'I think <script>document.body.setAttribute("data-pwned", "1")</script><img src=x onerror="document.title=\'pwned\'"> B'
+
+
+class Hostile:
+    """Replies that try to run code in the report, and the right letter at the end."""
+
+    default_concurrency = 8
+    cacheable = False
+
+    def __init__(self, name, seed):
+        self.name = self.cache_identity = name
+
+    async def generate(self, request):
+        return GenerateResponse(text=XSS.replace(" B", f" {request.reference_answer if request.sample_id.endswith('#1') else 'Z'}"))
+
+    async def aclose(self):
+        return None
+
+
+register_provider(Provider("hostile", "tests.test_report:_create_hostile", "test-only"))
+
+
+def _create_hostile(name, *, seed, options=None):
+    return Hostile(name, seed)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, synthetic_set):
+    root = tmp_path_factory.mktemp("report-runs")
+    for args in (["--model", "random", "--run-id", "random"], ["--model", "oracle", "--run-id", "oracle"], ["--model", "hostile/x", "--run-id", "hostile"]):
+        assert main(["eval", "--runs-dir", str(root), "--quiet", *args]) == 0
+    assert main(["eval", "--task", "gpt4vad", "--model", "oracle", "--regions", "grid:16", "--limit", "12", "--runs-dir", str(root), "--run-id", "gv", "--quiet"]) == 0
+    return root
+
+
+def _report(runs, tmp_path, *names, fmt="html", extra=()):
+    out = tmp_path / f"report.{fmt}"
+    assert main(["report", *[str(runs / n) for n in names], "--out", str(out), *extra]) == 0
+    return out
+
+
+def test_html_holds_leaderboard_intervals_tests_charts_and_gallery(runs, tmp_path):
+    text = _report(runs, tmp_path, "random", "oracle", "gv").read_text()
+    assert "<h2>Leaderboard</h2>" in text and "oracle (1-shot)" in text and "random (1-shot)" in text
+    assert text.index("oracle (1-shot)") < text.index("random (1-shot)")  # sorted by average
+    assert 'class="ci"' in text and "chance 50.0" in text
+    assert "McNemar" in text and "oracle (1-shot) better" in text
+    assert text.count("<svg") >= 6  # radar, bars, overkill/miss, heatmap, ROC, PRO
+    assert "GPT-4V-AD: oracle" in text and "Failure gallery: random (1-shot)" in text
+    assert "data:image/jpeg;base64," in text
+    for external in ('src="http', "src='http", 'href="http', "<link ", "@import", "url(http"):  # opens offline
+        assert external not in text, external
+    assert "(published)" not in text  # synthetic data: MMAD's rows would mislead
+
+
+def test_published_rows_appear_for_mmad_runs(tmp_path, mmad_tree):
+    assert main(["eval", "--model", "oracle", "--data", f"mmad:{mmad_tree / 'mmad.json'}", "--runs-dir", str(tmp_path / "runs"), "--run-id", "m", "--quiet"]) == 0
+    text = _report(tmp_path / "runs", tmp_path, "m").read_text()
+    assert "Qwen2-VL-72B-Instruct (1-shot) (published)" in text and "Human expert (paper)" in text
+    assert "78.6" in text  # Qwen2-VL-72B's published average
+
+
+def test_model_output_is_escaped(runs, tmp_path):
+    text = _report(runs, tmp_path, "hostile").read_text()
+    assert "&lt;script&gt;document.body" in text and "<script>document.body" not in text
+    assert "&lt;img src=x onerror" in text and "<img src=x onerror" not in text
+
+
+def test_markdown_csv_json_exports(runs, tmp_path):
+    markdown = _report(runs, tmp_path, "random", "oracle", fmt="md").read_text()
+    assert "| oracle (1-shot) | 100.0" in markdown and "McNemar" in markdown
+    out = tmp_path / "csv"
+    assert main(["report", str(runs / "random"), str(runs / "oracle"), "--format", "csv", "--out", str(out)]) == 0
+    table = list(csv.reader(io.StringIO((out / "oracle_accuracy.csv").read_text())))
+    published = (Path(__file__).resolve().parents[1] / "harness/published/answers_1_shot_gpt-4o_accuracy.csv").read_text().splitlines()[0]
+    assert ",".join(table[0]) == published  # exactly the official header
+    assert [row[0] for row in table[1:]] == ["Synthetic", "Average"] and float(table[-1][8]) == 100.0
+    data = json.loads(_report(runs, tmp_path, "random", "oracle", fmt="json").read_text())
+    assert {"leaderboard", "pairs", "runs", "charts", "gallery"} <= data.keys()
+
+
+def test_statistics_helpers():
+    first, second = np.array([1, 1, 1, 0, 0, 1], bool), np.array([0, 0, 1, 0, 1, 1], bool)
+    assert mcnemar(first, second)[:2] == (2, 1)
+    assert mcnemar(first, first)[2] == 1.0
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_bootstrap_interval_covers_the_estimate(runs):
+    from harness.report.runs import load_run
+    from harness.report.stats import bootstrap_intervals
+
+    run = load_run(runs / "random")
+    intervals = bootstrap_intervals(run)
+    for column, (low, high) in intervals["Average"].items():
+        value = run.summary.strict["accuracy"]["Average"][column]
+        assert low <= value <= high and high - low < 40
+
+
+def test_report_renders_in_a_real_browser(runs, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed for this test: apt-get install -y chromium (.ci/run does)"
+    report = _report(runs, tmp_path, "random", "oracle", "hostile", "gv")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]
+    screenshot = tmp_path / "shot.png"
+    shot = subprocess.run([chromium, *flags, f"--user-data-dir={tmp_path / 'profile1'}", "--window-size=1280,1600", f"--screenshot={screenshot}", report.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([chromium, *flags, f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=float)
+    assert pixels.std() > 10, "the screenshot is blank"
+    console = [line for line in (shot.stderr + dom.stderr).splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if "Uncaught" in line or "Error" in line], console
+    first_row = dom.stdout.split('<tbody>', 1)[1].split("</tr>", 1)[0]
+    assert "oracle (1-shot)" in first_row
+    assert 'data-pwned="1"' not in dom.stdout and "<title>iadbench report</title>" in dom.stdout  # the hostile reply ran nothing
