@@ -129,3 +129,12 @@ def test_report_renders_in_a_real_browser(runs, tmp_path):
     first_row = dom.stdout.split('<tbody>', 1)[1].split("</tr>", 1)[0]
     assert "oracle (1-shot)" in first_row
     assert 'data-pwned="1"' not in dom.stdout and "<title>iadbench report</title>" in dom.stdout  # the hostile reply ran nothing
+
+
+def test_small_gallery_spreads_over_subtasks_and_categories():
+    from harness.report.build import _stratified
+
+    wrong = [{"subtask": s, "category": c, "n": i} for i, (s, c) in enumerate((s, c) for s in "ABC" for c in "xyz" for _ in range(3))]
+    picked = _stratified(wrong, 6)
+    assert sorted({p["subtask"] for p in picked}) == ["A", "B", "C"]
+    assert len({(p["subtask"], p["category"]) for p in picked}) == 6

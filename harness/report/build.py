@@ -113,17 +113,26 @@ def _thumbnail(path: Path, mask_paths: list[Path] | None = None) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _stratified(candidates: list[dict], key, limit: int) -> list[dict]:
-    """Round-robin over groups so every subtask and category shows up in a small gallery."""
+def _round_robin(candidates: list[dict], key) -> list[dict]:
+    """The candidates reordered so that consecutive items come from different groups."""
     groups: dict[str, list[dict]] = {}
     for item in candidates:
         groups.setdefault(key(item), []).append(item)
-    picked, queues = [], [list(v) for _, v in sorted(groups.items())]
-    while len(picked) < limit and any(queues):
+    ordered, queues = [], [list(v) for _, v in sorted(groups.items())]
+    while any(queues):
         for queue in queues:
-            if queue and len(picked) < limit:
-                picked.append(queue.pop(0))
-    return picked
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+def _stratified(candidates: list[dict], limit: int) -> list[dict]:
+    """A small gallery that still shows every subtask, and within each, every category."""
+    by_subtask: dict[str, list[dict]] = {}
+    for item in candidates:
+        by_subtask.setdefault(item["subtask"], []).append(item)
+    spread = {subtask: _round_robin(items, lambda s: s["category"]) for subtask, items in by_subtask.items()}
+    return _round_robin([item for items in spread.values() for item in items], lambda s: s["subtask"])[:limit]
 
 
 def mcq_gallery(run: RunData, limit: int) -> dict:
@@ -138,7 +147,7 @@ def mcq_gallery(run: RunData, limit: int) -> dict:
             sample = json.loads(line)
             if not sample["correct"]:
                 wrong.append(sample)
-    chosen = _stratified(wrong, lambda s: f"{s['subtask']}|{s['category']}", limit)
+    chosen = _stratified(wrong, limit)
     items = []
     for sample in chosen:
         record = records.get(sample["image_id"], {})
