@@ -83,7 +83,9 @@ def _resume_spec(args: argparse.Namespace):
     spec = spec.model_copy(update=updates)
     folder.update_spec(spec)
     if args.retry_errors:
-        dropped = folder.drop_failed_samples()
+        from harness.schema import RegionSample, SampleResult
+
+        dropped = folder.drop_failed_samples(RegionSample if spec.task == "gpt4vad" else SampleResult)
         print(f"--retry-errors: {dropped} failed samples will be asked again", file=sys.stderr)
     print(f"resuming {folder.path}", file=sys.stderr)
     return spec, folder
@@ -172,6 +174,20 @@ def _score(args: argparse.Namespace) -> int:
 
         folder = RunFolder.open(target)
         spec = folder.spec()
+        if spec.task == "gpt4vad":
+            from harness.evaluate import summarise_regions
+            from harness.schema import RegionSample
+            from harness.tasks.gpt4vad import load_region_items
+
+            if args.mmad_compat:
+                raise IadbenchError("--mmad-compat scores multiple-choice runs; this is a GPT-4V-AD run")
+            items, _ = load_region_items(spec.data, spec.seed)
+            items = items[: spec.limit] if spec.limit is not None else items  # as the run selected them
+            samples = sorted(folder.read_samples(sample_type=RegionSample), key=lambda s: s.ordinal)
+            summary = summarise_regions(spec, samples, items, folder, None, None)
+            folder.write_summary(summary)
+            print(results_table(summary))
+            return 0
         if args.mmad_compat:
             spec = spec.model_copy(update={"scoring": "mmad-compat"})
         samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
@@ -206,6 +222,8 @@ def _export(args: argparse.Namespace) -> int:
     from harness.runlog import RunFolder
 
     folder = RunFolder.open(Path(args.run))
+    if folder.spec().task != "mcq":
+        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a GPT-4V-AD run")
     records = answers_file_records(folder.read_samples())
     out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
     out.write_text(json.dumps(records, indent=4) + "\n")

@@ -133,3 +133,18 @@ def test_bad_gpt4vad_input_is_a_clear_error(tmp_path, synthetic_set, capsys, arg
     assert main(["eval", "--task", "gpt4vad", "--runs-dir", str(tmp_path / "runs"), "--limit", "1", "--quiet", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists(), "a refused run leaves no folder behind"
+
+
+def test_score_retry_and_export_on_a_gpt4vad_run(tmp_path, synthetic_set, capsys):
+    with RunningServer(FakeOpenAI(ServerConfig(fault_rate=0.5, fault_kinds=("server_error",)))) as server:
+        folder = run(tmp_path, "flaky", "--model", "openai/fake-vlm", "--base-url", server.base_url, "--limit", "6", "--no-cache", "--max-attempts", "1", *GRID)
+        failed = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines() if '"parse_status":"error"' in line]
+        assert failed, "some requests must have failed with one attempt allowed"
+        assert main(["eval", "--resume", str(folder), "--retry-errors", "--max-attempts", "4", "--base-url", server.base_url, "--quiet"]) == 0
+    rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(r["parse_status"] == "ok" for r in rows)
+    before = json.loads((folder / "summary.json").read_text())["ad_metrics"]
+    assert main(["score", str(folder)]) == 0
+    assert json.loads((folder / "summary.json").read_text())["ad_metrics"] == before
+    assert main(["export", str(folder)]) == 2
+    assert "GPT-4V-AD run" in capsys.readouterr().err
