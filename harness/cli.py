@@ -35,6 +35,8 @@ def _add_eval(commands) -> None:
     parser.add_argument("--retry-errors", action="store_true", help="with --resume: ask again the questions whose backend call failed")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--dry-run", action="store_true", help="print requests, images, estimated tokens and cost; call nothing")
+    parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: rag, rag=topk:K, agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
+    parser.add_argument("--knowledge", help="domain knowledge for rag (MMAD's domain_knowledge.json format); default: beside the question file")
     api = parser.add_argument_group("API backends (openai/<model>)")
     api.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for vLLM (default $OPENAI_BASE_URL or OpenAI)")
     api.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY; the key itself is never recorded)")
@@ -68,6 +70,8 @@ def _resume_spec(args: argparse.Namespace):
     conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:].replace("-", "_")))]
     if conflicts:
         raise IadbenchError(f"--resume keeps the run's own settings; drop {', '.join(conflicts)} (see {folder.path / 'spec.json'})")
+    if args.strategy or args.knowledge:
+        raise IadbenchError("--resume keeps the run's strategies (see spec.json); start a new run to try others")
     if args.image_detail or args.api_key_env:
         raise IadbenchError("--resume keeps the run's --image-detail and --api-key-env (see spec.json)")
     # How a run is carried out (connections, timeouts, attempts, budget, cache) may change on
@@ -120,6 +124,8 @@ def _new_spec(args: argparse.Namespace):
         cache=not args.no_cache,
         max_cost_usd=args.max_cost,
         model_options=options,
+        strategies=args.strategy,
+        knowledge=args.knowledge,
     )
     model = create_model(model_name, seed=args.seed, options=options)
     suite = args.suite or ("gpt4vad-zero-shot" if args.task == "gpt4vad" else "synthetic-quick")

@@ -17,7 +17,7 @@ from harness.data.mmad import QuestionSet
 from harness.models.base import ImagePart, TextPart
 from harness.models.pricing import cost_usd
 from harness.schema import RunSpec, Usage
-from harness.tasks.mcq import PromptSettings, build_request
+from harness.tasks.mcq import build_request
 
 REPLY_TOKENS_GUESS = 5
 
@@ -56,7 +56,12 @@ def image_tokens(size: tuple[int, int], max_side: int | None, detail: str) -> in
 
 
 def estimate(spec: RunSpec, question_set: QuestionSet) -> DryRunEstimate:
-    settings = PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding, spec.choice_scoring)
+    import tempfile
+    from pathlib import Path
+
+    from harness.evaluate import prompt_settings
+
+    settings = prompt_settings(spec, question_set, Path(tempfile.mkdtemp(prefix="iadbench-dryrun-")))
     detail = spec.model_options.get("image_detail", "low")
     sizes: dict[str, tuple[int, int]] = {}
     prompt_tokens = 0

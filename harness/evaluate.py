@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import platform
+import re
 import subprocess
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from harness.models.pricing import cost_usd
 from harness.runlog import RunFolder, new_run_id
 from harness.runner import RunOutcome, run_plan
 from harness.schema import DecodingSpec, RunSpec, RunSummary, SampleResult, Usage
+from harness.strategies import parse_strategies
 from harness.suites import load_suite
 from harness.tasks.mcq import McqTask, PromptSettings
 
@@ -52,6 +54,8 @@ class EvalOverrides:
     cache: bool = True
     max_cost_usd: float | None = None
     model_options: ModelOptions | None = None
+    strategies: list[str] | None = None
+    knowledge: str | None = None
 
 
 def _package_versions() -> dict[str, str]:
@@ -96,9 +100,11 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         top_p=suite.decoding.top_p,
     )
     max_connections = pick(overrides.max_connections, default_concurrency)
+    strategies = parse_strategies(overrides.strategies or []).names
+    run_suffix = suite_name + "".join("+" + re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-") for s in strategies)
     options = (overrides.model_options or ModelOptions()).model_copy(update={"max_connections": max_connections})
     return RunSpec(
-        run_id=overrides.run_id or new_run_id(model, suite_name),
+        run_id=overrides.run_id or new_run_id(model, run_suffix),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         suite=suite_name,
         task=pick(overrides.task, suite.task),
@@ -113,6 +119,8 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         decoding=decoding,
         scoring=pick(overrides.scoring, suite.scoring),
         choice_scoring=pick(overrides.choice_scoring, suite.choice_scoring),
+        strategies=strategies,
+        knowledge=overrides.knowledge,
         model_options=recorded_options(options),
         seed=overrides.seed,
         limit=overrides.limit,
@@ -207,8 +215,22 @@ def _build_task(spec: RunSpec, folder: RunFolder, question_set: QuestionSet | No
         return task, items
     question_set = question_set or load_questions(spec)
     _check_digest(spec, question_set.digest, str(question_set.source))
-    settings = PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding, spec.choice_scoring)
+    settings = prompt_settings(spec, question_set, folder.path)
     return McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed), question_set
+
+
+def prompt_settings(spec: RunSpec, question_set: QuestionSet, artifacts_dir: Path) -> PromptSettings:
+    """The MCQ prompt settings of a spec, with its strategies' knowledge base loaded."""
+    strategies = parse_strategies(spec.strategies)
+    knowledge = None
+    if strategies.rag:
+        from harness.strategies.rag import KnowledgeBase
+
+        path = Path(spec.knowledge) if spec.knowledge else question_set.source.parent / "domain_knowledge.json"
+        if not path.is_file():
+            raise ConfigError(f"--strategy rag needs domain knowledge: {path} not found (pass --knowledge PATH to MMAD's domain_knowledge.json)")
+        knowledge = KnowledgeBase(path)
+    return PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding, spec.choice_scoring, strategies, knowledge, artifacts_dir)
 
 
 def _check_digest(spec: RunSpec, digest: str, source: str) -> None:
@@ -297,5 +319,6 @@ def start_run(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, RunFolder, Questi
         spec = spec.model_copy(update={"data_digest": digest})
         return spec, RunFolder.create(runs_dir, spec), None
     question_set = load_questions(spec)
+    prompt_settings(spec, question_set, runs_dir)  # a missing knowledge file stops here, not in a worker
     spec = spec.model_copy(update={"data_digest": question_set.digest})
     return spec, RunFolder.create(runs_dir, spec), question_set

@@ -141,6 +141,8 @@ class RunSpec(BaseModel):
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     scoring: ScoringMode = "strict"
     choice_scoring: Literal["generate", "logprobs"] = "generate"
+    strategies: list[str] = Field(default_factory=list, description="enhancement strategies, in order (rag, rag=topk:K, agent=SOURCE:STYLE)")
+    knowledge: str | None = Field(None, description="domain knowledge file for rag (default: domain_knowledge.json beside the questions)")
     model_options: dict = Field(default_factory=dict, description="backend settings (base URL redacted, key env name only)")
     seed: int = 0
     limit: int | None = None

@@ -138,6 +138,8 @@ def generate_question_set(
         mmad[image.key] = {"conversation": conversation, **image.entry}
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out / "mmad.json", mmad)
+    knowledge_by_category = {c.name: knowledge.domain_knowledge_texts(knowledge_key, c.name, c.defect_folders) for c in categories}
+    write_json_atomically(out / "domain_knowledge.json", {dataset_name: knowledge_by_category})
     write_json_atomically(out / "generation_report.json", report.as_dict())
     return report
 

@@ -14,6 +14,7 @@ class DefectKnowledge:
     name: str
     cause: str
     consequence: str
+    looks: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def defect_table() -> tuple[dict[str, DefectKnowledge], dict[str, str], tuple[st
     generic = tuple(raw.pop("generic")["names"])
     kinds, aliases = {}, {}
     for kind, entry in raw.items():
-        kinds[kind] = DefectKnowledge(kind, entry["name"], entry["cause"], entry["consequence"])
+        kinds[kind] = DefectKnowledge(kind, entry["name"], entry["cause"], entry["consequence"], entry["looks"])
         for alias in entry["aliases"]:
             aliases[alias] = kind
     return kinds, aliases, generic
@@ -73,3 +74,19 @@ def object_knowledge(knowledge_key: str, category: str) -> ObjectKnowledge | Non
         return None
     facts = tuple(ObjectFact(f["question"], f["answer"], tuple(f["distractors"])) for f in entry.get("facts", []))
     return ObjectKnowledge(entry["name"], facts)
+
+
+def domain_knowledge_texts(knowledge_key: str, category: str, defect_folders: tuple[str, ...]) -> dict[str, str]:
+    """One category's entry of MMAD's domain_knowledge.json: {defect folder or "good": text}, in
+    MMAD's style (" <Name>\n Description: …"). It names the category's defect kinds, which are
+    also the Defect Classification options: a leakage risk the ablation should keep in mind."""
+    texts: dict[str, str] = {}
+    for folder in defect_folders:
+        known = defect_knowledge(folder)
+        if known is not None:
+            texts[folder] = f" <{known.name}>\n Description: {known.looks}"
+    obj = object_knowledge(knowledge_key, category)
+    if obj is not None:
+        traits = "; ".join(fact.answer[0].lower() + fact.answer[1:] for fact in obj.facts)
+        texts["good"] = f" <Normal {obj.name.lower()}>\n Description: A {obj.name.lower()} without defects." + (f" Normal characteristics: {traits}." if traits else "")
+    return texts

@@ -15,7 +15,9 @@ def _render(request, root: Path) -> str:
     lines = []
     for part in request.messages[0].content:
         if isinstance(part, ImagePart):
-            lines.append(f"<image role={part.role} path={Path(part.path).relative_to(root).as_posix()} max_side={part.max_side}>")
+            path = Path(part.path)
+            shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)  # agent images live in the run folder
+            lines.append(f"<image role={part.role} path={shown} max_side={part.max_side}>")
         else:
             lines.append(f"<text>{part.text}</text>")
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ The distance grid is upsampled to the image and smoothed (Gaussian, sigma 4 px).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -82,15 +83,18 @@ class PatchKnn:
     def __init__(self, cache_size: int = 256) -> None:
         self._descriptors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # the expert and the agent strategy score in worker threads
 
     def descriptors(self, path: str) -> np.ndarray:
-        found = self._descriptors.get(path)
+        with self._lock:
+            found = self._descriptors.get(path)
         if found is None:
             found = patch_descriptors(load_rgb(path))
+        with self._lock:
             self._descriptors[path] = found
-        self._descriptors.move_to_end(path)
-        while len(self._descriptors) > self._cache_size:  # least recently used first
-            self._descriptors.popitem(last=False)
+            self._descriptors.move_to_end(path)
+            while len(self._descriptors) > self._cache_size:  # least recently used first
+                self._descriptors.popitem(last=False)
         return found
 
     def _memory(self, templates: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -131,3 +131,14 @@ def create_expert(name: str, *, seed: int, options: ModelOptions) -> PatchKnnExp
     if kind != "patchknn":
         raise ConfigError(f"unknown expert {kind!r}; available: patchknn")
     return PatchKnnExpert(name)
+
+
+_SHARED = None
+
+
+def shared_detector() -> PatchKnn:
+    """One detector (and descriptor cache) for the agent strategy across a run."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = PatchKnn()
+    return _SHARED

@@ -8,11 +8,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.files import file_sha256
 from harness.models.base import ChatMessage, ChoiceScoring, GenerateRequest, GenerateResponse, ImagePart, TextPart
 from harness.parsing import parse_choice
 from harness.prompting import render_parts
 from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, Subtask, TemplateKind
+from harness.strategies import Strategies
+from harness.strategies.rag import KnowledgeBase
 
 
 @dataclass
@@ -22,6 +25,9 @@ class PromptSettings:
     image_max_side: int | None = None
     decoding: DecodingSpec = field(default_factory=DecodingSpec)
     choice_scoring: ChoiceScoring = "generate"
+    strategies: Strategies = field(default_factory=Strategies)
+    knowledge: KnowledgeBase | None = None
+    artifacts_dir: Path | None = None  # where strategies keep the images they make (agent overlays)
 
 
 def build_request(question: Question, image: ImageRecord, root: Path, settings: PromptSettings, seed: int) -> GenerateRequest:
@@ -32,7 +38,19 @@ def build_request(question: Question, image: ImageRecord, root: Path, settings: 
     for index, path in enumerate(template_paths):
         names.append(f"template{index}")
         images[names[-1]] = ImagePart(path=str(root / path), role="template", max_side=settings.image_max_side)
-    parts = render_parts("mmad/user.j2", images, templates=names, number=1, question=question.text, options=question.options)
+    knowledge = None
+    if settings.strategies.rag:
+        if settings.knowledge is None:
+            raise ConfigError("--strategy rag needs domain knowledge: domain_knowledge.json beside the question file, or --knowledge PATH")
+        query = question.text + " " + " ".join(question.options.values())
+        knowledge = settings.knowledge.text_for(image.dataset, image.category, query, settings.strategies.rag.top_k) or None
+    agent_style = None
+    if settings.strategies.agent:
+        images["agent"] = ImagePart(path=str(_agent_image(image, root, settings)), role="agent", max_side=settings.image_max_side)
+        agent_style = settings.strategies.agent.style
+    parts = render_parts(
+        "mmad/user.j2", images, templates=names, number=1, question=question.text, options=question.options, knowledge=knowledge, agent_style=agent_style
+    )
     return GenerateRequest(
         messages=[ChatMessage(role="user", content=parts)],
         decoding=settings.decoding,
@@ -43,6 +61,29 @@ def build_request(question: Question, image: ImageRecord, root: Path, settings: 
         sample_seed=seed,
         reference_answer=question.answer,
     )
+
+
+def _agent_image(image: ImageRecord, root: Path, settings: PromptSettings) -> Path:
+    """The query with the expert's suspicious areas drawn on it; made once per image and style."""
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    from harness.strategies.agent import render, source_map, suspicious_areas
+
+    agent = settings.strategies.agent
+    assert agent is not None and settings.artifacts_dir is not None
+    source_slug = re.sub(r"[^A-Za-z0-9]+", "-", agent.source).strip("-")
+    target = settings.artifacts_dir / "agent" / f"{re.sub(r'[^A-Za-z0-9._-]', '_', image.id.replace('/', '__'))}.{source_slug}.{agent.style}.png"
+    if not target.is_file():
+        templates = list(getattr(image, f"{settings.templates}_templates")[: max(settings.shots, 1)]) or list(image.random_templates[:1])
+        with Image.open(root / image.image_path) as query:
+            rgb = np.asarray(query.convert("RGB"))
+        anomaly_map = source_map(agent.source, root / image.image_path, [root / t for t in templates], [root / m for m in image.mask_paths], image.id, rgb.shape[:2])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        render(rgb, suspicious_areas(anomaly_map), agent.style).save(target)
+    return target
 
 
 class RequestDigester:
@@ -157,6 +198,8 @@ class McqTask:
 
     def __init__(self, questions: list[Question], images: dict[str, ImageRecord], root: Path, settings: PromptSettings, seed: int) -> None:
         self.questions, self.images, self.root, self.settings, self.seed = questions, images, root, settings, seed
+        # An expert's map takes ~0.2 s of CPU: prepare such requests in a worker thread.
+        self.blocking = settings.strategies.agent is not None and settings.strategies.agent.source == "expert"
 
     @property
     def ids(self) -> list[str]:

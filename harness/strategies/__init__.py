@@ -1,0 +1,69 @@
+"""Training-free enhancement strategies: composable steps between a question and its prompt.
+
+`--strategy` values, in the order given (recorded in spec.json and the run id):
+    rag                 MMAD's way: all of the category's domain knowledge after the instruction
+    rag=topk:K          only the K entries most similar (TF-IDF) to the question and its options
+    agent=SOURCE:STYLE  an anomaly map drawn on a copy of the query, appended after it with a caveat;
+                        SOURCE expert | oracle | maps:DIR, STYLE bbox | contour | highlight | mask
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+
+STYLES = ("bbox", "contour", "highlight", "mask")
+
+
+@dataclass(frozen=True)
+class RagSetting:
+    top_k: int | None = None  # None: every entry of the category (MMAD's way)
+
+
+@dataclass(frozen=True)
+class AgentSetting:
+    source: str  # expert | oracle | maps:DIR
+    style: str = "bbox"
+
+
+@dataclass(frozen=True)
+class Strategies:
+    rag: RagSetting | None = None
+    agent: AgentSetting | None = None
+
+    @property
+    def names(self) -> list[str]:
+        names = []
+        if self.rag:
+            names.append("rag" if self.rag.top_k is None else f"rag=topk:{self.rag.top_k}")
+        if self.agent:
+            names.append(f"agent={self.agent.source}:{self.agent.style}")
+        return names
+
+
+def parse_strategies(values: list[str]) -> Strategies:
+    rag = agent = None
+    for value in values:
+        name, _, argument = value.partition("=")
+        if name == "rag":
+            if rag is not None:
+                raise ConfigError("--strategy rag is given twice")
+            if not argument:
+                rag = RagSetting()
+            elif argument.startswith("topk:") and argument[5:].isdigit() and int(argument[5:]) > 0:
+                rag = RagSetting(int(argument[5:]))
+            else:
+                raise ConfigError(f"--strategy {value!r}: use rag or rag=topk:K")
+        elif name == "agent":
+            if agent is not None:
+                raise ConfigError("--strategy agent is given twice")
+            source, _, style = argument.rpartition(":") if argument.count(":") >= 1 and argument.rsplit(":", 1)[-1] in STYLES else (argument, "", "bbox")
+            if not (source in ("expert", "oracle") or (source.startswith("maps:") and len(source) > 5)) or style not in STYLES:
+                raise ConfigError(f"--strategy {value!r}: use agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
+            agent = AgentSetting(source, style or "bbox")
+        elif name in ("cot", "sc", "circular"):
+            raise ConfigError(f"--strategy {name}: not available yet (planned: chain-of-thought, self-consistency, circular evaluation)")
+        else:
+            raise ConfigError(f"--strategy {value!r}: unknown; available: rag, rag=topk:K, agent=SOURCE[:STYLE]")
+    return Strategies(rag, agent)

@@ -1,0 +1,130 @@
+"""Strategies: parsing, the exact prompts and images they produce, and runs that use them."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.cli import main
+from harness.data.mmad import load_mmad
+from harness.errors import ConfigError
+from harness.models.base import ImagePart
+from harness.strategies import parse_strategies
+from harness.strategies.agent import render, suspicious_areas
+from harness.strategies.rag import KnowledgeBase
+from harness.tasks.mcq import PromptSettings, build_request
+from tests.test_prompting import GOLDEN, _render
+
+logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+
+KNOWLEDGE = {
+    "MVTec": {
+        "bottle": {
+            "broken_large": " <Large breakage>\n Description: A large piece is broken off the bottle mouth.",
+            "contamination": " <Contamination>\n Description: Foreign material or dirt on the bottle.",
+            "good": " <Normal bottle>\n Description: A round bottle mouth seen from the top.",
+        }
+    }
+}
+
+
+def test_parse_strategies():
+    assert parse_strategies(["rag=topk:3", "agent=expert"]).names == ["rag=topk:3", "agent=expert:bbox"]
+    assert parse_strategies(["agent=maps:/tmp/maps:contour"]).agent.source == "maps:/tmp/maps"
+    for bad in (["rag=top3"], ["agent=wizard:bbox"], ["agent=expert:sparkles"], ["rag", "rag"], ["magic"]):
+        with pytest.raises(ConfigError):
+            parse_strategies(bad)
+    with pytest.raises(ConfigError, match="not available yet"):
+        parse_strategies(["cot"])
+
+
+def _request(mmad_tree, strategies, tmp_path, knowledge=None):
+    question_set = load_mmad(mmad_tree / "mmad.json")
+    question = question_set.questions[1]
+    settings = PromptSettings(shots=1, image_max_side=512, strategies=parse_strategies(strategies), knowledge=knowledge, artifacts_dir=tmp_path / "artifacts")
+    return build_request(question, question_set.images[question.image_id], mmad_tree, settings, seed=0)
+
+
+def test_rag_prompt_matches_golden(mmad_tree, tmp_path):
+    (tmp_path / "k.json").write_text(json.dumps(KNOWLEDGE))
+    request = _request(mmad_tree, ["rag"], tmp_path, KnowledgeBase(tmp_path / "k.json"))
+    assert _render(request, mmad_tree.resolve()) == (GOLDEN / "mmad_1shot_rag.txt").read_text()
+
+
+def test_rag_top_k_keeps_the_most_relevant_entry(tmp_path):
+    (tmp_path / "k.json").write_text(json.dumps(KNOWLEDGE))
+    base = KnowledgeBase(tmp_path / "k.json")
+    text = base.text_for("DS-MVTec", "bottle", "Is there contamination or dirt on the bottle?", top_k=1)
+    assert text == KNOWLEDGE["MVTec"]["bottle"]["contamination"]  # DS-MVTec maps to MMAD's MVTec key
+    assert base.text_for("DS-MVTec", "bottle", "anything", top_k=None).count("<") == 3
+
+
+def test_agent_prompt_matches_golden_and_marks_the_mask(mmad_tree, tmp_path):
+    request = _request(mmad_tree, ["agent=oracle:bbox"], tmp_path)
+    assert _render(request, mmad_tree.resolve()).replace(str((tmp_path / "artifacts").resolve()), "ARTIFACTS") == (GOLDEN / "mmad_1shot_agent.txt").read_text()
+    agent = next(p for p in request.messages[0].content if isinstance(p, ImagePart) and p.role == "agent")
+    pixels = np.asarray(Image.open(agent.path).convert("RGB"))
+    red = (pixels[..., 0] == 255) & (pixels[..., 1] == 0) & (pixels[..., 2] == 0)
+    rows, cols = np.nonzero(red)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (0, 7, 0, 7)  # the fixture's 8x8 mask at the corner
+
+
+def _blobs(boxes, size=100):
+    anomaly_map = np.zeros((size, size))
+    for top, left, bottom, right, value in boxes:
+        anomaly_map[top:bottom, left:right] = value
+    return anomaly_map
+
+
+def test_bbox_rendering_on_known_maps():
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    anomaly_map = _blobs([(10, 10, 30, 40, 1.0), (60, 60, 70, 90, 0.9), (80, 5, 84, 9, 0.95)])  # the third is the smallest
+    image = np.asarray(render(rgb, suspicious_areas(anomaly_map), "bbox"))
+    red = image[..., 0] == 255
+    assert red[10, 10:40].all() and red[29, 10:40].all() and red[60, 60:90].all()  # two boxes on the blob borders
+    assert not red[80:84, 5:9].any()  # at most 2 boxes: the smallest area gets none
+
+
+def test_post_processing_threshold_median_and_small_areas():
+    weak_and_strong = _blobs([(0, 0, 20, 20, 0.5), (50, 50, 70, 70, 1.0)])
+    areas = suspicious_areas(weak_and_strong)
+    assert areas[60, 60] and not areas[10, 10]  # under 2/3 of the max: not marked
+    speck = _blobs([(0, 0, 1, 1, 1.0), (50, 50, 70, 70, 0.9)])
+    assert not suspicious_areas(speck)[0, 0]  # under 0.1% of the image: dropped
+    flat = np.linspace(0.7, 1.0, 100 * 100).reshape(100, 100)  # over half above 2/3: the median decides
+    assert suspicious_areas(flat).mean() == pytest.approx(0.5, abs=0.01)
+    assert not suspicious_areas(np.zeros((10, 10))).any()
+
+
+def test_run_with_strategies_records_them_and_keeps_the_images(tmp_path, synthetic_set):
+    code = main(["eval", "--model", "oracle", "--strategy", "rag=topk:2", "--strategy", "agent=oracle:contour", "--limit", "14", "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert folder.name.endswith("synthetic-quick+rag-topk-2+agent-oracle-contour")
+    spec = json.loads((folder / "spec.json").read_text())
+    assert spec["strategies"] == ["rag=topk:2", "agent=oracle:contour"]
+    assert len(list((folder / "agent").glob("*.png"))) == 2  # 14 questions, 2 images
+
+
+def test_rag_without_knowledge_is_a_clear_error_before_any_folder(tmp_path, mmad_tree, capsys):
+    code = main(["eval", "--model", "oracle", "--data", f"mmad:{mmad_tree / 'mmad.json'}", "--strategy", "rag", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2 and "needs domain knowledge" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_generated_sets_carry_domain_knowledge(synthetic_set):
+    knowledge = json.loads((synthetic_set / "domain_knowledge.json").read_text())
+    washer = knowledge["Synthetic"]["washer"]
+    assert set(washer) == {"crack", "missing_part", "scratch", "good"}
+    assert washer["crack"].startswith(" <Crack>\n Description:")
+
+
+def test_agent_images_reach_an_api_model(tmp_path, synthetic_set):
+    from harness.testing.fake_openai import FakeOpenAI, RunningServer, ServerConfig
+
+    with RunningServer(FakeOpenAI(ServerConfig())) as server:
+        code = main(["eval", "--model", "openai/fake-vlm", "--base-url", server.base_url, "--strategy", "agent=expert", "--limit", "7", "--no-cache", "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+        sizes = server.app.state.image_sizes
+    assert code == 0 and len(sizes) == 7 and all(len(request) == 3 for request in sizes)  # template, query, marked query
