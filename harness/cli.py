@@ -237,6 +237,42 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablate(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from harness.ablation import ablation_table, markdown, parse_arms, write_outputs
+    from harness.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
+    from harness.models.base import ModelOptions, create_model
+    from harness.runlog import RunFolder
+
+    arms = parse_arms(args.strategies)
+    folder = Path(args.out or Path(args.runs_dir) / f"ablate-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
+    options = ModelOptions(**{k: v for k, v in {"base_url": args.base_url, "max_connections": args.max_connections}.items() if v is not None})
+    model = create_model(args.model, seed=args.seed, options=options)
+    done = []
+    for arm in arms:
+        target = folder / arm.slug
+        if (target / "spec.json").is_file():  # resumable: an arm already started is continued
+            run = RunFolder.open(target)
+            spec = run.spec()
+            print(f"[{arm.name}] resuming {target}", file=sys.stderr)
+            summary = run_evaluation(spec, run, progress=not args.quiet)
+        else:
+            overrides = EvalOverrides(data=args.data, limit=args.limit, seed=args.seed, run_id=arm.slug, strategies=arm.strategies, knowledge=args.knowledge, max_connections=args.max_connections, model_options=options)
+            spec = resolve_spec(args.suite or "synthetic-quick", args.model, overrides, model.default_concurrency)
+            spec, run, question_set = start_run(spec, folder)
+            print(f"[{arm.name}] {target}", file=sys.stderr)
+            summary = run_evaluation(spec, run, question_set=question_set, progress=not args.quiet)
+        if summary.n_samples < summary.n_questions:
+            raise IadbenchError(f"arm {arm.name} stopped early ({summary.stopped_reason}); continue with the same command")
+        done.append((arm, target))
+    table = ablation_table(done)
+    write_outputs(table, folder)
+    print(markdown(table), end="")
+    print(f"ablation folder: {folder} (ablation.md, ablation.json, one run folder per arm)")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from harness.report.build import build_report
     from harness.report.render import csv_files, html, json_text, markdown
@@ -315,6 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["mmad"], default="mmad")
     export.add_argument("--out", help="output file (default: RUN/mmad_answers.json)")
 
+    ablate = commands.add_parser("ablate", help="one model, several strategy arms, deltas with paired bootstrap intervals")
+    ablate.add_argument("--model", required=True)
+    ablate.add_argument("--strategies", required=True, help="arms separated by commas, strategies in an arm joined by '+': baseline,rag,agent=expert:bbox,rag+agent=expert")
+    ablate.add_argument("--suite", help="default synthetic-quick")
+    ablate.add_argument("--data")
+    ablate.add_argument("--knowledge")
+    ablate.add_argument("--limit", type=int)
+    ablate.add_argument("--seed", type=int, default=0)
+    ablate.add_argument("--base-url")
+    ablate.add_argument("--max-connections", type=int)
+    ablate.add_argument("--runs-dir", default="runs")
+    ablate.add_argument("--out", help="ablation folder (default runs/ablate-<time>); give the same one to resume")
+    ablate.add_argument("--quiet", action="store_true")
+
     report = commands.add_parser("report", help="compare run folders: HTML, Markdown, CSV (official MMAD layout) or JSON")
     report.add_argument("runs", nargs="+", help="run folders")
     report.add_argument("--out", help="output file (default report.<format>; a folder for csv with several runs)")
@@ -340,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-HANDLERS = {"eval": _eval, "score": _score, "export": _export, "report": _report, "generate": _generate, "synth": _synth, "list": _list}
+HANDLERS = {"eval": _eval, "score": _score, "export": _export, "report": _report, "ablate": _ablate, "generate": _generate, "synth": _synth, "list": _list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,147 @@
+"""`iadbench ablate`: the same model and questions under several strategy arms, side by side.
+
+Each arm is a normal run folder (resumable, sharing the response cache) under one ablation
+folder. The table gives each arm's accuracy per subtask (MMAD's macro means), its difference from
+the baseline arm with a 95% paired bootstrap interval (the same resampled questions for both
+arms, resampled per dataset, subtask and, for detection, per class), and what the arm cost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.report.runs import RunData, load_run
+from harness.schema import SUBTASKS
+
+RESAMPLES = 1000
+COLUMNS = [s.value for s in SUBTASKS] + ["Average"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str  # as written: baseline, rag, rag+agent=expert:bbox
+    strategies: list[str]
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-")
+
+
+def parse_arms(text: str) -> list[Arm]:
+    """Arms separated by commas; strategies inside an arm joined by '+'; 'baseline' has none."""
+    arms = []
+    for name in (part.strip() for part in text.split(",")):
+        if not name:
+            continue
+        strategies = [] if name == "baseline" else [s for s in name.split("+") if s]
+        arms.append(Arm(name, strategies))
+    if not arms:
+        raise ConfigError("--strategies lists no arm; e.g. baseline,rag,agent=expert:bbox")
+    if arms[0].strategies:
+        arms.insert(0, Arm("baseline", []))  # every delta is against the baseline
+    if len({a.slug for a in arms}) != len(arms):
+        raise ConfigError(f"--strategies {text!r} names an arm twice")
+    return arms
+
+
+def _groups(run: RunData) -> dict[tuple[str, int, bool | None], np.ndarray]:
+    """Question indices per (dataset, subtask, class for detection)."""
+    groups: dict[tuple[str, int, bool | None], np.ndarray] = {}
+    for dataset in sorted(set(run.dataset)):
+        for index in range(len(SUBTASKS)):
+            members = (run.dataset == dataset) & (run.subtask == index)
+            if index == 0:
+                for cls in (False, True):
+                    part = np.flatnonzero(members & (run.anomalous == cls))
+                    if part.size:
+                        groups[(dataset, index, cls)] = part
+            elif members.any():
+                groups[(dataset, index, None)] = np.flatnonzero(members)
+    return groups
+
+
+def _table(group_accuracy: dict, datasets: list[str]) -> dict[str, np.ndarray]:
+    """Column values (as the strict table computes them) from per-group accuracies (arrays of draws)."""
+    per_dataset: dict[str, dict[int, np.ndarray]] = {}
+    for (dataset, index, _), values in group_accuracy.items():
+        per_dataset.setdefault(dataset, {}).setdefault(index, []).append(values)
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
+    for dataset in datasets:
+        row = {index: 100 * np.mean(parts, axis=0) for index, parts in per_dataset.get(dataset, {}).items()}
+        for index, values in row.items():
+            columns[COLUMNS[index]].append(values)
+        if row:
+            columns["Average"].append(np.mean(list(row.values()), axis=0))
+    return {column: np.mean(values, axis=0) for column, values in columns.items() if values}
+
+
+def paired_deltas(base: RunData, arm: RunData, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """{column: (arm − baseline, low, high)} with a 95% paired bootstrap interval."""
+    if base.ids.shape != arm.ids.shape or not np.array_equal(base.ids, arm.ids):
+        raise ConfigError(f"{arm.path} and {base.path} did not answer the same questions; an ablation needs identical question sets")
+    rng = np.random.default_rng(seed)
+    groups = _groups(base)
+    datasets = sorted(set(base.dataset))
+    point_base = _table({k: base.correct[v].mean() for k, v in groups.items()}, datasets)
+    point_arm = _table({k: arm.correct[v].mean() for k, v in groups.items()}, datasets)
+    draws_base, draws_arm = {}, {}
+    for key, members in groups.items():
+        picks = members[rng.integers(0, members.size, (RESAMPLES, members.size))]  # the same picks for both arms
+        draws_base[key] = base.correct[picks].mean(axis=1)
+        draws_arm[key] = arm.correct[picks].mean(axis=1)
+    boot_base, boot_arm = _table(draws_base, datasets), _table(draws_arm, datasets)
+    result = {}
+    for column in point_base:
+        low, high = np.quantile(boot_arm[column] - boot_base[column], [0.025, 0.975])
+        result[column] = (float(point_arm[column] - point_base[column]), float(low), float(high))
+    return result
+
+
+def ablation_table(folders: list[tuple[Arm, Path]]) -> dict:
+    runs = [(arm, load_run(path)) for arm, path in folders]
+    base = runs[0][1]
+    rows = []
+    for arm, run in runs:
+        deltas = paired_deltas(base, run) if run is not base else {c: (0.0, 0.0, 0.0) for c in COLUMNS}
+        accuracy = run.summary.strict["accuracy"]["Average"]
+        summary = run.summary
+        rows.append({
+            "arm": arm.name,
+            "run": str(run.path),
+            "accuracy": {c: accuracy.get(c) for c in COLUMNS},
+            "delta": {c: deltas.get(c) for c in COLUMNS},
+            "tokens": summary.usage.prompt_tokens + summary.usage.completion_tokens,
+            "cost_usd": summary.cost_usd,
+            "wall_time_s": summary.wall_time_s,
+        })
+    return {"columns": COLUMNS, "rows": rows, "resamples": RESAMPLES}
+
+
+def markdown(table: dict) -> str:
+    short = ["AD", "DefCls", "DefLoc", "DefDesc", "DefAna", "ObjCls", "ObjAna", "Average"]
+    lines = ["| arm | " + " | ".join(short) + " | tokens | cost | time |", "|---" * (len(short) + 4) + "|"]
+    for row in table["rows"]:
+        cells = []
+        for column in table["columns"]:
+            value, delta = row["accuracy"][column], row["delta"][column]
+            text = "-" if value is None else f"{value:.1f}"
+            if delta and row["arm"] != table["rows"][0]["arm"]:
+                text += f" ({delta[0]:+.1f} [{delta[1]:+.1f}, {delta[2]:+.1f}])"
+            cells.append(text)
+        cost = "-" if row["cost_usd"] is None else f"${row['cost_usd']:.2f}"
+        time = "-" if row["wall_time_s"] is None else f"{row['wall_time_s']:.0f} s"
+        lines.append(f"| {row['arm']} | " + " | ".join(cells) + f" | {row['tokens']:,} | {cost} | {time} |")
+    lines.append("")
+    lines.append(f"Accuracy % (strict, MMAD macro means); in brackets the difference from {table['rows'][0]['arm']} with a 95% paired bootstrap interval ({table['resamples']} resamples of the same questions).")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(table: dict, folder: Path) -> None:
+    (folder / "ablation.json").write_text(json.dumps(table, indent=2))
+    (folder / "ablation.md").write_text(markdown(table))
