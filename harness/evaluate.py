@@ -145,30 +145,47 @@ def _error_kind(error: str) -> str:
     return error.split(":", 1)[0].split(" ")[0] or "Error"
 
 
+def circular_scores(samples: list[SampleResult]) -> dict:
+    """Accuracy counting a question right only if every rotation of its options was answered right
+    (questions with a rotation still unanswered are left out and counted)."""
+    from harness.tasks.mcq import base_question_id
+
+    groups: dict[str, list[SampleResult]] = {}
+    for sample in samples:
+        groups.setdefault(base_question_id(sample.question_id), []).append(sample)
+    complete = [g for g in groups.values() if len(g) == len(g[0].options)]
+    merged = [min(g, key=lambda s: s.ordinal).model_copy(update={"correct": all(s.correct for s in g)}) for g in complete]
+    return {"accuracy": strict_scores(merged)["accuracy"], "questions": len(complete), "incomplete": len(groups) - len(complete)}
+
+
 def summarise(spec: RunSpec, samples: list[SampleResult], question_set: QuestionSet, wall_time_s: float | None, stopped_reason: str | None = None) -> RunSummary:
+    from harness.tasks.mcq import ROTATION_MARK
+
+    rotations = "circular" in spec.strategies
+    all_samples, samples = samples, [s for s in samples if ROTATION_MARK not in s.question_id]  # tables: the questions as written
     compat = mmad_compat_table(answers_file_records(samples))
-    statuses = Counter(s.parse_status for s in samples)
-    paid = [s for s in samples if not s.cached]
+    paid = [s for s in all_samples if not s.cached]
     costs = [cost_usd(spec.model, s.usage) for s in paid]
     return RunSummary(
         run_id=spec.run_id,
         model=spec.model,
         suite=spec.suite,
         scoring=spec.scoring,
-        n_questions=len(question_set.questions),
-        n_samples=len(samples),
-        status_counts=dict(statuses),
+        n_questions=sum(len(q.options) for q in question_set.questions) if rotations else len(question_set.questions),
+        n_samples=len(all_samples),
+        status_counts=dict(Counter(s.parse_status for s in all_samples)),
         strict=strict_scores(samples),
         mmad_compat={"rows": compat.rows, "columns": compat.columns, "values": compat.values, "removed": compat.removed, "skipped": compat.skipped},
         skipped_records=question_set.skipped,
         wall_time_s=wall_time_s,
-        usage=Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in samples), completion_tokens=sum(s.usage.completion_tokens for s in samples)),
+        usage=Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in all_samples), completion_tokens=sum(s.usage.completion_tokens for s in all_samples)),
         cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
-        cached_samples=len(samples) - len(paid),
-        retries=sum(s.attempts - 1 for s in samples),
-        error_counts=dict(Counter(_error_kind(s.error) for s in samples if s.error)),
+        cached_samples=len(all_samples) - len(paid),
+        retries=sum(s.attempts - 1 for s in all_samples),
+        error_counts=dict(Counter(_error_kind(s.error) for s in all_samples if s.error)),
         stopped_reason=stopped_reason,
         image_metrics=detection_image_metrics(samples),
+        circular=circular_scores(all_samples) if rotations else {},
     )
 
 

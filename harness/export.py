@@ -12,6 +12,8 @@ def answers_file_records(samples: list[SampleResult]) -> list[dict]:
     last standalone A–E of the reply, or the raw reply when there is none (their scorer drops it)."""
     records = []
     for sample in sorted(samples, key=lambda s: s.ordinal):
+        if "@rot" in sample.question_id:  # circular evaluation's extra rotations are not MMAD questions
+            continue
         question_text = render_text("mmad/question.j2", number=1, question=sample.question, options=sample.options)
         records.append(
             {

@@ -174,6 +174,7 @@ class RunSummary(BaseModel):
     strict: dict = Field(default_factory=dict)
     mmad_compat: dict = Field(default_factory=dict)
     ad_metrics: dict = Field(default_factory=dict, description="gpt4vad: image and pixel metrics per category and mean")
+    circular: dict = Field(default_factory=dict, description="--strategy circular: accuracy when right in every rotation of the options")
     skipped_records: list[SkippedRecord] = Field(default_factory=list)
     wall_time_s: float | None = None
     usage: Usage = Field(default_factory=Usage)

@@ -72,6 +72,12 @@ def results_table(summary: RunSummary) -> str:
         lines = _table(f"{summary.model} on {summary.suite}: accuracy % (strict: unanswered = wrong)", strict["accuracy"], columns, chance)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     lines.append(f"{summary.n_samples}/{summary.n_questions} questions answered; answer status: {statuses}")
+    if summary.circular:
+        row = summary.circular["accuracy"].get("Average", {})
+        lines.append(
+            f"circular (right in every rotation of the options, {summary.circular['questions']} questions): "
+            + "  ".join(f"{SHORT[c]} {_cell(row.get(c)).strip()}" for c in columns)
+        )
     image = summary.image_metrics
     if image.get("mean"):
         mean = image["mean"]

@@ -128,3 +128,55 @@ def test_agent_images_reach_an_api_model(tmp_path, synthetic_set):
         code = main(["eval", "--model", "openai/fake-vlm", "--base-url", server.base_url, "--strategy", "agent=expert", "--limit", "7", "--no-cache", "--runs-dir", str(tmp_path / "runs"), "--quiet"])
         sizes = server.app.state.image_sizes
     assert code == 0 and len(sizes) == 7 and all(len(request) == 3 for request in sizes)  # template, query, marked query
+
+
+def test_rotations_move_the_texts_and_the_answer_with_them():
+    from harness.schema import Question, Subtask
+    from harness.tasks.mcq import base_question_id, rotated
+
+    question = Question(id="k#1", image_id="k", index=1, subtask=Subtask.DEFECT_CLASSIFICATION, mmad_type="Defect Classification", text="?", options={"A": "w", "B": "x", "C": "y"}, answer="B")
+    assert rotated(question, 0) is question
+    turns = [rotated(question, shift) for shift in range(3)]
+    assert [t.options[t.answer] for t in turns] == ["x", "x", "x"]  # the right text stays right
+    assert sorted(t.answer for t in turns) == ["A", "B", "C"]  # and visits every position
+    assert turns[1].id == "k#1@rot1" and base_question_id(turns[1].id) == "k#1"
+
+
+class AlwaysA:
+    """A model with pure position bias."""
+
+    default_concurrency = 16
+    cacheable = False
+
+    def __init__(self, name, seed):
+        self.name = self.cache_identity = name
+
+    async def generate(self, request):
+        from harness.models.base import GenerateResponse
+
+        return GenerateResponse(text="A")
+
+    async def aclose(self):
+        return None
+
+
+def _create_always_a(name, *, seed, options=None):
+    return AlwaysA(name, seed)
+
+
+def test_circular_evaluation_exposes_position_bias(tmp_path, synthetic_set):
+    from harness.models.base import Provider, register_provider
+
+    register_provider(Provider("always-a", "tests.test_strategies:_create_always_a", "test-only"))
+    assert main(["eval", "--model", "always-a/x", "--strategy", "circular", "--runs-dir", str(tmp_path), "--run-id", "bias", "--quiet"]) == 0
+    assert main(["eval", "--model", "random", "--strategy", "circular", "--runs-dir", str(tmp_path), "--run-id", "rc", "--quiet"]) == 0
+    assert main(["eval", "--model", "random", "--runs-dir", str(tmp_path), "--run-id", "plain", "--quiet"]) == 0
+    bias = json.loads((tmp_path / "bias/summary.json").read_text())
+    assert 20 < bias["strict"]["micro_accuracy"] < 40  # positions are balanced over the set: A is right ~30% of the time
+    assert bias["circular"]["accuracy"]["Average"]["Average"] == 0.0  # never right in every rotation
+    assert bias["n_samples"] == bias["n_questions"] == 2038 and bias["circular"]["questions"] == 562
+    circular, plain = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("rc", "plain"))
+    assert circular["strict"] == plain["strict"]  # rotation 0 is the plain run, question for question
+    assert circular["circular"]["accuracy"]["Average"]["Anomaly Detection"] < 40  # about 0.5 x 0.5
+    assert main(["export", str(tmp_path / "rc")]) == 0
+    assert len(json.loads((tmp_path / "rc/mmad_answers.json").read_text())) == 562

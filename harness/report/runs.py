@@ -57,6 +57,8 @@ def load_run(path: Path) -> RunData:
             except json.JSONDecodeError:
                 raise RunFolderError(f"{path / SAMPLES}: line {number} is not valid JSON; resume the run to repair it") from None
             if spec.task == "mcq":
+                if "@rot" in sample["question_id"]:  # circular evaluation: tables use the questions as written
+                    continue
                 rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], SUBTASK_INDEX[sample["subtask"]], sample["label"] == "anomaly", sample["correct"], sample["parse_status"]))
             else:
                 rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], -1, sample["label"] == "anomaly", False, sample["parse_status"]))

@@ -5,6 +5,8 @@
     rag=topk:K          only the K entries most similar (TF-IDF) to the question and its options
     agent=SOURCE:STYLE  an anomaly map drawn on a copy of the query, appended after it with a caveat;
                         SOURCE expert | oracle | maps:DIR, STYLE bbox | contour | highlight | mask
+    circular            (MMBench) every question once per rotation of its options; right only if
+                        right in every rotation. Rotation 0 is the question as written.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ class AgentSetting:
 class Strategies:
     rag: RagSetting | None = None
     agent: AgentSetting | None = None
+    circular: bool = False
 
     @property
     def names(self) -> list[str]:
-        names = []
+        names = ["circular"] if self.circular else []
         if self.rag:
             names.append("rag" if self.rag.top_k is None else f"rag=topk:{self.rag.top_k}")
         if self.agent:
@@ -44,6 +47,7 @@ class Strategies:
 
 def parse_strategies(values: list[str]) -> Strategies:
     rag = agent = None
+    circular = False
     for value in values:
         name, _, argument = value.partition("=")
         if name == "rag":
@@ -62,8 +66,10 @@ def parse_strategies(values: list[str]) -> Strategies:
             if not (source in ("expert", "oracle") or (source.startswith("maps:") and len(source) > 5)) or style not in STYLES:
                 raise ConfigError(f"--strategy {value!r}: use agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
             agent = AgentSetting(source, style or "bbox")
-        elif name in ("cot", "sc", "circular"):
-            raise ConfigError(f"--strategy {name}: not available yet (planned: chain-of-thought, self-consistency, circular evaluation)")
+        elif name == "circular" and not argument:
+            circular = True
+        elif name in ("cot", "sc"):
+            raise ConfigError(f"--strategy {name}: not available yet (planned: chain-of-thought, self-consistency)")
         else:
-            raise ConfigError(f"--strategy {value!r}: unknown; available: rag, rag=topk:K, agent=SOURCE[:STYLE]")
-    return Strategies(rag, agent)
+            raise ConfigError(f"--strategy {value!r}: unknown; available: rag, rag=topk:K, agent=SOURCE[:STYLE], circular")
+    return Strategies(rag, agent, circular)

@@ -191,12 +191,34 @@ def score_response(
     )
 
 
+ROTATION_MARK = "@rot"
+
+
+def rotated(question: Question, shift: int) -> Question:
+    """The question with its option texts moved `shift` places (letters stay A, B, …); rotation 0
+    is the question itself, with its own id, so it pairs with runs that ask only that one."""
+    if shift == 0:
+        return question
+    letters = list(question.options)
+    texts = [question.options[letter] for letter in letters]
+    size = len(letters)
+    options = {letters[i]: texts[(i + shift) % size] for i in range(size)}
+    answer = letters[(letters.index(question.answer) - shift) % size]
+    return question.model_copy(update={"id": f"{question.id}{ROTATION_MARK}{shift}", "options": options, "answer": answer})
+
+
+def base_question_id(question_id: str) -> str:
+    return question_id.split(ROTATION_MARK, 1)[0]
+
+
 class McqTask:
     """Multiple-choice questions as a runner task: item ordinal → request → scored sample."""
 
     sample_type = SampleResult
 
     def __init__(self, questions: list[Question], images: dict[str, ImageRecord], root: Path, settings: PromptSettings, seed: int) -> None:
+        if settings.strategies.circular:
+            questions = [rotated(q, shift) for q in questions for shift in range(len(q.options))]
         self.questions, self.images, self.root, self.settings, self.seed = questions, images, root, settings, seed
         # An expert's map takes ~0.2 s of CPU: prepare such requests in a worker thread.
         self.blocking = settings.strategies.agent is not None and settings.strategies.agent.source == "expert"
