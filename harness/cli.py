@@ -127,7 +127,10 @@ def _new_spec(args: argparse.Namespace):
         strategies=args.strategy,
         knowledge=args.knowledge,
     )
-    model = create_model(model_name, seed=args.seed, options=options)
+    from harness.strategies import parse_strategies
+    from harness.strategies.wrappers import wrap
+
+    model = wrap(create_model(model_name, seed=args.seed, options=options), parse_strategies(args.strategy or []))
     suite = args.suite or ("gpt4vad-zero-shot" if args.task == "gpt4vad" else "synthetic-quick")
     return resolve_spec(suite, model_name, overrides, model.default_concurrency), model
 

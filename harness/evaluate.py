@@ -215,8 +215,10 @@ def detection_image_metrics(samples: list[SampleResult]) -> dict:
 
 def model_for(spec: RunSpec, base_url: str | None = None) -> Model:
     """The backend a spec names. A base URL given again on resume replaces the recorded (redacted) one."""
+    from harness.strategies.wrappers import wrap
+
     options = ModelOptions.model_validate(spec.model_options | ({"base_url": base_url} if base_url else {}))
-    return create_model(spec.model, seed=spec.seed, options=options)
+    return wrap(create_model(spec.model, seed=spec.seed, options=options), parse_strategies(spec.strategies))
 
 
 def _build_task(spec: RunSpec, folder: RunFolder, question_set: QuestionSet | None):

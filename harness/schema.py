@@ -106,6 +106,8 @@ class SampleResult(BaseModel):
     error: str | None = None
     attempts: int = 1
     cached: bool = False
+    reasoning: str | None = None
+    consistency: float | None = None
 
 
 class DecodingSpec(BaseModel):

@@ -36,8 +36,8 @@ def test_parse_strategies():
     for bad in (["rag=top3"], ["agent=wizard:bbox"], ["agent=expert:sparkles"], ["rag", "rag"], ["magic"]):
         with pytest.raises(ConfigError):
             parse_strategies(bad)
-    with pytest.raises(ConfigError, match="not available yet"):
-        parse_strategies(["cot"])
+    with pytest.raises(ConfigError, match="unknown"):
+        parse_strategies(["tree-of-thought"])
 
 
 def _request(mmad_tree, strategies, tmp_path, knowledge=None):
@@ -180,3 +180,72 @@ def test_circular_evaluation_exposes_position_bias(tmp_path, synthetic_set):
     assert circular["circular"]["accuracy"]["Average"]["Anomaly Detection"] < 40  # about 0.5 x 0.5
     assert main(["export", str(tmp_path / "rc")]) == 0
     assert len(json.loads((tmp_path / "rc/mmad_answers.json").read_text())) == 562
+
+
+def test_parse_call_pattern_strategies():
+    assert parse_strategies(["cot", "sc"]).names == ["cot", "sc=5:0.7"]
+    assert parse_strategies(["sc=3:0.5"]).sc.samples == 3
+    for bad in (["sc=1:0.5"], ["sc=x"], ["sc=3:9"]):
+        with pytest.raises(ConfigError):
+            parse_strategies(bad)
+
+
+def test_chain_of_thought_request_has_three_turns(mmad_tree, tmp_path):
+    request = _request(mmad_tree, ["cot"], tmp_path)
+    assert [m.role for m in request.messages] == ["user", "assistant", "user"] and request.chain_of_thought
+    first, _, last = request.messages
+    assert first.content[-1].text.startswith("Before answering, describe the query image")
+    assert last.content[0].text.startswith("Following is the question list") and "Question 1:" in last.content[-1].text
+
+
+class Scripted:
+    """Answers from a list, in order; optionally with log-probabilities."""
+
+    default_concurrency = 4
+    cacheable = False
+    name = cache_identity = "scripted"
+
+    def __init__(self, replies, logprobs=None):
+        self.replies, self.logprobs, self.calls = list(replies), logprobs, []
+
+    async def generate(self, request):
+        from harness.models.base import GenerateResponse
+
+        self.calls.append(request)
+        index = len(self.calls) - 1
+        return GenerateResponse(text=self.replies[index], option_logprobs=self.logprobs[index] if self.logprobs else None)
+
+    async def aclose(self):
+        return None
+
+
+def test_self_consistency_votes_and_breaks_ties_by_logprob():
+    import asyncio
+
+    from harness.models.base import ChatMessage, GenerateRequest, TextPart
+    from harness.strategies.wrappers import SelfConsistency
+
+    request = GenerateRequest(messages=[ChatMessage(content=[TextPart(text="q")])], options={"A": "Yes.", "B": "No."}, option_letters=["A", "B"])
+    inner = Scripted(["A", "The answer is B.", "B", "No.", "A"])
+    response = asyncio.run(SelfConsistency(inner, 5, 0.7).generate(request))
+    assert response.text == "B" and response.consistency == 0.6 and response.reasoning == "votes: Ax2, Bx3"
+    assert [call.decoding.temperature for call in inner.calls] == [0.7] * 5 and len({c.sample_seed for c in inner.calls}) == 5
+    tie = Scripted(["A", "B"], logprobs=[{"A": -0.1, "B": -3.0}, {"A": -0.2, "B": -0.3}])
+    assert asyncio.run(SelfConsistency(tie, 2, 0.7).generate(request)).text == "A"  # summed logprob decides
+
+
+def test_cot_and_sc_runs_against_an_api_model(tmp_path, synthetic_set):
+    from harness.testing.fake_openai import FakeOpenAI, RunningServer, ServerConfig
+
+    with RunningServer(FakeOpenAI(ServerConfig(reply_style="sentence"))) as server:
+        common = ["--model", "openai/fake-vlm", "--base-url", server.base_url, "--limit", "12", "--no-cache", "--runs-dir", str(tmp_path), "--quiet"]
+        assert main(["eval", "--strategy", "cot", "--run-id", "cot", *common]) == 0
+        assert server.app.state.requests == 24  # two turns a question
+        assert main(["eval", "--strategy", "sc=4:0.8", "--run-id", "sc", *common]) == 0
+        assert server.app.state.requests == 24 + 48
+    cot = [json.loads(line) for line in (tmp_path / "cot/samples.jsonl").read_text().splitlines()]
+    assert all(s["reasoning"] and s["parse_status"] == "ok" for s in cot)
+    sc = [json.loads(line) for line in (tmp_path / "sc/samples.jsonl").read_text().splitlines()]
+    assert all(s["reasoning"].startswith("votes: ") and 0.25 <= s["consistency"] <= 1 for s in sc)
+    assert any(s["consistency"] < 1 for s in sc)  # sampled answers disagree sometimes
+    assert json.loads((tmp_path / "sc/spec.json").read_text())["strategies"] == ["sc=4:0.8"]

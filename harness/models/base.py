@@ -55,6 +55,8 @@ class GenerateRequest(BaseModel):
     sample_id: str = ""
     sample_seed: int = 0
     subtask: str | None = Field(None, description="the question's subtask, for non-LLM experts that answer only some")
+    options: dict[str, str] | None = Field(None, description="option texts, for strategies that parse answers (self-consistency)")
+    chain_of_thought: bool = Field(False, description="messages are [context turn, empty assistant turn, question turn]")
     # For detectors in the GPT-4V-AD task: the undivided image, normal references, region masks.
     source_image: str | None = None
     normal_images: list[str] = Field(default_factory=list)
@@ -72,6 +74,8 @@ class GenerateResponse(BaseModel):
     attempts: int = 1
     cached: bool = False
     anomaly_score: float | None = Field(None, description="a detector's continuous image score, when it has one")
+    reasoning: str | None = Field(None, description="what a strategy kept besides the answer: a CoT description, SC votes")
+    consistency: float | None = Field(None, description="self-consistency: share of samples that agreed with the answer")
     notes: list[str] = Field(default_factory=list, description="one-time remarks for the run spec, e.g. 'no logprobs'")
 
 

@@ -7,6 +7,9 @@
                         SOURCE expert | oracle | maps:DIR, STYLE bbox | contour | highlight | mask
     circular            (MMBench) every question once per rotation of its options; right only if
                         right in every rotation. Rotation 0 is the question as written.
+    cot                 a first turn asks the model to compare the query with the normal sample; its
+                        answer stays in the conversation, then the question is asked
+    sc=N:T              self-consistency: N answers at temperature T, majority vote (default 5:0.7)
 """
 
 from __future__ import annotations
@@ -30,14 +33,26 @@ class AgentSetting:
 
 
 @dataclass(frozen=True)
+class SelfConsistencySetting:
+    samples: int = 5
+    temperature: float = 0.7
+
+
+@dataclass(frozen=True)
 class Strategies:
     rag: RagSetting | None = None
     agent: AgentSetting | None = None
     circular: bool = False
+    cot: bool = False
+    sc: SelfConsistencySetting | None = None
 
     @property
     def names(self) -> list[str]:
         names = ["circular"] if self.circular else []
+        if self.cot:
+            names.append("cot")
+        if self.sc:
+            names.append(f"sc={self.sc.samples}:{self.sc.temperature:g}")
         if self.rag:
             names.append("rag" if self.rag.top_k is None else f"rag=topk:{self.rag.top_k}")
         if self.agent:
@@ -46,8 +61,8 @@ class Strategies:
 
 
 def parse_strategies(values: list[str]) -> Strategies:
-    rag = agent = None
-    circular = False
+    rag = agent = sc = None
+    circular = cot = False
     for value in values:
         name, _, argument = value.partition("=")
         if name == "rag":
@@ -68,8 +83,16 @@ def parse_strategies(values: list[str]) -> Strategies:
             agent = AgentSetting(source, style or "bbox")
         elif name == "circular" and not argument:
             circular = True
-        elif name in ("cot", "sc"):
-            raise ConfigError(f"--strategy {name}: not available yet (planned: chain-of-thought, self-consistency)")
+        elif name == "cot" and not argument:
+            cot = True
+        elif name == "sc":
+            count, _, temperature = (argument or "5:0.7").partition(":")
+            try:
+                sc = SelfConsistencySetting(int(count), float(temperature or 0.7))
+            except ValueError:
+                raise ConfigError(f"--strategy {value!r}: use sc or sc=N:T, like sc=5:0.7") from None
+            if sc.samples < 2 or not 0 < sc.temperature <= 2:
+                raise ConfigError(f"--strategy {value!r}: self-consistency needs N >= 2 samples and 0 < T <= 2")
         else:
-            raise ConfigError(f"--strategy {value!r}: unknown; available: rag, rag=topk:K, agent=SOURCE[:STYLE], circular")
-    return Strategies(rag, agent, circular)
+            raise ConfigError(f"--strategy {value!r}: unknown; available: rag, rag=topk:K, agent=SOURCE[:STYLE], circular, cot, sc=N:T")
+    return Strategies(rag, agent, circular, cot, sc)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from harness.errors import ConfigError
 from harness.files import file_sha256
 from harness.models.base import ChatMessage, ChoiceScoring, GenerateRequest, GenerateResponse, ImagePart, TextPart
 from harness.parsing import parse_choice
-from harness.prompting import render_parts
+from harness.prompting import render_parts, render_text
 from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, Subtask, TemplateKind
 from harness.strategies import Strategies
 from harness.strategies.rag import KnowledgeBase
@@ -51,8 +53,17 @@ def build_request(question: Question, image: ImageRecord, root: Path, settings: 
     parts = render_parts(
         "mmad/user.j2", images, templates=names, number=1, question=question.text, options=question.options, knowledge=knowledge, agent_style=agent_style
     )
+    messages = [ChatMessage(role="user", content=parts)]
+    if settings.strategies.cot:
+        # The question list moves to a third turn; the first asks for a comparison, the second is
+        # the model's own description (filled in by the chain-of-thought wrapper).
+        split = next(i for i, p in enumerate(parts) if isinstance(p, TextPart) and p.text.startswith("Following is the question list"))
+        describe = TextPart(text=render_text("strategies/cot_describe.j2"))
+        messages = [ChatMessage(role="user", content=parts[:split] + [describe]), ChatMessage(role="assistant", content=[]), ChatMessage(role="user", content=parts[split:])]
     return GenerateRequest(
-        messages=[ChatMessage(role="user", content=parts)],
+        messages=messages,
+        options=dict(question.options),
+        chain_of_thought=settings.strategies.cot,
         decoding=settings.decoding,
         option_letters=list(question.options),
         choice_scoring=settings.choice_scoring,
@@ -82,7 +93,11 @@ def _agent_image(image: ImageRecord, root: Path, settings: PromptSettings) -> Pa
             rgb = np.asarray(query.convert("RGB"))
         anomaly_map = source_map(agent.source, root / image.image_path, [root / t for t in templates], [root / m for m in image.mask_paths], image.id, rgb.shape[:2])
         target.parent.mkdir(parents=True, exist_ok=True)
-        render(rgb, suspicious_areas(anomaly_map), agent.style).save(target)
+        # Questions about one image are prepared in parallel threads: write to a private file and
+        # rename, so no reader ever sees half an image (both writers produce the same bytes).
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.png")
+        render(rgb, suspicious_areas(anomaly_map), agent.style).save(temporary)
+        os.replace(temporary, target)
     return target
 
 
@@ -188,6 +203,8 @@ def score_response(
         error=response.error,
         attempts=response.attempts,
         cached=response.cached,
+        reasoning=response.reasoning,
+        consistency=response.consistency,
     )
 
 

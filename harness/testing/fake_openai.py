@@ -78,6 +78,8 @@ def region_reply(prompt_text: str) -> str:
 def _prompt_text(body: dict) -> str:
     texts = []
     for message in body.get("messages", []):
+        if message.get("role") == "assistant":  # an earlier answer is context, not the question
+            continue
         content = message.get("content")
         if isinstance(content, str):
             texts.append(content)
@@ -195,7 +197,8 @@ class FakeOpenAI:
             prompt = _prompt_text(body)
             if "image anomaly score" in prompt:  # a GPT-4V-AD prompt: answer with region scores
                 return await _json(send, 200, _completion(body, region_reply(prompt), [], config))
-            letter, letters = choose_letter(prompt)
+            sampled = f"\n#seed {body.get('seed')}" if body.get("temperature") else ""  # sampling: the seed matters
+            letter, letters = choose_letter(prompt + sampled)
             return await _json(send, 200, _completion(body, letter, letters, config))
         finally:
             state.in_flight -= 1
