@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.data.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
 from question_gen import knowledge
 from question_gen.attributes import defect_attributes, estimate_object_area
@@ -25,7 +26,6 @@ from question_gen.drafts import Draft, ImageContext, draft_questions
 from question_gen.sources import SourceCategory, SourceImage, read_mvtec_layout
 
 N_TEMPLATES = 4
-THUMBNAIL_SIDE = 16
 
 
 @dataclass
@@ -66,18 +66,6 @@ def _load_mask(paths: list[Path], shape: tuple[int, int]) -> np.ndarray:
                 gray = gray.resize((shape[1], shape[0]), Image.NEAREST)
             union |= np.asarray(gray) > 0
     return union
-
-
-def _descriptor(rgb: np.ndarray) -> np.ndarray:
-    """Template-similarity descriptor: a 16×16 grey thumbnail, zero-mean and unit-norm.
-
-    Cosine similarity of these compares global layout and pose, which is what makes a normal
-    template useful to hold beside a query; it needs no download and costs microseconds.
-    """
-    thumb = Image.fromarray(rgb).convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BILINEAR)
-    vector = np.asarray(thumb, dtype=np.float32).ravel()
-    vector -= vector.mean()
-    return vector / (np.linalg.norm(vector) or 1.0)
 
 
 def _materialise(source_root: Path, dataset_dir: Path, relative_paths: list[str]) -> None:
@@ -154,7 +142,7 @@ def _category_questions(
     report: GenerationReport,
 ) -> list[_PendingImage]:
     templates = [_load_rgb(source_root / p) for p in category.train_good]
-    template_descriptors = np.stack([_descriptor(t) for t in templates])
+    template_descriptors = np.stack([descriptor(t) for t in templates])
     object_area = estimate_object_area(templates[0])
     object_entry = knowledge.object_knowledge(knowledge_key, category.name)
     template_keys = [f"{dataset_name}/{p}" for p in category.train_good]
@@ -179,8 +167,7 @@ def _category_questions(
         drafts, skips = draft_questions(context, rng)
         for skip in skips:
             report.skipped[f"{skip.subtask.value}: {skip.reason}"] += 1
-        similarity = template_descriptors @ _descriptor(rgb)
-        similar = [template_keys[i] for i in np.argsort(-similarity, kind="stable")[:N_TEMPLATES]]
+        similar = [template_keys[i] for i in most_similar(descriptor(rgb), template_descriptors, N_TEMPLATES)]
         random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
         entry = {
             "mask_path": _mask_path_in_category(image) or "",

@@ -98,9 +98,19 @@ def test_skip_bad_counts_and_keeps_the_rest(mmad_tree):
     assert len(question_set.images) == 3 and len(question_set.questions) == 7
 
 
-def test_shots_need_existing_templates_of_the_chosen_kind(mmad_tree):
-    with pytest.raises(DataError, match="--shots 2 needs 2 similar templates"):
+def test_similar_templates_are_retrieved_when_a_record_lists_too_few(mmad_tree):
+    question_set = load_mmad(mmad_tree / "mmad.json", templates="similar", shots=2, skip_bad=True)
+    bottle = question_set.images["DS-MVTec/bottle/image/good/001.png"]
+    assert sorted(bottle.similar_templates) == ["MVTec-AD/bottle/train/good/000.png", "MVTec-AD/bottle/train/good/001.png"]
+    # VisA's candle and LOCO's breakfast box know one normal image each: not enough for 2 shots
+    assert {s.record for s in question_set.skipped} == {"VisA/candle/test/bad/002.JPG", "MVTec-LOCO/breakfast_box/test/logical_anomalies/000.png"}
+    with pytest.raises(DataError, match="needs 2 normal images of VisA/candle"):
         load_mmad(mmad_tree / "mmad.json", templates="similar", shots=2)
+
+
+def test_shots_need_existing_templates_of_the_chosen_kind(mmad_tree):
+    with pytest.raises(DataError, match="--shots 2 needs 2 random templates"):
+        load_mmad(mmad_tree / "mmad.json", templates="random", shots=2)
     # Unused templates may be missing (MMAD's hub copy lacks some similar templates).
     _corrupt(mmad_tree, BROKEN, lambda d, k: d[k].update(similar_templates=["MVTec-AD/bottle/train/good/404.png"]))
     assert load_mmad(mmad_tree / "mmad.json", templates="random", shots=1).images

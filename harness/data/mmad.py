@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harness.errors import DataError
 from harness.files import file_sha256
 from harness.paths import resolve_inside
@@ -71,7 +73,37 @@ def load_mmad(
             continue
         question_set.images[key] = image
         question_set.questions.extend(questions)
+    if templates == "similar" and shots > 0:
+        _retrieve_similar(question_set, json_path, shots, skip_bad)
     return question_set
+
+
+def _retrieve_similar(question_set: QuestionSet, json_path: Path, shots: int, skip_bad: bool) -> None:
+    """Records that list fewer similar templates than --shots get them retrieved: the category's
+    normal images (every template any of its records lists) ranked by thumbnail similarity."""
+    from harness.data.similarity import file_descriptor, most_similar
+
+    short = [image for image in question_set.images.values() if len(image.similar_templates) < shots]
+    pools: dict[tuple[str, str], list[str]] = {}
+    for image in question_set.images.values():
+        pool = pools.setdefault((image.dataset, image.category), [])
+        pool.extend(p for p in image.random_templates + image.similar_templates if p not in pool)
+    descriptors: dict[str, np.ndarray] = {}
+    for image in short:
+        pool = [p for p in pools[(image.dataset, image.category)] if (question_set.root / p).is_file()]
+        if len(pool) < shots:
+            reason = f"--shots {shots} --templates similar needs {shots} normal images of {image.dataset}/{image.category}; its records list {len(pool)}"
+            if not skip_bad:
+                raise DataError(f"{json_path}: record {image.id!r}: {reason}. Fix the record, or pass --skip-bad to skip it (counted in the summary).")
+            question_set.skipped.append(SkippedRecord(record=image.id, reason=reason))
+            del question_set.images[image.id]
+            question_set.questions = [q for q in question_set.questions if q.image_id != image.id]
+            continue
+        for path in pool:
+            if path not in descriptors:
+                descriptors[path] = file_descriptor(question_set.root / path)
+        ranked = most_similar(file_descriptor(question_set.root / image.image_path), np.stack([descriptors[p] for p in pool]), shots)
+        question_set.images[image.id] = image.model_copy(update={"similar_templates": tuple(pool[i] for i in ranked)})
 
 
 def _parse_record(root: Path, key: str, record: object, templates: TemplateKind, shots: int) -> tuple[ImageRecord, list[Question]]:
@@ -99,8 +131,8 @@ def _parse_record(root: Path, key: str, record: object, templates: TemplateKind,
             if kind == templates and path in listed[:shots] and not resolved.is_file():
                 raise _BadRecord(f"template {path!r} (used with --shots {shots} --templates {kind}) does not exist")
         template_lists[kind] = tuple(listed)
-    if shots > len(template_lists[templates]):
-        raise _BadRecord(f"--shots {shots} needs {shots} {templates} templates, the record lists {len(template_lists[templates])}")
+    if shots > len(template_lists[templates]) and templates == "random":
+        raise _BadRecord(f"--shots {shots} needs {shots} random templates, the record lists {len(template_lists[templates])}")
     image = ImageRecord(
         id=key,
         dataset=dataset,
