@@ -164,28 +164,20 @@ def summarise(spec: RunSpec, samples: list[SampleResult], question_set: Question
     rotations = "circular" in spec.strategies
     all_samples, samples = samples, [s for s in samples if ROTATION_MARK not in s.question_id]  # tables: the questions as written
     compat = mmad_compat_table(answers_file_records(samples))
-    paid = [s for s in all_samples if not s.cached]
-    costs = [cost_usd(spec.model, s.usage) for s in paid]
     return RunSummary(
         run_id=spec.run_id,
         model=spec.model,
         suite=spec.suite,
         scoring=spec.scoring,
         n_questions=sum(len(q.options) for q in question_set.questions) if rotations else len(question_set.questions),
-        n_samples=len(all_samples),
-        status_counts=dict(Counter(s.parse_status for s in all_samples)),
         strict=strict_scores(samples),
         mmad_compat={"rows": compat.rows, "columns": compat.columns, "values": compat.values, "removed": compat.removed, "skipped": compat.skipped},
         skipped_records=question_set.skipped,
         wall_time_s=wall_time_s,
-        usage=Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in all_samples), completion_tokens=sum(s.usage.completion_tokens for s in all_samples)),
-        cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
-        cached_samples=len(all_samples) - len(paid),
-        retries=sum(s.attempts - 1 for s in all_samples),
-        error_counts=dict(Counter(_error_kind(s.error) for s in all_samples if s.error)),
         stopped_reason=stopped_reason,
         image_metrics=detection_image_metrics(samples),
         circular=circular_scores(all_samples) if rotations else {},
+        **_accounting(spec, all_samples),
     )
 
 
@@ -257,11 +249,25 @@ def _check_digest(spec: RunSpec, digest: str, source: str) -> None:
         raise ConfigError(f"{source} changed since run {spec.run_id} started (sha256 differs); resuming would mix two data sets, so start a new run")
 
 
+def _accounting(spec: RunSpec, samples: list) -> dict:
+    """What a run used, whatever its task: tokens, cost of what was paid, cache hits, retries,
+    failures by kind, answer statuses."""
+    paid = [s for s in samples if not s.cached]
+    costs = [cost_usd(spec.model, s.usage) for s in paid]
+    return {
+        "n_samples": len(samples),
+        "status_counts": dict(Counter(s.parse_status for s in samples)),
+        "usage": Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in samples), completion_tokens=sum(s.usage.completion_tokens for s in samples)),
+        "cost_usd": None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+        "cached_samples": len(samples) - len(paid),
+        "retries": sum(s.attempts - 1 for s in samples),
+        "error_counts": dict(Counter(_error_kind(s.error) for s in samples if s.error)),
+    }
+
+
 def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFolder, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
     from harness.tasks.gpt4vad import region_metrics
 
-    paid = [s for s in samples if not s.cached]
-    costs = [cost_usd(spec.model, s.usage) for s in paid]
     return RunSummary(
         run_id=spec.run_id,
         model=spec.model,
@@ -269,16 +275,10 @@ def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFold
         scoring=spec.scoring,
         task="gpt4vad",
         n_questions=len(items),
-        n_samples=len(samples),
-        status_counts=dict(Counter(s.parse_status for s in samples)),
         ad_metrics=region_metrics(samples, items, folder.path),
         wall_time_s=wall_time_s,
-        usage=Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in samples), completion_tokens=sum(s.usage.completion_tokens for s in samples)),
-        cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
-        cached_samples=len(samples) - len(paid),
-        retries=sum(s.attempts - 1 for s in samples),
-        error_counts=dict(Counter(_error_kind(s.error) for s in samples if s.error)),
         stopped_reason=stopped_reason,
+        **_accounting(spec, samples),
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.data.masks import load_mask_union
 from harness.data.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
 from question_gen import knowledge
@@ -54,18 +55,6 @@ def _rng(seed: int, key: str) -> np.random.Generator:
 def _load_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def _load_mask(paths: list[Path], shape: tuple[int, int]) -> np.ndarray:
-    """Union of the masks (LOCO keeps several per image); a size mismatch is resized nearest."""
-    union = np.zeros(shape, dtype=bool)
-    for path in paths:
-        with Image.open(path) as mask:
-            gray = mask.convert("L")
-            if gray.size != (shape[1], shape[0]):
-                gray = gray.resize((shape[1], shape[0]), Image.NEAREST)
-            union |= np.asarray(gray) > 0
-    return union
 
 
 def _materialise(source_root: Path, dataset_dir: Path, relative_paths: list[str]) -> None:
@@ -153,7 +142,7 @@ def _category_questions(
         rgb = _load_rgb(source_root / image.path)
         attributes = None
         if image.label == "anomaly":
-            mask = _load_mask([source_root / p for p in image.mask_paths], rgb.shape[:2])
+            mask = load_mask_union([source_root / p for p in image.mask_paths], rgb.shape[:2])
             attributes = defect_attributes(mask, rgb, object_area)
         context = ImageContext(
             category=category.name,

@@ -71,11 +71,9 @@ def resize_map(anomaly_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def source_map(source: str, query: Path, templates: list[Path], masks: list[Path], key: str, shape: tuple[int, int]) -> np.ndarray:
     """The anomaly map at the image's size from: the expert, the ground truth (oracle), or a file."""
     if source == "oracle":
-        union = np.zeros(shape, np.float32)
-        for mask in masks:
-            with Image.open(mask) as image:
-                union = np.maximum(union, (np.asarray(image.convert("L").resize((shape[1], shape[0]), Image.NEAREST)) > 0).astype(np.float32))
-        return union
+        from harness.data.masks import load_mask_union
+
+        return load_mask_union(masks, shape).astype(np.float32)
     if source == "expert":
         from harness.models.expert import shared_detector
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.data.masks import load_mask_union
 from harness.data.sources import resolve_gpt4vad_source
 from harness.errors import ConfigError
 from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics
@@ -60,14 +61,7 @@ def safe_name(item_id: str) -> str:
 
 
 def load_mask(paths: tuple[Path, ...], shape: tuple[int, int]) -> np.ndarray:
-    union = np.zeros(shape, bool)
-    for path in paths:
-        with Image.open(path) as mask:
-            gray = mask.convert("L")
-            if gray.size != (shape[1], shape[0]):
-                gray = gray.resize((shape[1], shape[0]), Image.NEAREST)
-            union |= np.asarray(gray) > 0
-    return union
+    return load_mask_union(paths, shape)
 
 
 def image_shape(path: Path) -> tuple[int, int]:
