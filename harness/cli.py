@@ -144,6 +144,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.resume:
         spec, folder = _resume_spec(args)
         model = model_for(spec, base_url=args.base_url)
+        getattr(model, "ready", lambda: None)()
     else:
         spec, model = _new_spec(args)
         if args.dry_run:
@@ -154,6 +155,7 @@ def _eval(args: argparse.Namespace) -> int:
 
             print(estimate(spec, load_questions(spec)).describe(spec.model))
             return 0
+        getattr(model, "ready", lambda: None)()  # e.g. an API key: checked before the folder exists
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
         print(f"run folder: {folder.path}", file=sys.stderr)
     try:
@@ -281,7 +283,11 @@ def _report(args: argparse.Namespace) -> int:
     from harness.report.render import csv_files, html, json_text, markdown
     from harness.report.runs import load_run
 
-    runs = [load_run(Path(path)) for path in args.runs]
+    paths = []
+    for path in map(Path, args.runs):  # an ablation folder stands for its arms
+        arms = sorted(p for p in path.iterdir() if (p / "spec.json").is_file()) if path.is_dir() and not (path / "spec.json").is_file() else []
+        paths += arms or [path]
+    runs = [load_run(path) for path in paths]
     fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "html")
     fmt = {"htm": "html", "markdown": "md"}.get(fmt, fmt)
     if fmt == "csv":
@@ -403,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     except IadbenchError as error:
         print(f"iadbench: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `iadbench list suites | head`: the reader left, nothing went wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

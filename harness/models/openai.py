@@ -67,9 +67,8 @@ class OpenAIChatModel:
         base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or f"https://{OPENAI_HOST}/v1"
         self._official = urlsplit(base_url).hostname == OPENAI_HOST
         api_key = os.environ.get(options.api_key_env, "")
+        self._missing_key = not api_key and self._official  # a dry run needs none: checked by ready()
         if not api_key:
-            if self._official:
-                raise ConfigError(f"no API key: set the environment variable {options.api_key_env} (or name another with --api-key-env)")
             api_key = "EMPTY"  # vLLM, Ollama and llama.cpp servers accept any key
         self._secret = api_key
         self.options = options
@@ -82,6 +81,11 @@ class OpenAIChatModel:
         self._images = ImageEncoder()
         self._rng = random.Random(seed)
         self._warned_no_logprobs = False
+
+    def ready(self) -> None:
+        """Refuse to start a run that cannot authenticate (before any run folder exists)."""
+        if self._missing_key:
+            raise ConfigError(f"no API key: set the environment variable {self.options.api_key_env} (or name another with --api-key-env)")
 
     # -- request building ---------------------------------------------------------------------
 
@@ -118,6 +122,8 @@ class OpenAIChatModel:
         return text.replace(self._secret, "***") if self._secret and self._secret != "EMPTY" else text
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        if self._missing_key:
+            raise FatalBackendError(f"no API key in ${self.options.api_key_env}")
         if self._limiter is None:  # created inside the running event loop
             connections = self.options.max_connections or self.default_concurrency
             self._limiter = AdaptiveLimiter(connections)

@@ -23,6 +23,9 @@ class _Wrapper:
         self.cacheable = inner.cacheable
         self.cache_identity = f"{inner.cache_identity}+{suffix}"  # a different call pattern is a different answer
 
+    def ready(self) -> None:
+        getattr(self.inner, "ready", lambda: None)()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
