@@ -36,8 +36,11 @@ class RunData:
     def label(self) -> str:
         """A short name for tables and legends: model, plus what distinguishes the run."""
         extras = [f"{self.spec.shots}-shot"]
+        if self.spec.templates != "random" and self.spec.shots:
+            extras.append(f"{self.spec.templates} templates")
         if self.spec.choice_scoring != "generate":
             extras.append(self.spec.choice_scoring)
+        extras += self.spec.strategies
         return f"{self.spec.model} ({', '.join(extras)})"
 
 
