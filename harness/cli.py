@@ -312,11 +312,15 @@ def _generate(args: argparse.Namespace) -> int:
     kind, _, location = args.source.partition(":")
     if kind == "synthetic":
         report = generate_synthetic_question_set(out, seed=args.seed, size=args.size)
-    elif kind == "mvtec" and location:
+    elif kind in ("mvtec", "visa", "loco", "folder") and location:
+        from question_gen.sources import READERS
+
         root = Path(location)
-        report = generate_question_set(root, out, dataset_name=args.name or root.name, knowledge_key="mvtec-ad", seed=args.seed)
+        categories = READERS[kind](root)
+        knowledge_key = "mvtec-ad" if kind == "mvtec" else kind  # object facts are known for MVTec AD categories
+        report = generate_question_set(root, out, dataset_name=args.name or root.name, knowledge_key=knowledge_key, seed=args.seed, categories=categories)
     else:
-        raise IadbenchError(f"--source {args.source!r}: use synthetic or mvtec:DIR")
+        raise IadbenchError(f"--source {args.source!r}: use synthetic, mvtec:DIR, visa:DIR, loco:DIR or folder:DIR")
     print(json.dumps(report.as_dict(), indent=2))
     print(f"question set: {out / 'mmad.json'}  (evaluate with: iadbench eval --data mmad:{out / 'mmad.json'})")
     return 0
@@ -383,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--gallery-size", type=int, default=60, help="failures shown in the gallery")
 
     generate = commands.add_parser("generate", help="generate an MMAD-style question set from an AD dataset")
-    generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR")
+    generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR | visa:DIR | loco:DIR | folder:DIR (images + labels.csv)")
     generate.add_argument("--out", required=True)
     generate.add_argument("--name", help="dataset name used as the first path component (default: DIR's name)")
     generate.add_argument("--seed", type=int, default=0)

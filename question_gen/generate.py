@@ -86,9 +86,11 @@ def generate_question_set(
     dataset_name: str,
     knowledge_key: str,
     seed: int = 0,
+    categories: list[SourceCategory] | None = None,
 ) -> GenerationReport:
-    """Write `out/mmad.json` (and `out/generation_report.json`) for an MVTec-layout dataset."""
-    categories = read_mvtec_layout(source_root)
+    """Write `out/mmad.json`, `out/domain_knowledge.json` and `out/generation_report.json` for a
+    dataset read by one of question_gen.sources' readers (MVTec AD layout by default)."""
+    categories = categories if categories is not None else read_mvtec_layout(source_root)
     dataset_dir = out / dataset_name
     report = GenerationReport(dataset=dataset_name)
     dataset_objects = tuple(
@@ -169,9 +171,12 @@ def _category_questions(
 
 
 def _mask_path_in_category(image: SourceImage) -> str | None:
-    """MMAD writes mask paths relative to the category folder."""
+    """MMAD writes mask paths relative to the category folder; several masks (LOCO) are given as
+    their folder, which MMAD's readers (and ours) take as the union of its masks."""
     if not image.mask_paths:
         return None
+    if len(image.mask_paths) > 1:
+        return image.mask_paths[0].split("/", 1)[1].rsplit("/", 1)[0]
     return image.mask_paths[0].split("/", 1)[1]
 
 

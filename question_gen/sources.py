@@ -113,3 +113,87 @@ def read_visa_layout(root: Path) -> list[SourceCategory]:
         if not category.train_good:
             raise DataError(f"{table}: category {category.name} has no normal training images for templates")
     return [categories[name] for name in sorted(categories)]
+
+
+def read_loco_layout(root: Path) -> list[SourceCategory]:
+    """MVTec LOCO: like MVTec AD, but each anomalous image's ground truth is a folder of masks
+    (`ground_truth/<type>/NNN/000.png, 001.png, …`), read as their union; the defect kind is the
+    anomaly type folder (logical_anomalies, structural_anomalies)."""
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    categories = []
+    for category_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "test").is_dir()):
+        category = SourceCategory(category_dir.name)
+        train_good = category_dir / "train" / "good"
+        if not train_good.is_dir() or not _images(train_good):
+            raise DataError(f"{train_good}: no normal training images; every category needs train/good images to serve as templates")
+        category.train_good = [p.relative_to(root).as_posix() for p in _images(train_good)]
+        for kind_dir in sorted(p for p in (category_dir / "test").iterdir() if p.is_dir()):
+            for image in _images(kind_dir):
+                relative = image.relative_to(root).as_posix()
+                if kind_dir.name == "good":
+                    category.test.append(SourceImage(relative, category.name, "normal", None))
+                    continue
+                mask_dir = category_dir / "ground_truth" / kind_dir.name / image.stem
+                masks = _images(mask_dir) if mask_dir.is_dir() else []
+                if not masks:
+                    raise DataError(f"{image}: anomalous image without its mask folder (expected masks in {mask_dir})")
+                category.test.append(SourceImage(relative, category.name, "anomaly", kind_dir.name, tuple(m.relative_to(root).as_posix() for m in masks)))
+        categories.append(category)
+    if not categories:
+        raise DataError(f"{root}: no category folders with a test/ subfolder (expected the MVTec LOCO layout)")
+    return categories
+
+
+FOLDER_COLUMNS = ("image", "category", "split", "label", "defect", "mask")
+
+
+def read_labelled_folder(root: Path) -> list[SourceCategory]:
+    """Your own images: `<root>/labels.csv` with columns image,category,split,label,defect,mask.
+
+    image: path relative to the folder; category: any name (one object type); split: train (normal
+    images used as templates) or test; label: normal or anomaly; defect: the defect kind of an
+    anomalous image (e.g. scratch); mask: path of its mask (non-zero = defect), required for
+    anomalies. Paths must stay inside the folder.
+    """
+    import csv
+
+    from harness.paths import resolve_inside
+
+    table = root / "labels.csv"
+    if not table.is_file():
+        raise DataError(f"{table}: not found; a labelled folder holds labels.csv with columns {','.join(FOLDER_COLUMNS)}")
+    categories: dict[str, SourceCategory] = {}
+    with table.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in FOLDER_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{table}: missing columns {', '.join(missing)}; expected {','.join(FOLDER_COLUMNS)}")
+        for line, row in enumerate(reader, start=2):
+            what = f"{table} line {line}"
+            image, split, label = row["image"].strip(), row["split"].strip(), row["label"].strip()
+            if split not in ("train", "test") or label not in ("normal", "anomaly"):
+                raise DataError(f"{what}: split must be train or test and label normal or anomaly (got {split!r}, {label!r})")
+            if not resolve_inside(root, image, what=what).is_file():
+                raise DataError(f"{what}: image {image} does not exist")
+            category = categories.setdefault(row["category"].strip() or "default", SourceCategory(row["category"].strip() or "default"))
+            if split == "train":
+                if label != "normal":
+                    raise DataError(f"{what}: training images are templates and must be normal")
+                category.train_good.append(image)
+            elif label == "normal":
+                category.test.append(SourceImage(image, category.name, "normal", None))
+            else:
+                mask = row["mask"].strip()
+                if not mask or not resolve_inside(root, mask, what=what).is_file():
+                    raise DataError(f"{what}: anomalous image {image} needs its mask file (column mask)")
+                category.test.append(SourceImage(image, category.name, "anomaly", row["defect"].strip() or "defect", (mask,)))
+    for category in categories.values():
+        if not category.train_good:
+            raise DataError(f"{table}: category {category.name} has no train images to use as templates")
+        if not category.test:
+            raise DataError(f"{table}: category {category.name} has no test images")
+    return [categories[name] for name in sorted(categories)]
+
+
+READERS = {"mvtec": read_mvtec_layout, "visa": read_visa_layout, "loco": read_loco_layout, "folder": read_labelled_folder}
