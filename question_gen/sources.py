@@ -42,8 +42,24 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def read_mvtec_layout(root: Path) -> list[SourceCategory]:
-    """Categories of an MVTec-AD-layout folder, with a clear error for anything incomplete."""
+def _mvtec_mask(root: Path, category_dir: Path, image: Path) -> tuple[str, ...]:
+    mask = category_dir / "ground_truth" / image.parent.name / f"{image.stem}_mask.png"
+    if not mask.is_file():
+        raise DataError(f"{image}: anomalous image without its mask (expected {mask}); add the mask or remove the image")
+    return (mask.relative_to(root).as_posix(),)
+
+
+def _loco_masks(root: Path, category_dir: Path, image: Path) -> tuple[str, ...]:
+    mask_dir = category_dir / "ground_truth" / image.parent.name / image.stem
+    masks = _images(mask_dir) if mask_dir.is_dir() else []
+    if not masks:
+        raise DataError(f"{image}: anomalous image without its mask folder (expected masks in {mask_dir})")
+    return tuple(m.relative_to(root).as_posix() for m in masks)
+
+
+def _read_train_test_layout(root: Path, masks_of, layout: str) -> list[SourceCategory]:
+    """`<category>/train/good` templates and `<category>/test/<good|defect>` images; `masks_of`
+    finds an anomalous image's masks (the one thing MVTec AD and MVTec LOCO do differently)."""
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
     categories = []
@@ -60,21 +76,19 @@ def read_mvtec_layout(root: Path) -> list[SourceCategory]:
                 relative = image.relative_to(root).as_posix()
                 if defect_dir.name == "good":
                     category.test.append(SourceImage(relative, category.name, "normal", None))
-                    continue
-                mask = category_dir / "ground_truth" / defect_dir.name / f"{image.stem}_mask.png"
-                if not mask.is_file():
-                    raise DataError(
-                        f"{image}: anomalous image without its mask (expected {mask}); add the mask or remove the image"
-                    )
-                category.test.append(
-                    SourceImage(relative, category.name, "anomaly", defect_dir.name, (mask.relative_to(root).as_posix(),))
-                )
+                else:
+                    category.test.append(SourceImage(relative, category.name, "anomaly", defect_dir.name, masks_of(root, category_dir, image)))
         if not category.test:
             raise DataError(f"{category_dir / 'test'}: category has no test images")
         categories.append(category)
     if not categories:
-        raise DataError(f"{root}: no category folders with a test/ subfolder (expected the MVTec AD layout)")
+        raise DataError(f"{root}: no category folders with a test/ subfolder (expected the {layout} layout)")
     return categories
+
+
+def read_mvtec_layout(root: Path) -> list[SourceCategory]:
+    """Categories of an MVTec-AD-layout folder, with a clear error for anything incomplete."""
+    return _read_train_test_layout(root, _mvtec_mask, "MVTec AD")
 
 
 def read_visa_layout(root: Path) -> list[SourceCategory]:
@@ -119,30 +133,7 @@ def read_loco_layout(root: Path) -> list[SourceCategory]:
     """MVTec LOCO: like MVTec AD, but each anomalous image's ground truth is a folder of masks
     (`ground_truth/<type>/NNN/000.png, 001.png, …`), read as their union; the defect kind is the
     anomaly type folder (logical_anomalies, structural_anomalies)."""
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found")
-    categories = []
-    for category_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "test").is_dir()):
-        category = SourceCategory(category_dir.name)
-        train_good = category_dir / "train" / "good"
-        if not train_good.is_dir() or not _images(train_good):
-            raise DataError(f"{train_good}: no normal training images; every category needs train/good images to serve as templates")
-        category.train_good = [p.relative_to(root).as_posix() for p in _images(train_good)]
-        for kind_dir in sorted(p for p in (category_dir / "test").iterdir() if p.is_dir()):
-            for image in _images(kind_dir):
-                relative = image.relative_to(root).as_posix()
-                if kind_dir.name == "good":
-                    category.test.append(SourceImage(relative, category.name, "normal", None))
-                    continue
-                mask_dir = category_dir / "ground_truth" / kind_dir.name / image.stem
-                masks = _images(mask_dir) if mask_dir.is_dir() else []
-                if not masks:
-                    raise DataError(f"{image}: anomalous image without its mask folder (expected masks in {mask_dir})")
-                category.test.append(SourceImage(relative, category.name, "anomaly", kind_dir.name, tuple(m.relative_to(root).as_posix() for m in masks)))
-        categories.append(category)
-    if not categories:
-        raise DataError(f"{root}: no category folders with a test/ subfolder (expected the MVTec LOCO layout)")
-    return categories
+    return _read_train_test_layout(root, _loco_masks, "MVTec LOCO")
 
 
 FOLDER_COLUMNS = ("image", "category", "split", "label", "defect", "mask")

@@ -218,9 +218,6 @@ class OpenAIChatModel:
         if self._client is not None:
             await self._client.close()
 
-    def describe_usage(self) -> dict:
-        return {"images_encoded": self._images.encoded, "rate_limited": self._limiter.rate_limited if self._limiter else 0}
-
 
 def _http_library(openai_module) -> str:
     """The HTTP library this openai version is built on: httpx (1.x) or httpx2 (3.x)."""

@@ -208,6 +208,7 @@ def _gpt4vad_sections(runs: list[RunData]) -> list[dict]:
 def _curves(runs: list[RunData]) -> dict[str, str]:
     """ROC and PRO curves of GPT-4V-AD runs, from their saved maps (all categories pooled)."""
     from harness.metrics.ad import PixelAccumulator
+    from harness.schema import RegionSample
     from harness.tasks.gpt4vad import _maps_and_masks, load_region_items
 
     roc, pro = {}, {}
@@ -215,8 +216,6 @@ def _curves(runs: list[RunData]) -> dict[str, str]:
         if run.spec.task != "gpt4vad":
             continue
         samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
-        from harness.schema import RegionSample
-
         by_id = {s["question_id"]: RegionSample.model_validate(s) for s in samples}
         items = [i for i in load_region_items(run.spec.data, run.spec.seed)[0] if i.id in by_id]
         accumulator = PixelAccumulator(bins=1000)
