@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
+import time
 from pathlib import Path
 
 from harness.errors import IadbenchError
@@ -45,7 +47,30 @@ def _add_eval(commands) -> None:
     api.add_argument("--max-attempts", type=int, help="tries per question before it is recorded as failed (default 8)")
     api.add_argument("--choice-scoring", choices=["generate", "logprobs"], help="parse the reply, or pick the most probable option letter")
     api.add_argument("--no-cache", action="store_true", help="bypass the persistent response cache")
+    local = parser.add_argument_group("local Hugging Face models (hf/<hub id> or hf//abs/path)")
+    local.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="weights' dtype (default auto: the checkpoint's)")
+    local.add_argument("--device", help="cuda:N, cpu or mps (default: this process's GPU, else the CPU)")
+    local.add_argument("--device-map", help="accelerate device map, e.g. auto, for a model larger than one GPU")
+    local.add_argument("--attn-implementation", help="eager, sdpa or flash_attention_2 (passed to from_pretrained)")
+    local.add_argument("--batch-size", type=_batch_size, help="questions per forward pass, or auto (default): start high, halve on out-of-memory")
+    local.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own Python code (only for repositories you trust)")
+    local.add_argument("--allow-pickle-weights", action="store_true", help="load .bin weights (pickle can run code); safetensors only otherwise")
+    local.add_argument("--revision", help="hub branch, tag or commit of the model")
+    local.add_argument("--num-processes", type=int, default=1, help="data parallel: shard the questions over N processes (one per GPU) and merge their samples")
+    parser.add_argument("--shard", help=argparse.SUPPRESS)  # INDEX/COUNT: one process of a --num-processes run
     api.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
+
+
+def _batch_size(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {value!r}")
+    return size
 
 
 def _given_model_options(args: argparse.Namespace) -> dict:
@@ -57,6 +82,14 @@ def _given_model_options(args: argparse.Namespace) -> dict:
         "request_timeout_s": args.request_timeout,
         "max_attempts": args.max_attempts,
         "max_connections": args.max_connections,
+        "dtype": args.dtype,
+        "device": args.device,
+        "device_map": args.device_map,
+        "attn_implementation": args.attn_implementation,
+        "batch_size": args.batch_size,
+        "trust_remote_code": args.trust_remote_code or None,
+        "allow_pickle_weights": args.allow_pickle_weights or None,
+        "revision": args.revision,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -141,6 +174,10 @@ def _eval(args: argparse.Namespace) -> int:
     from harness.tables import results_table
 
     question_set = model = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not args.shard:
+        raise IadbenchError("launched as one of several processes (WORLD_SIZE is set): use iadbench eval --num-processes N instead of accelerate launch/torchrun")
+    if args.shard:
+        return _eval_shard(args)
     if args.resume:
         spec, folder = _resume_spec(args)
         model = model_for(spec, base_url=args.base_url)
@@ -159,7 +196,13 @@ def _eval(args: argparse.Namespace) -> int:
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
         print(f"run folder: {folder.path}", file=sys.stderr)
     try:
+        started = time.perf_counter()
+        if args.num_processes > 1 and not _run_in_processes(spec, folder, question_set, args):
+            return 2
         summary = run_evaluation(spec, folder, question_set=question_set, model=model, progress=not args.quiet)
+        if args.num_processes > 1:  # the time the shard processes took, not only the final scoring
+            summary = summary.model_copy(update={"wall_time_s": time.perf_counter() - started})
+            folder.write_summary(summary)
     except KeyboardInterrupt:
         print(f"\ninterrupted; every finished answer is saved. Continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
         return 130
@@ -172,6 +215,49 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"stopped early ({summary.stopped_reason}); continue with: iadbench eval --resume {folder.path} --max-cost <higher>", file=sys.stderr)
         return 3
     return 0
+
+
+def _eval_shard(args: argparse.Namespace) -> int:
+    """One process of a data-parallel run: answer this shard's block into its own file."""
+    from harness.evaluate import model_for, run_evaluation
+    from harness.parallel import parse_shard
+
+    if not args.resume:
+        raise IadbenchError("--shard is internal to --num-processes and needs --resume RUN")
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as error:
+        raise IadbenchError(str(error)) from None
+    spec, folder = _resume_spec(args)
+    run_evaluation(spec, folder, model=model_for(spec), progress=not args.quiet, shard=shard)
+    return 0
+
+
+def _run_in_processes(spec, folder, question_set, args: argparse.Namespace) -> bool:
+    """Answer the run with --num-processes shard processes and merge their samples; False when
+    one failed (every finished answer is kept)."""
+    from harness.evaluate import load_questions
+    from harness.parallel import run_shards
+    from harness.schema import RegionSample, SampleResult
+
+    sample_type = RegionSample if spec.task == "gpt4vad" else SampleResult
+    folder.merge_shards(sample_type)
+    if spec.task == "gpt4vad":
+        from harness.tasks.gpt4vad import load_region_items
+
+        items, _ = load_region_items(spec.data, spec.seed)
+        total = len(items) if spec.limit is None else min(spec.limit, len(items))
+    else:
+        total = len((question_set or load_questions(spec)).questions)
+    done = len(folder.read_samples(sample_type=sample_type))
+    print(f"answering with {args.num_processes} processes", file=sys.stderr)
+    failed = run_shards(folder, args.num_processes, total=total, already_done=done, progress=not args.quiet)
+    merged = folder.merge_shards(sample_type)
+    if failed:
+        print(f"iadbench: error: {len(failed)} of {args.num_processes} processes failed (exit codes {failed}); {merged} answers merged. "
+              f"Continue with: iadbench eval --resume {folder.path} --num-processes {args.num_processes}", file=sys.stderr)
+        return False
+    return True
 
 
 def _score(args: argparse.Namespace) -> int:

@@ -289,8 +289,13 @@ def run_evaluation(
     question_set: QuestionSet | None = None,
     model: Model | None = None,
     progress: bool = True,
-) -> RunSummary:
+    shard: tuple[int, int] | None = None,
+) -> RunSummary | None:
+    """Answer what is left and write the summary. As one shard of a data-parallel run, answer
+    only that shard's block into its own file and return None: the launcher merges and summarises."""
     task, data = _build_task(spec, folder, question_set)
+    if shard is None:
+        folder.merge_shards(task.sample_type)  # answers left by an interrupted data-parallel run
     model = model or model_for(spec)
     if spec.max_cost_usd is not None and cost_usd(spec.model, Usage()) is None:
         raise ConfigError(f"--max-cost needs a price for {spec.model}: add it to harness/models/prices.toml (or $IADBENCH_PRICES)")
@@ -307,7 +312,7 @@ def run_evaluation(
 
     async def go() -> RunOutcome:
         try:
-            return await run_plan(task, model, folder, concurrency=spec.max_connections, progress=progress, cache=cache, max_cost_usd=spec.max_cost_usd)
+            return await run_plan(task, model, folder, concurrency=spec.max_connections, progress=progress, cache=cache, max_cost_usd=spec.max_cost_usd, shard=shard)
         finally:
             await model.aclose()
 
@@ -316,6 +321,8 @@ def run_evaluation(
     finally:
         if cache:
             cache.close()
+    if shard is not None:
+        return None
     new_notes = [n for n in outcome.notes if n not in spec.notes]
     if new_notes:
         folder.update_spec(spec.model_copy(update={"notes": spec.notes + new_notes}))

@@ -28,9 +28,45 @@ def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
     return f"{stamp}_{slug}_{suite}"
 
 
+SHARDS = "shards"
+
+
+def shard_block(total: int, shard: tuple[int, int]) -> range:
+    """The ordinals shard (index, count) answers: a contiguous block, so the questions about one
+    image (adjacent in a question set) stay in one process and keep batching together."""
+    index, count = shard
+    return range(total * index // count, total * (index + 1) // count)
+
+
 class RunFolder:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, samples_name: str = SAMPLES) -> None:
         self.path = path
+        self.samples_path = path / samples_name
+
+    def shard(self, index: int, count: int) -> "RunFolder":
+        """A view of this run whose samples go to shards/<index>-of-<count>.jsonl, so processes
+        never write one file; `merge_shards` folds them into samples.jsonl."""
+        (self.path / SHARDS).mkdir(exist_ok=True)
+        return RunFolder(self.path, f"{SHARDS}/{index}-of-{count}.jsonl")
+
+    def merge_shards(self, sample_type: type = SampleResult) -> int:
+        """Append every shard's samples that samples.jsonl lacks, then delete the shard file.
+        Safe to repeat after a kill at any point: a sample already merged is never added twice."""
+        shard_dir = self.path / SHARDS
+        if not shard_dir.is_dir():
+            return 0
+        known = {s.question_id for s in self.read_samples(repair=True, sample_type=sample_type)}
+        added = 0
+        with self.sample_writer() as writer:
+            for shard_file in sorted(shard_dir.glob("*.jsonl")):
+                for sample in RunFolder(self.path, f"{SHARDS}/{shard_file.name}").read_samples(repair=True, sample_type=sample_type):
+                    if sample.question_id not in known:
+                        writer.write(sample)
+                        known.add(sample.question_id)
+                        added += 1
+        for shard_file in shard_dir.glob("*.jsonl"):  # only after the merged lines reached the disk
+            shard_file.unlink()
+        return added
 
     @classmethod
     def create(cls, runs_dir: Path, spec: RunSpec) -> "RunFolder":
@@ -57,7 +93,7 @@ class RunFolder:
 
     def read_samples(self, *, repair: bool = False, sample_type: type = SampleResult) -> list:
         """All finished samples. With `repair`, a last line cut off by a kill is truncated away."""
-        path = self.path / SAMPLES
+        path = self.samples_path
         if not path.exists():
             return []
         data = path.read_bytes()
@@ -97,7 +133,7 @@ class RunFolder:
         kept = [s for s in samples if s.parse_status != "error"]
         if len(kept) == len(samples):
             return 0
-        path = self.path / SAMPLES
+        path = self.samples_path
         temporary = path.with_name(path.name + ".tmp")
         with temporary.open("w", encoding="utf-8") as handle:
             handle.writelines(s.model_dump_json() + "\n" for s in kept)
@@ -107,7 +143,7 @@ class RunFolder:
         return len(samples) - len(kept)
 
     def sample_writer(self) -> "SampleWriter":
-        return SampleWriter(self.path / SAMPLES)
+        return SampleWriter(self.samples_path)
 
     def write_summary(self, summary: RunSummary) -> None:
         write_json_atomically(self.path / SUMMARY, summary.model_dump(mode="json"))

@@ -19,7 +19,7 @@ from harness.errors import FatalBackendError, RunFolderError
 from harness.models.base import GenerateRequest, GenerateResponse, Model
 from harness.models.pricing import cost_usd
 from harness.progress import Progress
-from harness.runlog import RunFolder
+from harness.runlog import RunFolder, shard_block
 from harness.tasks.mcq import RequestDigester
 
 
@@ -84,10 +84,21 @@ async def run_plan(
     progress: bool = True,
     cache: ResponseCache | None = None,
     max_cost_usd: float | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
-    """Answer the plan's questions not yet in the run folder; return all samples in ordinal order."""
-    finished = folder.read_samples(repair=True, sample_type=task.sample_type)
+    """Answer the plan's questions not yet in the run folder; return all samples in ordinal order.
+
+    With `shard` (index, count) only that shard's block of questions is asked, and its answers go
+    to the shard's own file (another process may be answering the next block)."""
     ids = task.ids
+    finished = folder.read_samples(repair=shard is None, sample_type=task.sample_type)
+    writes_to = folder
+    if shard is not None:
+        writes_to = folder.shard(*shard)
+        merged = {s.question_id for s in finished}
+        finished += [s for s in writes_to.read_samples(repair=True, sample_type=task.sample_type) if s.question_id not in merged]
+        block = shard_block(len(ids), shard)
+        finished = [s for s in finished if s.ordinal in block]
     known_ids = set(ids)
     strangers = [s.question_id for s in finished if s.question_id not in known_ids]
     if strangers:
@@ -96,8 +107,9 @@ async def run_plan(
             f"(first: {strangers[0]!r}); the data changed since this run started, so start a new run"
         )
     done_ids = {s.question_id for s in finished}
-    todo = [ordinal for ordinal, item_id in enumerate(ids) if item_id not in done_ids]
-    tracker = Progress(len(ids), already_done=len(finished)) if progress else None
+    asked = shard_block(len(ids), shard) if shard is not None else range(len(ids))
+    todo = [ordinal for ordinal in asked if ids[ordinal] not in done_ids]
+    tracker = Progress(len(asked), already_done=len(finished)) if progress else None
     digester = RequestDigester()
     budget = CostBudget(model.name, max_cost_usd, finished)
     cache = cache if model.cacheable else None
@@ -107,7 +119,7 @@ async def run_plan(
     results: list = list(finished)
     notes: list[str] = []
 
-    with folder.sample_writer() as writer:
+    with writes_to.sample_writer() as writer:
 
         async def worker() -> None:
             while not budget.exhausted:
@@ -144,6 +156,6 @@ async def run_plan(
             if tracker:
                 tracker.finish()
     stopped = None
-    if len(results) < len(ids) and budget.exhausted:
+    if len(results) < len(asked) and budget.exhausted:
         stopped = f"cost limit reached: ${budget.spent:.4f} of ${max_cost_usd:.4f}"
     return RunOutcome(sorted(results, key=lambda s: s.ordinal), stopped, notes)

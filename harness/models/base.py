@@ -92,6 +92,15 @@ class ModelOptions(BaseModel):
     max_attempts: int = 8
     max_sample_seconds: float = 600.0
     max_connections: int | None = Field(None, description="requests in flight at most; the backend adapts below it")
+    # Local Hugging Face models (hf/<model>):
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = Field("auto", description="cuda:N, cpu, mps; auto: this process's GPU, else the CPU")
+    device_map: str | None = Field(None, description="accelerate's device map, e.g. auto: one model across several GPUs")
+    attn_implementation: str | None = Field(None, description="passed to from_pretrained: eager, sdpa, flash_attention_2")
+    batch_size: int | Literal["auto"] = Field("auto", description="questions per forward pass; auto starts high and halves on out-of-memory")
+    trust_remote_code: bool = False
+    allow_pickle_weights: bool = Field(False, description="load .bin (pickle) weights; safetensors only otherwise")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit) of an hf/ model")
 
 
 @runtime_checkable
@@ -146,6 +155,9 @@ def create_model(name: str, *, seed: int = 0, options: ModelOptions | None = Non
 
 register_provider(
     Provider("openai", "harness.models.openai:create_openai", "any OpenAI-compatible chat API: OpenAI, vLLM, Ollama, llama.cpp (--base-url)")
+)
+register_provider(
+    Provider("hf", "harness.models.hf:create_hf", "local transformers MLLMs: hf/<hub id> or hf//abs/path (batched, GPU or CPU)")
 )
 register_provider(
     Provider("expert", "harness.models.expert:create_expert", "training-free non-LLM detectors: expert/patchknn")

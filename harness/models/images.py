@@ -1,4 +1,4 @@
-"""Images for API requests: loaded, capped in size and base64-encoded once per run."""
+"""Images for model requests: loaded and capped in size; for APIs also base64-encoded once per run."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class ImageDecodeError(Exception):
     """An image file that cannot be read; it costs its samples, not the run."""
 
 
-def encode_jpeg_data_url(path: str, max_side: int | None) -> tuple[str, tuple[int, int]]:
-    """A data URL of the image as JPEG, its longest side scaled down to `max_side` (never up)."""
+def load_rgb(path: str, max_side: int | None) -> Image.Image:
+    """The image as RGB, its longest side scaled down to `max_side` (never up)."""
     try:
         with Image.open(path) as image:
             rgb = image.convert("RGB")
@@ -27,6 +27,12 @@ def encode_jpeg_data_url(path: str, max_side: int | None) -> tuple[str, tuple[in
         scale = max_side / max(width, height)
         # BOX averaging is what OpenCV's INTER_AREA (MMAD's resize) does when shrinking.
         rgb = rgb.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BOX)
+    return rgb
+
+
+def encode_jpeg_data_url(path: str, max_side: int | None) -> tuple[str, tuple[int, int]]:
+    """A data URL of the image as JPEG, capped as `load_rgb` does."""
+    rgb = load_rgb(path, max_side)
     buffer = io.BytesIO()
     rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), rgb.size

@@ -41,7 +41,9 @@ class ChainOfThought(_Wrapper):
         if not request.chain_of_thought:
             return await self.inner.generate(request)
         context, _, question = request.messages
-        first = await self.inner.generate(request.model_copy(update={"messages": [context], "chain_of_thought": False}))
+        # The description turn is free text whatever the run's choice scoring: no letters to score.
+        describe = {"messages": [context], "chain_of_thought": False, "choice_scoring": "generate", "option_letters": None}
+        first = await self.inner.generate(request.model_copy(update=describe))
         if first.error is not None:
             return first
         conversation = [context, ChatMessage(role="assistant", content=[TextPart(text=first.text or "(no description)")]), question]
