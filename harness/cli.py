@@ -12,6 +12,26 @@ from pathlib import Path
 from harness.errors import IadbenchError
 
 
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    """How to reach and run the model: shared by eval and ablate."""
+    parser.add_argument("--choice-scoring", choices=["generate", "logprobs"], help="parse the reply, or pick the most probable option letter")
+    api = parser.add_argument_group("API backends (openai/<model>)")
+    api.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for vLLM (default $OPENAI_BASE_URL or OpenAI)")
+    api.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY; the key itself is never recorded)")
+    api.add_argument("--image-detail", choices=["low", "high", "auto"], help="the image_url detail level (default low)")
+    api.add_argument("--request-timeout", type=float, help="seconds before one request is abandoned and retried (default 60)")
+    api.add_argument("--max-attempts", type=int, help="tries per question before it is recorded as failed (default 8)")
+    local = parser.add_argument_group("local Hugging Face models (hf/<hub id> or hf//abs/path)")
+    local.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="weights' dtype (default auto: the checkpoint's)")
+    local.add_argument("--device", help="cuda:N, cpu or mps (default: this process's GPU, else the CPU)")
+    local.add_argument("--device-map", help="accelerate device map, e.g. auto, for a model larger than one GPU")
+    local.add_argument("--attn-implementation", help="eager, sdpa or flash_attention_2 (passed to from_pretrained)")
+    local.add_argument("--batch-size", type=_batch_size, help="questions per forward pass, or auto (default): start high, halve on out-of-memory")
+    local.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own Python code (only for repositories you trust)")
+    local.add_argument("--allow-pickle-weights", action="store_true", help="load .bin weights (pickle can run code); safetensors only otherwise")
+    local.add_argument("--revision", help="hub branch, tag or commit of the model")
+
+
 def _add_eval(commands) -> None:
     parser = commands.add_parser("eval", help="evaluate a model on a suite (default: the built-in synthetic set)")
     parser.add_argument("--suite", default=None, help="suite name (iadbench list suites); default synthetic-quick, or gpt4vad-zero-shot with --task gpt4vad")
@@ -39,26 +59,11 @@ def _add_eval(commands) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print requests, images, estimated tokens and cost; call nothing")
     parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: rag, rag=topk:K, agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
     parser.add_argument("--knowledge", help="domain knowledge for rag (MMAD's domain_knowledge.json format); default: beside the question file")
-    api = parser.add_argument_group("API backends (openai/<model>)")
-    api.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for vLLM (default $OPENAI_BASE_URL or OpenAI)")
-    api.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY; the key itself is never recorded)")
-    api.add_argument("--image-detail", choices=["low", "high", "auto"], help="the image_url detail level (default low)")
-    api.add_argument("--request-timeout", type=float, help="seconds before one request is abandoned and retried (default 60)")
-    api.add_argument("--max-attempts", type=int, help="tries per question before it is recorded as failed (default 8)")
-    api.add_argument("--choice-scoring", choices=["generate", "logprobs"], help="parse the reply, or pick the most probable option letter")
-    api.add_argument("--no-cache", action="store_true", help="bypass the persistent response cache")
-    local = parser.add_argument_group("local Hugging Face models (hf/<hub id> or hf//abs/path)")
-    local.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="weights' dtype (default auto: the checkpoint's)")
-    local.add_argument("--device", help="cuda:N, cpu or mps (default: this process's GPU, else the CPU)")
-    local.add_argument("--device-map", help="accelerate device map, e.g. auto, for a model larger than one GPU")
-    local.add_argument("--attn-implementation", help="eager, sdpa or flash_attention_2 (passed to from_pretrained)")
-    local.add_argument("--batch-size", type=_batch_size, help="questions per forward pass, or auto (default): start high, halve on out-of-memory")
-    local.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own Python code (only for repositories you trust)")
-    local.add_argument("--allow-pickle-weights", action="store_true", help="load .bin weights (pickle can run code); safetensors only otherwise")
-    local.add_argument("--revision", help="hub branch, tag or commit of the model")
-    local.add_argument("--num-processes", type=int, default=1, help="data parallel: shard the questions over N processes (one per GPU) and merge their samples")
+    add_backend_flags(parser)
+    parser.add_argument("--num-processes", type=int, default=1, help="hf/ models, data parallel: shard the questions over N processes (one per GPU) and merge their samples")
     parser.add_argument("--shard", help=argparse.SUPPRESS)  # INDEX/COUNT: one process of a --num-processes run
-    api.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
+    parser.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
+    parser.add_argument("--no-cache", action="store_true", help="bypass the persistent response cache")
 
 
 def _batch_size(value: str) -> int | str:
@@ -338,8 +343,18 @@ def _ablate(args: argparse.Namespace) -> int:
 
     arms = parse_arms(args.strategies)
     folder = Path(args.out or Path(args.runs_dir) / f"ablate-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
-    options = ModelOptions(**{k: v for k, v in {"base_url": args.base_url, "max_connections": args.max_connections}.items() if v is not None})
+    options = ModelOptions(**_given_model_options(args))
     model = create_model(args.model, seed=args.seed, options=options)
+
+    def shared(spec):
+        """A local model is loaded once for all arms; other backends are made afresh per arm."""
+        if not getattr(model, "reusable_across_runs", False):
+            return None
+        from harness.strategies import parse_strategies
+        from harness.strategies.wrappers import wrap
+
+        return wrap(model, parse_strategies(spec.strategies))
+
     done = []
     for arm in arms:
         target = folder / arm.slug
@@ -347,13 +362,16 @@ def _ablate(args: argparse.Namespace) -> int:
             run = RunFolder.open(target)
             spec = run.spec()
             print(f"[{arm.name}] resuming {target}", file=sys.stderr)
-            summary = run_evaluation(spec, run, progress=not args.quiet)
+            summary = run_evaluation(spec, run, model=shared(spec), progress=not args.quiet)
         else:
-            overrides = EvalOverrides(data=args.data, limit=args.limit, seed=args.seed, run_id=arm.slug, strategies=arm.strategies, knowledge=args.knowledge, max_connections=args.max_connections, model_options=options)
+            overrides = EvalOverrides(
+                data=args.data, limit=args.limit, seed=args.seed, run_id=arm.slug, strategies=arm.strategies, knowledge=args.knowledge,
+                max_connections=args.max_connections, model_options=options, choice_scoring=args.choice_scoring, max_new_tokens=args.max_new_tokens,
+            )
             spec = resolve_spec(args.suite or "synthetic-quick", args.model, overrides, model.default_concurrency)
             spec, run, question_set = start_run(spec, folder)
             print(f"[{arm.name}] {target}", file=sys.stderr)
-            summary = run_evaluation(spec, run, question_set=question_set, progress=not args.quiet)
+            summary = run_evaluation(spec, run, question_set=question_set, model=shared(spec), progress=not args.quiet)
         if summary.n_samples < summary.n_questions:
             raise IadbenchError(f"arm {arm.name} stopped early ({summary.stopped_reason}); continue with the same command")
         done.append((arm, target))
@@ -458,8 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--knowledge")
     ablate.add_argument("--limit", type=int)
     ablate.add_argument("--seed", type=int, default=0)
-    ablate.add_argument("--base-url")
     ablate.add_argument("--max-connections", type=int)
+    ablate.add_argument("--max-new-tokens", type=int)
+    add_backend_flags(ablate)
     ablate.add_argument("--runs-dir", default="runs")
     ablate.add_argument("--out", help="ablation folder (default runs/ablate-<time>); give the same one to resume")
     ablate.add_argument("--quiet", action="store_true")

@@ -28,6 +28,15 @@ def synthetic_set(isolated_cache) -> Path:
     return synthetic_question_set(seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random models of every supported architecture, saved as checkpoints (about 2 s in all)."""
+    from harness.testing.tiny_vlms import ARCHITECTURES, build_tiny_vlm
+
+    root = tmp_path_factory.mktemp("tiny-vlms")
+    return {architecture: build_tiny_vlm(architecture, root / architecture) for architecture in ARCHITECTURES}
+
+
 def write_image(path: Path, value: int = 128, size: int = 32) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)

@@ -20,15 +20,9 @@ from harness.errors import ConfigError
 from harness.models.base import ChatMessage, GenerateRequest, ImagePart, ModelOptions, TextPart, create_model
 from harness.models.hf import HFModel, _Pending, group_by_images
 from harness.schema import DecodingSpec
-from harness.testing.tiny_vlms import ARCHITECTURES, build_tiny_vlm
+from harness.testing.tiny_vlms import ARCHITECTURES
 
 QUESTION = "Is there any defect in the object?\nA. Yes.\nB. No.\nAnswer with the option's letter from the given choices directly."
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("tiny-vlms")
-    return {architecture: build_tiny_vlm(architecture, root / architecture) for architecture in ARCHITECTURES}
 
 
 @pytest.fixture(scope="session")

@@ -121,6 +121,8 @@ def _batch_kind(request: GenerateRequest) -> tuple:
 
 class HFModel:
     cacheable = True
+    # Loaded weights outlive one run (event loop): an ablation's arms share one copy.
+    reusable_across_runs = True
 
     def __init__(self, name: str, *, seed: int, options: ModelOptions) -> None:
         self.name = name
@@ -137,7 +139,6 @@ class HFModel:
         self._batch_cap = fixed
         self._auto_batch = fixed is None
         self._pending: list[_Pending] = []
-        self._wakeup: asyncio.Event | None = None
         self._batcher: asyncio.Task | None = None
         self._load_lock = threading.Lock()
         self._images: OrderedDict[tuple[str, int | None], object] = OrderedDict()
@@ -212,11 +213,8 @@ class HFModel:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         loop = asyncio.get_running_loop()
-        if self._wakeup is None:
-            self._wakeup = asyncio.Event()
         pending = _Pending(request, loop.create_future(), tuple(path for path, _ in _request_images(request)))
         self._pending.append(pending)
-        self._wakeup.set()
         if self._batcher is None or self._batcher.done():
             self._batcher = asyncio.create_task(self._run_batches())
         return await pending.future
