@@ -411,21 +411,30 @@ def _report(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from question_gen.generate import generate_question_set, generate_synthetic_question_set
+    from question_gen.quality import describe
+    from question_gen.sources import READERS
 
     out = Path(args.out)
     kind, _, location = args.source.partition(":")
     if kind == "synthetic":
         report = generate_synthetic_question_set(out, seed=args.seed, size=args.size)
-    elif kind in ("mvtec", "visa", "loco", "folder") and location:
-        from question_gen.sources import READERS
-
+    elif kind in READERS and location:
         root = Path(location)
         categories = READERS[kind](root)
-        knowledge_key = "mvtec-ad" if kind == "mvtec" else kind  # object facts are known for MVTec AD categories
-        report = generate_question_set(root, out, dataset_name=args.name or root.name, knowledge_key=knowledge_key, seed=args.seed, categories=categories)
+        knowledge_key = "mvtec-ad" if kind in ("mvtec", "dsmvtec") else kind  # object facts are known for MVTec AD categories
+        report = generate_question_set(root, out, dataset_name=args.name or root.name, knowledge_key=knowledge_key, seed=args.seed, categories=categories, strict=args.strict)
     else:
-        raise IadbenchError(f"--source {args.source!r}: use synthetic, mvtec:DIR, visa:DIR, loco:DIR or folder:DIR")
-    print(json.dumps(report.as_dict(), indent=2))
+        raise IadbenchError(f"--source {args.source!r}: use synthetic or one of " + ", ".join(f"{k}:DIR" for k in READERS))
+    if args.report:
+        print(describe(report.quality))
+    else:
+        print(json.dumps({k: v for k, v in report.as_dict().items() if k not in ("quality", "warnings")}, indent=2))
+    for warning in report.warnings[:10]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if len(report.warnings) > 10:
+        print(f"... {len(report.warnings) - 10} more warnings in {out / 'generation_report.json'}", file=sys.stderr)
+    for warning in report.quality.get("warnings", []):
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"question set: {out / 'mmad.json'}  (evaluate with: iadbench eval --data mmad:{out / 'mmad.json'})")
     return 0
 
@@ -492,7 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--gallery-size", type=int, default=60, help="failures shown in the gallery")
 
     generate = commands.add_parser("generate", help="generate an MMAD-style question set from an AD dataset")
-    generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR | visa:DIR | loco:DIR | folder:DIR (images + labels.csv)")
+    generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR | visa:DIR | loco:DIR | goodsad:DIR | dsmvtec:DIR | folder:DIR (images + labels.csv)")
+    generate.add_argument("--strict", action="store_true", help="stop at the first warning (resized mask, unreadable image, orphan mask, unknown defect kind)")
+    generate.add_argument("--report", action="store_true", help="print the quality report (balance, length bias, discards) instead of the counts")
     generate.add_argument("--out", required=True)
     generate.add_argument("--name", help="dataset name used as the first path component (default: DIR's name)")
     generate.add_argument("--seed", type=int, default=0)

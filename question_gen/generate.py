@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from harness.data.masks import load_mask_union
+from harness.errors import DataError
 from harness.data.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
 from question_gen import knowledge
 from question_gen.attributes import defect_attributes, estimate_object_area
 from question_gen.balance import arrange_options, balanced_positions
 from question_gen.drafts import Draft, ImageContext, draft_questions
+from question_gen.quality import quality_report
 from question_gen.sources import SourceCategory, SourceImage, read_mvtec_layout
 
 N_TEMPLATES = 4
@@ -36,6 +38,15 @@ class GenerationReport:
     questions_by_subtask: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)  # "<subtask>: <reason>" → count
     answer_positions: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    strict: bool = False
+    quality: dict = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        """A problem generation can work around; with --strict it stops generation instead."""
+        if self.strict:
+            raise DataError(f"{message} (--strict turns this warning into an error)")
+        self.warnings.append(message)
 
     def as_dict(self) -> dict:
         return {
@@ -45,6 +56,8 @@ class GenerationReport:
             "questions_by_subtask": dict(self.questions_by_subtask),
             "answer_positions": dict(sorted(self.answer_positions.items())),
             "skipped": dict(self.skipped),
+            "warnings": self.warnings,
+            "quality": self.quality,
         }
 
 
@@ -87,12 +100,19 @@ def generate_question_set(
     knowledge_key: str,
     seed: int = 0,
     categories: list[SourceCategory] | None = None,
+    strict: bool = False,
 ) -> GenerationReport:
     """Write `out/mmad.json`, `out/domain_knowledge.json` and `out/generation_report.json` for a
     dataset read by one of question_gen.sources' readers (MVTec AD layout by default)."""
     categories = categories if categories is not None else read_mvtec_layout(source_root)
     dataset_dir = out / dataset_name
-    report = GenerationReport(dataset=dataset_name)
+    report = GenerationReport(dataset=dataset_name, strict=strict)
+    for category in categories:
+        for warning in category.warnings:
+            report.warn(warning)
+        for folder in category.defect_folders:
+            if knowledge.defect_knowledge(folder) is None:
+                report.warn(f"{category.name}/{folder}: defect kind not in question_gen/data/defects.toml; its name is used as written, with no analysis questions or knowledge text")
     dataset_objects = tuple(
         entry.name for c in categories if (entry := knowledge.object_knowledge(knowledge_key, c.name)) is not None
     )
@@ -115,6 +135,7 @@ def generate_question_set(
             report.questions_by_subtask[draft.subtask.value] += 1
             report.answer_positions[answer] += 1
         mmad[image.key] = {"conversation": conversation, **image.entry}
+    report.quality = quality_report(mmad, dict(report.skipped))
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out / "mmad.json", mmad)
     knowledge_by_category = {c.name: knowledge.domain_knowledge_texts(knowledge_key, c.name, c.defect_folders) for c in categories}
@@ -141,9 +162,15 @@ def _category_questions(
     for image in category.test:
         key = f"{dataset_name}/{image.path}"
         rng = _rng(seed, key)
-        rgb = _load_rgb(source_root / image.path)
+        try:
+            rgb = _load_rgb(source_root / image.path)
+        except (OSError, UnidentifiedImageError) as error:
+            report.warn(f"{source_root / image.path}: unreadable image, skipped ({error})")
+            report.skipped["unreadable image"] += 1
+            continue
         attributes = None
         if image.label == "anomaly":
+            _check_mask_sizes(source_root, image, rgb.shape[:2], report)
             mask = load_mask_union([source_root / p for p in image.mask_paths], rgb.shape[:2])
             attributes = defect_attributes(mask, rgb, object_area)
         context = ImageContext(
@@ -168,6 +195,18 @@ def _category_questions(
         pending.append(_PendingImage(key, entry, drafts))
         report.images += 1
     return pending
+
+
+def _check_mask_sizes(source_root: Path, image: SourceImage, shape: tuple[int, int], report: GenerationReport) -> None:
+    """A mask of another size than its image is resized (nearest neighbour) to the image, and said."""
+    for relative in image.mask_paths:
+        try:
+            with Image.open(source_root / relative) as mask:
+                size = mask.size
+        except (OSError, UnidentifiedImageError) as error:
+            raise DataError(f"{source_root / relative}: unreadable mask of {image.path} ({error}); fix or remove the mask and its image") from None
+        if size != (shape[1], shape[0]):
+            report.warn(f"{source_root / relative}: mask is {size[0]}x{size[1]} but its image is {shape[1]}x{shape[0]}; resized to the image (nearest neighbour)")
 
 
 def _mask_path_in_category(image: SourceImage) -> str | None:

@@ -32,6 +32,7 @@ class SourceCategory:
     name: str
     train_good: list[str] = field(default_factory=list)
     test: list[SourceImage] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # problems that cost nothing but deserve a look
 
     @property
     def defect_folders(self) -> tuple[str, ...]:
@@ -47,6 +48,15 @@ def _mvtec_mask(root: Path, category_dir: Path, image: Path) -> tuple[str, ...]:
     if not mask.is_file():
         raise DataError(f"{image}: anomalous image without its mask (expected {mask}); add the mask or remove the image")
     return (mask.relative_to(root).as_posix(),)
+
+
+def _goodsad_mask(root: Path, category_dir: Path, image: Path) -> tuple[str, ...]:
+    """GoodsAD names a mask like its image (`ground_truth/<defect>/<stem>.png`); `_mask` names are accepted too."""
+    folder = category_dir / "ground_truth" / image.parent.name
+    for name in (f"{image.stem}.png", f"{image.stem}_mask.png"):
+        if (folder / name).is_file():
+            return ((folder / name).relative_to(root).as_posix(),)
+    raise DataError(f"{image}: anomalous image without its mask (expected {folder / (image.stem + '.png')}); add the mask or remove the image")
 
 
 def _loco_masks(root: Path, category_dir: Path, image: Path) -> tuple[str, ...]:
@@ -80,10 +90,21 @@ def _read_train_test_layout(root: Path, masks_of, layout: str) -> list[SourceCat
                     category.test.append(SourceImage(relative, category.name, "anomaly", defect_dir.name, masks_of(root, category_dir, image)))
         if not category.test:
             raise DataError(f"{category_dir / 'test'}: category has no test images")
+        category.warnings += _orphan_masks(root, category_dir, category)
         categories.append(category)
     if not categories:
         raise DataError(f"{root}: no category folders with a test/ subfolder (expected the {layout} layout)")
     return categories
+
+
+def _orphan_masks(root: Path, category_dir: Path, category: SourceCategory) -> list[str]:
+    """Masks under ground_truth/ that no test image uses: usually a renamed or deleted image."""
+    used = {path for image in category.test for path in image.mask_paths}
+    ground_truth = category_dir / "ground_truth"
+    if not ground_truth.is_dir():
+        return []
+    orphans = [p for p in sorted(ground_truth.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.relative_to(root).as_posix() not in used]
+    return [f"{p}: mask without an image (no test image uses it)" for p in orphans]
 
 
 def read_mvtec_layout(root: Path) -> list[SourceCategory]:
@@ -134,6 +155,51 @@ def read_loco_layout(root: Path) -> list[SourceCategory]:
     (`ground_truth/<type>/NNN/000.png, 001.png, …`), read as their union; the defect kind is the
     anomaly type folder (logical_anomalies, structural_anomalies)."""
     return _read_train_test_layout(root, _loco_masks, "MVTec LOCO")
+
+
+def read_goodsad_layout(root: Path) -> list[SourceCategory]:
+    """GoodsAD: the MVTec AD layout (train/good, test/<good|defect>) with masks named like their images."""
+    return _read_train_test_layout(root, _goodsad_mask, "GoodsAD")
+
+
+DS_MVTEC_MASK_FOLDERS = ("mask", "rgb_mask", "rbg_mask")  # "rbg_mask" is a spelling found in the wild
+
+
+def read_ds_mvtec_layout(root: Path) -> list[SourceCategory]:
+    """DS-MVTec (MMAD's defect-segmented MVTec AD): `<category>/image/<good|defect>/*.png` with masks
+    in `<category>/mask/<defect>/` (or `rgb_mask/`, `rbg_mask/`: coloured masks, non-black = defect),
+    named like the image or with `_mask`. Templates come from `<category>/train/good` where present
+    (MMAD pairs DS-MVTec with MVTec AD's training images); otherwise the first half of image/good
+    (sorted by name) serves as templates and the rest as normal test images."""
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    categories = []
+    for category_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "image").is_dir()):
+        category = SourceCategory(category_dir.name)
+        mask_root = next((category_dir / name for name in DS_MVTEC_MASK_FOLDERS if (category_dir / name).is_dir()), None)
+        good = _images(category_dir / "image" / "good") if (category_dir / "image" / "good").is_dir() else []
+        train_good = category_dir / "train" / "good"
+        if train_good.is_dir() and _images(train_good):
+            templates, normal_tests = _images(train_good), good
+        else:
+            templates, normal_tests = good[: len(good) // 2], good[len(good) // 2 :]
+        if not templates:
+            raise DataError(f"{category_dir}: no normal images to use as templates (need train/good or at least 2 images in image/good)")
+        category.train_good = [p.relative_to(root).as_posix() for p in templates]
+        category.test = [SourceImage(p.relative_to(root).as_posix(), category.name, "normal", None) for p in normal_tests]
+        for defect_dir in sorted(p for p in (category_dir / "image").iterdir() if p.is_dir() and p.name != "good"):
+            for image in _images(defect_dir):
+                candidates = [mask_root / defect_dir.name / f"{image.stem}{suffix}" for suffix in (".png", "_mask.png")] if mask_root else []
+                mask = next((c for c in candidates if c.is_file()), None)
+                if mask is None:
+                    raise DataError(f"{image}: anomalous image without its mask (expected {category_dir}/mask/{defect_dir.name}/{image.stem}.png)")
+                category.test.append(SourceImage(image.relative_to(root).as_posix(), category.name, "anomaly", defect_dir.name, (mask.relative_to(root).as_posix(),)))
+        if not category.test:
+            raise DataError(f"{category_dir / 'image'}: category has no test images")
+        categories.append(category)
+    if not categories:
+        raise DataError(f"{root}: no category folders with an image/ subfolder (expected the DS-MVTec layout)")
+    return categories
 
 
 FOLDER_COLUMNS = ("image", "category", "split", "label", "defect", "mask")
@@ -187,4 +253,11 @@ def read_labelled_folder(root: Path) -> list[SourceCategory]:
     return [categories[name] for name in sorted(categories)]
 
 
-READERS = {"mvtec": read_mvtec_layout, "visa": read_visa_layout, "loco": read_loco_layout, "folder": read_labelled_folder}
+READERS = {
+    "mvtec": read_mvtec_layout,
+    "visa": read_visa_layout,
+    "loco": read_loco_layout,
+    "goodsad": read_goodsad_layout,
+    "dsmvtec": read_ds_mvtec_layout,
+    "folder": read_labelled_folder,
+}

@@ -1,0 +1,99 @@
+"""How trustworthy a generated question set is: the checks a reviewer would run before using it.
+
+- questions per subtask and category;
+- right-answer position balance: the share of right answers at each letter against uniform, per
+  option count (a model that always says "A" must not score above chance);
+- option length bias: how often the longest option is the right one against 1/n (a model that
+  picks the longest option must not score above chance);
+- blind-answerability (LLM-verified sets): questions answered right without the image;
+- discards by reason.
+A strong bias gets a warning in the report and on the console.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+POSITION_WARNING_POINTS = 10.0  # percentage points away from uniform
+LENGTH_WARNING_POINTS = 15.0
+MIN_QUESTIONS_FOR_WARNING = 20
+
+
+def _questions(mmad: dict) -> list[tuple[str, dict]]:
+    return [(key.split("/")[1] if key.count("/") >= 1 else "", q) for key, record in mmad.items() for q in record["conversation"]]
+
+
+def position_balance(mmad: dict) -> dict[int, dict]:
+    """Per option count: right answers per letter, each letter's share and the largest deviation
+    from uniform in percentage points."""
+    by_count: dict[int, Counter] = defaultdict(Counter)
+    for _, question in _questions(mmad):
+        by_count[len(question["Options"])][question["Answer"]] += 1
+    result = {}
+    for count, answers in sorted(by_count.items()):
+        total = sum(answers.values())
+        letters = [chr(ord("A") + i) for i in range(count)]
+        shares = {letter: 100.0 * answers[letter] / total for letter in letters}
+        result[count] = {"questions": total, "share_percent": shares, "max_deviation_points": max(abs(s - 100.0 / count) for s in shares.values())}
+    return result
+
+
+def length_bias(mmad: dict) -> dict:
+    """How often the (strictly) longest option is the right one, against the 1/n a blind picker gets."""
+    hits = eligible = 0
+    expected = 0.0
+    for _, question in _questions(mmad):
+        options = question["Options"]
+        lengths = sorted((len(text), letter) for letter, text in options.items())
+        if len(lengths) < 2 or lengths[-1][0] == lengths[-2][0]:
+            continue  # no single longest option
+        eligible += 1
+        hits += lengths[-1][1] == question["Answer"]
+        expected += 1.0 / len(options)
+    if not eligible:
+        return {"questions": 0}
+    return {"questions": eligible, "longest_is_right_percent": 100.0 * hits / eligible, "expected_percent": 100.0 * expected / eligible}
+
+
+def quality_report(mmad: dict, skipped: dict[str, int], blind: dict | None = None) -> dict:
+    per_subtask = Counter(q["type"] for _, q in _questions(mmad))
+    per_category = Counter(category for category, _ in _questions(mmad))
+    positions = position_balance(mmad)
+    lengths = length_bias(mmad)
+    warnings = []
+    for count, row in positions.items():
+        if row["questions"] >= MIN_QUESTIONS_FOR_WARNING and row["max_deviation_points"] > POSITION_WARNING_POINTS:
+            warnings.append(f"position bias: among {row['questions']} questions with {count} options the right answer's letter shares are "
+                            + ", ".join(f"{k} {v:.0f}%" for k, v in row["share_percent"].items()) + f" (uniform: {100 / count:.0f}%)")
+    if lengths.get("questions", 0) >= MIN_QUESTIONS_FOR_WARNING and lengths["longest_is_right_percent"] - lengths["expected_percent"] > LENGTH_WARNING_POINTS:
+        warnings.append(f"length bias: the longest option is right in {lengths['longest_is_right_percent']:.0f}% of {lengths['questions']} questions "
+                        f"(a blind guess: {lengths['expected_percent']:.0f}%)")
+    report = {
+        "questions": sum(per_subtask.values()),
+        "questions_by_subtask": dict(per_subtask),
+        "questions_by_category": dict(sorted(per_category.items())),
+        "answer_position_balance": positions,
+        "option_length_bias": lengths,
+        "discards_by_reason": dict(skipped),
+        "warnings": warnings,
+    }
+    if blind is not None:
+        report["blind_answerability"] = blind
+    return report
+
+
+def describe(quality: dict) -> str:
+    """The quality report as console text."""
+    lines = [f"questions: {quality['questions']}  by subtask: " + ", ".join(f"{k} {v}" for k, v in quality["questions_by_subtask"].items())]
+    for count, row in quality["answer_position_balance"].items():
+        lines.append(f"right-answer letters, {count} options ({row['questions']} questions): " + ", ".join(f"{k} {v:.0f}%" for k, v in row["share_percent"].items()))
+    lengths = quality["option_length_bias"]
+    if lengths.get("questions"):
+        lines.append(f"longest option is right: {lengths['longest_is_right_percent']:.0f}% (blind guess {lengths['expected_percent']:.0f}%) over {lengths['questions']} questions")
+    if "blind_answerability" in quality:
+        blind = quality["blind_answerability"]
+        lines.append(f"blind-answerable (right without the image): {blind['blind_answerable']} of {blind['checked']} checked ({blind['rate_percent']:.0f}%), dropped")
+    if quality["discards_by_reason"]:
+        lines.append("discarded: " + ", ".join(f"{k} {v}" for k, v in quality["discards_by_reason"].items()))
+    lines += [f"WARNING: {w}" for w in quality["warnings"]]
+    return "\n".join(lines)
