@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import json
 import sys
@@ -436,6 +437,31 @@ def _generate(args: argparse.Namespace) -> int:
     for warning in report.quality.get("warnings", []):
         print(f"WARNING: {warning}", file=sys.stderr)
     print(f"question set: {out / 'mmad.json'}  (evaluate with: iadbench eval --data mmad:{out / 'mmad.json'})")
+    if importlib.util.find_spec("datasets") is not None:
+        from harness.data.hf_dataset import write_hf_dataset
+
+        write_hf_dataset(out / "mmad.json", out / "hf")
+        print(f"as a Hugging Face dataset: {out / 'hf'} (save_to_disk in dataset/, parquet shards in parquet/; evaluate with --data hf:{out / 'hf'})")
+    else:
+        print("(pip install -e '.[datasets]' to also write it as a Hugging Face dataset)")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    """mmad.json ⇄ Hugging Face dataset."""
+    from harness.data.hf_dataset import read_hf_dataset, write_hf_dataset
+
+    kind, _, location = args.source.partition(":")
+    out = Path(args.out)
+    if kind == "mmad" and location:
+        path = Path(location)
+        path = path / "mmad.json" if path.is_dir() else path
+        count = write_hf_dataset(path, out, data_root=Path(args.data_root) if args.data_root else None)
+        print(f"wrote {count} image records as a Hugging Face dataset to {out} (dataset/ for load_from_disk, parquet/ shards)")
+    elif kind == "hf" and location:
+        print(f"wrote {read_hf_dataset(Path(location), out)} and its images")
+    else:
+        raise IadbenchError(f"convert {args.source!r}: use mmad:PATH/mmad.json (to a Hugging Face dataset) or hf:PATH (back to mmad.json)")
     return 0
 
 
@@ -509,6 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--size", type=int, default=256, help="image size of the synthetic source")
 
+    convert = commands.add_parser("convert", help="a question set to a Hugging Face dataset (mmad:PATH) or back to mmad.json (hf:PATH)")
+    convert.add_argument("source", help="mmad:PATH/mmad.json or hf:PATH")
+    convert.add_argument("--out", required=True)
+    convert.add_argument("--data-root", help="folder the mmad.json paths are relative to (default: its folder)")
     synth = commands.add_parser("synth", help="write the built-in synthetic dataset (MVTec AD layout)")
     synth.add_argument("--out", required=True)
     synth.add_argument("--seed", type=int, default=0)
@@ -519,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-HANDLERS = {"eval": _eval, "score": _score, "export": _export, "report": _report, "ablate": _ablate, "generate": _generate, "synth": _synth, "list": _list}
+HANDLERS = {"eval": _eval, "score": _score, "export": _export, "report": _report, "ablate": _ablate, "generate": _generate, "convert": _convert, "synth": _synth, "list": _list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,4 +88,9 @@ def resolve_data(source: str, data_root: str | None = None) -> ResolvedData:
         if path.is_dir():
             path = path / "mmad.json"
         return ResolvedData(path, Path(data_root) if data_root else path.parent)
-    raise ConfigError(f"--data {source!r}: unknown source; use synthetic, synthetic:SEED or mmad:PATH/mmad.json")
+    if kind == "hf" and argument:
+        from harness.data.hf_dataset import materialised
+
+        json_path = materialised(Path(argument).expanduser(), cache_dir())
+        return ResolvedData(json_path, json_path.parent)
+    raise ConfigError(f"--data {source!r}: unknown source; use synthetic, synthetic:SEED, mmad:PATH/mmad.json or hf:PATH (a set saved as a Hugging Face dataset)")
