@@ -104,13 +104,14 @@ def paired_deltas(base: RunData, arm: RunData, seed: int = 0) -> dict[str, tuple
 
 
 def ablation_table(folders: list[tuple[Arm, Path]]) -> dict:
-    runs = [(arm, load_run(path)) for arm, path in folders]
+    runs = [(arm, load_run(path, circular=True)) for arm, path in folders]
     base = runs[0][1]
     rows = []
     for arm, run in runs:
         deltas = paired_deltas(base, run) if run is not base else {c: (0.0, 0.0, 0.0) for c in COLUMNS}
-        accuracy = run.summary.strict["accuracy"]["Average"]
         summary = run.summary
+        # A circular arm is measured as circular evaluation measures: right in every rotation.
+        accuracy = (summary.circular or summary.strict)["accuracy"]["Average"]
         rows.append({
             "arm": arm.name,
             "run": str(run.path),
@@ -138,6 +139,7 @@ def markdown(table: dict) -> str:
         time = "-" if row["wall_time_s"] is None else f"{row['wall_time_s']:.0f} s"
         lines.append(f"| {row['arm']} | " + " | ".join(cells) + f" | {row['tokens']:,} | {cost} | {time} |")
     lines.append("")
+    lines.append("Circular arms count a question right only if it was answered right in every rotation of its options.")
     lines.append(f"Accuracy % (strict, MMAD macro means); in brackets the difference from {table['rows'][0]['arm']} with a 95% paired bootstrap interval ({table['resamples']} resamples of the same questions).")
     return "\n".join(lines) + "\n"
 

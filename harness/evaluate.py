@@ -327,6 +327,9 @@ def run_evaluation(
     if new_notes:
         folder.update_spec(spec.model_copy(update={"notes": spec.notes + new_notes}))
     wall = time.perf_counter() - started
+    earlier = folder.summary()
+    if earlier is not None and earlier.wall_time_s:  # a resumed run took the time of each of its sessions
+        wall += earlier.wall_time_s
     if spec.task == "gpt4vad":
         summary = summarise_regions(spec, outcome.samples, data, folder, wall, outcome.stopped_reason)
     else:

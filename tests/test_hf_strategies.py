@@ -74,6 +74,9 @@ def test_ablation_over_every_strategy_with_a_local_model(tiny_models, synthetic_
     assert [row["arm"] for row in table["rows"]] == arms.split(",")
     for row in table["rows"]:
         assert row["tokens"] > 0
+    circular_row = table["rows"][-1]
+    circular_summary = json.loads((out / "circular" / "summary.json").read_text())["circular"]
+    assert circular_row["accuracy"]["Average"] == pytest.approx(circular_summary["accuracy"]["Average"]["Average"])
     for arm in parse_arms(arms):
         samples = RunFolder(out / arm.slug).read_samples()
         assert samples and not any(s.error for s in samples), arm.name

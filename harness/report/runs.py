@@ -44,13 +44,16 @@ class RunData:
         return f"{self.spec.model} ({', '.join(extras)})"
 
 
-def load_run(path: Path) -> RunData:
+def load_run(path: Path, *, circular: bool = False) -> RunData:
+    """A run's samples as arrays. With `circular`, a circular-evaluation run counts a question
+    right only if every rotation of its options was answered right (the arm's own measure)."""
     folder = RunFolder.open(path)
     spec = folder.spec()
     summary = folder.summary()
     if summary is None:
         raise RunFolderError(f"{path}: no summary.json yet; finish the run (iadbench eval --resume {path}) or score it (iadbench score {path})")
     rows: list[tuple] = []
+    wrong_rotation: set[str] = set()
     with (path / SAMPLES).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -61,10 +64,14 @@ def load_run(path: Path) -> RunData:
                 raise RunFolderError(f"{path / SAMPLES}: line {number} is not valid JSON; resume the run to repair it") from None
             if spec.task == "mcq":
                 if "@rot" in sample["question_id"]:  # circular evaluation: tables use the questions as written
+                    if not sample["correct"]:
+                        wrong_rotation.add(sample["question_id"].split("@rot", 1)[0])
                     continue
                 rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], SUBTASK_INDEX[sample["subtask"]], sample["label"] == "anomaly", sample["correct"], sample["parse_status"]))
             else:
                 rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], -1, sample["label"] == "anomaly", False, sample["parse_status"]))
+    if circular and "circular" in spec.strategies:
+        rows = [row[:6] + (row[6] and row[1] not in wrong_rotation,) + row[7:] for row in rows]
     rows.sort(key=lambda row: row[0])
     columns = list(zip(*rows)) if rows else [[]] * 8
     return RunData(
