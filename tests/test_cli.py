@@ -102,7 +102,7 @@ def test_list_and_synth(tmp_path):
         (["eval", "--suite", "mmad-1shot"], "the MMAD data is needed"),
         (["eval", "--data", "mmad:/nonexistent/mmad.json"], "question file not found"),
         (["eval", "--resume", "/nonexistent/run"], "not a run folder"),
-        (["generate", "--source", "visa", "--out", "x"], "use synthetic, mvtec:DIR, visa:DIR, loco:DIR or folder:DIR"),
+        (["generate", "--source", "visa", "--out", "x"], "use synthetic or one of mvtec:DIR, visa:DIR, loco:DIR, goodsad:DIR, dsmvtec:DIR, folder:DIR"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
