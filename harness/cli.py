@@ -418,12 +418,15 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     kind, _, location = args.source.partition(":")
     if kind == "synthetic":
-        report = generate_synthetic_question_set(out, seed=args.seed, size=args.size)
+        report = generate_synthetic_question_set(out, seed=args.seed, size=args.size, strict=args.strict, llm=_generator_model(args), llm_concurrency=args.llm_concurrency)
     elif kind in READERS and location:
         root = Path(location)
         categories = READERS[kind](root)
         knowledge_key = "mvtec-ad" if kind in ("mvtec", "dsmvtec") else kind  # object facts are known for MVTec AD categories
-        report = generate_question_set(root, out, dataset_name=args.name or root.name, knowledge_key=knowledge_key, seed=args.seed, categories=categories, strict=args.strict)
+        report = generate_question_set(
+            root, out, dataset_name=args.name or root.name, knowledge_key=knowledge_key, seed=args.seed, categories=categories, strict=args.strict,
+            llm=_generator_model(args), llm_concurrency=args.llm_concurrency,
+        )
     else:
         raise IadbenchError(f"--source {args.source!r}: use synthetic or one of " + ", ".join(f"{k}:DIR" for k in READERS))
     if args.report:
@@ -445,6 +448,17 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         print("(pip install -e '.[datasets]' to also write it as a Hugging Face dataset)")
     return 0
+
+
+def _generator_model(args: argparse.Namespace):
+    """The --llm model that writes and verifies description and analysis questions, if any."""
+    if not args.llm:
+        return None
+    from harness.models.base import ModelOptions, create_model
+
+    model = create_model(args.llm, seed=args.seed, options=ModelOptions(**_given_model_options(args)))
+    getattr(model, "ready", lambda: None)()
+    return model
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -529,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="generate an MMAD-style question set from an AD dataset")
     generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR | visa:DIR | loco:DIR | goodsad:DIR | dsmvtec:DIR | folder:DIR (images + labels.csv)")
     generate.add_argument("--strict", action="store_true", help="stop at the first warning (resized mask, unreadable image, orphan mask, unknown defect kind)")
+    generate.add_argument("--llm", metavar="MODEL", help="write Defect Description/Analysis and Object Analysis questions with this model (any backend), each verified")
+    generate.add_argument("--llm-concurrency", type=int, default=16, help="images written at once with --llm")
+    generate.add_argument("--max-connections", type=int, help=argparse.SUPPRESS)
+    add_backend_flags(generate)
     generate.add_argument("--report", action="store_true", help="print the quality report (balance, length bias, discards) instead of the counts")
     generate.add_argument("--out", required=True)
     generate.add_argument("--name", help="dataset name used as the first path component (default: DIR's name)")

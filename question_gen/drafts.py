@@ -7,7 +7,7 @@ is counted in the generation report; a question is never invented).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class Draft:
     text: str
     correct: str
     distractors: tuple[str, ...]
+    provenance: dict | None = field(default=None, compare=False)  # LLM-written questions: who wrote and checked them
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ to it (`<dataset>/<category>/test/<defect>/NNN.png`), and the images, masks and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import zlib
@@ -21,10 +22,12 @@ from harness.data.masks import load_mask_union
 from harness.errors import DataError
 from harness.data.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
+from harness.models.base import Model
 from question_gen import knowledge
 from question_gen.attributes import defect_attributes, estimate_object_area
 from question_gen.balance import arrange_options, balanced_positions
 from question_gen.drafts import Draft, ImageContext, draft_questions
+from question_gen.llm_assist import LlmImage, rewrite_all, with_provenance
 from question_gen.quality import quality_report
 from question_gen.sources import SourceCategory, SourceImage, read_mvtec_layout
 
@@ -41,6 +44,7 @@ class GenerationReport:
     warnings: list[str] = field(default_factory=list)
     strict: bool = False
     quality: dict = field(default_factory=dict)
+    llm: dict | None = None  # LLM-assisted generation: accepted, discarded, blind-answerable, requests
 
     def warn(self, message: str) -> None:
         """A problem generation can work around; with --strict it stops generation instead."""
@@ -58,6 +62,7 @@ class GenerationReport:
             "skipped": dict(self.skipped),
             "warnings": self.warnings,
             "quality": self.quality,
+            **({"llm": self.llm} if self.llm is not None else {}),
         }
 
 
@@ -90,6 +95,7 @@ class _PendingImage:
     key: str
     entry: dict
     drafts: list[Draft]
+    llm: LlmImage | None = None
 
 
 def generate_question_set(
@@ -101,6 +107,8 @@ def generate_question_set(
     seed: int = 0,
     categories: list[SourceCategory] | None = None,
     strict: bool = False,
+    llm: Model | None = None,
+    llm_concurrency: int = 16,
 ) -> GenerationReport:
     """Write `out/mmad.json`, `out/domain_knowledge.json` and `out/generation_report.json` for a
     dataset read by one of question_gen.sources' readers (MVTec AD layout by default)."""
@@ -122,6 +130,15 @@ def generate_question_set(
         pending += _category_questions(source_root, category, dataset_name, knowledge_key, dataset_objects, seed, report)
         needed_files += category.train_good + [p for image in category.test for p in (image.path, *image.mask_paths)]
     _materialise(source_root, dataset_dir, needed_files)
+    blind = None
+    if llm is not None:
+        targets = [image for image in pending if image.llm is not None]
+        rewritten, outcome = asyncio.run(rewrite_all([t.llm for t in targets], llm, out / ".llm", concurrency=llm_concurrency, seed=seed))
+        for target, drafts in zip(targets, rewritten):
+            target.drafts = drafts
+        report.llm = outcome.as_dict()
+        report.skipped.update(outcome.discarded)
+        blind = report.llm["blind_answerability"]
 
     drafts = [draft for image in pending for draft in image.drafts]
     positions = iter(balanced_positions([1 + len(d.distractors) for d in drafts], _rng(seed, "answer-positions")))
@@ -131,11 +148,11 @@ def generate_question_set(
         conversation = []
         for draft in image.drafts:
             options, answer = arrange_options(draft.correct, draft.distractors, next(positions), rng)
-            conversation.append({"Question": draft.text, "Options": options, "Answer": answer, "type": draft.subtask.value})
+            conversation.append({"Question": draft.text, "Options": options, "Answer": answer, "type": draft.subtask.value, **with_provenance(draft)})
             report.questions_by_subtask[draft.subtask.value] += 1
             report.answer_positions[answer] += 1
         mmad[image.key] = {"conversation": conversation, **image.entry}
-    report.quality = quality_report(mmad, dict(report.skipped))
+    report.quality = quality_report(mmad, dict(report.skipped), blind)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out / "mmad.json", mmad)
     knowledge_by_category = {c.name: knowledge.domain_knowledge_texts(knowledge_key, c.name, c.defect_folders) for c in categories}
@@ -185,14 +202,16 @@ def _category_questions(
         drafts, skips = draft_questions(context, rng)
         for skip in skips:
             report.skipped[f"{skip.subtask.value}: {skip.reason}"] += 1
-        similar = [template_keys[i] for i in most_similar(descriptor(rgb), template_descriptors, N_TEMPLATES)]
+        nearest = list(most_similar(descriptor(rgb), template_descriptors, N_TEMPLATES))
+        similar = [template_keys[i] for i in nearest]
         random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
         entry = {
             "mask_path": _mask_path_in_category(image) or "",
             "similar_templates": similar,
             "random_templates": [template_keys[i] for i in random_pick],
         }
-        pending.append(_PendingImage(key, entry, drafts))
+        llm_image = LlmImage(key, source_root / image.path, source_root / category.train_good[nearest[0]], [source_root / p for p in image.mask_paths], context, drafts)
+        pending.append(_PendingImage(key, entry, drafts, llm_image))
         report.images += 1
     return pending
 
@@ -219,10 +238,10 @@ def _mask_path_in_category(image: SourceImage) -> str | None:
     return image.mask_paths[0].split("/", 1)[1]
 
 
-def generate_synthetic_question_set(out: Path, *, seed: int = 0, size: int = 256) -> GenerationReport:
+def generate_synthetic_question_set(out: Path, *, seed: int = 0, size: int = 256, **options) -> GenerationReport:
     """The built-in suite: draw the synthetic dataset under out/Synthetic, then its questions."""
     from question_gen.synthetic.writer import write_synthetic_dataset
 
     dataset_dir = out / "Synthetic"
     write_synthetic_dataset(dataset_dir, seed=seed, size=size)
-    return generate_question_set(dataset_dir, out, dataset_name="Synthetic", knowledge_key="synthetic", seed=seed)
+    return generate_question_set(dataset_dir, out, dataset_name="Synthetic", knowledge_key="synthetic", seed=seed, **options)

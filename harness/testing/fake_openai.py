@@ -26,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "slow", "truncated", "dropped")
 
@@ -44,6 +45,8 @@ class ServerConfig:
     inspect_images: bool = True  # decode every image (tests); off in benchmarks to keep the server light
     echo_key_rate: float = 0.0  # share of requests refused with a 400 that echoes the Authorization header
     reject_auth: bool = False  # answer every request 401, as for a wrong API key
+    # Tests script replies with responder(prompt_text, image_count) -> reply text (None: default).
+    responder: Callable[[str, int], str | None] | None = None
 
 
 @dataclass
@@ -73,6 +76,21 @@ def region_reply(prompt_text: str) -> str:
     """A deterministic GPT-4V-AD answer: a hashed image score and two hashed region scores."""
     digest = hashlib.sha256(prompt_text.encode()).digest()
     return f"image anomaly score: {digest[0] / 255:.2f}; region {1 + digest[1] % 20}: {digest[2] / 255:.2f}; region {1 + digest[3] % 20}: {digest[4] / 255:.2f}."
+
+
+def generation_reply(prompt_text: str) -> str:
+    """A deterministic writer for LLM-assisted generation: material, then a question from it."""
+    digest = hashlib.sha256(prompt_text.encode()).hexdigest()
+    if '"question"' in prompt_text:
+        topic = re.search(r"^(?:Description|Analysis|Note about the object): (.*)$", prompt_text, re.M)
+        text = topic.group(1) if topic else "the part"
+        return json.dumps({"question": f"Which statement matches the image? ({digest[:6]})", "correct": text,
+                           "distractors": [f"A clean surface with no marks ({digest[:4]})", f"A bent edge on the left side ({digest[4:8]})", f"A missing label on the back ({digest[8:12]})"]})
+    return json.dumps({"description": f"A dark mark is visible on the surface ({digest[:6]}).", "analysis": f"Probably caused by handling ({digest[6:12]}).", "object": f"A part that holds components ({digest[12:18]})."})
+
+
+def _image_count(body: dict) -> int:
+    return sum(1 for m in body.get("messages", []) for p in m.get("content") or [] if isinstance(p, dict) and p.get("type") == "image_url")
 
 
 def _prompt_text(body: dict) -> str:
@@ -114,7 +132,7 @@ def _completion(body: dict, letter: str, letters: list[str], config: ServerConfi
         top.append({"token": " The", "logprob": math.log(0.01), "bytes": list(b" The")})
         first = text.split(" ")[0]
         choice["logprobs"] = {"content": [{"token": first, "logprob": top[0]["logprob"], "bytes": list(first.encode()), "top_logprobs": top[: body.get("top_logprobs") or 1]}]}
-    images = sum(1 for m in body.get("messages", []) for p in m.get("content") or [] if isinstance(p, dict) and p.get("type") == "image_url")
+    images = _image_count(body)
     prompt_tokens = len(_prompt_text(body)) // 4 + 85 * images
     return {
         "id": "chatcmpl-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16],
@@ -195,8 +213,14 @@ class FakeOpenAI:
                 state.image_sizes.append(_image_sizes(body))
             state.completions += 1
             prompt = _prompt_text(body)
+            if config.responder is not None:
+                scripted = config.responder(prompt, _image_count(body))
+                if scripted is not None:
+                    return await _json(send, 200, _completion(body, scripted, [], config))
             if "image anomaly score" in prompt:  # a GPT-4V-AD prompt: answer with region scores
                 return await _json(send, 200, _completion(body, region_reply(prompt), [], config))
+            if "Reply with JSON only" in prompt:  # LLM-assisted question generation
+                return await _json(send, 200, _completion(body, generation_reply(prompt), [], config))
             sampled = f"\n#seed {body.get('seed')}" if body.get("temperature") else ""  # sampling: the seed matters
             letter, letters = choose_letter(prompt + sampled)
             return await _json(send, 200, _completion(body, letter, letters, config))
