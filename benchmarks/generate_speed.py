@@ -2,7 +2,13 @@
 
 Prints images/s for `generate_question_set` (mask attributes, template ranking, MMAD json) and, as
 the baseline measured in the same run, images/s for merely decoding each query image and mask,
-the I/O floor no generator can beat. Run: python benchmarks/generate_speed.py [--repeats 3]
+the I/O floor no generator can beat.
+
+LLM mode (`--llm`): the same generation with an OpenAI-compatible writer (the test server in its
+own process, a fixed latency per request); prints the writer's requests/s with --llm-concurrency
+images in flight and, as the baseline in the same run, with one image at a time.
+
+Run: python benchmarks/generate_speed.py [--repeats 3] [--llm] [--latency 0.1]
 """
 
 from __future__ import annotations
@@ -40,7 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--per-defect", type=int, default=10, help="anomalous images per defect kind and category")
+    parser.add_argument("--llm", action="store_true", help="also time LLM-assisted generation against the test server")
+    parser.add_argument("--latency", type=float, default=0.1, help="the test server's seconds per request (--llm)")
+    parser.add_argument("--llm-concurrency", type=int, default=16)
     args = parser.parse_args()
+    if args.llm:
+        return llm_mode(args)
     work = Path(tempfile.mkdtemp(prefix="iadbench-genbench-"))
     try:
         source = work / "source"
@@ -61,6 +72,37 @@ def main() -> None:
         print(f"ratio generate / decode-only: {best / best_floor:.2f}")
         print(f"ratio generate / goal ({GOAL_IMAGES_PER_S:.0f} images/s): {best / GOAL_IMAGES_PER_S:.2f}")
     finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def llm_mode(args) -> None:
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from api_throughput import start_server
+
+    from harness.models.base import ModelOptions
+    from harness.models.openai import OpenAIChatModel
+
+    os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark")
+    work = Path(tempfile.mkdtemp(prefix="iadbench-genbench-llm-"))
+    server, base_url = start_server(args.latency)
+    try:
+        source = work / "source"
+        write_synthetic_dataset(source, seed=0, size=256, counts=SyntheticCounts(train_good=3, test_good=2, per_defect=2))
+        rates = {}
+        for concurrency in (args.llm_concurrency, 1):
+            model = OpenAIChatModel("openai/writer", seed=0, options=ModelOptions(base_url=base_url, max_connections=64))
+            started = time.perf_counter()
+            report = generate_question_set(source, work / f"out{concurrency}", dataset_name="Synthetic", knowledge_key="synthetic", llm=model, llm_concurrency=concurrency)
+            rates[concurrency] = report.llm["requests"] / (time.perf_counter() - started)
+        print(f"images: {report.images}; writer requests: {report.llm['requests']}; server latency {args.latency:.2f} s")
+        print(f"LLM mode, {args.llm_concurrency} images in flight: {rates[args.llm_concurrency]:.1f} requests/s")
+        print(f"LLM mode, one image at a time (baseline): {rates[1]:.1f} requests/s")
+        print(f"ratio concurrent / one at a time: {rates[args.llm_concurrency] / rates[1]:.1f}x")
+    finally:
+        server.kill()
         shutil.rmtree(work, ignore_errors=True)
 
 
