@@ -14,6 +14,7 @@ Run: python benchmarks/generate_speed.py [--repeats 3] [--llm] [--latency 0.1]
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from question_gen.generate import generate_question_set
+from question_gen.generate import default_workers, generate_question_set
 from question_gen.sources import read_mvtec_layout
 from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
 
@@ -56,7 +57,7 @@ def main() -> None:
     try:
         source = work / "source"
         write_synthetic_dataset(source, seed=0, size=256, counts=SyntheticCounts(train_good=5, test_good=10, per_defect=args.per_defect))
-        generation, floor = [], []
+        generation, floor, one_process = [], [], []
         for repeat in range(args.repeats):
             started = time.perf_counter()
             images = decode_only(source)
@@ -65,9 +66,16 @@ def main() -> None:
             started = time.perf_counter()
             report = generate_question_set(source, out, dataset_name="Synthetic", knowledge_key="synthetic", seed=repeat)
             generation.append(report.images / (time.perf_counter() - started))
+            started = time.perf_counter()
+            single = generate_question_set(source, work / f"single{repeat}", dataset_name="Synthetic", knowledge_key="synthetic", seed=repeat, workers=1)
+            one_process.append(single.images / (time.perf_counter() - started))
+            same = (out / "mmad.json").read_bytes() == (work / f"single{repeat}" / "mmad.json").read_bytes()
         best, best_floor = max(generation), max(floor)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"images: {report.images} (256x256), questions: {sum(report.questions_by_subtask.values())}")
-        print(f"generate: {best:.1f} images/s (best of {args.repeats})")
+        print(f"generate: {best:.1f} images/s (best of {args.repeats}), {default_workers()} processes")
+        print(f"generate in one process: {max(one_process):.1f} images/s; ratio: {best / max(one_process):.2f}x; same mmad.json: {same}")
+        print(f"peak memory of the generating process: {peak_mb:.0f} MB")
         print(f"decode-only baseline: {best_floor:.1f} images/s")
         print(f"ratio generate / decode-only: {best / best_floor:.2f}")
         print(f"ratio generate / goal ({GOAL_IMAGES_PER_S:.0f} images/s): {best / GOAL_IMAGES_PER_S:.2f}")

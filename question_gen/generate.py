@@ -32,6 +32,12 @@ from question_gen.quality import quality_report
 from question_gen.sources import SourceCategory, SourceImage, read_mvtec_layout
 
 N_TEMPLATES = 4
+PARALLEL_MIN_IMAGES = 200  # below this, starting worker processes costs more than it saves
+
+
+def default_workers() -> int:
+    """One process per core this process may use (2 on the CI machine)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 @dataclass
@@ -109,6 +115,7 @@ def generate_question_set(
     strict: bool = False,
     llm: Model | None = None,
     llm_concurrency: int = 16,
+    workers: int | None = None,
 ) -> GenerationReport:
     """Write `out/mmad.json`, `out/domain_knowledge.json` and `out/generation_report.json` for a
     dataset read by one of question_gen.sources' readers (MVTec AD layout by default)."""
@@ -126,8 +133,17 @@ def generate_question_set(
     )
     pending: list[_PendingImage] = []
     needed_files: list[str] = []
+    states = {index: _category_state(source_root, c, dataset_name, knowledge_key, dataset_objects, seed) for index, c in enumerate(categories)}
+    tasks = [(index, image) for index, c in enumerate(categories) for image in c.test]
+    for image, warnings, skips in _analysed(tasks, states, workers or default_workers()):
+        for warning in warnings:
+            report.warn(warning)
+        for reason in skips:
+            report.skipped[reason] += 1
+        if image is not None:
+            pending.append(image)
+            report.images += 1
     for category in categories:
-        pending += _category_questions(source_root, category, dataset_name, knowledge_key, dataset_objects, seed, report)
         needed_files += category.train_good + [p for image in category.test for p in (image.path, *image.mask_paths)]
     _materialise(source_root, dataset_dir, needed_files)
     blind = None
@@ -161,63 +177,103 @@ def generate_question_set(
     return report
 
 
-def _category_questions(
-    source_root: Path,
-    category: SourceCategory,
-    dataset_name: str,
-    knowledge_key: str,
-    dataset_objects: tuple[str, ...],
-    seed: int,
-    report: GenerationReport,
-) -> list[_PendingImage]:
+@dataclass(frozen=True)
+class _CategoryState:
+    """What analysing one image of a category needs; sent once to each worker process."""
+
+    source_root: Path
+    category: SourceCategory
+    dataset_name: str
+    seed: int
+    object_area: float
+    template_descriptors: np.ndarray
+    dataset_objects: tuple[str, ...]
+    object_entry: knowledge.ObjectKnowledge | None
+
+
+_STATES: dict[int, _CategoryState] = {}
+
+
+def _use_states(states: dict[int, _CategoryState]) -> None:
+    """Worker initialiser (and the single-process path): the categories' shared state."""
+    global _STATES
+    _STATES = states
+
+
+def _category_state(source_root: Path, category: SourceCategory, dataset_name: str, knowledge_key: str, dataset_objects: tuple[str, ...], seed: int) -> _CategoryState:
     templates = [_load_rgb(source_root / p) for p in category.train_good]
-    template_descriptors = np.stack([descriptor(t) for t in templates])
-    object_area = estimate_object_area(templates[0])
     object_entry = knowledge.object_knowledge(knowledge_key, category.name)
-    template_keys = [f"{dataset_name}/{p}" for p in category.train_good]
-    pending = []
-    for image in category.test:
-        key = f"{dataset_name}/{image.path}"
-        rng = _rng(seed, key)
-        try:
-            rgb = _load_rgb(source_root / image.path)
-        except (OSError, UnidentifiedImageError) as error:
-            report.warn(f"{source_root / image.path}: unreadable image, skipped ({error})")
-            report.skipped["unreadable image"] += 1
-            continue
-        attributes = None
-        if image.label == "anomaly":
-            _check_mask_sizes(source_root, image, rgb.shape[:2], report)
-            mask = load_mask_union([source_root / p for p in image.mask_paths], rgb.shape[:2])
-            attributes = defect_attributes(mask, rgb, object_area)
-        context = ImageContext(
-            category=category.name,
-            label=image.label,
-            defect_folder=image.defect_folder,
-            attributes=attributes,
-            category_defects=category.defect_folders,
-            dataset_objects=tuple(name for name in dataset_objects if object_entry is None or name != object_entry.name),
-            object_knowledge=object_entry,
-        )
-        drafts, skips = draft_questions(context, rng)
-        for skip in skips:
-            report.skipped[f"{skip.subtask.value}: {skip.reason}"] += 1
-        nearest = list(most_similar(descriptor(rgb), template_descriptors, N_TEMPLATES))
-        similar = [template_keys[i] for i in nearest]
-        random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
-        entry = {
-            "mask_path": _mask_path_in_category(image) or "",
-            "similar_templates": similar,
-            "random_templates": [template_keys[i] for i in random_pick],
-        }
-        llm_image = LlmImage(key, source_root / image.path, source_root / category.train_good[nearest[0]], [source_root / p for p in image.mask_paths], context, drafts)
-        pending.append(_PendingImage(key, entry, drafts, llm_image))
-        report.images += 1
-    return pending
+    return _CategoryState(
+        source_root=source_root,
+        category=category,
+        dataset_name=dataset_name,
+        seed=seed,
+        object_area=estimate_object_area(templates[0]),
+        template_descriptors=np.stack([descriptor(t) for t in templates]),
+        dataset_objects=tuple(name for name in dataset_objects if object_entry is None or name != object_entry.name),
+        object_entry=object_entry,
+    )
 
 
-def _check_mask_sizes(source_root: Path, image: SourceImage, shape: tuple[int, int], report: GenerationReport) -> None:
+def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None, list[str], list[str]]:
+    """One query image: mask attributes, question drafts and template lists. Returns the image (or
+    None when it cannot be read), warnings and skip reasons; the caller folds them into the report.
+    A pure function of its input, so it runs in any process and the set is the same."""
+    state, image = _STATES[task[0]], task[1]
+    category, source_root = state.category, state.source_root
+    template_keys = [f"{state.dataset_name}/{p}" for p in category.train_good]
+    key = f"{state.dataset_name}/{image.path}"
+    rng = _rng(state.seed, key)
+    try:
+        rgb = _load_rgb(source_root / image.path)
+    except (OSError, UnidentifiedImageError) as error:
+        return None, [f"{source_root / image.path}: unreadable image, skipped ({error})"], ["unreadable image"]
+    warnings: list[str] = []
+    attributes = None
+    if image.label == "anomaly":
+        warnings += _mask_size_warnings(source_root, image, rgb.shape[:2])
+        mask = load_mask_union([source_root / p for p in image.mask_paths], rgb.shape[:2])
+        attributes = defect_attributes(mask, rgb, state.object_area)
+    context = ImageContext(
+        category=category.name,
+        label=image.label,
+        defect_folder=image.defect_folder,
+        attributes=attributes,
+        category_defects=category.defect_folders,
+        dataset_objects=state.dataset_objects,
+        object_knowledge=state.object_entry,
+    )
+    drafts, skips = draft_questions(context, rng)
+    nearest = list(most_similar(descriptor(rgb), state.template_descriptors, N_TEMPLATES))
+    random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
+    entry = {
+        "mask_path": _mask_path_in_category(image) or "",
+        "similar_templates": [template_keys[i] for i in nearest],
+        "random_templates": [template_keys[i] for i in random_pick],
+    }
+    llm_image = LlmImage(key, source_root / image.path, source_root / category.train_good[nearest[0]], [source_root / p for p in image.mask_paths], context, drafts)
+    return _PendingImage(key, entry, drafts, llm_image), warnings, [f"{skip.subtask.value}: {skip.reason}" for skip in skips]
+
+
+def _analysed(tasks: list[tuple[int, SourceImage]], states: dict[int, _CategoryState], workers: int):
+    """Results of `_analyse_image` in task order, streamed from `workers` processes when the set is
+    large enough to repay starting them (mask analysis is CPU-bound; one process uses one core)."""
+    if workers <= 1 or len(tasks) < PARALLEL_MIN_IMAGES:
+        _use_states(states)
+        yield from map(_analyse_image, tasks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers start clean (no copied threads of an already-imported torch or BLAS).
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_use_states, initargs=(states,)) as pool:
+        yield from pool.map(_analyse_image, tasks, chunksize=16)
+
+
+def _mask_size_warnings(source_root: Path, image: SourceImage, shape: tuple[int, int]) -> list[str]:
     """A mask of another size than its image is resized (nearest neighbour) to the image, and said."""
+    warnings = []
     for relative in image.mask_paths:
         try:
             with Image.open(source_root / relative) as mask:
@@ -225,7 +281,8 @@ def _check_mask_sizes(source_root: Path, image: SourceImage, shape: tuple[int, i
         except (OSError, UnidentifiedImageError) as error:
             raise DataError(f"{source_root / relative}: unreadable mask of {image.path} ({error}); fix or remove the mask and its image") from None
         if size != (shape[1], shape[0]):
-            report.warn(f"{source_root / relative}: mask is {size[0]}x{size[1]} but its image is {shape[1]}x{shape[0]}; resized to the image (nearest neighbour)")
+            warnings.append(f"{source_root / relative}: mask is {size[0]}x{size[1]} but its image is {shape[1]}x{shape[0]}; resized to the image (nearest neighbour)")
+    return warnings
 
 
 def _mask_path_in_category(image: SourceImage) -> str | None:

@@ -158,6 +158,17 @@ def test_same_seed_same_set_other_seed_other_order(tmp_path, generated):
     assert (tmp_path / "other/mmad.json").read_text() != original
 
 
+def test_two_worker_processes_write_the_same_set(tmp_path, generated, monkeypatch):
+    import question_gen.generate as generate
+
+    monkeypatch.setattr(generate, "PARALLEL_MIN_IMAGES", 0)  # the small fixture set is worth two processes here
+    root, _ = generated
+    report = generate_question_set(root / "source", tmp_path / "parallel", dataset_name="Synth", knowledge_key="synthetic", seed=4, workers=2)
+    assert (tmp_path / "parallel/mmad.json").read_text() == (root / "out/mmad.json").read_text()
+    assert json.loads((tmp_path / "parallel/generation_report.json").read_text()) == json.loads((root / "out/generation_report.json").read_text())
+    assert report.images > 0
+
+
 def test_missing_mask_is_named(tmp_path):
     from harness.errors import DataError
 
