@@ -265,8 +265,9 @@ def _analysed(tasks: list[tuple[int, SourceImage]], states: dict[int, _CategoryS
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # forkserver: workers start clean (no copied threads of an already-imported torch or BLAS).
-    context = multiprocessing.get_context("forkserver")
+    # fork: workers start in milliseconds and need no importable __main__; they run only numpy,
+    # Pillow and scikit-image code (never torch), so threads copied from the parent stay idle.
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_use_states, initargs=(states,)) as pool:
         yield from pool.map(_analyse_image, tasks, chunksize=16)
 
