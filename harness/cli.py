@@ -234,7 +234,10 @@ def _eval_shard(args: argparse.Namespace) -> int:
         shard = parse_shard(args.shard)
     except ValueError as error:
         raise IadbenchError(str(error)) from None
-    spec, folder = _resume_spec(args)
+    from harness.runlog import RunFolder
+
+    folder = RunFolder.open(Path(args.resume))
+    spec = folder.spec()  # read only: the launcher settled the spec, and N processes must not rewrite it
     run_evaluation(spec, folder, model=model_for(spec), progress=not args.quiet, shard=shard)
     return 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def write_json_atomically(path: Path, payload: object) -> None:
     """Write JSON so a reader (or a crash) never sees half a file: temp file, fsync, rename."""
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes never share a temp file
     with temporary.open("w", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2, ensure_ascii=False)
         handle.write("\n")

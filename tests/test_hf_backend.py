@@ -233,3 +233,13 @@ def test_an_interrupted_sharded_run_merges_what_its_processes_finished(tiny_mode
     merged = RunFolder(run).read_samples()
     assert sorted(s.question_id for s in merged) == sorted(json.loads(line)["question_id"] for line in reference)
     assert {s.question_id: s.reply for s in merged} == {json.loads(x)["question_id"]: json.loads(x)["reply"] for x in reference}
+
+
+def test_a_chat_template_that_writes_bos_gets_no_second_one(tiny_models, images):
+    model = backend(tiny_models["gemma3"])
+    model._load()
+    prepared = model._prepare(request([images[1]]))
+    assert prepared.text.startswith("<bos>")
+    ids = model._encode([prepared])["input_ids"][0].tolist()
+    bos = model.tokenizer.bos_token_id
+    assert ids.count(bos) == 1 and (ids[0] == bos or model.tokenizer.padding_side == "left")

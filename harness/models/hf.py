@@ -319,6 +319,9 @@ class HFModel:
     def _encode(self, batch: list[_Prepared]):
         has_images = any(item.images for item in batch)
         arguments = dict(text=[item.text for item in batch], padding=True, return_tensors="pt")
+        bos = self.tokenizer.bos_token
+        if bos and all(item.text.startswith(bos) for item in batch):
+            arguments["add_special_tokens"] = False  # the chat template wrote BOS already (as transformers does)
         if has_images:
             arguments["images"] = [item.images for item in batch]
         return self.processor(**arguments).to(self.device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "llava", "llava_onevision", "idefics3", "smolvlm")
+ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "llava", "llava_onevision", "idefics3", "smolvlm", "gemma3")
 
 # A fixed training text: the tokenizer must not depend on files of the machine.
 _CORPUS = (
@@ -28,6 +28,8 @@ _LLAVA_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
 _IDEFICS_TOKENS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>", "<video>"] + [
     f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)
 ]
+
+_GEMMA_TOKENS = ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>"]
 
 # Chat templates in each family's layout; every one renders {"type": "image"} parts in place.
 _IMAGE_LOOP = "{%- for part in message['content'] -%}{%- if part['type'] == 'image' -%}IMAGE{%- else -%}{{ part['text'] }}{%- endif -%}{%- endfor -%}"
@@ -52,11 +54,18 @@ _IDEFICS_TEMPLATE = (
     + "<end_of_utterance>{{ '\\n' }}{%- endfor -%}{%- if add_generation_prompt -%}Assistant:{%- endif -%}"
 )
 
+_GEMMA_TEMPLATE = (
+    "<bos>{%- for message in messages -%}<start_of_turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}{{ '\\n' }}"
+    + _IMAGE_LOOP.replace("IMAGE", "<start_of_image>")
+    + "<end_of_turn>{{ '\\n' }}{%- endfor -%}{%- if add_generation_prompt -%}<start_of_turn>model{{ '\\n' }}{%- endif -%}"
+)
+
 _TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
 
 
-def _tokenizer(special_tokens: list[str], *, eos: str, pad: str, chat_template: str, image_token: str, **extra):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _tokenizer(special_tokens: list[str], *, eos: str, pad: str, chat_template: str, image_token: str, bos: str | None = None, **extra):
+    """With `bos`, the tokenizer prepends it to every text, as Gemma's and Llama's do."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
@@ -64,8 +73,11 @@ def _tokenizer(special_tokens: list[str], *, eos: str, pad: str, chat_template: 
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=1024, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    if bos:
+        tokenizer.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tokenizer.token_to_id(bos))])
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
+        bos_token=bos,
         eos_token=eos,
         pad_token=pad,
         extra_special_tokens={"image_token": image_token, **extra},
@@ -194,6 +206,25 @@ def _idefics3(folder: Path, smol: bool) -> Path:
     return _save(folder, model_class(config), processor)
 
 
+def _gemma3(folder: Path) -> Path:
+    import transformers as tf
+
+    tok = _tokenizer(_GEMMA_TOKENS, bos="<bos>", eos="<eos>", pad="<pad>", chat_template=_GEMMA_TEMPLATE, image_token="<image_soft_token>", boi_token="<start_of_image>", eoi_token="<end_of_image>")
+    ids = {t: tok.convert_tokens_to_ids(t) for t in _GEMMA_TOKENS}
+    config = tf.Gemma3Config(
+        text_config=tf.Gemma3TextConfig(vocab_size=len(tok), head_dim=16, sliding_window=64, bos_token_id=ids["<bos>"], eos_token_id=ids["<eos>"], pad_token_id=ids["<pad>"], **_TEXT),
+        vision_config=tf.SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14),
+        mm_tokens_per_image=4,
+        boi_token_index=ids["<start_of_image>"],
+        eoi_token_index=ids["<end_of_image>"],
+        image_token_index=ids["<image_soft_token>"],
+        pad_token_id=ids["<pad>"],
+    )
+    image_processor = tf.Gemma3ImageProcessorPil(size={"height": 56, "width": 56})
+    processor = tf.Gemma3Processor(image_processor=image_processor, tokenizer=tok, image_seq_length=4, chat_template=_GEMMA_TEMPLATE)
+    return _save(folder, tf.Gemma3ForConditionalGeneration(config), processor)
+
+
 def build_tiny_vlm(architecture: str, folder: Path, *, seed: int = 0) -> Path:
     """Write a tiny random model of `architecture` (one of ARCHITECTURES) to `folder`."""
     import torch
@@ -206,6 +237,7 @@ def build_tiny_vlm(architecture: str, folder: Path, *, seed: int = 0) -> Path:
         "llava_onevision": lambda: _llava_onevision(folder),
         "idefics3": lambda: _idefics3(folder, smol=False),
         "smolvlm": lambda: _idefics3(folder, smol=True),
+        "gemma3": lambda: _gemma3(folder),
     }
     if architecture not in builders:
         raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
