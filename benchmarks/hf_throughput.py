@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +33,9 @@ from harness.runner import run_plan
 from harness.schema import DecodingSpec, RunSpec
 from harness.tasks.mcq import McqTask, PromptSettings
 from harness.testing.tiny_vlms import QWEN2_VL_2B_TEXT, QWEN2_VL_2B_VISION, build_qwen2_vl
-from question_gen.generate import generate_question_set
-from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from api_throughput import make_question_set  # noqa: E402  (the same 1-shot question set)
 
 SHAPES = {
     "ci": dict(
@@ -49,14 +51,6 @@ def arrival_order(pending, limit):
     """Batches as questions arrive, ignoring which image they are about (for arm c')."""
     first = hf._batch_kind(pending[0].request)
     return [p for p in pending if hf._batch_kind(p.request) == first][:limit]
-
-
-def question_set(work: Path, count: int):
-    write_synthetic_dataset(work / "src", seed=0, size=256, counts=SyntheticCounts(train_good=5, test_good=12, per_defect=15))
-    generate_question_set(work / "src", work / "set", dataset_name="Synthetic", knowledge_key="synthetic", seed=0)
-    questions = load_mmad(work / "set" / "mmad.json")
-    questions.questions = questions.questions[:count]
-    return questions
 
 
 def timed(questions, model_dir: Path, work: Path, name: str, *, batch_size: int, scoring: str, dtype: str, max_new_tokens: int) -> tuple[float, int, int]:
@@ -106,7 +100,7 @@ def main() -> None:
     shape = SHAPES[args.shape]
     with tempfile.TemporaryDirectory(prefix="iadbench-hfbench-") as work_dir:
         work = Path(work_dir)
-        questions = question_set(work, args.questions)
+        questions = make_question_set(work, args.questions)
         model_dir = build_qwen2_vl(work / "model", text=shape["text"], vision=shape["vision"], max_pixels=shape["max_pixels"], dtype=getattr(torch, dtype))
         common = dict(dtype=dtype, max_new_tokens=args.max_new_tokens)
         subset = load_mmad(work / "set" / "mmad.json")
