@@ -80,3 +80,12 @@ def test_ablation_over_every_strategy_with_a_local_model(tiny_models, synthetic_
     for arm in parse_arms(arms):
         samples = RunFolder(out / arm.slug).read_samples()
         assert samples and not any(s.error for s in samples), arm.name
+
+
+def test_self_consistency_under_logprob_scoring_samples_letters(tiny_models, synthetic_set, tmp_path):
+    model = f"hf/{tiny_models['qwen2_vl']}"
+    first = run(tmp_path, model, "sc1", "--strategy", "sc=5:1.0", "--choice-scoring", "logprobs", "--batch-size", "8")
+    again = run(tmp_path, model, "sc2", "--strategy", "sc=5:1.0", "--choice-scoring", "logprobs", "--batch-size", "2")
+    votes = [s.reasoning for s in first.read_samples()]
+    assert any(v.count("x") > 1 for v in votes)  # the letters' distribution is sampled, not its argmax
+    assert sorted((s.question_id, s.reasoning, s.parsed) for s in first.read_samples()) == sorted((s.question_id, s.reasoning, s.parsed) for s in again.read_samples())

@@ -99,8 +99,8 @@ def group_by_images(pending: list[_Pending], limit: int) -> list[_Pending]:
     first = pending[0]
     kind = _batch_kind(first.request)
     compatible = [p for p in pending if _batch_kind(p.request) == kind]
-    if _sampled(first.request):
-        return [first]
+    if _sampled(first.request) and not _scores_letters(first.request):
+        return [first]  # sampled decoding: alone, so its seed alone decides it
     groups: OrderedDict[tuple, list[_Pending]] = OrderedDict()
     for item in compatible:
         groups.setdefault(item.images, []).append(item)
@@ -350,7 +350,7 @@ class HFModel:
         for row, (item, length) in enumerate(zip(batch, lengths)):
             letters = item.pending.request.option_letters or []
             scores = {letter: float(torch.logsumexp(logprobs[row, self._letter_token_ids(letter)], dim=0)) for letter in letters}
-            best = max(letters, key=lambda letter: scores[letter])
+            best = _sample_letter(scores, item.pending.request) if _sampled(item.pending.request) else max(letters, key=lambda letter: scores[letter])
             responses.append(GenerateResponse(text=best, option_logprobs=scores, usage=Usage(prompt_tokens=int(length), completion_tokens=1)))
         return responses
 
@@ -372,6 +372,17 @@ class HFModel:
             text = self.tokenizer.decode(row[:produced], skip_special_tokens=True).strip()
             responses.append(GenerateResponse(text=text, usage=Usage(prompt_tokens=int(length), completion_tokens=produced)))
         return responses
+
+
+def _sample_letter(scores: dict[str, float], request: GenerateRequest) -> str:
+    """At temperature T, a letter drawn from the option letters' distribution (softmax of their
+    log-probabilities over T), seeded by the request: self-consistency under logprob scoring."""
+    import numpy as np
+
+    letters = list(scores)
+    logits = np.array([scores[letter] for letter in letters]) / request.decoding.temperature
+    weights = np.exp(logits - logits.max())
+    return letters[int(np.random.default_rng(request.sample_seed).choice(len(letters), p=weights / weights.sum()))]
 
 
 def _as_list(value) -> list:
