@@ -103,7 +103,7 @@ def test_logprob_scoring_equals_the_first_step_of_generate(tiny_models, images, 
     assert scored.text == max(scored.option_logprobs, key=scored.option_logprobs.get)
 
 
-@pytest.mark.parametrize("architecture", ["qwen2_vl", "qwen2_5_vl", "llava", "llava_onevision", "idefics3", "smolvlm"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_results_do_not_depend_on_batch_size(tiny_models, images, architecture):
     folder = tiny_models[architecture]
     for scoring in ("logprobs", "generate"):

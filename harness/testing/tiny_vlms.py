@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "llava", "llava_onevision", "idefics3", "smolvlm", "gemma3")
+ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "llava", "llava_onevision", "idefics3", "smolvlm", "gemma3", "internvl")
 
 # A fixed training text: the tokenizer must not depend on files of the machine.
 _CORPUS = (
@@ -225,6 +225,24 @@ def _gemma3(folder: Path) -> Path:
     return _save(folder, tf.Gemma3ForConditionalGeneration(config), processor)
 
 
+def _internvl(folder: Path) -> Path:
+    import transformers as tf
+
+    special = _QWEN_TOKENS[:3] + ["<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
+    tok = _tokenizer(special, eos="<|im_end|>", pad="<|endoftext|>", chat_template=_QWEN_TEMPLATE.replace("<|vision_start|><|image_pad|><|vision_end|>", "<IMG_CONTEXT>"),
+                     image_token="<IMG_CONTEXT>", start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>", video_token="<video>")
+    config = tf.InternVLConfig(
+        vision_config=tf.InternVLVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=[56, 56], patch_size=[14, 14]),
+        text_config=tf.Qwen2Config(vocab_size=len(tok), **_TEXT),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        downsample_ratio=0.5,
+        pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+    )
+    image_processor = tf.GotOcr2ImageProcessorPil(size={"height": 56, "width": 56}, crop_to_patches=False)
+    processor = _processor_without_video(tf.InternVLProcessor, image_processor, tok, image_seq_length=4, chat_template=tok.chat_template)
+    return _save(folder, tf.InternVLForConditionalGeneration(config), processor)
+
+
 def build_tiny_vlm(architecture: str, folder: Path, *, seed: int = 0) -> Path:
     """Write a tiny random model of `architecture` (one of ARCHITECTURES) to `folder`."""
     import torch
@@ -238,6 +256,7 @@ def build_tiny_vlm(architecture: str, folder: Path, *, seed: int = 0) -> Path:
         "idefics3": lambda: _idefics3(folder, smol=False),
         "smolvlm": lambda: _idefics3(folder, smol=True),
         "gemma3": lambda: _gemma3(folder),
+        "internvl": lambda: _internvl(folder),
     }
     if architecture not in builders:
         raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
