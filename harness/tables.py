@@ -90,6 +90,8 @@ def results_table(summary: RunSummary) -> str:
     tokens = summary.usage.prompt_tokens + summary.usage.completion_tokens
     if tokens:
         cost = "unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
+        if summary.model.startswith("hf/"):
+            cost = "none (a local model)"
         rate = f", {summary.n_samples / summary.wall_time_s:.1f} q/s" if summary.wall_time_s else ""
         lines.append(
             f"tokens: {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion; cost {cost}; "
