@@ -42,6 +42,7 @@ class DefectAttributes:
     shape: Shape
     count: int
     tone: Tone
+    tone_vs_template: Tone | None = None  # the defect area against the same area of the nearest normal image
 
 
 def cell_name(row: int, col: int) -> str:
@@ -97,18 +98,34 @@ def _tone(image: np.ndarray, mask: np.ndarray) -> Tone:
     if not ring.any():
         return "similar"
     rgb = image.astype(np.float32) / 255.0
-    inside, around = rgb[mask].mean(axis=0), rgb[ring].mean(axis=0)
-    delta_luma = float(inside.mean() - around.mean())
+    return _compare(rgb[mask].mean(axis=0), rgb[ring].mean(axis=0))
+
+
+def _compare(inside: np.ndarray, reference: np.ndarray) -> Tone:
+    """Mean RGB (0..1) of the defect against a reference colour: luminance first, then a colour shift."""
+    delta_luma = float(inside.mean() - reference.mean())
     if delta_luma <= -TONE_DELTA:
         return "darker"
     if delta_luma >= TONE_DELTA:
         return "brighter"
-    chroma_shift = float(np.abs((inside - inside.mean()) - (around - around.mean())).max())
+    chroma_shift = float(np.abs((inside - inside.mean()) - (reference - reference.mean())).max())
     return "discoloured" if chroma_shift >= TONE_DELTA else "similar"
 
 
-def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float) -> DefectAttributes:
-    """Attributes of a binary defect mask over an RGB uint8 image of the same size."""
+def change_against_template(image: np.ndarray, template: np.ndarray, mask: np.ndarray) -> Tone | None:
+    """The defect area against the same pixels of a normal image of the category (MVTec-style
+    objects are photographed in place, so the same pixels show the same part). None when the two
+    images differ in size: then there is no pixel correspondence to trust."""
+    if template.shape != image.shape or not mask.any():
+        return None
+    inside = image[mask].astype(np.float32).mean(axis=0) / 255.0
+    reference = template[mask].astype(np.float32).mean(axis=0) / 255.0
+    return _compare(inside, reference)
+
+
+def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, template: np.ndarray | None = None) -> DefectAttributes:
+    """Attributes of a binary defect mask over an RGB uint8 image of the same size; with `template`
+    (the nearest normal image), also the change against it."""
     labels = measure.label(mask, connectivity=2)
     regions = [r for r in measure.regionprops(labels) if r.area >= MIN_COMPONENT_PIXELS]
     if not regions:
@@ -126,6 +143,7 @@ def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float) -
         shape=_shape(largest),
         count=len(regions),
         tone=_tone(image, mask),
+        tone_vs_template=change_against_template(image, template, mask) if template is not None else None,
     )
 
 

@@ -13,6 +13,7 @@ import shutil
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,7 @@ def _use_states(states: dict[int, _CategoryState]) -> None:
     """Worker initialiser (and the single-process path): the categories' shared state."""
     global _STATES
     _STATES = states
+    _template_rgb.cache_clear()  # indices refer to this run's categories
 
 
 def _category_state(source_root: Path, category: SourceCategory, dataset_name: str, knowledge_key: str, dataset_objects: tuple[str, ...], seed: int) -> _CategoryState:
@@ -215,6 +217,13 @@ def _category_state(source_root: Path, category: SourceCategory, dataset_name: s
     )
 
 
+@lru_cache(maxsize=32)
+def _template_rgb(category_index: int, template_index: int) -> np.ndarray:
+    """A category's normal image, decoded once per worker: the nearest template repeats across queries."""
+    state = _STATES[category_index]
+    return _load_rgb(state.source_root / state.category.train_good[template_index])
+
+
 def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None, list[str], list[str]]:
     """One query image: mask attributes, question drafts and template lists. Returns the image (or
     None when it cannot be read), warnings and skip reasons; the caller folds them into the report.
@@ -230,10 +239,12 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
         return None, [f"{source_root / image.path}: unreadable image, skipped ({error})"], ["unreadable image"]
     warnings: list[str] = []
     attributes = None
+    nearest = list(most_similar(descriptor(rgb), state.template_descriptors, N_TEMPLATES))
     if image.label == "anomaly":
         warnings += _mask_size_warnings(source_root, image, rgb.shape[:2])
         mask = load_mask_union([source_root / p for p in image.mask_paths], rgb.shape[:2])
-        attributes = defect_attributes(mask, rgb, state.object_area)
+        template = _template_rgb(task[0], nearest[0])
+        attributes = defect_attributes(mask, rgb, state.object_area, template)
     context = ImageContext(
         category=category.name,
         label=image.label,
@@ -244,7 +255,6 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
         object_knowledge=state.object_entry,
     )
     drafts, skips = draft_questions(context, rng)
-    nearest = list(most_similar(descriptor(rgb), state.template_descriptors, N_TEMPLATES))
     random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
     entry = {
         "mask_path": _mask_path_in_category(image) or "",

@@ -215,10 +215,11 @@ class LlmQuestionWriter:
         return {
             "name": defect_display_name(image.context.defect_folder or "defect").lower(),
             "count": attributes.count,
-            "size": attributes.size.value if hasattr(attributes.size, "value") else attributes.size,
-            "shape": attributes.shape.value if hasattr(attributes.shape, "value") else attributes.shape,
-            "tone": attributes.tone.value if hasattr(attributes.tone, "value") else attributes.tone,
+            "size": attributes.size,
+            "shape": attributes.shape,
+            "tone": attributes.tone,
             "position": position,
+            "against_template": attributes.tone_vs_template,
         }
 
 

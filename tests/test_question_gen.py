@@ -176,3 +176,20 @@ def test_missing_mask_is_named(tmp_path):
     (tmp_path / "src/washer/ground_truth/crack/000_mask.png").unlink()
     with pytest.raises(DataError, match="washer/test/crack/000.png: anomalous image without its mask"):
         generate_question_set(tmp_path / "src", tmp_path / "out", dataset_name="S", knowledge_key="synthetic")
+
+
+def test_change_against_the_template_is_read_at_the_same_pixels():
+    from question_gen.attributes import change_against_template
+
+    mask = _mask((30, 30, 60, 60))
+    template = _gray(value=128)
+    darker, brighter, tinted = _gray(value=128), _gray(value=128), _gray(value=128)
+    darker[mask] = 90
+    brighter[mask] = 170
+    tinted[mask] = (150, 118, 116)  # same luminance, a red shift
+    assert change_against_template(darker, template, mask) == "darker"
+    assert change_against_template(brighter, template, mask) == "brighter"
+    assert change_against_template(tinted, template, mask) == "discoloured"
+    assert change_against_template(template.copy(), template, mask) == "similar"
+    assert change_against_template(darker, _gray(size=64), _mask((1, 1, 5, 5), size=90)) is None  # no pixel correspondence
+    assert defect_attributes(mask, darker, 90 * 90, template).tone_vs_template == "darker"
