@@ -49,8 +49,7 @@ SHAPES = {
 
 def arrival_order(pending, limit):
     """Batches as questions arrive, ignoring which image they are about (for arm c')."""
-    first = hf._batch_kind(pending[0].request)
-    return [p for p in pending if hf._batch_kind(p.request) == first][:limit]
+    return [p for p in pending if p.kind == pending[0].kind][:limit]
 
 
 def timed(questions, model_dir: Path, work: Path, name: str, *, batch_size: int, scoring: str, dtype: str, max_new_tokens: int) -> tuple[float, int, int]:

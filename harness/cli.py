@@ -202,12 +202,15 @@ def _eval(args: argparse.Namespace) -> int:
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
         print(f"run folder: {folder.path}", file=sys.stderr)
     try:
-        started = time.perf_counter()
-        if args.num_processes > 1 and not _run_in_processes(spec, folder, question_set, args):
-            return 2
+        if args.num_processes > 1:
+            started = time.perf_counter()
+            finished, question_set = _run_in_processes(spec, folder, question_set, args)
+            if not finished:
+                return 2
+            shard_time = time.perf_counter() - started
         summary = run_evaluation(spec, folder, question_set=question_set, model=model, progress=not args.quiet)
-        if args.num_processes > 1:  # the time the shard processes took, not only the final scoring
-            summary = summary.model_copy(update={"wall_time_s": time.perf_counter() - started})
+        if args.num_processes > 1:  # the time the shard processes took, besides the final scoring
+            summary = summary.model_copy(update={"wall_time_s": (summary.wall_time_s or 0.0) + shard_time})
             folder.write_summary(summary)
     except KeyboardInterrupt:
         print(f"\ninterrupted; every finished answer is saved. Continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
@@ -242,31 +245,23 @@ def _eval_shard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_in_processes(spec, folder, question_set, args: argparse.Namespace) -> bool:
-    """Answer the run with --num-processes shard processes and merge their samples; False when
-    one failed (every finished answer is kept)."""
-    from harness.evaluate import load_questions
+def _run_in_processes(spec, folder, question_set, args: argparse.Namespace):
+    """Answer the run with --num-processes shard processes and merge their samples. Returns
+    (whether all finished, the question set loaded on the way, for the final scoring)."""
+    from harness.evaluate import build_task
     from harness.parallel import run_shards
-    from harness.schema import RegionSample, SampleResult
 
-    sample_type = RegionSample if spec.task == "gpt4vad" else SampleResult
-    folder.merge_shards(sample_type)
-    if spec.task == "gpt4vad":
-        from harness.tasks.gpt4vad import load_region_items
-
-        items, _ = load_region_items(spec.data, spec.seed)
-        total = len(items) if spec.limit is None else min(spec.limit, len(items))
-    else:
-        total = len((question_set or load_questions(spec)).questions)
-    done = len(folder.read_samples(sample_type=sample_type))
+    task, data = build_task(spec, folder, question_set)
+    folder.merge_shards(task.sample_type)
+    done = len(folder.read_samples(sample_type=task.sample_type))
     print(f"answering with {args.num_processes} processes", file=sys.stderr)
-    failed = run_shards(folder, args.num_processes, total=total, already_done=done, progress=not args.quiet)
-    merged = folder.merge_shards(sample_type)
+    failed = run_shards(folder, args.num_processes, total=len(task.ids), already_done=done, progress=not args.quiet)
+    merged = folder.merge_shards(task.sample_type)
     if failed:
         print(f"iadbench: error: {len(failed)} of {args.num_processes} processes failed (exit codes {failed}); {merged} answers merged. "
               f"Continue with: iadbench eval --resume {folder.path} --num-processes {args.num_processes}", file=sys.stderr)
-        return False
-    return True
+        return False, question_set
+    return True, (data if spec.task == "mcq" else question_set)
 
 
 def _score(args: argparse.Namespace) -> int:

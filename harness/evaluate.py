@@ -213,7 +213,7 @@ def model_for(spec: RunSpec, base_url: str | None = None) -> Model:
     return wrap(create_model(spec.model, seed=spec.seed, options=options), parse_strategies(spec.strategies))
 
 
-def _build_task(spec: RunSpec, folder: RunFolder, question_set: QuestionSet | None):
+def build_task(spec: RunSpec, folder: RunFolder, question_set: QuestionSet | None):
     """The runner task for the spec, and what its summary needs (questions or region items)."""
     if spec.task == "gpt4vad":
         from harness.tasks.gpt4vad import Gpt4vadTask, load_region_items
@@ -293,7 +293,7 @@ def run_evaluation(
 ) -> RunSummary | None:
     """Answer what is left and write the summary. As one shard of a data-parallel run, answer
     only that shard's block into its own file and return None: the launcher merges and summarises."""
-    task, data = _build_task(spec, folder, question_set)
+    task, data = build_task(spec, folder, question_set)
     if shard is None:
         folder.merge_shards(task.sample_type)  # answers left by an interrupted data-parallel run
     model = model or model_for(spec)

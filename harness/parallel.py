@@ -32,28 +32,21 @@ def parse_shard(value: str) -> tuple[int, int]:
     return shard
 
 
-def _shard_lines(folder: Path) -> list[str]:
-    lines = []
-    for path in sorted((folder / SHARDS).glob("*.jsonl")):
-        lines.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
-    return lines
-
-
 def run_shards(folder: RunFolder, count: int, *, total: int, already_done: int, progress: bool) -> list[int]:
     """Run `count` shard processes to completion, showing their joint progress; return the exit
     codes of those that failed."""
     processes = []
     for index in range(count):
         command = [sys.executable, "-m", "harness.cli", "eval", "--resume", str(folder.path), "--shard", f"{index}/{count}", "--quiet"]
-        environment = os.environ | {"LOCAL_RANK": str(index), "IADBENCH_SHARD": f"{index}/{count}"}
+        environment = os.environ | {"LOCAL_RANK": str(index)}
         processes.append(subprocess.Popen(command, env=environment))
     tracker = Progress(total, already_done=already_done) if progress else None
-    counted = 0
+    watcher = _ShardWatcher(folder.path / SHARDS)
     try:
         while any(p.poll() is None for p in processes):
             time.sleep(0.5)
-            counted = _track(folder.path, tracker, counted)
-        _track(folder.path, tracker, counted)
+            watcher.report(tracker)
+        watcher.report(tracker)
     except KeyboardInterrupt:
         for process in processes:
             process.terminate()
@@ -64,11 +57,23 @@ def run_shards(folder: RunFolder, count: int, *, total: int, already_done: int, 
     return [p.returncode for p in processes if p.returncode != 0]
 
 
-def _track(path: Path, tracker: Progress | None, counted: int) -> int:
-    if tracker is None:
-        return counted
-    lines = [line for line in _shard_lines(path) if line.endswith("}")]
-    for line in lines[counted:]:
-        status = json.loads(line).get("parse_status")
-        tracker.update(error=status == "error", answered=status == "ok")
-    return max(counted, len(lines))
+class _ShardWatcher:
+    """Feeds the progress line from the shard files, reading only what each file gained since the
+    last look (a whole-file reread every half second would grow with the run)."""
+
+    def __init__(self, shard_dir: Path) -> None:
+        self.shard_dir = shard_dir
+        self.offsets: dict[Path, int] = {}
+
+    def report(self, tracker: Progress | None) -> None:
+        if tracker is None or not self.shard_dir.is_dir():
+            return
+        for path in sorted(self.shard_dir.glob("*.jsonl")):
+            with path.open("rb") as handle:
+                handle.seek(self.offsets.get(path, 0))
+                added = handle.read()
+            complete = added[: added.rfind(b"\n") + 1]  # a line still being written waits for the next look
+            self.offsets[path] = self.offsets.get(path, 0) + len(complete)
+            for line in complete.splitlines():
+                status = json.loads(line).get("parse_status")
+                tracker.update(error=status == "error", answered=status == "ok")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.models.base import ChatMessage, GenerateRequest, ImagePart, Model, TextPart
+from harness.models.base import ChatMessage, GenerateRequest, ImagePart, Model
 from harness.parsing import parse_choice
 from harness.prompting import prompts_dir, render_parts
 from harness.schema import DecodingSpec, Subtask
@@ -38,7 +38,9 @@ from question_gen.drafts import Draft, ImageContext
 from question_gen.knowledge import defect_display_name
 
 LLM_SUBTASKS = (Subtask.DEFECT_DESCRIPTION, Subtask.DEFECT_ANALYSIS, Subtask.OBJECT_ANALYSIS)
+# Per subtask: the field of the writer's JSON it is made from, and what question.j2 calls that text.
 WRITTEN_FIELD = {Subtask.DEFECT_DESCRIPTION: "description", Subtask.DEFECT_ANALYSIS: "analysis", Subtask.OBJECT_ANALYSIS: "object"}
+TEXT_KIND = {Subtask.DEFECT_DESCRIPTION: "description", Subtask.DEFECT_ANALYSIS: "analysis", Subtask.OBJECT_ANALYSIS: "note about the object"}
 SIMILAR_OPTIONS = 0.9
 DISTRACTORS = 3
 WRITE_TOKENS, QUESTION_TOKENS, ANSWER_TOKENS = 300, 400, 8
@@ -174,8 +176,7 @@ class LlmQuestionWriter:
             return drafts
 
     async def _question(self, image: LlmImage, subtask: Subtask, text: str, images: dict) -> Draft:
-        kind = {"description": "description", "analysis": "analysis", "object": "note about the object"}[WRITTEN_FIELD[subtask]]
-        parts = render_parts("question_gen/llm/question.j2", {}, kind=kind, text=text, object_name=self._object_name(image), distractors=DISTRACTORS)
+        parts = render_parts("question_gen/llm/question.j2", {}, kind=TEXT_KIND[subtask], text=text, object_name=self._object_name(image), distractors=DISTRACTORS)
         proposed = parse_json_reply(await self._ask(parts, QUESTION_TOKENS), ("question", "correct", "distractors"))
         distractors = [str(d) for d in proposed["distractors"]][:DISTRACTORS]
         correct = str(proposed["correct"])

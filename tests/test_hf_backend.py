@@ -155,7 +155,7 @@ def test_out_of_memory_halves_the_batch_and_fails_only_at_batch_size_one(tiny_mo
     original_answer = model._answer_prepared
 
     def answer(batch):
-        limited_forward.poison = any(item.pending.request.messages[0].content[0].path == poisoned for item in batch)
+        limited_forward.poison = any(item.request.messages[0].content[0].path == poisoned for item in batch)
         return original_answer(batch)
 
     monkeypatch.setattr(model, "_answer_prepared", answer)

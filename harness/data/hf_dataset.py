@@ -53,6 +53,16 @@ def _features(datasets):
     })
 
 
+def _extra_json(entry: dict, known: tuple[str, ...]) -> str:
+    """The fields a schema column does not hold, as JSON ("" when none): kept so nothing is lost."""
+    extra = {k: v for k, v in entry.items() if k not in known}
+    return json.dumps(extra, sort_keys=True) if extra else ""
+
+
+def _extra_fields(text: str) -> dict:
+    return json.loads(text) if text else {}
+
+
 def _option_list(options: dict, where: str) -> list[str]:
     letters = [chr(ord("A") + i) for i in range(len(options))]
     if list(options) != letters:
@@ -85,19 +95,17 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
     for key, record in mmad.items():
         conversation = []
         for number, question in enumerate(record["conversation"]):
-            extra = {k: v for k, v in question.items() if k not in KNOWN_QUESTION_FIELDS}
             conversation.append({
                 "question": question["Question"],
                 "options": _option_list(question["Options"], f"{mmad_json} {key} question {number}"),
                 "answer": question["Answer"],
                 "type": question["type"],
-                "extra_json": json.dumps(extra, sort_keys=True) if extra else "",
+                "extra_json": _extra_json(question, KNOWN_QUESTION_FIELDS),
             })
         masks = [{"path": p.relative_to(root.resolve()).as_posix(), "image": {"bytes": p.read_bytes(), "path": p.name}} for p in _mask_files(root, key, record.get("mask_path") or "")]
         for template in record.get("similar_templates", []) + record.get("random_templates", []):
             if template not in templates:
                 templates[template] = read(template, f"{key}: template")
-        extra = {k: v for k, v in record.items() if k not in KNOWN_RECORD_FIELDS}
         rows.append({
             "image_path": key,
             "image": read(key, f"{mmad_json}: record key"),
@@ -106,7 +114,7 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
             "similar_templates": record.get("similar_templates"),
             "random_templates": record.get("random_templates"),
             "conversation": conversation,
-            "extra_json": json.dumps(extra, sort_keys=True) if extra else "",
+            "extra_json": _extra_json(record, KNOWN_RECORD_FIELDS),
         })
     questions = datasets.Dataset.from_list(rows, features=_features(datasets))
     template_set = datasets.Dataset.from_list(
@@ -170,13 +178,13 @@ def read_hf_dataset(path: Path, out: Path) -> Path:
                 "Answer": question["answer"],
                 "type": question["type"],
             }
-            entry.update(json.loads(question["extra_json"]) if question["extra_json"] else {})
+            entry.update(_extra_fields(question["extra_json"]))
             conversation.append(entry)
         record = {"conversation": conversation}
         for field in ("mask_path", "similar_templates", "random_templates"):
             if row[field] is not None:
                 record[field] = row[field]
-        record.update(json.loads(row["extra_json"]) if row["extra_json"] else {})
+        record.update(_extra_fields(row["extra_json"]))
         mmad[key] = record
     for row in bundle["templates"]:
         write_file(row["path"], row["image"], f"{path}: template path")

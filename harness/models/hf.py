@@ -41,11 +41,15 @@ class _Pending:
     request: GenerateRequest
     future: asyncio.Future
     images: tuple[str, ...] = field(default_factory=tuple)
+    kind: tuple = field(init=False)  # which requests it may share a batch with, computed once
+
+    def __post_init__(self) -> None:
+        self.kind = _batch_kind(self.request)
 
 
 @dataclass
 class _Prepared:
-    pending: _Pending
+    request: GenerateRequest
     text: str
     images: list
 
@@ -97,10 +101,9 @@ def group_by_images(pending: list[_Pending], limit: int) -> list[_Pending]:
     """Up to `limit` requests of the same kind as the oldest, whole image groups first in order of
     arrival: questions about one image travel together."""
     first = pending[0]
-    kind = _batch_kind(first.request)
-    compatible = [p for p in pending if _batch_kind(p.request) == kind]
     if _sampled(first.request) and not _scores_letters(first.request):
         return [first]  # sampled decoding: alone, so its seed alone decides it
+    compatible = [p for p in pending if p.kind == first.kind]
     groups: OrderedDict[tuple, list[_Pending]] = OrderedDict()
     for item in compatible:
         groups.setdefault(item.images, []).append(item)
@@ -128,7 +131,6 @@ class HFModel:
         self.name = name
         self.source = model_source(name)
         self.options = options
-        self.seed = seed
         local = Path(self.source)
         self._local = local if local.is_absolute() or local.exists() else None
         fingerprint = local_fingerprint(local) if self._local and local.is_dir() else (options.revision or "main")
@@ -266,7 +268,7 @@ class HFModel:
         except ImageDecodeError as error:
             return GenerateResponse(error=f"ImageDecodeError: {error}")
         text = self.processor.apply_chat_template(hf_messages(request.messages), add_generation_prompt=True, tokenize=False)
-        return _Prepared(_Pending(request, None), text, images)  # type: ignore[arg-type]
+        return _Prepared(request, text, images)
 
     def _answer(self, requests: list[GenerateRequest]) -> list[GenerateResponse]:
         """Responses for one batch, in order. Failures are isolated to the samples that cause them."""
@@ -288,7 +290,7 @@ class HFModel:
             if too_long:
                 return self._split(batch, lambda single: self._too_long(single))
             with torch.inference_mode():
-                if _scores_letters(batch[0].pending.request):
+                if _scores_letters(batch[0].request):
                     return self._score_letters(batch, inputs, lengths)
                 return self._decode(batch, inputs, lengths)
         except torch.OutOfMemoryError:
@@ -348,15 +350,15 @@ class HFModel:
         logprobs = torch.log_softmax(logits, dim=-1)
         responses = []
         for row, (item, length) in enumerate(zip(batch, lengths)):
-            letters = item.pending.request.option_letters or []
+            letters = item.request.option_letters or []
             scores = {letter: float(torch.logsumexp(logprobs[row, self._letter_token_ids(letter)], dim=0)) for letter in letters}
-            best = _sample_letter(scores, item.pending.request) if _sampled(item.pending.request) else max(letters, key=lambda letter: scores[letter])
+            best = _sample_letter(scores, item.request) if _sampled(item.request) else max(letters, key=lambda letter: scores[letter])
             responses.append(GenerateResponse(text=best, option_logprobs=scores, usage=Usage(prompt_tokens=int(length), completion_tokens=1)))
         return responses
 
     def _decode(self, batch: list[_Prepared], inputs, lengths: list[int]) -> list[GenerateResponse]:
         torch = self._torch
-        request = batch[0].pending.request
+        request = batch[0].request
         settings = dict(max_new_tokens=request.decoding.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
         if _sampled(request):  # only ever one request: its seed alone decides its sample
             torch.manual_seed(request.sample_seed)
