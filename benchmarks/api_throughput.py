@@ -76,7 +76,7 @@ def timed_run(question_set, base_url: str, concurrency: int, work: Path, name: s
         request = build_request(question, question_set.images[question.image_id], question_set.root, settings, 0)
         for part in request.messages[0].content:
             if isinstance(part, ImagePart):
-                model._images.data_url(part.path, part.max_side)
+                model._images.data_url(part)
     spec = RunSpec(run_id=name, created_at="now", suite="bench", data="bench", model=model.name)
     folder = RunFolder.create(work / "runs", spec)
 

@@ -58,6 +58,9 @@ def _add_eval(commands) -> None:
     parser.add_argument("--retry-errors", action="store_true", help="with --resume: ask again the questions whose backend call failed")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--dry-run", action="store_true", help="print requests, images, estimated tokens and cost; call nothing")
+    parser.add_argument("--dump-requests", metavar="DIR", help="with --dry-run: write each request as the backend would send it (API JSON bodies; hf/ prompt text, images, token counts)")
+    parser.add_argument("--protocol", help="how questions are put to the model (iadbench list protocols); --suite mmad-official picks the model family's")
+    parser.add_argument("--errata", action="append", default=None, metavar="NAME|FILE", help="leave out known faulty records, e.g. mmad-ds-mvtec-pill (counted and shown)")
     parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: rag, rag=topk:K, agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
     parser.add_argument("--knowledge", help="domain knowledge for rag (MMAD's domain_knowledge.json format); default: beside the question file")
     add_backend_flags(parser)
@@ -165,6 +168,8 @@ def _new_spec(args: argparse.Namespace):
         model_options=options,
         strategies=args.strategy,
         knowledge=args.knowledge,
+        protocol=args.protocol,
+        errata=args.errata,
     )
     from harness.strategies import parse_strategies
     from harness.strategies.wrappers import wrap
@@ -190,13 +195,18 @@ def _eval(args: argparse.Namespace) -> int:
         getattr(model, "ready", lambda: None)()
     else:
         spec, model = _new_spec(args)
+        if args.dump_requests and not args.dry_run:
+            raise IadbenchError("--dump-requests goes with --dry-run (nothing is sent)")
         if args.dry_run:
             from harness.dryrun import estimate
 
             if spec.task != "mcq":
                 raise IadbenchError("--dry-run estimates multiple-choice runs only")
 
-            print(estimate(spec, load_questions(spec)).describe(spec.model))
+            dump = Path(args.dump_requests) if args.dump_requests else None
+            print(estimate(spec, load_questions(spec), model, dump).describe(spec.model))
+            if dump is not None:
+                print(f"requests written to {dump}")
             return 0
         getattr(model, "ready", lambda: None)()  # e.g. an API key: checked before the folder exists
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
@@ -219,6 +229,10 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"iadbench: error: {error}\nevery finished answer is saved; continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
         return 2
     print(results_table(summary))
+    from harness.report.reference import comparison_lines
+
+    for line in comparison_lines(spec, summary, folder):
+        print(line)
     print(f"run folder: {folder.path}")
     if summary.stopped_reason:
         print(f"stopped early ({summary.stopped_reason}); continue with: iadbench eval --resume {folder.path} --max-cost <higher>", file=sys.stderr)
@@ -491,6 +505,13 @@ def _list(args: argparse.Namespace) -> int:
 
         for name in suite_names():
             print(f"{name:<18} {load_suite(name).description}")
+    elif args.what == "protocols":
+        from harness.protocols import load_protocol, protocol_names
+
+        for name in protocol_names():
+            protocol = load_protocol(name)
+            picks = f" (picked for: {', '.join(protocol.models)})" if protocol.models else ""
+            print(f"{name:<20} {protocol.description}{picks}")
     else:
         from harness.models.base import providers
 
@@ -561,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=256)
 
     listing = commands.add_parser("list", help="list suites or models")
-    listing.add_argument("what", choices=["suites", "models"])
+    listing.add_argument("what", choices=["suites", "models", "protocols"])
     return parser
 
 

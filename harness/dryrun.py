@@ -8,16 +8,18 @@ letter). Cost uses the editable price table.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
 from harness.data.mmad import QuestionSet
-from harness.models.base import ImagePart, TextPart
+from harness.models.base import GenerateRequest, ImagePart, TextPart
 from harness.models.pricing import cost_usd
 from harness.schema import RunSpec, Usage
-from harness.tasks.mcq import build_request
 
 REPLY_TOKENS_GUESS = 5
 
@@ -55,32 +57,77 @@ def image_tokens(size: tuple[int, int], max_side: int | None, detail: str) -> in
     return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
 
 
-def estimate(spec: RunSpec, question_set: QuestionSet) -> DryRunEstimate:
+def estimate(spec: RunSpec, question_set: QuestionSet, model=None, dump_dir: Path | None = None) -> DryRunEstimate:
+    """What the run would send: one request per distinct call (questions that share a call, as
+    in the official two-call protocols, count once). With `dump_dir`, each call is written there
+    as the backend would send it (see `dump_request`)."""
     import tempfile
-    from pathlib import Path
 
     from harness.evaluate import prompt_settings
+    from harness.tasks.mcq import McqTask, RequestDigester
 
     settings = prompt_settings(spec, question_set, Path(tempfile.mkdtemp(prefix="iadbench-dryrun-")))
+    task = McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed)
     detail = spec.model_options.get("image_detail", "low")
+    digester = RequestDigester()
     sizes: dict[str, tuple[int, int]] = {}
+    seen: set[str] = set()
     prompt_tokens = 0
-    for question in question_set.questions:
-        request = build_request(question, question_set.images[question.image_id], question_set.root, settings, spec.seed)
-        for part in request.messages[0].content:
+    if dump_dir is not None:
+        dump_dir.mkdir(parents=True, exist_ok=True)
+    for ordinal, question in enumerate(task.questions):
+        request = task.build_request(ordinal)
+        digest = digester.digest(spec.model, request)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        if dump_dir is not None:
+            dump_request(model, request, dump_dir / f"{len(seen):05d}-{_slug(question.id)}")
+        for part in (p for message in request.messages for p in message.content):
             if isinstance(part, TextPart):
                 prompt_tokens += math.ceil(len(part.text) / 4)
             elif isinstance(part, ImagePart):
                 if part.path not in sizes:
                     with Image.open(part.path) as image:  # reads the header only
                         sizes[part.path] = image.size
-                prompt_tokens += image_tokens(sizes[part.path], part.max_side, detail)
+                size = (part.fit, part.fit) if part.prep == "cv2-fit" else sizes[part.path]
+                prompt_tokens += image_tokens(size, part.max_side, part.detail if part.detail in ("low", "high", "auto") else detail)
     reply = 1 if spec.choice_scoring == "logprobs" else min(spec.decoding.max_new_tokens, REPLY_TOKENS_GUESS)
-    completion_tokens = reply * len(question_set.questions)
+    completion_tokens = reply * len(seen)
     return DryRunEstimate(
-        requests=len(question_set.questions),
+        requests=len(seen),
         distinct_images=len(sizes),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost_usd=cost_usd(spec.model, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)),
     )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[-120:]
+
+
+def dump_request(model, request: GenerateRequest, base: Path) -> None:
+    """One request as its backend would hand it on: an API backend's exact JSON body (images
+    inline) in BASE.json; a local model's prompt after the chat template (BASE/prompt.txt), each
+    image exactly as given to the processor (BASE/image-K.png) and the token count
+    (BASE/request.json); any other backend's messages with image paths (BASE.json)."""
+    inner = getattr(model, "inner", model)
+    while hasattr(inner, "inner"):
+        inner = inner.inner
+    if hasattr(inner, "request_body"):
+        base.with_suffix(".json").write_text(json.dumps(inner.request_body(request), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return
+    if hasattr(inner, "render_request"):
+        rendered = inner.render_request(request)
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "prompt.txt").write_text(rendered["text"], encoding="utf-8")
+        for index, image in enumerate(rendered["images"]):
+            image.save(base / f"image-{index}.png")
+        inputs = rendered["inputs"]
+        meta = {"prompt_tokens": rendered["prompt_tokens"], "input_shapes": {k: list(v.shape) for k, v in inputs.items() if hasattr(v, "shape")}}
+        if "image_grid_thw" in inputs:
+            meta["image_grid_thw"] = inputs["image_grid_thw"].tolist()
+        (base / "request.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        return
+    base.with_suffix(".json").write_text(request.model_dump_json(indent=1, exclude_defaults=True) + "\n", encoding="utf-8")

@@ -8,11 +8,16 @@ from harness.schema import SampleResult
 
 
 def answers_file_records(samples: list[SampleResult]) -> list[dict]:
-    """MMAD answer entries in question-set order. `gpt_answer` follows the official scripts: the
-    last standalone A–E of the reply, or the raw reply when there is none (their scorer drops it)."""
+    """MMAD answer entries in question-set order. `gpt_answer` is what the official script would
+    have recorded: under an official protocol its family's parser (records it would not have
+    written are left out, and for two-call protocols the whole image with them); otherwise the last
+    standalone A–E of the reply, or the raw reply when there is none (their scorer drops it)."""
+    dropped_images = _images_dropped_officially(samples)
     records = []
     for sample in sorted(samples, key=lambda s: s.ordinal):
         if "@rot" in sample.question_id:  # circular evaluation's extra rotations are not MMAD questions
+            continue
+        if sample.image_id in dropped_images or (sample.protocol and sample.official_answer is None):
             continue
         question_text = render_text("mmad/question.j2", number=1, question=sample.question, options=sample.options)
         records.append(
@@ -21,7 +26,21 @@ def answers_file_records(samples: list[SampleResult]) -> list[dict]:
                 "question": {"type": "text", "text": question_text},
                 "question_type": sample.mmad_type,
                 "correct_answer": sample.answer,
-                "gpt_answer": parse_mmad_compat(sample.reply) or sample.reply,
+                "gpt_answer": sample.official_answer if sample.protocol else (parse_mmad_compat(sample.reply) or sample.reply),
             }
         )
     return records
+
+
+def _images_dropped_officially(samples: list[SampleResult]) -> set[str]:
+    """Images a two-call script skipped whole: one of their records has no official answer."""
+    from harness.protocols import load_protocol
+
+    batching = {name: load_protocol(name).batching for name in {s.protocol for s in samples if s.protocol}}
+    return {s.image_id for s in samples if s.protocol and s.official_answer is None and batching[s.protocol] == "first-then-rest"}
+
+
+def officially_unrecorded(samples: list[SampleResult]) -> int:
+    """Questions an official script would have recorded no answer for (left out of its score)."""
+    dropped = _images_dropped_officially(samples)
+    return sum(1 for s in samples if s.protocol and (s.official_answer is None or s.image_id in dropped))

@@ -57,13 +57,22 @@ def render_text(template: str, **variables: Any) -> str:
     return environment().get_template(template).render(**variables).strip()
 
 
-def render_parts(template: str, images: dict[str, ImagePart], **variables: Any) -> list[ContentPart]:
-    """Render a template into content parts; `images` maps the names used in image(...) to parts."""
+def render_raw(template: str, **variables: Any) -> str:
+    """Render a template to text exactly, whitespace included (official prompt facts)."""
+    return environment().get_template(template).render(**variables)
+
+
+def render_parts(template: str, images: dict[str, ImagePart], *, exact: bool = False, **variables: Any) -> list[ContentPart]:
+    """Render a template into content parts; `images` maps the names used in image(...) to parts.
+
+    With `exact`, text between markers is kept byte for byte (only empty text is dropped): the
+    official protocols' newlines and trailing spaces are part of what was sent."""
     rendered = environment().get_template(template).render(**variables)
     parts: list[ContentPart] = []
     position = 0
+    append = _append_exact if exact else _append_text
     for marker in _SENTINEL.finditer(rendered):
-        _append_text(parts, rendered[position : marker.start()])
+        append(parts, rendered[position : marker.start()])
         token = marker.group(1)
         if token.startswith("image:"):
             name = token[len("image:") :]
@@ -71,7 +80,7 @@ def render_parts(template: str, images: dict[str, ImagePart], **variables: Any) 
                 raise ConfigError(f"template {template} asks for image {name!r}, which the caller did not provide")
             parts.append(images[name])
         position = marker.end()
-    _append_text(parts, rendered[position:])
+    append(parts, rendered[position:])
     return parts
 
 
@@ -79,4 +88,9 @@ def _append_text(parts: list[ContentPart], text: str) -> None:
     # Line breaks around markers are template layout, not prompt text; spaces are kept.
     text = text.strip("\n")
     if text.strip():
+        parts.append(TextPart(text=text))
+
+
+def _append_exact(parts: list[ContentPart], text: str) -> None:
+    if text:
         parts.append(TextPart(text=text))

@@ -37,6 +37,20 @@ class Task(Protocol):
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> BaseModel: ...
 
 
+async def _ask_shared(model: Model, request: GenerateRequest, digest: str, calls: dict[str, asyncio.Future], cache: ResponseCache | None) -> GenerateResponse:
+    """One call for every question that shares it (an official two-call protocol): the first
+    asker makes it, the others wait for its response and count it as not paid again."""
+    call = calls.get(digest)
+    if call is not None:
+        response = await asyncio.shield(call)
+        return response.model_copy(update={"cached": True})
+    call = calls[digest] = asyncio.ensure_future(_ask(model, request))
+    response = await asyncio.shield(call)
+    if cache:
+        cache.put(digest, response)
+    return response
+
+
 @dataclass
 class RunOutcome:
     samples: list  # the task's sample records, in ordinal order
@@ -118,6 +132,7 @@ async def run_plan(
         queue.put_nowait(ordinal)
     results: list = list(finished)
     notes: list[str] = []
+    shared_calls: dict[str, asyncio.Future] = {}
 
     with writes_to.sample_writer() as writer:
 
@@ -135,6 +150,8 @@ async def run_plan(
                 response = cache.get(digest) if cache else None
                 if response is not None:
                     response = response.model_copy(update={"cached": True})
+                elif request.shared_call:
+                    response = await _ask_shared(model, request, digest, shared_calls, cache)
                 else:
                     response = await _ask(model, request)
                     if cache:

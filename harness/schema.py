@@ -108,6 +108,13 @@ class SampleResult(BaseModel):
     cached: bool = False
     reasoning: str | None = None
     consistency: float | None = None
+    # Official MMAD protocols (--suite mmad-official): what the family's official script would have
+    # recorded as its answer (a letter, the raw reply, '' for a failed call), or None with the
+    # reason when it would have recorded nothing (a skipped image, a crash on a letterless reply).
+    protocol: str | None = None
+    official_answer: str | None = None
+    official_reason: str | None = None
+    option_order: list[str] | None = Field(None, description="shuffling protocols: the file's letters in the order shown")
 
 
 class DecodingSpec(BaseModel):
@@ -116,6 +123,15 @@ class DecodingSpec(BaseModel):
     max_new_tokens: int = 128
     temperature: float = 0.0
     top_p: float = 1.0
+    # "model-default": send no temperature/top_p (the API's default, or the checkpoint's generation
+    # config), as MMAD's official scripts did for GPT-4o, Gemini and Qwen.
+    sampling: Literal["explicit", "model-default"] = "explicit"
+    # Which field carries the token limit to an API ("none": no limit sent, as Gemini's script).
+    max_tokens_field: Literal["auto", "max_tokens", "max_completion_tokens", "none"] = "auto"
+
+    @property
+    def sampled(self) -> bool:
+        return self.sampling == "explicit" and self.temperature > 0
 
 
 ScoringMode = Literal["strict", "mmad-compat"]
@@ -143,6 +159,10 @@ class RunSpec(BaseModel):
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     scoring: ScoringMode = "strict"
     choice_scoring: Literal["generate", "logprobs"] = "generate"
+    protocol: str = Field("harmonised", description="how questions are put to the model (harness/protocols/)")
+    protocol_differences: list[str] = Field(default_factory=list, description="what cannot be identical to the official script")
+    data_release: str | None = Field(None, description="the known release the question file's sha256 matches, if any")
+    errata: list[str] = Field(default_factory=list, description="errata files whose records were excluded")
     strategies: list[str] = Field(default_factory=list, description="enhancement strategies, in order (rag, rag=topk:K, agent=SOURCE:STYLE)")
     knowledge: str | None = Field(None, description="domain knowledge file for rag (default: domain_knowledge.json beside the questions)")
     model_options: dict = Field(default_factory=dict, description="backend settings (base URL redacted, key env name only)")
@@ -170,6 +190,7 @@ class RunSummary(BaseModel):
     suite: str
     scoring: ScoringMode
     task: Literal["mcq", "gpt4vad"] = "mcq"
+    protocol: str = "harmonised"
     n_questions: int
     n_samples: int
     status_counts: dict[str, int]

@@ -31,6 +31,16 @@ class ImagePart(BaseModel):
     path: str
     role: str = "query"
     max_side: int | None = None
+    # How the image reaches the model (harness/protocols/): cap (max_side), cv2-fit (OpenCV fit to
+    # `fit`, re-encoded JPEG) or qwen-native (multiples of 28, as qwen-vl-utils hands it on).
+    prep: Literal["cap", "cv2-fit", "qwen-native"] = "cap"
+    fit: int | None = None
+    mime: str | None = Field(None, description="data-URL MIME label; None: image/jpeg (or image/png for qwen-native)")
+    detail: str | None = Field(None, description="API detail for this image; None: the run's --image-detail; omit: none sent")
+
+    def key(self) -> tuple:
+        """What decides the pixels a model receives (not the role)."""
+        return (self.path, self.prep, self.max_side, self.fit)
 
 
 ContentPart = TextPart | ImagePart
@@ -51,6 +61,13 @@ class GenerateRequest(BaseModel):
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     option_letters: list[str] | None = None
     choice_scoring: ChoiceScoring = "generate"
+    # Protocol facts for local models: chat-template switches (Qwen's add_vision_id) and the
+    # processor's image settings (min/max pixels); empty for the harmonised protocol.
+    chat_template_kwargs: dict[str, bool] = Field(default_factory=dict)
+    processor_kwargs: dict = Field(default_factory=dict)
+    # A reply containing one of these (lower-cased) is asked again, up to retry_tries calls in all.
+    retry_keywords: list[str] = Field(default_factory=list)
+    retry_tries: int = 1
     # Bookkeeping for baselines and logs, never sent to a model and not part of the request digest:
     sample_id: str = ""
     sample_seed: int = 0
@@ -62,6 +79,7 @@ class GenerateRequest(BaseModel):
     normal_images: list[str] = Field(default_factory=list)
     regions_file: str | None = None
     reference_answer: str | None = Field(None, description="the right letter; only the oracle baseline reads it")
+    shared_call: bool = Field(False, description="several questions share this exact call (an official two-call protocol): ask it once")
 
 
 class GenerateResponse(BaseModel):

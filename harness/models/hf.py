@@ -25,7 +25,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart, ModelOptions
-from harness.models.images import ImageDecodeError, load_rgb
+from harness.models.images import ImageDecodeError, model_image
 from harness.schema import Usage
 
 AUTO_BATCH_START = {"cuda": 32, "cpu": 8}
@@ -85,23 +85,34 @@ def hf_messages(messages: list[ChatMessage]) -> list[dict]:
     return converted
 
 
-def _request_images(request: GenerateRequest) -> tuple[tuple[str, int | None], ...]:
-    return tuple((p.path, p.max_side) for m in request.messages for p in m.content if isinstance(p, ImagePart))
+def _request_images(request: GenerateRequest) -> tuple[ImagePart, ...]:
+    return tuple(p for m in request.messages for p in m.content if isinstance(p, ImagePart))
 
 
 def _sampled(request: GenerateRequest) -> bool:
-    return request.decoding.temperature > 0
+    return request.decoding.sampled
+
+
+def processor_arguments(request: GenerateRequest) -> dict:
+    """The processor call's extra arguments: a protocol's min/max pixels as the image processor's
+    size bounds (transformers 5 spells them shortest_edge/longest_edge, in pixels)."""
+    extra = dict(request.processor_kwargs)
+    if "min_pixels" in extra or "max_pixels" in extra:
+        extra["size"] = {"shortest_edge": extra.pop("min_pixels", None), "longest_edge": extra.pop("max_pixels", None)}
+    return extra
 
 
 def _scores_letters(request: GenerateRequest) -> bool:
     return request.choice_scoring == "logprobs" and bool(request.option_letters)
 
 
-def group_by_images(pending: list[_Pending], limit: int) -> list[_Pending]:
+def group_by_images(pending: list[_Pending], limit: int, config_samples: bool = False) -> list[_Pending]:
     """Up to `limit` requests of the same kind as the oldest, whole image groups first in order of
-    arrival: questions about one image travel together."""
+    arrival: questions about one image travel together. `config_samples`: the checkpoint's own
+    generation config samples (do_sample with top_k other than 1)."""
     first = pending[0]
-    if _sampled(first.request) and not _scores_letters(first.request):
+    alone = _sampled(first.request) or (config_samples and first.request.decoding.sampling == "model-default")
+    if alone and not _scores_letters(first.request):
         return [first]  # sampled decoding: alone, so its seed alone decides it
     compatible = [p for p in pending if p.kind == first.kind]
     groups: OrderedDict[tuple, list[_Pending]] = OrderedDict()
@@ -117,9 +128,11 @@ def group_by_images(pending: list[_Pending], limit: int) -> list[_Pending]:
 
 def _batch_kind(request: GenerateRequest) -> tuple:
     has_images = bool(_request_images(request))
+    # Requests under different chat-template switches or processor settings never share a batch.
+    protocol = (tuple(sorted(request.chat_template_kwargs.items())), repr(sorted(request.processor_kwargs.items())))
     if _scores_letters(request):
-        return ("logprobs", has_images)
-    return ("generate", has_images, request.decoding.max_new_tokens, _sampled(request))
+        return ("logprobs", has_images, protocol)
+    return ("generate", has_images, request.decoding.max_new_tokens, _sampled(request), request.decoding.sampling, protocol)
 
 
 class HFModel:
@@ -145,6 +158,7 @@ class HFModel:
         self._load_lock = threading.Lock()
         self._images: OrderedDict[tuple[str, int | None], object] = OrderedDict()
         self._loaded = False
+        self._config_samples = False
         self.notes: list[str] = []
 
     # -- loading --------------------------------------------------------------------------------
@@ -170,17 +184,9 @@ class HFModel:
             import torch
             import transformers
 
-            from harness.models.hf_processors import load_processor
-
             options = self.options
             self._torch = torch
-            processor, fallback = load_processor(self.source, trust_remote_code=options.trust_remote_code, revision=options.revision)
-            if fallback:
-                self.notes.append("processor built with an image-only video stand-in (torchvision is not installed)")
-            tokenizer = getattr(processor, "tokenizer", processor)
-            tokenizer.padding_side = "left"  # the answer position is the last one for every row
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token = tokenizer.eos_token
+            processor, tokenizer = self._load_processor()
             dtype = "auto" if options.dtype == "auto" else getattr(torch, options.dtype)
             arguments = dict(dtype=dtype, trust_remote_code=options.trust_remote_code, revision=options.revision, use_safetensors=None if options.allow_pickle_weights else True)
             if options.attn_implementation:
@@ -201,7 +207,38 @@ class HFModel:
             if self._auto_batch:
                 self._batch_cap = AUTO_BATCH_START["cuda" if self.device.type == "cuda" else "cpu"]
             self._letter_ids: dict[str, list[int]] = {}
+            generation = model.generation_config
+            self._config_samples = bool(generation.do_sample) and generation.top_k != 1
             self._loaded = True
+
+    def _load_processor(self):
+        """The processor and its tokenizer, loaded once (weights are not needed for them)."""
+        if getattr(self, "_processor_pair", None) is None:
+            self.ready()
+            from harness.models.hf_processors import load_processor
+
+            processor, fallback = load_processor(self.source, trust_remote_code=self.options.trust_remote_code, revision=self.options.revision)
+            if fallback:
+                self.notes.append("processor built with an image-only video stand-in (torchvision is not installed)")
+            tokenizer = getattr(processor, "tokenizer", processor)
+            tokenizer.padding_side = "left"  # the answer position is the last one for every row
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._processor_pair = (processor, tokenizer)
+        return self._processor_pair
+
+    def render_request(self, request: GenerateRequest) -> dict:
+        """What one request hands the model, without loading weights (--dump-requests): the prompt
+        after the chat template, the images exactly as given to the processor, the processor's
+        inputs and the prompt's token count."""
+        processor, tokenizer = self._load_processor()
+        if not self._loaded:
+            self.processor, self.tokenizer, self.device = processor, tokenizer, "cpu"
+        prepared = self._prepare(request)
+        if isinstance(prepared, GenerateResponse):
+            raise ConfigError(prepared.error or "cannot prepare the request")
+        inputs = self._encode([prepared])
+        return {"text": prepared.text, "images": prepared.images, "inputs": inputs, "prompt_tokens": int(inputs["input_ids"].shape[1])}
 
     def _device(self, torch) -> str:
         if self.options.device != "auto":
@@ -215,7 +252,7 @@ class HFModel:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         loop = asyncio.get_running_loop()
-        pending = _Pending(request, loop.create_future(), tuple(path for path, _ in _request_images(request)))
+        pending = _Pending(request, loop.create_future(), tuple(part.path for part in _request_images(request)))
         self._pending.append(pending)
         if self._batcher is None or self._batcher.done():
             self._batcher = asyncio.create_task(self._run_batches())
@@ -233,7 +270,7 @@ class HFModel:
                             item.future.set_exception(error)
                     self._pending.clear()
                     return
-            batch = group_by_images(self._pending, self._batch_cap or 1)
+            batch = group_by_images(self._pending, self._batch_cap or 1, self._config_samples)
             chosen = {id(item) for item in batch}
             self._pending = [item for item in self._pending if id(item) not in chosen]
             try:
@@ -250,11 +287,11 @@ class HFModel:
 
     # -- inference (worker thread) ---------------------------------------------------------------
 
-    def _image(self, path: str, max_side: int | None):
-        key = (path, max_side)
+    def _image(self, part: ImagePart):
+        key = part.key()
         image = self._images.get(key)
         if image is None:
-            image = load_rgb(path, max_side)
+            image = model_image(part)
             self._images[key] = image
             if len(self._images) > IMAGE_CACHE_SIZE:
                 self._images.popitem(last=False)
@@ -264,10 +301,10 @@ class HFModel:
 
     def _prepare(self, request: GenerateRequest) -> _Prepared | GenerateResponse:
         try:
-            images = [self._image(path, max_side) for path, max_side in _request_images(request)]
+            images = [self._image(part) for part in _request_images(request)]
         except ImageDecodeError as error:
             return GenerateResponse(error=f"ImageDecodeError: {error}")
-        text = self.processor.apply_chat_template(hf_messages(request.messages), add_generation_prompt=True, tokenize=False)
+        text = self.processor.apply_chat_template(hf_messages(request.messages), add_generation_prompt=True, tokenize=False, **request.chat_template_kwargs)
         return _Prepared(request, text, images)
 
     def _answer(self, requests: list[GenerateRequest]) -> list[GenerateResponse]:
@@ -326,6 +363,7 @@ class HFModel:
             arguments["add_special_tokens"] = False  # the chat template wrote BOS already (as transformers does)
         if has_images:
             arguments["images"] = [item.images for item in batch]
+            arguments.update(processor_arguments(batch[0].request))  # one kind per batch
         return self.processor(**arguments).to(self.device)
 
     def _letter_token_ids(self, letter: str) -> list[int]:
@@ -360,7 +398,11 @@ class HFModel:
         torch = self._torch
         request = batch[0].request
         settings = dict(max_new_tokens=request.decoding.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
-        if _sampled(request):  # only ever one request: its seed alone decides its sample
+        if request.decoding.sampling == "model-default":
+            # The checkpoint's own generation config decides (as MMAD's Qwen script left it); a
+            # sampling config runs one request at a time (group_by_images), under its seed.
+            torch.manual_seed(request.sample_seed)
+        elif _sampled(request):  # only ever one request: its seed alone decides its sample
             torch.manual_seed(request.sample_seed)
             settings.update(do_sample=True, temperature=request.decoding.temperature, top_p=request.decoding.top_p, top_k=None)
         else:

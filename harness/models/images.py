@@ -1,14 +1,31 @@
-"""Images for model requests: loaded and capped in size; for APIs also base64-encoded once per run."""
+"""Images for model requests: loaded and sized as the request's protocol says; for APIs also
+base64-encoded once per run.
+
+Three preparations (`ImagePart.prep`):
+- cap: the longest side scaled down to `max_side` (Pillow BOX, never enlarged); JPEG q95 for APIs.
+- cv2-fit: MMAD's official GPT-4o/Gemini/LLaVA scripts: OpenCV reads the file (BGR), scales it by
+  min(fit/w, fit/h) with int() truncation and INTER_AREA (so small images are enlarged), and
+  cv2.imencode('.jpg') re-encodes it. Local models get that JPEG decoded, as LLaVA's script did.
+- qwen-native: what qwen-vl-utils hands Qwen's processor: RGBA flattened on white, each side
+  rounded to a multiple of 28 with 4..16384 28×28 tokens, bicubic. APIs get it as lossless PNG.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+import math
 import threading
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from harness.models.base import ImagePart
+
 JPEG_QUALITY = 95
+QWEN_FACTOR = 28  # patch 14 × spatial merge 2
+QWEN_MIN_TOKENS, QWEN_MAX_TOKENS = 4, 16384
+QWEN_MAX_RATIO = 200
 
 
 class ImageDecodeError(Exception):
@@ -30,6 +47,92 @@ def load_rgb(path: str, max_side: int | None) -> Image.Image:
     return rgb
 
 
+def cv2_fit_jpeg(path: str, fit: int) -> bytes:
+    """MMAD's official image step: OpenCV read, fit into fit×fit (int() truncation, INTER_AREA,
+    enlarging small images), encoded by cv2.imencode('.jpg') with OpenCV's defaults."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImageDecodeError("the official MMAD image step needs OpenCV: pip install -e '.[official]' (opencv-python-headless)") from None
+    image = cv2.imread(path) if Path(path).is_file() else None  # as the scripts read it: BGR, EXIF applied
+    if image is None:
+        raise ImageDecodeError(f"cannot decode image {path} with OpenCV")
+    height, width = image.shape[:2]
+    scale = min(fit / width, fit / height)
+    resized = cv2.resize(image, (int(width * scale), int(height * scale)), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", resized)
+    if not ok:
+        raise ImageDecodeError(f"OpenCV could not encode {path} as JPEG")
+    return encoded.tobytes()
+
+
+def qwen_smart_size(height: int, width: int, min_pixels: int | None = None, max_pixels: int | None = None) -> tuple[int, int]:
+    """(height, width) as multiples of 28 whose product lies in [min_pixels, max_pixels]:
+    qwen-vl-utils' and Qwen's image processor's published rounding rule."""
+    factor = QWEN_FACTOR
+    min_pixels = QWEN_MIN_TOKENS * factor * factor if min_pixels is None else min_pixels
+    max_pixels = QWEN_MAX_TOKENS * factor * factor if max_pixels is None else max_pixels
+    if max(height, width) / min(height, width) > QWEN_MAX_RATIO:
+        raise ImageDecodeError(f"aspect ratio {max(height, width) / min(height, width):.0f} is over Qwen's limit of {QWEN_MAX_RATIO}")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def qwen_native_rgb(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            if image.mode == "RGBA":  # qwen-vl-utils flattens transparency on white
+                rgb = Image.new("RGB", image.size, (255, 255, 255))
+                rgb.paste(image, mask=image.split()[3])
+            else:
+                rgb = image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise ImageDecodeError(f"cannot decode image {path}: {error}") from None
+    height, width = qwen_smart_size(rgb.height, rgb.width)
+    return rgb.resize((width, height), Image.BICUBIC)
+
+
+def model_image(part: ImagePart) -> Image.Image:
+    """The RGB image a local model's processor receives for this part."""
+    if part.prep == "cv2-fit":
+        with Image.open(io.BytesIO(cv2_fit_jpeg(part.path, part.fit or 512))) as decoded:
+            return decoded.convert("RGB")
+    if part.prep == "qwen-native":
+        return qwen_native_rgb(part.path)
+    return load_rgb(part.path, part.max_side)
+
+
+def extension_mime(path: str, default: str) -> str:
+    """MMAD's official MIME rule: by the file's extension, not by the (JPEG) bytes sent."""
+    lower = path.lower()
+    if lower.endswith(".png"):
+        return "image/png"
+    if lower.endswith((".jpeg", ".jpg")):
+        return "image/jpeg"
+    return default
+
+
+def encoded_bytes(part: ImagePart) -> tuple[bytes, str]:
+    """(bytes, default MIME) of the image as an API receives it."""
+    if part.prep == "cv2-fit":
+        return cv2_fit_jpeg(part.path, part.fit or 512), "image/jpeg"
+    buffer = io.BytesIO()
+    if part.prep == "qwen-native":
+        qwen_native_rgb(part.path).save(buffer, format="PNG")
+        return buffer.getvalue(), "image/png"
+    load_rgb(part.path, part.max_side).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue(), "image/jpeg"
+
+
 def encode_jpeg_data_url(path: str, max_side: int | None) -> tuple[str, tuple[int, int]]:
     """A data URL of the image as JPEG, capped as `load_rgb` does."""
     rgb = load_rgb(path, max_side)
@@ -42,15 +145,16 @@ class ImageEncoder:
     """Memoises encodings: an MMAD image is asked about ~5 times, its template far more."""
 
     def __init__(self) -> None:
-        self._urls: dict[tuple[str, int | None], str] = {}
+        self._urls: dict[tuple, str] = {}
         self._lock = threading.Lock()
         self.encoded = 0
 
-    def data_url(self, path: str, max_side: int | None) -> str:
-        key = (path, max_side)
+    def data_url(self, part: ImagePart) -> str:
+        key = part.key() + (part.mime,)
         url = self._urls.get(key)
         if url is None:
-            url, _ = encode_jpeg_data_url(path, max_side)
+            data, default_mime = encoded_bytes(part)
+            url = f"data:{part.mime or default_mime};base64," + base64.b64encode(data).decode("ascii")
             with self._lock:
                 self._urls[key] = url
                 self.encoded += 1

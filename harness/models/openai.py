@@ -95,21 +95,32 @@ class OpenAIChatModel:
             if isinstance(part, TextPart):
                 parts.append({"type": "text", "text": part.text})
             elif isinstance(part, ImagePart):
-                url = self._images.data_url(part.path, part.max_side)
-                parts.append({"type": "image_url", "image_url": {"url": url, "detail": self.options.image_detail}})
+                image_url = {"url": self._images.data_url(part)}
+                detail = part.detail or self.options.image_detail
+                if detail != "omit":
+                    image_url["detail"] = detail
+                parts.append({"type": "image_url", "image_url": image_url})
         return parts
+
+    def request_body(self, request: GenerateRequest) -> dict:
+        """The exact JSON body this backend posts for a request (--dump-requests writes it)."""
+        return self._arguments(request)
 
     def _arguments(self, request: GenerateRequest) -> dict:
         decoding = request.decoding
         arguments: dict = {
             "model": self.model_id,
             "messages": [{"role": m.role, "content": self._content(m)} for m in request.messages],
-            "temperature": decoding.temperature,
-            "top_p": decoding.top_p,
-            # OpenAI's newer models only take max_completion_tokens; compatible servers know max_tokens.
-            ("max_completion_tokens" if self._official else "max_tokens"): decoding.max_new_tokens,
         }
-        if decoding.temperature > 0:
+        if decoding.sampling == "explicit":
+            arguments.update(temperature=decoding.temperature, top_p=decoding.top_p)
+        field = decoding.max_tokens_field
+        if field == "auto":
+            # OpenAI's newer models only take max_completion_tokens; compatible servers know max_tokens.
+            field = "max_completion_tokens" if self._official else "max_tokens"
+        if field != "none":
+            arguments[field] = decoding.max_new_tokens
+        if decoding.sampled:
             arguments["seed"] = request.sample_seed
         if request.choice_scoring == "logprobs":
             arguments.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
@@ -140,10 +151,17 @@ class OpenAIChatModel:
             return GenerateResponse(error=f"ImageDecodeError: {error}")
         started = time.monotonic()
         attempt = 0
+        refusals = 0
         while True:
             attempt += 1
             wait, failure = await self._attempt(arguments, request, attempt, started)
             if isinstance(failure, GenerateResponse):
+                if failure.error is None and refused(failure.text, request.retry_keywords):
+                    # The official scripts ask again when a reply holds a refusal word, then give up.
+                    refusals += 1
+                    if refusals < request.retry_tries:
+                        continue
+                    return failure.model_copy(update={"error": f"RefusalRetriesExhausted: all {refusals} replies held one of {request.retry_keywords}", "attempts": attempt})
                 return failure
             elapsed = time.monotonic() - started
             if attempt >= self._policy.max_attempts or elapsed + wait > self._policy.max_sample_seconds:
@@ -217,6 +235,11 @@ class OpenAIChatModel:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+def refused(text: str, keywords: list[str]) -> bool:
+    lower = text.lower()
+    return any(keyword in lower for keyword in keywords)
 
 
 def _http_library(openai_module) -> str:

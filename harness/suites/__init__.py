@@ -6,7 +6,7 @@ import tomllib
 from importlib import resources
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import ConfigError
 from harness.schema import DecodingSpec, ScoringMode, TemplateKind
@@ -28,6 +28,7 @@ class Suite(BaseModel):
     image_max_side: int | None = None
     scoring: ScoringMode = "strict"
     choice_scoring: Literal["generate", "logprobs"] = "generate"
+    protocol: str = Field("harmonised", description="harness/protocols/ name, or auto: the model family's official protocol")
     decoding: DecodingSpec = DecodingSpec()
 
 

@@ -18,6 +18,7 @@ from harness.prompting import render_parts, render_text
 from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, Subtask, TemplateKind
 from harness.strategies import Strategies
 from harness.strategies.rag import KnowledgeBase
+from harness.protocols import Protocol
 
 
 @dataclass
@@ -30,6 +31,7 @@ class PromptSettings:
     strategies: Strategies = field(default_factory=Strategies)
     knowledge: KnowledgeBase | None = None
     artifacts_dir: Path | None = None  # where strategies keep the images they make (agent overlays)
+    protocol: Protocol | None = None  # an official MMAD protocol; None: the harmonised layout
 
 
 def build_request(question: Question, image: ImageRecord, root: Path, settings: PromptSettings, seed: int) -> GenerateRequest:
@@ -120,10 +122,7 @@ class RequestDigester:
         messages = [
             {
                 "role": m.role,
-                "content": [
-                    {"text": p.text} if isinstance(p, TextPart) else {"image": self._image(p.path), "max_side": p.max_side}
-                    for p in m.content
-                ],
+                "content": [{"text": p.text} if isinstance(p, TextPart) else self._image_entry(p) for p in m.content],
             }
             for m in request.messages
         ]
@@ -134,7 +133,21 @@ class RequestDigester:
             "options": request.option_letters,
             "choice_scoring": request.choice_scoring,
         }
+        # Protocol facts join the digest only when set, so harmonised requests keep their old digests
+        # (and their cached answers).
+        extras = {
+            "chat_template_kwargs": request.chat_template_kwargs,
+            "processor_kwargs": request.processor_kwargs,
+            "retry": [request.retry_keywords, request.retry_tries] if request.retry_keywords else None,
+        }
+        payload.update({k: v for k, v in extras.items() if v})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def _image_entry(self, part: ImagePart) -> dict:
+        entry: dict = {"image": self._image(part.path), "max_side": part.max_side}
+        if part.prep != "cap":
+            entry.update(prep=part.prep, fit=part.fit, mime=part.mime, detail=part.detail)
+        return entry
 
 
 def _choice_by_logprobs(question: Question, response: GenerateResponse) -> str | None:
@@ -237,6 +250,12 @@ class McqTask:
         if settings.strategies.circular:
             questions = [rotated(q, shift) for q in questions for shift in range(len(q.options))]
         self.questions, self.images, self.root, self.settings, self.seed = questions, images, root, settings, seed
+        protocol = settings.protocol
+        self.protocol = protocol if protocol is not None and protocol.official else None
+        self.conversations: dict[str, list[Question]] = {}
+        if self.protocol is not None:  # official calls may hold several of an image's questions
+            for q in sorted(questions, key=lambda q: q.index):
+                self.conversations.setdefault(q.image_id, []).append(q)
         # An expert's map takes ~0.2 s of CPU: prepare such requests in a worker thread.
         self.blocking = settings.strategies.agent is not None and settings.strategies.agent.source == "expert"
 
@@ -246,8 +265,24 @@ class McqTask:
 
     def build_request(self, ordinal: int) -> GenerateRequest:
         question = self.questions[ordinal]
-        return build_request(question, self.images[question.image_id], self.root, self.settings, self.seed)
+        image = self.images[question.image_id]
+        if self.protocol is None:
+            return build_request(question, image, self.root, self.settings, self.seed)
+        from harness.tasks.official import official_request
+
+        settings = self.settings
+        templates = list(getattr(image, f"{settings.templates}_templates")[: settings.shots])
+        knowledge = settings.knowledge.text_for(image.dataset, image.category, "", None) if settings.strategies.rag and settings.knowledge else None
+        return official_request(
+            question, self.conversations[question.image_id], image, self.root, protocol=self.protocol, templates=templates, knowledge=knowledge or None, seed=self.seed
+        )
 
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> SampleResult:
         question = self.questions[ordinal]
-        return score_response(question, self.images[question.image_id], ordinal, model, digest, response, self.settings.choice_scoring)
+        sample = score_response(question, self.images[question.image_id], ordinal, model, digest, response, self.settings.choice_scoring)
+        if self.protocol is None:
+            return sample
+        from harness.tasks.official import apply_official, call_plan
+
+        plan = call_plan(question, self.conversations[question.image_id], self.protocol)
+        return apply_official(sample, response, question, self.protocol, plan, self.seed)

@@ -56,6 +56,7 @@ class ServerState:
     faults: Counter = field(default_factory=Counter)
     attempts: Counter = field(default_factory=Counter)  # request digest → attempts seen
     image_sizes: list = field(default_factory=list)
+    bodies: list = field(default_factory=list)  # every answered request body, in arrival order (tests)
     authorization: set = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -212,6 +213,7 @@ class FakeOpenAI:
             if config.inspect_images:
                 state.image_sizes.append(_image_sizes(body))
             state.completions += 1
+            state.bodies.append(body)
             prompt = _prompt_text(body)
             if config.responder is not None:
                 scripted = config.responder(prompt, _image_count(body))

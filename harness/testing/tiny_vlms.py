@@ -38,6 +38,19 @@ _QWEN_TEMPLATE = (
     + _IMAGE_LOOP.replace("IMAGE", "<|vision_start|><|image_pad|><|vision_end|>")
     + "<|im_end|>{{ '\\n' }}{%- endfor -%}{%- if add_generation_prompt -%}<|im_start|>assistant{{ '\\n' }}{%- endif -%}"
 )
+# Qwen2-VL-Instruct's published chat template (its chat_template.json), byte for byte: the default
+# system prompt, and "Picture k: " before each image under add_vision_id, which MMAD's script set.
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 _ONEVISION_TEMPLATE = (
     "{%- for message in messages -%}<|im_start|>{{ message['role'] }}{{ '\\n' }}"
     + _IMAGE_LOOP.replace("IMAGE", "<image>{{ '\\n' }}")
@@ -96,7 +109,7 @@ def _save(folder: Path, model, processor) -> Path:
 def _qwen(folder: Path, version: str, text: dict | None = None, vision: dict | None = None, max_pixels: int = 224 * 224, dtype=None) -> Path:
     import transformers as tf
 
-    tok = _tokenizer(_QWEN_TOKENS, eos="<|im_end|>", pad="<|endoftext|>", chat_template=_QWEN_TEMPLATE, image_token="<|image_pad|>", video_token="<|video_pad|>", vision_start_token="<|vision_start|>", vision_end_token="<|vision_end|>")
+    tok = _tokenizer(_QWEN_TOKENS, eos="<|im_end|>", pad="<|endoftext|>", chat_template=QWEN2_VL_CHAT_TEMPLATE, image_token="<|image_pad|>", video_token="<|video_pad|>", vision_start_token="<|vision_start|>", vision_end_token="<|vision_end|>")
     ids = {t: tok.convert_tokens_to_ids(t) for t in _QWEN_TOKENS}
     config_class, model_class = (tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration) if version == "2" else (tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration)
     text = text or dict(vocab_size=len(tok), **_TEXT)

@@ -1,0 +1,97 @@
+"""A run beside its published MMAD row: which protocol it used, and the difference with its interval.
+
+A published row is only a fair reference when the run used the official MMAD release and its
+family's official protocol; otherwise the lines say why no difference is shown (or what differs).
+The interval is a bootstrap over the run's own answers, as the official scorer counts them; the
+published value is taken as exact (its per-question answers were not released).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from harness.report.published import PublishedRow, published_rows
+from harness.schema import RunSpec, RunSummary, SampleResult
+
+SUBTASK_ORDER = ("Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description", "Defect Analysis", "Object Classification", "Object Analysis")
+_MERGED = {"Object Structure": "Object Analysis", "Object Details": "Object Analysis"}
+
+
+def _normalised(name: str) -> str:
+    name = name.lower().removesuffix("-hf")
+    name = re.sub(r"-20\d\d-\d\d-\d\d$", "", name)  # dated API snapshots: gpt-4o-2024-08-06
+    return re.sub(r"^llava-1\.(\d)", r"llava-v1.\1", name)  # llava-hf/llava-1.5-7b-hf ↔ llava-v1.5-7b
+
+
+def published_row_for(model: str, shots: int) -> PublishedRow | None:
+    """The published row of the same model (by name, across hub and API spellings) and shots."""
+    wanted = _normalised(model.split("/", 1)[-1].rstrip("/").rsplit("/", 1)[-1])
+    return next((row for row in published_rows() if row.shots == shots and _normalised(row.model) == wanted), None)
+
+
+def compat_average_interval(records: list[dict], seed: int = 0, resamples: int = 2000, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Bootstrap interval of the official scorer's macro average (datasets × 7 subtasks, detection
+    balanced over normal/anomalous by the `good` path rule), from an answers file's records.
+    Each cell's count is drawn as Binomial(n, p̂): the same as resampling its records."""
+    rng = np.random.default_rng(seed)
+    kept = [r for r in records if r["gpt_answer"] in ("A", "B", "C", "D", "E")]
+    if not kept:
+        return None
+    dataset_draws = []
+    for dataset in sorted({r["image"].split("/", 1)[0] for r in kept}):
+        columns = []
+        for subtask in SUBTASK_ORDER:
+            cell = [r for r in kept if r["image"].split("/", 1)[0] == dataset and _MERGED.get(r["question_type"], r["question_type"]) == subtask]
+            if not cell:
+                continue
+            groups = [[r for r in cell if ("good" in r["image"]) == normal] for normal in (True, False)] if subtask == SUBTASK_ORDER[0] else [cell]
+            draws = [rng.binomial(len(g), np.mean([r["gpt_answer"] == r["correct_answer"] for r in g]), resamples) / len(g) for g in groups if g]
+            columns.append(100 * np.mean(draws, axis=0))
+        if columns:
+            dataset_draws.append(np.mean(columns, axis=0))
+    average = np.mean(dataset_draws, axis=0)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(average, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def comparison_lines(spec: RunSpec, summary: RunSummary, folder) -> list[str]:
+    """What the printed table needs beside it: the protocol, the other score, the published row."""
+    if summary.task != "mcq":
+        return []
+    from harness.export import answers_file_records
+
+    lines = []
+    if spec.protocol == "harmonised":
+        lines.append("protocol: harmonised (one layout for every model, strict parsing; not the protocol of a published row: --suite mmad-official)")
+    else:
+        lines.append(f"protocol: {spec.protocol}, MMAD's official script for this family; {len(spec.protocol_differences)} known differences in spec.json")
+        unrecorded = summary.mmad_compat.get("unrecorded", 0)
+        if unrecorded:
+            lines.append(f"{unrecorded} questions the official script would have recorded no answer for (left out of its score; strict counts them wrong)")
+    compat_average = summary.mmad_compat.get("values", {}).get("Average", {}).get("Average")
+    strict_average = summary.strict.get("accuracy", {}).get("Average", {}).get("Average")
+    if summary.scoring == "mmad-compat" and strict_average is not None:
+        lines.append(f"strict average (unparsable = wrong, every question counted): {strict_average:.2f}")
+    elif compat_average is not None:
+        lines.append(f"official-scorer average: {compat_average:.2f}")
+    row = published_row_for(spec.model, spec.shots)
+    if row is None:
+        return lines
+    published = row.averages["Average"]
+    if spec.data_release is None or "official" not in spec.data_release:
+        lines.append(f"published MMAD row {row.model} ({row.shots}-shot): {published:.2f}; no difference shown: this question file is not the official MMAD release")
+        return lines
+    samples = folder.read_samples(sample_type=SampleResult)
+    records = answers_file_records(samples)
+    interval = compat_average_interval(records)
+    if compat_average is None or interval is None:
+        return lines
+    caveat = "" if spec.protocol != "harmonised" else " (harmonised protocol: not the published row's protocol)"
+    lines.append(
+        f"published MMAD row {row.model} ({row.shots}-shot): {published:.2f}; yours − published: {compat_average - published:+.2f} "
+        f"[{interval[0] - published:+.2f}, {interval[1] - published:+.2f}] (95% bootstrap over your answers){caveat}"
+    )
+    return lines
