@@ -48,6 +48,7 @@ def _add_eval(commands) -> None:
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--mmad-compat", action="store_true", help="headline scores by the official MMAD scorer")
+    parser.add_argument("--strict", action="store_true", help="headline scores strict (unparsable = wrong), also under --suite mmad-official")
     parser.add_argument("--seed", type=int, default=0, help="recorded in spec.json; seeds every random choice")
     parser.add_argument("--limit", type=int, help="only the first N questions (for a quick look)")
     parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted and reported) instead of stopping")
@@ -153,7 +154,7 @@ def _new_spec(args: argparse.Namespace):
         image_max_side=args.image_max_side,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
-        scoring="mmad-compat" if args.mmad_compat else None,
+        scoring="mmad-compat" if args.mmad_compat else "strict" if args.strict else None,
         choice_scoring=args.choice_scoring,
         seed=args.seed,
         limit=args.limit,
@@ -303,8 +304,8 @@ def _score(args: argparse.Namespace) -> int:
             folder.write_summary(summary)
             print(results_table(summary))
             return 0
-        if args.mmad_compat:
-            spec = spec.model_copy(update={"scoring": "mmad-compat"})
+        if args.mmad_compat or args.strict:
+            spec = spec.model_copy(update={"scoring": "mmad-compat" if args.mmad_compat else "strict"})
         samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
         summary = summarise(spec, samples, load_questions(spec), None)
         folder.write_summary(summary)
@@ -529,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score a run folder or an MMAD answers file")
     score.add_argument("target", help="run folder, or an MMAD answers .json")
     score.add_argument("--mmad-compat", action="store_true", help="the official MMAD scorer, number for number")
+    score.add_argument("--strict", action="store_true", help="headline strict scores (the run's official answers stay in summary.json)")
     score.add_argument("--csv", help="where to write the official-layout CSV")
 
     export = commands.add_parser("export", help="write a run in MMAD's answers-file format")

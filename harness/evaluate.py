@@ -16,6 +16,7 @@ from pathlib import Path
 
 import harness
 from harness.data.mmad import QuestionSet, load_mmad
+from harness.data.releases import exclude_errata, release_name
 from harness.data.sources import cache_dir, resolve_data
 from harness.errors import ConfigError
 from harness.export import answers_file_records, officially_unrecorded
@@ -26,6 +27,7 @@ from harness.runlog import RunFolder, new_run_id
 from harness.runner import RunOutcome, run_plan
 from harness.schema import DecodingSpec, RunSpec, RunSummary, SampleResult, Usage
 from harness.strategies import parse_strategies
+from harness.protocols import resolve_protocol
 from harness.suites import load_suite
 from harness.tasks.mcq import McqTask, PromptSettings
 
@@ -105,7 +107,9 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     strategies = parse_strategies(overrides.strategies or []).names
     run_suffix = suite_name + "".join("+" + re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-") for s in strategies)
     options = (overrides.model_options or ModelOptions()).model_copy(update={"max_connections": max_connections})
-    protocol = resolve_protocol(suite.protocol, model, overrides, strategies)
+    changed = {"--max-new-tokens": overrides.max_new_tokens, "--temperature": overrides.temperature, "--image-max-side": overrides.image_max_side}
+    changed["--choice-scoring logprobs"] = True if overrides.choice_scoring == "logprobs" else None
+    protocol = resolve_protocol(overrides.protocol or suite.protocol, model, [flag for flag, value in changed.items() if value is not None], strategies)
     if protocol.official:
         decoding = protocol.decoding
         run_suffix += "" if suite.protocol == "auto" and overrides.protocol is None else f"+{protocol.name}"
@@ -142,27 +146,6 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     )
 
 
-def resolve_protocol(suite_protocol: str, model: str, overrides: EvalOverrides, strategies: list[str]):
-    """The protocol a run uses: --protocol, else the suite's (auto: the model family's official one).
-    An official protocol fixes what its script fixed; flags that would change it are refused."""
-    from harness.protocols import load_protocol, protocol_for_model
-
-    name = overrides.protocol or suite_protocol
-    protocol = protocol_for_model(model) if name == "auto" else load_protocol(name)
-    if not protocol.official:
-        return protocol
-    changed = [flag for flag, value in (("--max-new-tokens", overrides.max_new_tokens), ("--temperature", overrides.temperature), ("--image-max-side", overrides.image_max_side)) if value is not None]
-    if overrides.choice_scoring == "logprobs":
-        changed.append("--choice-scoring logprobs")
-    others = [s for s in strategies if not s.startswith("rag")]
-    if changed or others:
-        raise ConfigError(
-            f"protocol {protocol.name} is the official script's: {', '.join(changed + others)} would change what it sent; "
-            "drop them, or use the harmonised suites (mmad-1shot) to vary decoding, images and strategies"
-        )
-    return protocol
-
-
 def load_questions(spec: RunSpec) -> QuestionSet:
     data = resolve_data(spec.data, spec.data_root)
     question_set = load_mmad(data.json_path, root=data.root, templates=spec.templates, shots=spec.shots, skip_bad=spec.skip_bad)
@@ -171,20 +154,6 @@ def load_questions(spec: RunSpec) -> QuestionSet:
     if spec.limit is not None:
         question_set.questions = question_set.questions[: spec.limit]
     return question_set
-
-
-def exclude_errata(question_set: QuestionSet, name: str) -> None:
-    """Leave out the records an errata file lists (each counted as skipped, with the errata's reason)."""
-    from harness.data.releases import load_errata
-    from harness.schema import SkippedRecord
-
-    errata = load_errata(name)
-    listed = [key for key in question_set.images if key in errata.records]
-    for key in listed:
-        del question_set.images[key]
-        question_set.skipped.append(SkippedRecord(record=key, reason=f"errata {errata.name}: {errata.description} ({errata.source})"))
-    dropped = set(listed)
-    question_set.questions = [q for q in question_set.questions if q.image_id not in dropped]
 
 
 def _error_kind(error: str) -> str:
@@ -387,19 +356,6 @@ def run_evaluation(
     return summary
 
 
-def release_name(spec: RunSpec, digest: str) -> str | None:
-    """The known release a question file is (by SHA-256). An official protocol on an unknown file
-    is a warning: the run is valid, only not the published data."""
-    import sys
-
-    from harness.data.releases import release_for
-
-    release = release_for(digest)
-    if release is None and spec.protocol != "harmonised":
-        print(f"iadbench: warning: the question file (sha256 {digest[:12]}…) is not a known MMAD release; published rows used the official one", file=sys.stderr)
-    return release.name if release else None
-
-
 def start_run(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, RunFolder, QuestionSet | None]:
     """Validate the data before creating the folder, so a bad flag leaves no empty run behind."""
     if spec.task == "gpt4vad":
@@ -411,5 +367,5 @@ def start_run(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, RunFolder, Questi
         return spec, RunFolder.create(runs_dir, spec), None
     question_set = load_questions(spec)
     prompt_settings(spec, question_set, runs_dir)  # a missing knowledge file stops here, not in a worker
-    spec = spec.model_copy(update={"data_digest": question_set.digest, "data_release": release_name(spec, question_set.digest)})
+    spec = spec.model_copy(update={"data_digest": question_set.digest, "data_release": release_name(spec.protocol, question_set.digest)})
     return spec, RunFolder.create(runs_dir, spec), question_set

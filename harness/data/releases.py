@@ -56,3 +56,27 @@ def load_errata(name_or_path: str) -> Errata:
         return Errata(data["name"], data["description"], data["source"], frozenset(data["records"]))
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
         raise ConfigError(f"errata {name_or_path}: needs name, description, source and records ({error})") from None
+
+
+def release_name(protocol: str, digest: str) -> str | None:
+    """The known release a question file is (by SHA-256). An official protocol on an unknown file
+    is a warning: the run is valid, only not on the published data."""
+    import sys
+
+    release = release_for(digest)
+    if release is None and protocol != "harmonised":
+        print(f"iadbench: warning: the question file (sha256 {digest[:12]}…) is not a known MMAD release; published rows used the official one", file=sys.stderr)
+    return release.name if release else None
+
+
+def exclude_errata(question_set, name: str) -> None:
+    """Leave out the records an errata file lists (each counted as skipped, with the errata's reason)."""
+    from harness.schema import SkippedRecord
+
+    errata = load_errata(name)
+    listed = [key for key in question_set.images if key in errata.records]
+    for key in listed:
+        del question_set.images[key]
+        question_set.skipped.append(SkippedRecord(record=key, reason=f"errata {errata.name}: {errata.description} ({errata.source})"))
+    dropped = set(listed)
+    question_set.questions = [q for q in question_set.questions if q.image_id not in dropped]

@@ -105,3 +105,16 @@ def protocol_for_model(model: str) -> Protocol:
             "or use the harmonised suites (mmad-1shot) for a model MMAD did not publish"
         )
     return max(candidates, key=lambda c: c[0])[1]  # the most specific pattern: gpt-4o-mini over gpt-4o*
+
+
+def resolve_protocol(name: str, model: str, changed_flags: list[str], strategies: list[str]) -> Protocol:
+    """The protocol a run uses (auto: the model family's official one). An official protocol fixes
+    what its script fixed: flags and strategies that would change it are refused."""
+    protocol = protocol_for_model(model) if name == "auto" else load_protocol(name)
+    others = [s for s in strategies if not s.startswith("rag")]
+    if protocol.official and (changed_flags or others):
+        raise ConfigError(
+            f"protocol {protocol.name} is the official script's: {', '.join(changed_flags + others)} would change what it sent; "
+            "drop them, or use the harmonised suites (mmad-1shot) to vary decoding, images and strategies"
+        )
+    return protocol

@@ -15,6 +15,8 @@ from PIL import Image
 
 from harness.report import charts
 from harness.report.published import PAPER_ROWS, published_rows
+from harness.report.reference import comparison_lines
+from harness.runlog import RunFolder
 from harness.report.runs import RunData
 from harness.report.stats import COLUMNS, bootstrap_intervals, paired_comparison
 from harness.schema import SUBTASKS
@@ -44,6 +46,11 @@ def _run_info(run: RunData) -> dict:
         "shots": run.spec.shots,
         "templates": run.spec.templates,
         "choice_scoring": run.spec.choice_scoring,
+        "protocol": run.spec.protocol,
+        "parser": "strict (iadbench)" if run.spec.protocol == "harmonised" else f"the {run.spec.protocol} script's parser (official scorer), strict beside it",
+        "headline": "official MMAD scorer" if run.summary.scoring == "mmad-compat" else "strict",
+        "release": run.spec.data_release or "not a known release",
+        "differences": run.spec.protocol_differences,
         "date": run.spec.created_at[:10],
         "questions": summary.n_questions,
         "answered": summary.n_samples,
@@ -247,6 +254,7 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         "gpt4vad": _gpt4vad_sections(runs),
         "charts": {},
         "image_metrics": [{"label": run.label, **run.summary.image_metrics} for run in mcq],
+        "references": [{"label": run.label, "lines": comparison_lines(run.spec, run.summary, RunFolder(run.path))} for run in mcq],
     }
     if mcq:
         series = {_plain(run.label): [_finite(run.summary.strict["accuracy"]["Average"].get(s.value)) for s in SUBTASKS] for run in mcq}

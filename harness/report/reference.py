@@ -32,28 +32,38 @@ def published_row_for(model: str, shots: int) -> PublishedRow | None:
 
 
 def compat_average_interval(records: list[dict], seed: int = 0, resamples: int = 2000, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Bootstrap interval of the official scorer's macro average (datasets × 7 subtasks, detection
-    balanced over normal/anomalous by the `good` path rule), from an answers file's records.
-    Each cell's count is drawn as Binomial(n, p̂): the same as resampling its records."""
+    """Bootstrap interval of the official scorer's macro average from an answers file's records,
+    combined as that scorer combines its cells: every dataset × every question type seen, an empty
+    cell (or detection class) counting 0, detection balanced over normal/anomalous by the `good`
+    path rule. Each cell's count is drawn as Binomial(n, p̂), the same as resampling its records.
+    (Records after a removed one, which the scorer also skips, are kept here.)"""
     rng = np.random.default_rng(seed)
-    kept = [r for r in records if r["gpt_answer"] in ("A", "B", "C", "D", "E")]
+    valid = ("A", "B", "C", "D", "E")
+    kept = [r for r in records if r["gpt_answer"] in valid and r["correct_answer"] in valid]
     if not kept:
         return None
-    dataset_draws = []
-    for dataset in sorted({r["image"].split("/", 1)[0] for r in kept}):
+    dataset_of = lambda r: r["image"].split("/", 1)[0]  # noqa: E731
+    type_of = lambda r: _MERGED.get(r["question_type"], r["question_type"])  # noqa: E731
+    datasets = list(dict.fromkeys(dataset_of(r) for r in records))
+    types = list(dict.fromkeys(type_of(r) for r in records))
+
+    def rate(group: list[dict]) -> np.ndarray:
+        if not group:
+            return np.zeros(resamples)
+        return rng.binomial(len(group), np.mean([r["gpt_answer"] == r["correct_answer"] for r in group]), resamples) / len(group)
+
+    rows = []
+    for dataset in datasets:
         columns = []
-        for subtask in SUBTASK_ORDER:
-            cell = [r for r in kept if r["image"].split("/", 1)[0] == dataset and _MERGED.get(r["question_type"], r["question_type"]) == subtask]
-            if not cell:
-                continue
-            groups = [[r for r in cell if ("good" in r["image"]) == normal] for normal in (True, False)] if subtask == SUBTASK_ORDER[0] else [cell]
-            draws = [rng.binomial(len(g), np.mean([r["gpt_answer"] == r["correct_answer"] for r in g]), resamples) / len(g) for g in groups if g]
-            columns.append(100 * np.mean(draws, axis=0))
-        if columns:
-            dataset_draws.append(np.mean(columns, axis=0))
-    average = np.mean(dataset_draws, axis=0)
+        for question_type in types:
+            cell = [r for r in kept if dataset_of(r) == dataset and type_of(r) == question_type]
+            if question_type == SUBTASK_ORDER[0]:
+                columns.append(100 * (rate([r for r in cell if "good" in r["image"]]) + rate([r for r in cell if "good" not in r["image"]])) / 2)
+            else:
+                columns.append(100 * rate(cell))
+        rows.append(np.mean(columns, axis=0))
     alpha = (1 - confidence) / 2
-    low, high = np.quantile(average, [alpha, 1 - alpha])
+    low, high = np.quantile(np.mean(rows, axis=0), [alpha, 1 - alpha])
     return float(low), float(high)
 
 

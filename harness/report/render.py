@@ -39,6 +39,14 @@ def markdown(report: dict) -> str:
         if board["published_shown"]:
             lines += ["", "† MMAD's published results (official CSVs, 1-shot unless named). ‡ From the MMAD paper (average only)."]
         lines.append("")
+    if report.get("references"):
+        lines += ["## Protocols and published rows", ""]
+        for run in (r for r in report["runs"] if r["task"] == "mcq"):
+            lines.append(f"- **{run['label']}**: protocol {run['protocol']}; parser: {run['parser']}; headline: {run['headline']}; data: {run['release']}")
+            for reference in (r for r in report["references"] if r["label"] == run["label"]):
+                lines += [f"  - {line}" for line in reference["lines"]]
+            lines += [f"  - differs from the official run: {difference}" for difference in run["differences"]]
+        lines.append("")
     for pair in report["pairs"]:
         lines += [f"## {pair['first']} vs {pair['second']} ({pair['shared_questions']} shared questions, McNemar, Holm-adjusted)", ""]
         lines += ["| subtask | only first right | only second right | p (Holm) | verdict |", "|---|---|---|---|---|"]

@@ -41,6 +41,8 @@ class RunData:
         if self.spec.choice_scoring != "generate":
             extras.append(self.spec.choice_scoring)
         extras += self.spec.strategies
+        if self.spec.protocol != "harmonised":
+            extras.append(f"protocol {self.spec.protocol}")
         return f"{self.spec.model} ({', '.join(extras)})"
 
 
