@@ -211,3 +211,16 @@ def test_official_protocols_refuse_flags_that_change_them(tmp_path, official_tre
     code = main(["eval", "--model", "openai/my-model", "--suite", "mmad-official", "--data", f"mmad:{official_tree / 'mmad.json'}", "--dry-run"])
     err = capsys.readouterr().err
     assert code != 0 and "--protocol" in err and "qwen2.5-vl" in err
+
+
+def test_qwen_protocol_through_an_openai_compatible_server(tmp_path, official_tree, server):
+    running = server()
+    run(tmp_path, official_tree, "openai/my-vllm-qwen", running, "--protocol", "qwen2.5-vl")
+    body = running.app.state.bodies[0]
+    content = body["messages"][0]["content"]
+    assert [p["type"] for p in content] == ["text", "text", "text", "image_url", "text", "image_url", "text", "text"]
+    assert content[1]["text"] == "Answer with the option's letter from the given choices directly! " and content[-1]["text"] == "Is there any defect in the object? \nA. Yes.\nB. No.\n"
+    assert body["chat_template_kwargs"] == {"add_vision_id": True} and body["mm_processor_kwargs"] == {"min_pixels": 50176, "max_pixels": 1003520}
+    assert body["max_tokens"] == 128 and "temperature" not in body
+    image = Image.open(__import__("io").BytesIO(base64.b64decode(content[5]["image_url"]["url"].split(",", 1)[1])))
+    assert content[5]["image_url"]["url"].startswith("data:image/png;base64,") and image.size == (84, 56)  # 40×30 is below 4 tiles: scaled up to 84×56, as qwen-vl-utils rounds

@@ -122,6 +122,12 @@ class OpenAIChatModel:
             arguments[field] = decoding.max_new_tokens
         if decoding.sampled:
             arguments["seed"] = request.sample_seed
+        # A protocol's chat-template switches and processor settings (Qwen's add_vision_id, min/max
+        # pixels), under the request fields vLLM and SGLang read; only official protocols set them.
+        if request.chat_template_kwargs:
+            arguments["chat_template_kwargs"] = request.chat_template_kwargs
+        if request.processor_kwargs:
+            arguments["mm_processor_kwargs"] = request.processor_kwargs
         if request.choice_scoring == "logprobs":
             arguments.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         return arguments
