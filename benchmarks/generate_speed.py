@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from question_gen.generate import default_workers, generate_question_set
-from question_gen.sources import read_mvtec_layout
+from harness.adsets.layouts import read_mvtec_layout
 from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
 
 GOAL_IMAGES_PER_S = 100.0

@@ -17,7 +17,7 @@ from pathlib import Path
 import harness
 from harness.data.mmad import QuestionSet, load_mmad
 from harness.data.releases import exclude_errata, release_name
-from harness.data.sources import cache_dir, resolve_data
+from harness.sources import cache_dir, resolve_data
 from harness.errors import ConfigError
 from harness.export import answers_file_records, officially_unrecorded
 from harness.metrics.accuracy import mmad_compat_table, strict_scores

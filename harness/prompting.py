@@ -24,15 +24,19 @@ _SENTINEL = re.compile(r"\x00(image:[^\x00]*|break)\x00")
 
 
 def prompts_dir() -> Path:
-    """prompts/ beside the packages (iadbench is installed from its checkout), or $IADBENCH_PROMPTS_DIR."""
+    """The prompt templates: $IADBENCH_PROMPTS_DIR; else prompts/ beside the packages (a checkout or
+    an editable install); else harness/prompts/ inside an installed wheel (pyproject maps the
+    top-level prompts/ folder there as package data)."""
     override = os.environ.get("IADBENCH_PROMPTS_DIR")
-    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "prompts"
-    if not folder.is_dir():
-        raise ConfigError(
-            f"prompt templates not found at {folder}; install iadbench from its checkout (pip install -e .) "
-            "or point IADBENCH_PROMPTS_DIR at the prompts/ folder"
-        )
-    return folder
+    here = Path(__file__).resolve().parent
+    candidates = [Path(override)] if override else [here.parent / "prompts", here / "prompts"]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise ConfigError(
+        f"prompt templates not found at {' or '.join(map(str, candidates))}; reinstall iadbench (pip install .) "
+        "or point IADBENCH_PROMPTS_DIR at the prompts/ folder"
+    )
 
 
 @lru_cache(maxsize=1)

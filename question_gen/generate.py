@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from harness.data.masks import load_mask_union
+from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
-from harness.data.similarity import descriptor, most_similar
+from harness.adsets.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
 from harness.models.base import Model
 from question_gen import knowledge
@@ -30,7 +30,7 @@ from question_gen.balance import arrange_options, balanced_positions
 from question_gen.drafts import Draft, ImageContext, draft_questions
 from question_gen.llm_assist import LlmImage, rewrite_all, with_provenance
 from question_gen.quality import quality_report
-from question_gen.sources import SourceCategory, SourceImage, read_mvtec_layout
+from harness.adsets.layouts import SourceCategory, SourceImage, read_mvtec_layout
 
 N_TEMPLATES = 4
 PARALLEL_MIN_IMAGES = 200  # below this, starting worker processes costs more than it saves
@@ -119,7 +119,7 @@ def generate_question_set(
     workers: int | None = None,
 ) -> GenerationReport:
     """Write `out/mmad.json`, `out/domain_knowledge.json` and `out/generation_report.json` for a
-    dataset read by one of question_gen.sources' readers (MVTec AD layout by default)."""
+    dataset read by one of harness.adsets.layouts' readers (MVTec AD layout by default)."""
     categories = categories if categories is not None else read_mvtec_layout(source_root)
     dataset_dir = out / dataset_name
     report = GenerationReport(dataset=dataset_name, strict=strict)

@@ -92,7 +92,7 @@ def outline_image(query: Path, masks: list[Path], out: Path) -> Path:
     """The query with the defect's boundary drawn in red (3 px), as the writer is shown it."""
     from skimage.morphology import dilation, disk
 
-    from harness.data.masks import load_mask_union
+    from harness.adsets.masks import load_mask_union
 
     with Image.open(query) as image:
         rgb = np.asarray(image.convert("RGB")).copy()

@@ -9,7 +9,7 @@ from PIL import Image
 from harness.cli import main
 from harness.errors import DataError
 from question_gen.quality import quality_report
-from question_gen.sources import read_ds_mvtec_layout, read_goodsad_layout
+from harness.adsets.layouts import read_ds_mvtec_layout, read_goodsad_layout
 from tests.conftest import write_mask
 
 

@@ -116,7 +116,7 @@ def test_bootstrap_interval_covers_the_estimate(runs):
 
 def test_report_renders_in_a_real_browser(runs, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is needed for this test: apt-get install -y chromium (.ci/run does)"
+    assert chromium, "Debian's chromium is needed for this test: apt-get install -y chromium (bash tests/run.sh does, as root)"
     report = _report(runs, tmp_path, "random", "oracle", "hostile", "gv")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]
     screenshot = tmp_path / "shot.png"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from harness.cli import main
 from harness.errors import DataError
-from question_gen.sources import read_labelled_folder, read_loco_layout
+from harness.adsets.layouts import read_labelled_folder, read_loco_layout
 from tests.conftest import write_image, write_mask
 from tests.test_gpt4vad_task import _visa_tree
 

@@ -81,7 +81,7 @@ def load_mmad(
 def _retrieve_similar(question_set: QuestionSet, json_path: Path, shots: int, skip_bad: bool) -> None:
     """Records that list fewer similar templates than --shots get them retrieved: the category's
     normal images (every template any of its records lists) ranked by thumbnail similarity."""
-    from harness.data.similarity import file_descriptor, most_similar
+    from harness.adsets.similarity import file_descriptor, most_similar
 
     short = [image for image in question_set.images.values() if len(image.similar_templates) < shots]
     pools: dict[tuple[str, str], list[str]] = {}

@@ -144,7 +144,7 @@ def _stratified(candidates: list[dict], limit: int) -> list[dict]:
 
 def mcq_gallery(run: RunData, limit: int) -> dict:
     """Wrong answers of a run, sampled across subtasks and categories, with images from its data."""
-    from harness.data.sources import resolve_data
+    from harness.sources import resolve_data
 
     data = resolve_data(run.spec.data, run.spec.data_root)
     records = json.loads(data.json_path.read_text(encoding="utf-8"))

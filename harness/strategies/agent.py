@@ -71,7 +71,7 @@ def resize_map(anomaly_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def source_map(source: str, query: Path, templates: list[Path], masks: list[Path], key: str, shape: tuple[int, int]) -> np.ndarray:
     """The anomaly map at the image's size from: the expert, the ground truth (oracle), or a file."""
     if source == "oracle":
-        from harness.data.masks import load_mask_union
+        from harness.adsets.masks import load_mask_union
 
         return load_mask_union(masks, shape).astype(np.float32)
     if source == "expert":

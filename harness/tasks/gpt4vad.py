@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.data.masks import load_mask_union
-from harness.data.sources import resolve_gpt4vad_source
+from harness.adsets.masks import load_mask_union
+from harness.sources import resolve_gpt4vad_source
 from harness.errors import ConfigError
 from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart

@@ -55,7 +55,7 @@ def synthetic_question_set(seed: int = 0, size: int = SYNTHETIC_SIZE) -> Path:
 def resolve_gpt4vad_source(source: str, seed: int = 0):
     """(dataset name, root, categories) of an AD dataset for the GPT-4V-AD task:
     synthetic[:SEED], mvtec:DIR or visa:DIR."""
-    from question_gen.sources import read_mvtec_layout, read_visa_layout
+    from harness.adsets.layouts import read_mvtec_layout, read_visa_layout
 
     kind, _, argument = source.partition(":")
     if kind == "synthetic":

@@ -1,0 +1,1 @@
+"""One module per `iadbench` command: each registers its parser and handler (`register`)."""

@@ -1,0 +1,69 @@
+"""`iadbench ablate`: one model, several strategy arms as resumable runs, deltas with paired intervals."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options
+from harness.errors import IadbenchError
+
+
+def register(commands) -> None:
+    ablate = commands.add_parser("ablate", help="one model, several strategy arms, deltas with paired bootstrap intervals")
+    ablate.add_argument("--model", required=True)
+    ablate.add_argument("--strategies", required=True, help="arms separated by commas, strategies in an arm joined by '+': baseline,rag,agent=expert:bbox,rag+agent=expert")
+    add_run_flags(ablate)
+    add_backend_flags(ablate)
+    ablate.add_argument("--out", help="ablation folder (default runs/ablate-<time>); give the same one to resume")
+    ablate.set_defaults(handler=_ablate)
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from harness.ablation import ablation_table, markdown, parse_arms, write_outputs
+    from harness.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
+    from harness.models.base import ModelOptions, create_model
+    from harness.runlog import RunFolder
+
+    arms = parse_arms(args.strategies)
+    folder = Path(args.out or Path(args.runs_dir) / f"ablate-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
+    options = ModelOptions(**given_model_options(args))
+    model = create_model(args.model, seed=args.seed, options=options)
+
+    def shared(spec):
+        """A local model is loaded once for all arms; other backends are made afresh per arm."""
+        if not getattr(model, "reusable_across_runs", False):
+            return None
+        from harness.strategies import parse_strategies
+        from harness.strategies.wrappers import wrap
+
+        return wrap(model, parse_strategies(spec.strategies))
+
+    done = []
+    for arm in arms:
+        target = folder / arm.slug
+        if (target / "spec.json").is_file():  # resumable: an arm already started is continued
+            run = RunFolder.open(target)
+            spec = run.spec()
+            print(f"[{arm.name}] resuming {target}", file=sys.stderr)
+            summary = run_evaluation(spec, run, model=shared(spec), progress=not args.quiet)
+        else:
+            overrides = EvalOverrides(
+                data=args.data, limit=args.limit, seed=args.seed, run_id=arm.slug, strategies=arm.strategies, knowledge=args.knowledge,
+                max_connections=args.max_connections, model_options=options, choice_scoring=args.choice_scoring, max_new_tokens=args.max_new_tokens,
+            )
+            spec = resolve_spec(args.suite or "synthetic-quick", args.model, overrides, model.default_concurrency)
+            spec, run, question_set = start_run(spec, folder)
+            print(f"[{arm.name}] {target}", file=sys.stderr)
+            summary = run_evaluation(spec, run, question_set=question_set, model=shared(spec), progress=not args.quiet)
+        if summary.n_samples < summary.n_questions:
+            raise IadbenchError(f"arm {arm.name} stopped early ({summary.stopped_reason}); continue with the same command")
+        done.append((arm, target))
+    table = ablation_table(done)
+    write_outputs(table, folder)
+    print(markdown(table), end="")
+    print(f"ablation folder: {folder} (ablation.md, ablation.json, one run folder per arm)")
+    return 0

@@ -1,0 +1,218 @@
+"""`iadbench eval`: a new run, a resumed one, a dry run, or one shard of a data-parallel run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options
+from harness.errors import IadbenchError
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("eval", help="evaluate a model on a suite (default: the built-in synthetic set)")
+    add_run_flags(parser)
+    parser.add_argument("--task", choices=["mcq", "gpt4vad"], help="multiple-choice questions, or GPT-4V-AD region scoring with image/pixel metrics")
+    parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, masks:DIR (PNG label maps or .npz per image)")
+    parser.add_argument("--gpt4vad-prompt", choices=["zero-shot", "zero-shot-no-class", "one-shot"], help="gpt4vad prompt variant")
+    parser.add_argument("--model", default=None, help="provider/model or a baseline: random, oracle (iadbench list models)")
+    parser.add_argument("--data-root", help="folder the question file's paths are relative to (default: its folder)")
+    parser.add_argument("--shots", type=int, help="normal template images per question (0, 1, k)")
+    parser.add_argument("--templates", choices=["random", "similar"], help="which template list to take shots from")
+    parser.add_argument("--image-max-side", type=int, help="longest image side sent to the model, in pixels")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--mmad-compat", action="store_true", help="headline scores by the official MMAD scorer")
+    parser.add_argument("--strict", action="store_true", help="headline scores strict (unparsable = wrong), also under --suite mmad-official")
+    parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted and reported) instead of stopping")
+    parser.add_argument("--run-id", help="name of the run folder (default: time_model_suite)")
+    parser.add_argument("--resume", metavar="RUN", help="continue a run folder: asks only the questions not yet answered")
+    parser.add_argument("--retry-errors", action="store_true", help="with --resume: ask again the questions whose backend call failed")
+    parser.add_argument("--dry-run", action="store_true", help="print requests, images, estimated tokens and cost; call nothing")
+    parser.add_argument("--dump-requests", metavar="DIR", help="with --dry-run: write each request as the backend would send it (API JSON bodies; hf/ prompt text, images, token counts)")
+    parser.add_argument("--protocol", help="how questions are put to the model (iadbench list protocols); --suite mmad-official picks the model family's")
+    parser.add_argument("--errata", action="append", default=None, metavar="NAME|FILE", help="leave out known faulty records, e.g. mmad-ds-mvtec-pill (counted and shown)")
+    parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: rag, rag=topk:K, agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
+    add_backend_flags(parser)
+    parser.add_argument("--num-processes", type=int, default=1, help="hf/ models, data parallel: shard the questions over N processes (one per GPU) and merge their samples")
+    parser.add_argument("--shard", help=argparse.SUPPRESS)  # INDEX/COUNT: one process of a --num-processes run
+    parser.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
+    parser.add_argument("--no-cache", action="store_true", help="bypass the persistent response cache")
+    parser.set_defaults(handler=run)
+
+
+def _resume_spec(args: argparse.Namespace):
+    from harness.runlog import RunFolder
+
+    folder = RunFolder.open(Path(args.resume))
+    spec = folder.spec()
+    given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots, "--choice-scoring": args.choice_scoring, "--task": args.task, "--regions": args.regions}
+    conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:].replace("-", "_")))]
+    if conflicts:
+        raise IadbenchError(f"--resume keeps the run's own settings; drop {', '.join(conflicts)} (see {folder.path / 'spec.json'})")
+    if args.strategy or args.knowledge:
+        raise IadbenchError("--resume keeps the run's strategies (see spec.json); start a new run to try others")
+    if args.image_detail or args.api_key_env:
+        raise IadbenchError("--resume keeps the run's --image-detail and --api-key-env (see spec.json)")
+    # How a run is carried out (connections, timeouts, attempts, budget, cache) may change on
+    # resume; what it asks and how it scores may not.
+    carried_out = {k: v for k, v in given_model_options(args).items() if k != "base_url"}
+    updates: dict = {"model_options": spec.model_options | carried_out}
+    if args.max_connections:
+        updates["max_connections"] = args.max_connections
+    if args.max_cost is not None:
+        updates["max_cost_usd"] = args.max_cost
+    if args.no_cache:
+        updates["cache"] = False
+    spec = spec.model_copy(update=updates)
+    folder.update_spec(spec)
+    if args.retry_errors:
+        from harness.schema import RegionSample, SampleResult
+
+        dropped = folder.drop_failed_samples(RegionSample if spec.task == "gpt4vad" else SampleResult)
+        print(f"--retry-errors: {dropped} failed samples will be asked again", file=sys.stderr)
+    print(f"resuming {folder.path}", file=sys.stderr)
+    return spec, folder
+
+
+def _new_spec(args: argparse.Namespace):
+    from harness.evaluate import EvalOverrides, resolve_spec
+    from harness.models.base import ModelOptions, create_model
+
+    if args.retry_errors:
+        raise IadbenchError("--retry-errors goes with --resume RUN")
+    model_name = args.model or "random"
+    options = ModelOptions(**given_model_options(args))
+    overrides = EvalOverrides(
+        data=args.data,
+        data_root=args.data_root,
+        shots=args.shots,
+        templates=args.templates,
+        image_max_side=args.image_max_side,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        scoring="mmad-compat" if args.mmad_compat else "strict" if args.strict else None,
+        choice_scoring=args.choice_scoring,
+        seed=args.seed,
+        limit=args.limit,
+        skip_bad=args.skip_bad,
+        max_connections=args.max_connections,
+        run_id=args.run_id,
+        task=args.task,
+        regions=args.regions,
+        gpt4vad_prompt=args.gpt4vad_prompt,
+        cache=not args.no_cache,
+        max_cost_usd=args.max_cost,
+        model_options=options,
+        strategies=args.strategy,
+        knowledge=args.knowledge,
+        protocol=args.protocol,
+        errata=args.errata,
+    )
+    from harness.strategies import parse_strategies
+    from harness.strategies.wrappers import wrap
+
+    model = wrap(create_model(model_name, seed=args.seed, options=options), parse_strategies(args.strategy or []))
+    suite = args.suite or ("gpt4vad-zero-shot" if args.task == "gpt4vad" else "synthetic-quick")
+    return resolve_spec(suite, model_name, overrides, model.default_concurrency), model
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.errors import FatalBackendError
+    from harness.evaluate import load_questions, model_for, run_evaluation, start_run
+    from harness.tables import results_table
+
+    question_set = model = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not args.shard:
+        raise IadbenchError("launched as one of several processes (WORLD_SIZE is set): use iadbench eval --num-processes N instead of accelerate launch/torchrun")
+    if args.shard:
+        return _eval_shard(args)
+    if args.resume:
+        spec, folder = _resume_spec(args)
+        model = model_for(spec, base_url=args.base_url)
+        getattr(model, "ready", lambda: None)()
+    else:
+        spec, model = _new_spec(args)
+        if args.dump_requests and not args.dry_run:
+            raise IadbenchError("--dump-requests goes with --dry-run (nothing is sent)")
+        if args.dry_run:
+            from harness.dryrun import estimate
+
+            if spec.task != "mcq":
+                raise IadbenchError("--dry-run estimates multiple-choice runs only")
+
+            dump = Path(args.dump_requests) if args.dump_requests else None
+            print(estimate(spec, load_questions(spec), model, dump).describe(spec.model))
+            if dump is not None:
+                print(f"requests written to {dump}")
+            return 0
+        getattr(model, "ready", lambda: None)()  # e.g. an API key: checked before the folder exists
+        spec, folder, question_set = start_run(spec, Path(args.runs_dir))
+        print(f"run folder: {folder.path}", file=sys.stderr)
+    try:
+        if args.num_processes > 1:
+            started = time.perf_counter()
+            finished, question_set = _run_in_processes(spec, folder, question_set, args)
+            if not finished:
+                return 2
+            shard_time = time.perf_counter() - started
+        summary = run_evaluation(spec, folder, question_set=question_set, model=model, progress=not args.quiet)
+        if args.num_processes > 1:  # the time the shard processes took, besides the final scoring
+            summary = summary.model_copy(update={"wall_time_s": (summary.wall_time_s or 0.0) + shard_time})
+            folder.write_summary(summary)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; every finished answer is saved. Continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
+        return 130
+    except FatalBackendError as error:
+        print(f"iadbench: error: {error}\nevery finished answer is saved; continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
+        return 2
+    print(results_table(summary))
+    from harness.report.reference import comparison_lines
+
+    for line in comparison_lines(spec, summary, folder):
+        print(line)
+    print(f"run folder: {folder.path}")
+    if summary.stopped_reason:
+        print(f"stopped early ({summary.stopped_reason}); continue with: iadbench eval --resume {folder.path} --max-cost <higher>", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _eval_shard(args: argparse.Namespace) -> int:
+    """One process of a data-parallel run: answer this shard's block into its own file."""
+    from harness.evaluate import model_for, run_evaluation
+    from harness.parallel import parse_shard
+
+    if not args.resume:
+        raise IadbenchError("--shard is internal to --num-processes and needs --resume RUN")
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as error:
+        raise IadbenchError(str(error)) from None
+    from harness.runlog import RunFolder
+
+    folder = RunFolder.open(Path(args.resume))
+    spec = folder.spec()  # read only: the launcher settled the spec, and N processes must not rewrite it
+    run_evaluation(spec, folder, model=model_for(spec), progress=not args.quiet, shard=shard)
+    return 0
+
+
+def _run_in_processes(spec, folder, question_set, args: argparse.Namespace):
+    """Answer the run with --num-processes shard processes and merge their samples. Returns
+    (whether all finished, the question set loaded on the way, for the final scoring)."""
+    from harness.evaluate import build_task
+    from harness.parallel import run_shards
+
+    task, data = build_task(spec, folder, question_set)
+    folder.merge_shards(task.sample_type)
+    done = len(folder.read_samples(sample_type=task.sample_type))
+    print(f"answering with {args.num_processes} processes", file=sys.stderr)
+    failed = run_shards(folder, args.num_processes, total=len(task.ids), already_done=done, progress=not args.quiet)
+    merged = folder.merge_shards(task.sample_type)
+    if failed:
+        print(f"iadbench: error: {len(failed)} of {args.num_processes} processes failed (exit codes {failed}); {merged} answers merged. "
+              f"Continue with: iadbench eval --resume {folder.path} --num-processes {args.num_processes}", file=sys.stderr)
+        return False, question_set
+    return True, (data if spec.task == "mcq" else question_set)

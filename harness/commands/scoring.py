@@ -1,0 +1,92 @@
+"""`iadbench score` and `iadbench export`: re-score a run or an MMAD answers file; write a run in MMAD's answers format."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness.errors import IadbenchError
+
+
+def register(commands) -> None:
+    score = commands.add_parser("score", help="score a run folder or an MMAD answers file")
+    score.add_argument("target", help="run folder, or an MMAD answers .json")
+    score.add_argument("--mmad-compat", action="store_true", help="the official MMAD scorer, number for number")
+    score.add_argument("--strict", action="store_true", help="headline strict scores (the run's official answers stay in summary.json)")
+    score.add_argument("--csv", help="where to write the official-layout CSV")
+    score.set_defaults(handler=_score)
+    export = commands.add_parser("export", help="write a run in MMAD's answers-file format")
+    export.add_argument("run")
+    export.add_argument("--format", choices=["mmad"], default="mmad")
+    export.add_argument("--out", help="output file (default: RUN/mmad_answers.json)")
+    export.set_defaults(handler=_export)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from harness.metrics.accuracy import mmad_compat_table
+    from harness.runlog import RunFolder
+
+    target = Path(args.target)
+    if target.is_dir():
+        from harness.evaluate import load_questions, summarise
+        from harness.tables import results_table
+
+        folder = RunFolder.open(target)
+        spec = folder.spec()
+        if spec.task == "gpt4vad":
+            from harness.evaluate import summarise_regions
+            from harness.schema import RegionSample
+            from harness.tasks.gpt4vad import load_region_items
+
+            if args.mmad_compat:
+                raise IadbenchError("--mmad-compat scores multiple-choice runs; this is a GPT-4V-AD run")
+            items, _ = load_region_items(spec.data, spec.seed)
+            items = items[: spec.limit] if spec.limit is not None else items  # as the run selected them
+            samples = sorted(folder.read_samples(sample_type=RegionSample), key=lambda s: s.ordinal)
+            summary = summarise_regions(spec, samples, items, folder, None, None)
+            folder.write_summary(summary)
+            print(results_table(summary))
+            return 0
+        if args.mmad_compat or args.strict:
+            spec = spec.model_copy(update={"scoring": "mmad-compat" if args.mmad_compat else "strict"})
+        samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
+        summary = summarise(spec, samples, load_questions(spec), None)
+        folder.write_summary(summary)
+        print(results_table(summary))
+        if args.mmad_compat:
+            from harness.export import answers_file_records
+
+            csv_path = Path(args.csv) if args.csv else folder.path / "mmad_accuracy.csv"
+            mmad_compat_table(answers_file_records(samples)).write_csv(csv_path)
+            print(f"official-layout CSV: {csv_path}")
+        return 0
+    try:
+        answers = json.loads(target.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise IadbenchError(f"{target}: cannot read an MMAD answers file ({error})") from None
+    if not isinstance(answers, list) or not all(isinstance(a, dict) and {"image", "question_type", "correct_answer", "gpt_answer"} <= a.keys() for a in answers):
+        raise IadbenchError(f"{target}: expected MMAD's answers format, a list of {{image, question_type, correct_answer, gpt_answer}}")
+    if not args.mmad_compat:
+        print("note: an MMAD answers file holds letters only, so it is scored with the official rules (--mmad-compat)", file=sys.stderr)
+    table = mmad_compat_table(answers)
+    csv_path = Path(args.csv) if args.csv else target.with_name(target.stem + "_accuracy.csv")
+    table.write_csv(csv_path)
+    print(table.to_csv(), end="")
+    print(f"removed (answer not A-E): {table.removed}; skipped after a removal: {table.skipped}; CSV: {csv_path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from harness.export import answers_file_records
+    from harness.runlog import RunFolder
+
+    folder = RunFolder.open(Path(args.run))
+    if folder.spec().task != "mcq":
+        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a GPT-4V-AD run")
+    records = answers_file_records(folder.read_samples())
+    out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
+    out.write_text(json.dumps(records, indent=4) + "\n")
+    print(f"wrote {len(records)} answers in MMAD's format to {out}")
+    return 0
