@@ -148,7 +148,7 @@ class RunSpec(BaseModel):
     suite: str
     task: Literal["mcq", "gpt4vad"] = "mcq"
     regions: str = Field("slic", description="gpt4vad region division: slic, grid:K or masks:DIR")
-    gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "one-shot"] = "zero-shot"
+    gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "iadbench-one-shot", "one-shot"] = "zero-shot"
     data: str
     data_root: str | None = None
     data_digest: str | None = Field(None, description="sha256 of the question file")

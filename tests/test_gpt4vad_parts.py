@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from harness.tasks.region_parsing import parse_region_reply
+from tests.region_replies import REGION_REPLIES
 from harness.tasks.regions import (
     MAX_AREA,
     MIN_AREA,
@@ -18,45 +19,32 @@ from harness.tasks.regions import (
     text_to_segmentation,
 )
 
-# (reply, expected image score, expected region scores, a reason that must be recorded or None)
-REPLIES = [
-    ("image anomaly score: 0.9; region 1: 0.9; region 3: 0.7.", 0.9, {1: 0.9, 3: 0.7}, None),
-    ("Image anomaly score: 0.2.", 0.2, {}, None),
-    ("**Image Anomaly Score**: 0.85\n- Region 2: 0.8\n- Region 7: 0.6", 0.85, {2: 0.8, 7: 0.6}, None),
-    ("image anomaly score = 90%; region 4 = 85%", 0.9, {4: 0.85}, None),
-    ("Image anomaly score - 0.7, Region 5 - 0.7, Region 6 - 0.4", 0.7, {5: 0.7, 6: 0.4}, None),
-    ("image anomaly score: 0.8; regions 1, 3 and 5: 0.6", 0.8, {1: 0.6, 3: 0.6, 5: 0.6}, None),
-    ("Sure! The image anomaly score is 0.75. Region 2 has a score of 0.7.", 0.75, {2: 0.7}, None),
-    ('{"image_anomaly_score": 0.6, "regions": {"2": 0.6, "9": 0.3}}', 0.6, {2: 0.6, 9: 0.3}, None),
-    ('Answer: {"image anomaly score": 0.5, "regions": [{"region": 4, "score": 0.5}]}', 0.5, {4: 0.5}, None),
-    ("image anomaly score: 0.9; anomalous regions: 2, 5", 0.9, {2: 0.9, 5: 0.9}, "named without a score"),
-    ("image anomaly score: 9; region 1: 8", 0.09, {1: 0.08}, "read as 9%"),
-    ("image anomaly score: 0.9; region 42: 0.9; region 2: 0.5", 0.9, {2: 0.5}, "do not exist"),
-    ("region 3: 0.7; region 1: 0.4", 0.7, {3: 0.7, 1: 0.4}, "no image score given"),
-    ("image anomaly score: 0.9; region 2: 0.3; region 2: 0.8", 0.9, {2: 0.8}, "scored twice"),
-    ("image anomaly score: 1.5", 0.015, {}, "read as 1.5%"),
-    ("image anomaly score: 400", None, {}, "out of range"),
-]
-
-
-@pytest.mark.parametrize(("reply", "image", "regions", "reason"), REPLIES)
-def test_region_reply_parser(reply, image, regions, reason):
+@pytest.mark.parametrize(("reply", "image", "regions"), REGION_REPLIES)
+def test_region_reply_parser_reads_what_the_model_meant(reply, image, regions):
     parsed = parse_region_reply(reply, region_count=10)
     if image is None:
-        assert parsed.status == "unparsable"
+        assert parsed.status == "unparsable" and parsed.reasons
     else:
         assert parsed.status == "ok" and parsed.image_score == pytest.approx(image)
         assert parsed.region_scores == pytest.approx(regions)
-    if reason:
-        assert any(reason in r for r in parsed.reasons), parsed.reasons
-    else:
-        assert parsed.reasons == []
 
 
-@pytest.mark.parametrize("reply", ["", "I cannot see any regions.", "The image looks fine."])
-def test_unparsable_replies_say_why(reply):
-    parsed = parse_region_reply(reply, region_count=5)
-    assert parsed.status == "unparsable" and parsed.reasons
+@pytest.mark.parametrize(("reply", "reason"), [
+    ("image anomaly score: 0.9; anomalous regions: 2, 5", "named as anomalous without a score"),
+    ("image anomaly score: 0.9; region 42: 0.9; region 2: 0.5", "do not exist"),
+    ("region 3: 0.7; region 1: 0.4", "no image score given"),
+    ("image anomaly score: 0.9; region 2: 0.3; region 2: 0.8", "scored twice"),
+    ("image anomaly score: 0.9; region 4: 7", "states no scale: ambiguous, not used"),
+    ("On a scale of 0 to 10: image anomaly score: 8; region 4: 7", "read on the reply's 0-10 scale"),
+    ("Image anomaly score: 0.1. Region 5 appears normal.", "called normal"),
+])
+def test_every_liberty_is_recorded(reply, reason):
+    parsed = parse_region_reply(reply, region_count=10)
+    assert any(reason in r for r in parsed.reasons), parsed.reasons
+
+
+def test_the_exact_format_takes_no_liberty():
+    assert parse_region_reply("image anomaly score: 0.9; region 1: 0.9; region 3: 0.7.", region_count=10).reasons == []
 
 
 def test_grid_division_numbers_row_major_and_filters_area():

@@ -22,7 +22,7 @@ class Suite(BaseModel):
     data: str
     task: Literal["mcq", "gpt4vad"] = "mcq"
     regions: str = "slic"
-    gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "one-shot"] = "zero-shot"
+    gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "iadbench-one-shot", "one-shot"] = "zero-shot"
     shots: int = 1
     templates: TemplateKind = "random"
     image_max_side: int | None = None

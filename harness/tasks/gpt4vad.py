@@ -24,6 +24,7 @@ from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metric
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.prompting import render_parts
 from harness.schema import DecodingSpec, RegionSample
+from harness.tasks.region_files import METHODS, official_file, read_official_masks
 from harness.tasks.region_parsing import parse_region_reply
 from harness.tasks.regions import (
     Division,
@@ -31,6 +32,7 @@ from harness.tasks.regions import (
     grid_division,
     load_square,
     masks_division,
+    masks_from_list,
     overlapping_regions,
     save_division,
     slic_division,
@@ -52,8 +54,12 @@ class RegionItem:
 
 
 def class_name(category: str) -> str:
-    """The paper's class prefix: the folder name with one trailing digit removed (pcb1 → pcb)."""
-    return re.sub(r"\d$", "", category).replace("_", " ")
+    """The public code's class name: the folder name with one trailing digit removed (pcb1 → pcb,
+    macaroni2 → macaroni), underscores kept (metal_nut stays metal_nut)."""
+    return re.sub(r"\d$", "", category)
+
+
+PROMPT_TEMPLATES = {"one-shot": "iadbench-one-shot"}  # runs recorded before the variant was renamed
 
 
 def safe_name(item_id: str) -> str:
@@ -93,11 +99,14 @@ def validate_regions(regions: str) -> None:
         if not argument.isdigit() or not 1 <= int(argument) <= 768:
             raise ConfigError(f"--regions {regions!r}: the grid size must be an integer, like grid:16")
         return
-    if kind == "masks" and argument:
-        if not Path(argument).is_dir():
-            raise ConfigError(f"--regions {regions!r}: {argument} is not a folder of region files")
+    if kind in ("masks", "official") and argument:
+        folder, _, method = argument.partition(":") if kind == "official" else (argument, "", "")
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--regions {regions!r}: {folder} is not a folder of region files")
+        if method and method not in METHODS:
+            raise ConfigError(f"--regions {regions!r}: the method is one of {', '.join(METHODS)}")
         return
-    raise ConfigError(f"--regions {regions!r}: use slic, grid:K or masks:DIR")
+    raise ConfigError(f"--regions {regions!r}: use slic, grid:K, masks:DIR or official:DIR[:METHOD]")
 
 
 def divide(regions: str, item: RegionItem, rgb: np.ndarray) -> Division:
@@ -116,7 +125,11 @@ def divide(regions: str, item: RegionItem, rgb: np.ndarray) -> Division:
             if candidate.is_file():
                 return masks_division(candidate)
         raise ConfigError(f"--regions {regions!r}: no region file for {relative} (expected {Path(argument) / Path(relative).with_suffix('.npz')} or .png)")
-    raise ConfigError(f"--regions {regions!r}: use slic, grid:K or masks:DIR")
+    if kind == "official" and argument:
+        folder, _, method = argument.partition(":")
+        path = official_file(Path(folder), item.id.split("/", 1)[1], method or None)
+        return masks_from_list(read_official_masks(path))
+    raise ConfigError(f"--regions {regions!r}: use slic, grid:K, masks:DIR or official:DIR[:METHOD]")
 
 
 def reference_reply(division: Division, item: RegionItem) -> str:
@@ -160,7 +173,8 @@ class Gpt4vadTask:
             "query": ImagePart(path=str(overlay_path), role="query", max_side=self.image_max_side),
             "template": ImagePart(path=str(item.template_path), role="template", max_side=self.image_max_side),
         }
-        parts = render_parts(f"gpt4vad/{self.prompt}.j2", images, class_name=class_name(item.category))
+        template = PROMPT_TEMPLATES.get(self.prompt, self.prompt)
+        parts = render_parts(f"gpt4vad/{template}.j2", images, exact=True, class_name=class_name(item.category))
         return GenerateRequest(
             messages=[ChatMessage(role="user", content=parts)],
             decoding=self.decoding,

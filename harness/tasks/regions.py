@@ -3,9 +3,10 @@
 The image is resized to 768×768 (aspect not kept, as in the paper) and divided into regions by
 SLIC superpixels (n_segments=60, compactness=20), a k×k grid, or masks the user supplies (e.g.
 exported from SAM). Regions with 600 < area < 120,000 px are kept and numbered from 1 in the
-order they were generated. The overlay draws each region's 1-px inner border in white and its
-number in white 10-px text on a grey (128,128,128) box at the region pixel nearest its centroid,
-so the label lies inside the region even for curved regions.
+order they were generated. The overlay follows zhangzjn/GPT-4V-AD's region_division.py: each
+region's 1-px inner border in white (regions at the image edge framed along it), its number in
+white size-10 TrueType text on a grey (128,128,128) box at the region pixel nearest its centroid,
+so the label lies inside the region even for curved regions; borders are drawn over labels.
 """
 
 from __future__ import annotations
@@ -65,10 +66,15 @@ def masks_division(path: Path) -> Division:
     if path.suffix == ".npz":
         with np.load(path) as data:
             stack = np.asarray(data["masks"], bool)
-        return _keep([_resize_mask(m) for m in stack])
+        return masks_from_list(list(stack))
     with Image.open(path) as image:
         labels = np.asarray(image.resize((SIDE, SIDE), Image.NEAREST))
     return _from_label_map(labels)
+
+
+def masks_from_list(masks: list[np.ndarray]) -> Division:
+    """Regions given as masks (the official .pth files hold them at 768×768 already), in order."""
+    return _keep([m if m.shape == (SIDE, SIDE) else _resize_mask(m) for m in masks])
 
 
 def _resize_mask(mask: np.ndarray) -> np.ndarray:
@@ -82,29 +88,47 @@ def label_anchor(mask: np.ndarray) -> tuple[int, int]:
     return int(ys[nearest]), int(xs[nearest])
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
+def region_border(mask: np.ndarray) -> np.ndarray:
+    """The public code's border: find_boundaries(mode="inner") of the mask padded by one pixel, then
+    cropped, so a region touching the image edge is framed along that edge too. Computed on the
+    region's bounding box only (the same pixels, without a full-image pass per region)."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2)
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    padded = np.pad(mask[top:bottom, left:right], 1)
+    border = np.zeros_like(mask)
+    border[top:bottom, left:right] = find_boundaries(padded, mode="inner")[1:-1, 1:-1]
+    return border
+
+
+def label_font() -> ImageFont.FreeTypeFont:
+    """An open TrueType font at the official size 10 (the public code used Arial, which cannot be
+    redistributed): Pillow's bundled font (FreeType), so no system font is needed."""
+    return ImageFont.load_default(size=LABEL_FONT_SIZE)
 
 
 def draw_overlay(rgb: np.ndarray, division: Division) -> Image.Image:
-    canvas = rgb.copy()
-    for mask in division.masks:  # each region's border, computed on its bounding box only
-        box = _bounding_box(mask)
-        crop = mask[box]
-        canvas[box][find_boundaries(crop, mode="inner") & crop] = 255
-    image = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=LABEL_FONT_SIZE)  # ships with Pillow: no system font needed
+    """The numbered overlay as the public code composes it: labels drawn one after another on a
+    black layer (a later label covers an earlier one), each a grey box of the text's size whose top
+    two rows are left open, white text at the box's corner; every border white on top of all
+    labels; then every layer value above 100 replaces the image's."""
+    layer = Image.new("RGB", (rgb.shape[1], rgb.shape[0]))
+    draw = ImageDraw.Draw(layer)
+    font = label_font()
+    borders = np.zeros(rgb.shape[:2], bool)
     for number, mask in enumerate(division.masks, start=1):
         y, x = label_anchor(mask)
         text = str(number)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        width, height = right - left, bottom - top
-        box = (x - width // 2 - 1, y - height // 2 - 1, x + (width + 1) // 2 + 1, y + (height + 1) // 2 + 1)
-        draw.rectangle(box, fill=LABEL_BOX_GREY)
-        draw.text((box[0] + 1 - left, box[1] + 1 - top), text, fill=(255, 255, 255), font=font)
-    return image
+        _, _, width, height = draw.textbbox((0, 0), text, font=font)  # Pillow's old textsize: (right, bottom)
+        left, top = x - width // 2, y - height // 2
+        draw.rectangle([(left, top + 2), (left + width, top + height)], fill=LABEL_BOX_GREY)
+        draw.text((left, top), text, font=font, fill=(255, 255, 255))
+        borders |= region_border(mask)
+    composed = np.asarray(layer).copy()
+    composed[borders] = 255
+    canvas = rgb.copy()
+    shown = composed > 100
+    canvas[shown] = composed[shown]
+    return Image.fromarray(canvas)
 
 
 def save_division(division: Division, stem: Path) -> Path:

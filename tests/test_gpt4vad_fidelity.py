@@ -1,0 +1,147 @@
+"""GPT-4V-AD as published (zhangzjn/GPT-4V-AD, region_division.py): the prompt texts byte for byte,
+the overlay against an independent rendering of the public drawing steps, and the official
+division files read without running pickled code."""
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from skimage.segmentation import find_boundaries
+
+from harness.errors import ConfigError
+from harness.models.base import ImagePart, TextPart
+from harness.prompting import render_parts
+from harness.tasks.gpt4vad import class_name
+from harness.tasks.region_files import official_file, read_official_masks
+from harness.tasks.regions import SIDE, Division, draw_overlay, grid_division, label_anchor, label_font, masks_from_list
+
+# prompt_describe as the public code writes it (its f-string's \" are plain double quotes)
+DESCRIBE = (
+    "The image has different region divisions, each distinguished by white edges and each with a unique numerical identifier within the region, "
+    "starting from 1. Each region may exhibit anomalies of unknown types, and if any region exhibits an anomaly, the normal image is considered "
+    "anomalous. Anomaly scores range from 0 to 1, with higher values indicating a higher probability of an anomaly. Please output the image anomaly "
+    "score, as well as the anomaly scores for the regions with anomalies. Provide the answer in the following format: "
+    '"image anomaly score: 0.9; region 1: 0.9; region 3: 0.7.". Ignore the region that does not contain anomalies.'
+)
+
+
+@pytest.mark.parametrize(("category", "cls"), [("pcb1", "pcb"), ("metal_nut", "metal_nut"), ("macaroni2", "macaroni"), ("bottle", "bottle"), ("pipe_fryum", "pipe_fryum")])
+def test_prompts_are_the_public_texts(category, cls):
+    query = {"query": ImagePart(path="q.png")}
+    with_class = render_parts("gpt4vad/zero-shot.j2", query, exact=True, class_name=class_name(category))
+    assert with_class == [query["query"], TextPart(text=f"This is an image of {cls}. {DESCRIBE}")]
+    without = render_parts("gpt4vad/zero-shot-no-class.j2", query, exact=True, class_name=class_name(category))
+    assert without == [query["query"], TextPart(text=DESCRIBE)]
+
+
+def public_overlay(rgb: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """sovle_masks' drawing, step by step: cumulative borders (padded find_boundaries, cropped),
+    each label drawn on the running layer, the layer maxed with the borders so far, then every
+    layer value above 100 copied onto the image. (textsize is Pillow's old (right, bottom).)"""
+    mask_edge = np.zeros_like(rgb)
+    layer = np.zeros_like(rgb)
+    font = label_font()
+    for index, mask in enumerate(masks):
+        ys, xs = np.where(mask)
+        nearest = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+        xc, yc = xs[nearest], ys[nearest]
+        boundaries = find_boundaries(np.pad(mask, 1), mode="inner")[1:-1, 1:-1]
+        mask_edge[boundaries] = 255
+        image = Image.fromarray(layer)
+        draw = ImageDraw.Draw(image)
+        _, _, width, height = draw.textbbox((0, 0), str(index + 1), font=font)
+        x1, y1 = xc - width // 2, yc - height // 2
+        draw.rectangle([(x1, y1 + 2), (x1 + width, y1 + height)], fill=(128, 128, 128))
+        draw.text((x1, y1), str(index + 1), font=font, fill=(255, 255, 255))
+        layer = np.maximum(np.array(image), mask_edge)
+    out = rgb.copy()
+    out[layer > 100] = layer[layer > 100]
+    return out
+
+
+def test_overlay_equals_the_public_drawing_on_constructed_masks():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 90, (SIDE, SIDE, 3), dtype=np.uint8)  # dark: every drawn value shows
+    masks = [np.zeros((SIDE, SIDE), bool) for _ in range(4)]
+    masks[0][:200, :300] = True  # touches the top and left edges
+    masks[1][:200, 300:308] = True  # 8 px wide: its label box overflows onto region 1's border
+    masks[2][500:, 600:] = True  # the bottom-right corner
+    yy, xx = np.mgrid[:SIDE, :SIDE]
+    masks[3][(yy - 400) ** 2 + (xx - 300) ** 2 < 80**2] = True  # curved
+    division = masks_from_list(masks)
+    assert division.count == 4
+    ours = np.asarray(draw_overlay(rgb, division))
+    assert np.array_equal(ours, public_overlay(rgb, list(division.masks)))
+    # the edge frame: a region at the image edge is outlined along it
+    assert (ours[0, :300] == 255).all() and (ours[:200, 0] == 255).all() and (ours[SIDE - 1, 600:] == 255).all()
+    # the label box of region 2 is wider than the region: region 1's right border stays white over it
+    y, x = label_anchor(division.masks[1])
+    assert (ours[y, 299] == 255).all()
+
+
+def test_grid_overlay_equals_the_public_drawing():
+    rgb = np.full((SIDE, SIDE, 3), 40, np.uint8)
+    division = grid_division(16)
+    assert np.array_equal(np.asarray(draw_overlay(rgb, division)), public_overlay(rgb, list(division.masks)))
+
+
+def official_division_file(path: Path, masks: list[np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(masks=masks), path)  # what region_division.py's sovle_masks writes
+
+
+def test_official_division_files_are_read_in_their_order(tmp_path):
+    masks = [np.zeros((SIDE, SIDE), bool) for _ in range(3)]
+    masks[0][:100, :100] = True
+    masks[1][200:300, 200:260] = True
+    masks[2][700:, 700:] = True
+    path = tmp_path / "bottle/test/broken_large/000_sam_masks.pth"
+    official_division_file(path, masks)
+    read = read_official_masks(path)
+    assert len(read) == 3 and all(np.array_equal(a, b) for a, b in zip(read, masks))
+    assert official_file(tmp_path, "bottle/test/broken_large/000.png", None) == path
+    tensors = tmp_path / "bottle/test/good/001_superpixel_masks.pth"
+    official_division_file(tensors, [torch.from_numpy(m) for m in masks])  # tensors load through torch's safe loader
+    assert all(np.array_equal(a, b) for a, b in zip(read_official_masks(tensors), masks))
+    (tmp_path / "bottle/test/good/001_sam_masks.pth").write_bytes(tensors.read_bytes())
+    with pytest.raises(ConfigError, match="official:DIR:METHOD"):
+        official_file(tmp_path, "bottle/test/good/001.png", None)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (Path.touch, (Path(_Exploit.target),))
+
+
+def test_a_division_file_that_runs_code_is_refused(tmp_path):
+    _Exploit.target = str(tmp_path / "pwned")
+    path = tmp_path / "000_sam_masks.pth"
+    with zipfile.ZipFile(path, "w") as archive:  # the torch.save layout, with a hostile pickle inside
+        archive.writestr("archive/data.pkl", pickle.dumps({"masks": [_Exploit()]}))
+        archive.writestr("archive/version", "3\n")
+    with pytest.raises(ConfigError, match="refused"):
+        read_official_masks(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_official_regions_drive_a_run(tmp_path, synthetic_set):
+    """--regions official:DIR: a run uses exactly the saved regions (here each image's division is
+    its own 16×16 grid saved in the public format) and answers like --regions grid:16."""
+    import json
+
+    from harness.cli import main
+    from harness.tasks.gpt4vad import load_region_items
+
+    items, _ = load_region_items("synthetic", 0)
+    grid = list(grid_division(16).masks)
+    for item in items[:4]:
+        official_division_file(tmp_path / "divisions" / Path(item.id.split("/", 1)[1]).with_suffix("").as_posix().__add__("_grid_masks.pth"), grid)
+    for name, regions in (("official", f"official:{tmp_path / 'divisions'}"), ("grid", "grid:16")):
+        assert main(["eval", "--task", "gpt4vad", "--model", "oracle", "--regions", regions, "--limit", "4", "--runs-dir", str(tmp_path / "runs"), "--run-id", name, "--quiet"]) == 0
+    read = lambda name: [json.loads(line) for line in (tmp_path / "runs" / name / "samples.jsonl").read_text().splitlines()]  # noqa: E731
+    assert sorted((r["question_id"], r["regions"], r["reply"]) for r in read("official")) == sorted((r["question_id"], r["regions"], r["reply"]) for r in read("grid"))
+    assert Division(np.stack(grid)).count == 256
