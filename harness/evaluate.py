@@ -60,6 +60,7 @@ class EvalOverrides:
     knowledge: str | None = None
     protocol: str | None = None
     errata: list[str] | None = None
+    metric_definitions: str | None = None
 
 
 def _package_versions() -> dict[str, str]:
@@ -120,6 +121,7 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         task=pick(overrides.task, suite.task),
         regions=pick(overrides.regions, suite.regions),
         gpt4vad_prompt=pick(overrides.gpt4vad_prompt, suite.gpt4vad_prompt),
+        metric_definitions=overrides.metric_definitions or "exact",
         data=pick(overrides.data, suite.data),
         data_root=overrides.data_root,
         model=model,
@@ -293,7 +295,7 @@ def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFold
         scoring=spec.scoring,
         task="gpt4vad",
         n_questions=len(items),
-        ad_metrics=region_metrics(samples, items, folder.path),
+        ad_metrics=region_metrics(samples, items, folder.path, spec.metric_definitions),
         wall_time_s=wall_time_s,
         stopped_reason=stopped_reason,
         **_accounting(spec, samples),

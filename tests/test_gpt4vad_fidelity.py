@@ -145,3 +145,19 @@ def test_official_regions_drive_a_run(tmp_path, synthetic_set):
     read = lambda name: [json.loads(line) for line in (tmp_path / "runs" / name / "samples.jsonl").read_text().splitlines()]  # noqa: E731
     assert sorted((r["question_id"], r["regions"], r["reply"]) for r in read("official")) == sorted((r["question_id"], r["regions"], r["reply"]) for r in read("grid"))
     assert Division(np.stack(grid)).count == 256
+
+
+def test_reports_on_mvtec_show_the_published_zero_shot_rows(tmp_path):
+    """A GPT-4V-AD run on an MVTec AD tree: the report shows the paper's row (77.1 / 68.0) and the
+    CLIP anchors as marked references, and names the metric definitions."""
+    from harness.cli import main
+    from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
+
+    root = tmp_path / "mvtec"
+    write_synthetic_dataset(root, seed=0, size=96, counts=SyntheticCounts(train_good=2, test_good=1, per_defect=1))
+    assert main(["eval", "--task", "gpt4vad", "--model", "oracle", "--data", f"mvtec:{root}", "--regions", "grid:16", "--limit", "3",
+                 "--runs-dir", str(tmp_path / "runs"), "--run-id", "m", "--quiet", "--metrics", "ader"]) == 0
+    assert main(["report", str(tmp_path / "runs/m"), "--format", "md", "--out", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "GPT-4V-AD (paper: GPT-4V, SLIC regions) — Zhang et al., arXiv 2311.02612 † | 77.1 |" in text
+    assert "AnomalyCLIP (zero-shot CLIP)" in text and "Metrics: ADer's evaluator." in text

@@ -229,9 +229,11 @@ def pixel_metrics(maps_and_masks: Iterable[tuple[np.ndarray, np.ndarray]], *, bi
 METRIC_KEYS_FOR_MAD = ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_aupro")
 
 
-def mean_over_categories(per_category: dict[str, dict[str, float]]) -> tuple[dict[str, float], list[str]]:
+def mean_over_categories(per_category: dict[str, dict[str, float]], seven_key: str = "mean7") -> tuple[dict[str, float], list[str]]:
     """Unweighted mean of each metric over categories. A category where a metric is NaN (one class
-    only) is left out of that metric's mean, and a warning names it; the mean is NaN if none is left."""
+    only) is left out of that metric's mean, and a warning names it; the mean is NaN if none is left.
+    The mean of the seven metrics is `mean7` under these (MVTec) definitions; only ADer's evaluator
+    (harness.metrics.ader) calls its own mean "mad"."""
     keys = sorted({key for metrics in per_category.values() for key in metrics})
     means, notes = {}, []
     for key in keys:
@@ -242,7 +244,7 @@ def mean_over_categories(per_category: dict[str, dict[str, float]]) -> tuple[dic
         present = [v for v in values.values() if v is not None and not math.isnan(v)]
         means[key] = float(np.mean(present)) if present else math.nan
     if all(k in means for k in METRIC_KEYS_FOR_MAD):
-        means["mad"] = float(np.mean([means[k] for k in METRIC_KEYS_FOR_MAD]))
+        means[seven_key] = float(np.mean([means[k] for k in METRIC_KEYS_FOR_MAD]))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return means, notes

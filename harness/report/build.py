@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from harness.report import charts
-from harness.report.published import PAPER_ROWS, published_rows
+from harness.report.published import PAPER_ROWS, gpt4vad_references, published_rows
 from harness.report.reference import comparison_lines
 from harness.runlog import RunFolder
 from harness.report.runs import RunData
@@ -208,7 +208,12 @@ def _gpt4vad_sections(runs: list[RunData]) -> list[dict]:
             continue
         metrics = run.summary.ad_metrics
         rows = [{"name": name, "cells": [_finite(row.get(key)) for key, _ in AD_COLUMNS]} for name, row in {**metrics.get("per_category", {}), "mean": metrics.get("mean", {})}.items()]
-        sections.append({"label": run.label, "columns": [title for _, title in AD_COLUMNS], "rows": rows, "notes": metrics.get("notes", [])})
+        references = [
+            {"name": f"{ref['name']} — {ref['source']}", "cells": [None if ref.get(key) is None else ref[key] / 100 for key, _ in AD_COLUMNS]}
+            for ref in gpt4vad_references(run.spec.data)
+        ]
+        definitions = "ADer's evaluator" if metrics.get("definitions") == "ader" else "MVTec definitions"
+        sections.append({"label": run.label, "columns": [title for _, title in AD_COLUMNS], "rows": rows, "references": references, "definitions": definitions, "notes": metrics.get("notes", [])})
     return sections
 
 

@@ -31,3 +31,12 @@ def published_rows() -> list[PublishedRow]:
         rows.append(PublishedRow(match.group(2), int(match.group(1)), values))
     rows.sort(key=lambda row: -row.averages["Average"])
     return rows
+
+
+def gpt4vad_references(data: str) -> list[dict]:
+    """Published zero-shot rows for a GPT-4V-AD run's dataset (mvtec:DIR, visa:DIR), in %."""
+    import tomllib
+
+    kind = data.partition(":")[0]
+    table = tomllib.loads(resources.files("harness.published").joinpath("gpt4vad_references.toml").read_text())
+    return [row for row in table["reference"] if row["dataset"] == kind]

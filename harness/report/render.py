@@ -55,6 +55,8 @@ def markdown(report: dict) -> str:
     for section in report["gpt4vad"]:
         lines += [f"## GPT-4V-AD: {section['label']} (%)", "", "| category | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 1) + "|"]
         lines += [f"| {row['name']} | " + " | ".join(_number(None if v is None else 100 * v) for v in row["cells"]) + " |" for row in section["rows"]]
+        lines += [f"| {row['name']} † | " + " | ".join(_number(None if v is None else 100 * v) for v in row["cells"]) + " |" for row in section.get("references", [])]
+        lines += ["", f"Metrics: {section['definitions']}." + (" † published zero-shot results on this dataset, each with its own paper's metric code." if section.get("references") else "")]
         lines.append("")
     lines += ["## Runs", "", "| run | model | data | questions | q/s | tokens | cost |", "|---|---|---|---|---|---|---|"]
     for run in report["runs"]:

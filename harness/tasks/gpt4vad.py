@@ -230,14 +230,18 @@ def _maps_and_masks(run_dir: Path, by_id: dict[str, RegionSample], members: list
         yield anomaly_map, load_mask(item.mask_paths, anomaly_map.shape) if item.mask_paths else np.zeros(anomaly_map.shape, bool)
 
 
-def region_metrics(samples: list[RegionSample], items: list[RegionItem], run_dir: Path) -> dict:
+def region_metrics(samples: list[RegionSample], items: list[RegionItem], run_dir: Path, definitions: str = "exact") -> dict:
     """Per category: image AUROC/AP/F1-max from the stated score and from the map maximum, pixel
-    AUROC/AP/F1-max/AUPRO from the maps; then the mean. Unanswered images score 0 (strict)."""
+    AUROC/AP/F1-max/AUPRO from the maps; then the mean. Unanswered images score 0 (strict).
+    definitions "ader": ADer's evaluator instead (harness/metrics/ader.py), its mean named mAD."""
     by_id = {s.question_id: s for s in samples}
     per_category: dict[str, dict[str, float]] = {}
     for category in sorted({f"{i.dataset}/{i.category}" for i in items}):
         members = [i for i in items if f"{i.dataset}/{i.category}" == category and i.id in by_id]
         if not members:
+            continue
+        if definitions == "ader":
+            per_category[category] = _ader_category(run_dir, by_id, members)
             continue
         labels = [i.label == "anomaly" for i in members]
         stated = [by_id[i.id].image_score or 0.0 for i in members]
@@ -250,5 +254,13 @@ def region_metrics(samples: list[RegionSample], items: list[RegionItem], run_dir
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mean, notes = mean_over_categories(per_category)
-    return {"per_category": per_category, "mean": mean, "notes": notes}
+        mean, notes = mean_over_categories(per_category, "mad" if definitions == "ader" else "mean7")
+    return {"per_category": per_category, "mean": mean, "notes": notes, "definitions": definitions}
+
+
+def _ader_category(run_dir: Path, by_id: dict[str, RegionSample], members: list[RegionItem]) -> dict[str, float]:
+    """ADer's metrics at its 256×256 resolution (a category's maps held at that size: 256 KB each)."""
+    from harness.metrics.ader import ader_category_metrics, at_ader_resolution
+
+    pairs = [(at_ader_resolution(m), at_ader_resolution(k)) for m, k in _maps_and_masks(run_dir, by_id, members)]
+    return ader_category_metrics(np.stack([m for m, _ in pairs]), np.stack([k for _, k in pairs]))

@@ -1,0 +1,54 @@
+"""ADer's evaluator (zhangzjn/ADer util/metric.py) on small arrays, every expected value computed by
+hand from its definitions (pooling 2 here instead of 16, for 4×4 maps)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.metrics.ad import mean_over_categories
+from harness.metrics.ader import ADER_SIDE, ader_aupro, ader_category_metrics, at_ader_resolution, pixel_f1_max
+
+
+def small_category():
+    """A: anomalous, its 2×2 region at the top left scored 0.8/0.8/0.4/0.4, a false 0.8 at (3,3).
+    B: normal, one 0.4. C: normal, a 2×2 block of 0.7 (the hottest pooled window)."""
+    maps = np.zeros((3, 4, 4))
+    masks = np.zeros((3, 4, 4), bool)
+    masks[0, :2, :2] = True
+    maps[0, 0, :2], maps[0, 1, :2], maps[0, 3, 3] = 0.8, 0.4, 0.8
+    maps[1, 0, 0] = 0.4
+    maps[2, 2:, :2] = 0.7
+    return maps, masks
+
+
+def test_ader_metrics_by_hand():
+    maps, masks = small_category()
+    got = ader_category_metrics(maps, masks, pooling=2)
+    # image scores (2×2 pooled maxima): A 0.6, B 0.1, C 0.7; only A is anomalous
+    assert got["image_auroc"] == pytest.approx(0.5)  # A beats B, loses to C
+    assert got["image_ap"] == pytest.approx(0.5)  # at A's score: precision 1/2, recall 1
+    assert got["image_f1_max"] == pytest.approx(2 / 3)
+    # pixels: positives 0.8, 0.8, 0.4, 0.4; negatives 0.8, 0.7×4, 0.4, 0×38
+    assert got["pixel_auroc"] == pytest.approx((2 * 43.5 + 2 * 38.5) / (4 * 44))
+    assert got["pixel_ap"] == pytest.approx(0.5 * 2 / 3 + 0.5 * 0.4)  # steps at 0.8 and 0.4; none at 0.7
+    # normalised by the category's max 0.8: thresholds 0…0.45 give P 4/10, R 1
+    assert got["pixel_f1_max"] == pytest.approx(4 / 7, abs=1e-6)
+    # AUPRO: FPR 6/44, 5/44, 1/44 with PRO 1, 1/2, 1/2, rescaled min–max to 1, 0.8, 0:
+    # trapezoids 0.2 × 0.75 + 0.8 × 0.5
+    assert got["pixel_aupro"] == pytest.approx(0.55)
+
+
+def test_ader_edge_cases_and_resolution():
+    maps, masks = small_category()
+    assert math.isnan(ader_aupro(np.zeros_like(maps), masks))  # a constant map: ADer divides by zero
+    assert pixel_f1_max(np.zeros_like(maps), masks) == 0.0  # ADer's 0/0 normalisation predicts nothing
+    big = np.arange(512 * 384, dtype=float).reshape(512, 384)
+    small = at_ader_resolution(big)
+    assert small.shape == (ADER_SIDE, ADER_SIDE) and small[0, 0] == 0 and small[1, 0] == big[2, 0]
+
+
+def test_only_ader_mode_names_its_mean_mad():
+    per_category = {"a": {k: 0.5 for k in ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_aupro")}}
+    assert "mean7" in mean_over_categories(per_category)[0] and "mad" not in mean_over_categories(per_category)[0]
+    assert mean_over_categories(per_category, "mad")[0]["mad"] == 0.5
