@@ -161,3 +161,51 @@ def test_reports_on_mvtec_show_the_published_zero_shot_rows(tmp_path):
     text = (tmp_path / "r.md").read_text()
     assert "GPT-4V-AD (paper: GPT-4V, SLIC regions) — Zhang et al., arXiv 2311.02612 † | 77.1 |" in text
     assert "AnomalyCLIP (zero-shot CLIP)" in text and "Metrics: ADer's evaluator." in text
+
+
+@pytest.fixture(scope="module")
+def tiny_sam(tmp_path_factory):
+    from harness.testing.tiny_sam import build_tiny_sam
+
+    return build_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")
+
+
+def test_greedy_nms_equals_the_torchvision_rule_on_constructed_boxes():
+    from harness.tasks.sam_regions import _greedy_nms
+
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9], [21, 21, 29, 29]], dtype=torch.float)
+    scores = torch.tensor([0.9, 0.95, 0.5, 0.8, 0.6])
+    # by score: 1 (0.95) kept; 0 overlaps it at IoU 81/119 = 0.68 < 0.7: kept; 3 overlaps 0 at 0.9: dropped;
+    # 4 (0.6) kept; 2 (0.5) overlaps 4 at 64/100 = 0.64: kept
+    assert _greedy_nms(boxes, scores, 0.7).tolist() == [1, 0, 4, 2]
+
+
+def test_sam_regions_through_a_tiny_random_sam(tiny_sam, monkeypatch):
+    """The plumbing: SAM's automatic masks (official settings, fewer points here), 768×768 bool
+    masks in NMS order, then the official area filter and numbering in that order."""
+    import harness.tasks.sam_regions as sam
+    from harness.tasks.regions import MAX_AREA, MIN_AREA
+
+    monkeypatch.setitem(sam.AUTOMATIC_DEFAULTS, "points_per_crop", 4)  # 16 points instead of 1,024: seconds, not a minute
+    rgb = np.random.default_rng(0).integers(0, 255, (SIDE, SIDE, 3), dtype=np.uint8)
+    loose = sam.sam_masks(rgb, str(tiny_sam), pred_iou_thresh=0.0, stability_score_thresh=0.0)  # random weights: keep everything
+    assert loose and all(m.shape == (SIDE, SIDE) and m.dtype == bool for m in loose)
+    constructed = loose + [np.pad(np.ones((30, 30), bool), ((0, SIDE - 30), (0, SIDE - 30))), np.pad(np.ones((10, 10), bool), ((0, SIDE - 10), (0, SIDE - 10)))]
+    division = masks_from_list(constructed)
+    expected = [m for m in constructed if MIN_AREA < m.sum() < MAX_AREA]
+    assert division.count == len(expected) and all(np.array_equal(a, b) for a, b in zip(division.masks, expected))
+    assert sam.AUTOMATIC_DEFAULTS | {"points_per_crop": 32} == {"points_per_crop": 32, "points_per_batch": 64, "pred_iou_thresh": 0.88, "stability_score_thresh": 0.95,
+                                                                 "stability_score_offset": 1, "crops_nms_thresh": 0.7}
+
+
+def test_a_run_with_sam_regions(tmp_path, tiny_sam, monkeypatch, synthetic_set):
+    import json
+
+    import harness.tasks.sam_regions as sam
+    from harness.cli import main
+
+    monkeypatch.setitem(sam.AUTOMATIC_DEFAULTS, "points_per_crop", 4)
+    assert main(["eval", "--task", "gpt4vad", "--model", "oracle", "--regions", f"sam:{tiny_sam}", "--limit", "2", "--runs-dir", str(tmp_path / "runs"), "--run-id", "s", "--quiet"]) == 0
+    spec = json.loads((tmp_path / "runs/s/spec.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "runs/s/samples.jsonl").read_text().splitlines()]
+    assert spec["regions"] == f"sam:{tiny_sam}" and len(rows) == 2 and all(r["parse_status"] == "ok" for r in rows)

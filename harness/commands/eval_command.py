@@ -16,7 +16,7 @@ def register(commands) -> None:
     parser = commands.add_parser("eval", help="evaluate a model on a suite (default: the built-in synthetic set)")
     add_run_flags(parser)
     parser.add_argument("--task", choices=["mcq", "gpt4vad"], help="multiple-choice questions, or GPT-4V-AD region scoring with image/pixel metrics")
-    parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, masks:DIR (PNG label maps or .npz per image)")
+    parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, sam[:MODEL] (Segment Anything, default facebook/sam-vit-huge), masks:DIR (PNG label maps or .npz per image), official:DIR[:METHOD] (the public code's *_masks.pth files)")
     parser.add_argument("--gpt4vad-prompt", choices=["zero-shot", "zero-shot-no-class", "iadbench-one-shot"], help="gpt4vad prompt: GPT-4V-AD's zero-shot text with or without the class, or iadbench's own one-shot variant")
     parser.add_argument("--metrics", choices=["exact", "ader"], help="gpt4vad metrics: exact MVTec definitions (default), or ADer's evaluator (pooled image score, 256 px, its F1 and AUPRO; mean named mAD)")
     parser.add_argument("--model", default=None, help="provider/model or a baseline: random, oracle (iadbench list models)")

@@ -93,7 +93,7 @@ def load_region_items(source: str, seed: int) -> tuple[list[RegionItem], str]:
 def validate_regions(regions: str) -> None:
     """Refuse a bad --regions before a run folder exists."""
     kind, _, argument = regions.partition(":")
-    if kind == "slic" and not argument:
+    if kind in ("slic",) and not argument or kind == "sam":
         return
     if kind == "grid":
         if not argument.isdigit() or not 1 <= int(argument) <= 768:
@@ -106,7 +106,7 @@ def validate_regions(regions: str) -> None:
         if method and method not in METHODS:
             raise ConfigError(f"--regions {regions!r}: the method is one of {', '.join(METHODS)}")
         return
-    raise ConfigError(f"--regions {regions!r}: use slic, grid:K, masks:DIR or official:DIR[:METHOD]")
+    raise ConfigError(f"--regions {regions!r}: use slic, grid:K, sam[:MODEL], masks:DIR or official:DIR[:METHOD]")
 
 
 def divide(regions: str, item: RegionItem, rgb: np.ndarray) -> Division:
@@ -125,11 +125,21 @@ def divide(regions: str, item: RegionItem, rgb: np.ndarray) -> Division:
             if candidate.is_file():
                 return masks_division(candidate)
         raise ConfigError(f"--regions {regions!r}: no region file for {relative} (expected {Path(argument) / Path(relative).with_suffix('.npz')} or .png)")
+    if kind == "sam":
+        from harness.tasks.sam_regions import DEFAULT_SAM, sam_masks
+
+        return masks_from_list(sam_masks(rgb, argument or DEFAULT_SAM, _sam_device()))
     if kind == "official" and argument:
         folder, _, method = argument.partition(":")
         path = official_file(Path(folder), item.id.split("/", 1)[1], method or None)
         return masks_from_list(read_official_masks(path))
-    raise ConfigError(f"--regions {regions!r}: use slic, grid:K, masks:DIR or official:DIR[:METHOD]")
+    raise ConfigError(f"--regions {regions!r}: use slic, grid:K, sam[:MODEL], masks:DIR or official:DIR[:METHOD]")
+
+
+def _sam_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def reference_reply(division: Division, item: RegionItem) -> str:
