@@ -149,7 +149,7 @@ class RunSpec(BaseModel):
     task: Literal["mcq", "gpt4vad"] = "mcq"
     regions: str = Field("slic", description="gpt4vad region division: slic, grid:K, sam[:MODEL], masks:DIR or official:DIR[:METHOD]")
     gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "iadbench-one-shot", "one-shot"] = "zero-shot"
-    metric_definitions: Literal["exact", "ader"] = Field("exact", description="gpt4vad: MVTec's exact AD metrics, or ADer's evaluator (its mAD)")
+    metric_definitions: Literal["exact", "ader", "ader-adeval"] = Field("exact", description="gpt4vad: MVTec's exact AD metrics, or ADer's evaluator (its mAD)")
     data: str
     data_root: str | None = None
     data_digest: str | None = Field(None, description="sha256 of the question file")

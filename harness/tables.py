@@ -46,16 +46,17 @@ def ad_table(summary: RunSummary) -> str:
     rows = dict(metrics.get("per_category", {})) | {"mean": metrics.get("mean", {})}
     width = max([len(r) for r in rows] + [10])
     header = f"{'':<{width}}  " + "  ".join(f"{title:>7}" for _, title in AD_COLUMNS)
-    definitions = "ADer's evaluator (image score: pooled map maximum)" if metrics.get("definitions") == "ader" else "MVTec definitions, image score as stated"
+    definitions = "ADer's evaluator (image score: pooled map maximum)" if str(metrics.get("definitions", "")).startswith("ader") else "MVTec definitions, image score as stated"
     lines = [f"{summary.model} on {summary.suite}: GPT-4V-AD, maps by Text2Segmentation, {definitions} (%)", header, "-" * len(header)]
     for name, row in rows.items():
         cells = [row.get(key) for key, _ in AD_COLUMNS]
         lines.append(f"{name:<{width}}  " + "  ".join(f"{_cell(None if v is None or v != v else 100 * v):>7}" for v in cells))
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     lines.append(f"{summary.n_samples}/{summary.n_questions} images answered; reply status: {statuses}")
-    seven = metrics.get("mean", {}).get("mad" if metrics.get("definitions") == "ader" else "mean7")
+    ader = str(metrics.get("definitions", "")).startswith("ader")
+    seven = metrics.get("mean", {}).get("mad" if ader else "mean7")
     if seven is not None and seven == seven:
-        lines.append(("mAD (ADer's definition)" if metrics.get("definitions") == "ader" else "mean of the seven (MVTec definitions; not ADer's mAD: --metrics ader)") + f": {100 * seven:.1f}")
+        lines.append(("mAD (ADer's definition)" if ader else "mean of the seven (MVTec definitions; not ADer's mAD: --metrics ader)") + f": {100 * seven:.1f}")
     lines += [f"note: {note}" for note in metrics.get("notes", [])]
     return "\n".join(lines)
 

@@ -121,3 +121,20 @@ def mmad_tree(tmp_path) -> Path:
     root = tmp_path / "MMAD"
     build_mmad_tree(root)
     return root
+
+
+@pytest.fixture
+def server():
+    """A factory: server(**config) starts the fake OpenAI-compatible server (real HTTP) for a test."""
+    from harness.testing.fake_openai import FakeOpenAI, RunningServer, ServerConfig
+
+    started = []
+
+    def start(**config):
+        running = RunningServer(FakeOpenAI(ServerConfig(**config))).__enter__()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.__exit__()

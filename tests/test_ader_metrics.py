@@ -52,3 +52,19 @@ def test_only_ader_mode_names_its_mean_mad():
     per_category = {"a": {k: 0.5 for k in ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_aupro")}}
     assert "mean7" in mean_over_categories(per_category)[0] and "mad" not in mean_over_categories(per_category)[0]
     assert mean_over_categories(per_category, "mad")[0]["mad"] == 0.5
+
+
+def test_adeval_strips_by_hand():
+    """ADer's use_adeval path on one 2×4 map, 4 strips over [0, 0.8] (width 0.2); the top value is
+    counted in the last strip and again in the overflow, as ADEval's histc + ≥max does."""
+    from harness.metrics.ader import adeval_pixel_metrics
+
+    masks = np.array([[[1, 1, 0, 0], [0, 0, 0, 0]]], bool)
+    maps = np.array([[[0.8, 0.4, 0.8, 0.0], [0.0, 0.0, 0.0, 0.2]]])
+    got = adeval_pixel_metrics(maps, masks, strips=4)
+    # positives per strip edge tp = 3,3,3,2,1 of 3; negatives fp = 7,3,2,2,1 of 7
+    assert got["pixel_auroc"] == pytest.approx(11 / 14)
+    assert got["pixel_ap"] == pytest.approx(1 / 6 + 1 / 3 * (1 / 2 + 3 / 5) / 2)
+    # PRO (one region, weights 1/2) equals the TPR here; ADEval's tail at FPR 0.3: 1/10 of the
+    # rectangle between FPR 2/7 and 3/7
+    assert got["pixel_aupro"] == pytest.approx((1 / 14 + 1 / 70) / 0.3)

@@ -123,7 +123,7 @@ def test_visa_layout_with_the_oracle(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "oracle", "--regions", "hexagons"], "use slic, grid:K or masks:DIR"),
+        (["--model", "oracle", "--regions", "hexagons"], "use slic, grid:K, sam[:MODEL], masks:DIR or official:DIR[:METHOD]"),
         (["--model", "oracle", "--regions", "grid:x"], "grid size must be an integer"),
         (["--model", "oracle", "--data", "mmad:/x/mmad.json"], "gpt4vad task reads synthetic, mvtec:DIR or visa:DIR"),
         (["--model", "oracle", "--dry-run"], "--dry-run estimates multiple-choice runs only"),

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from harness.cli import main
-from harness.testing.fake_openai import FakeOpenAI, RunningServer, ServerConfig
 
 logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
 
@@ -64,18 +63,6 @@ def official_tree(tmp_path) -> Path:
     return root
 
 
-@pytest.fixture
-def server():
-    started = []
-
-    def start(**config) -> RunningServer:
-        running = RunningServer(FakeOpenAI(ServerConfig(**config))).__enter__()
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.__exit__()
 
 
 def official_image(path: Path) -> str:

@@ -10,25 +10,12 @@ import pytest
 from harness.cli import main
 from harness.models.openai import letter_logprobs, redact_url
 from harness.models.resilience import AdaptiveLimiter, parse_duration, retry_after_seconds
-from harness.testing.fake_openai import FAULT_KINDS, FakeOpenAI, RunningServer, ServerConfig
+from harness.testing.fake_openai import FAULT_KINDS
 
 logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
 LIMIT = "120"
 
 
-@pytest.fixture
-def server():
-    """A factory: server(**config) starts a fake OpenAI server for the test."""
-    started = []
-
-    def start(**config) -> RunningServer:
-        running = RunningServer(FakeOpenAI(ServerConfig(**config))).__enter__()
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.__exit__()
 
 
 @pytest.fixture

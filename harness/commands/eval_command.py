@@ -18,7 +18,7 @@ def register(commands) -> None:
     parser.add_argument("--task", choices=["mcq", "gpt4vad"], help="multiple-choice questions, or GPT-4V-AD region scoring with image/pixel metrics")
     parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, sam[:MODEL] (Segment Anything, default facebook/sam-vit-huge), masks:DIR (PNG label maps or .npz per image), official:DIR[:METHOD] (the public code's *_masks.pth files)")
     parser.add_argument("--gpt4vad-prompt", choices=["zero-shot", "zero-shot-no-class", "iadbench-one-shot"], help="gpt4vad prompt: GPT-4V-AD's zero-shot text with or without the class, or iadbench's own one-shot variant")
-    parser.add_argument("--metrics", choices=["exact", "ader"], help="gpt4vad metrics: exact MVTec definitions (default), or ADer's evaluator (pooled image score, 256 px, its F1 and AUPRO; mean named mAD)")
+    parser.add_argument("--metrics", choices=["exact", "ader", "ader-adeval"], help="gpt4vad metrics: exact MVTec definitions (default); ADer's evaluator (pooled image score, 256 px, its F1 and AUPRO; mean named mAD); or ADer with ADEval's 50-strip pixel metrics")
     parser.add_argument("--model", default=None, help="provider/model or a baseline: random, oracle (iadbench list models)")
     parser.add_argument("--data-root", help="folder the question file's paths are relative to (default: its folder)")
     parser.add_argument("--shots", type=int, help="normal template images per question (0, 1, k)")

@@ -16,6 +16,12 @@
   values this reads far lower than MVTec's AUPRO.
 - mAD: the mean of the seven.
 Maps and masks are evaluated at ADer's input resolution, 256×256 (nearest-neighbour).
+
+ADer's configs set its evaluator two ways, both offered: `ader` (pooling 16, the exact pixel path
+above, 200 AUPRO steps) and `ader-adeval` (no pooling; pixel AUROC, AP and AUPRO from the ADEval
+package's 50-strip histograms: trapezoids over the strip edges, AUPRO with ADEval's interpolation
+at FPR 0.3). ADEval runs in float32 on a GPU; here float64, so a value on a strip edge can fall on
+the other side there.
 """
 
 from __future__ import annotations
@@ -84,12 +90,13 @@ def ader_aupro(maps: np.ndarray, masks: np.ndarray, steps: int = AUPRO_STEPS, fp
     return float(auc((fprs - fprs.min()) / (fprs.max() - fprs.min()), pros[kept]))
 
 
-def ader_category_metrics(maps: np.ndarray, masks: np.ndarray, pooling: int = POOLING) -> dict[str, float]:
-    """ADer's seven metrics for one category: maps (n, H, W) float, masks (n, H, W) bool."""
+def ader_category_metrics(maps: np.ndarray, masks: np.ndarray, pooling: int | None = POOLING, adeval: bool = False) -> dict[str, float]:
+    """ADer's seven metrics for one category: maps (n, H, W) float, masks (n, H, W) bool. With
+    `adeval`, pixel AUROC, AP and AUPRO come from ADEval's 50 strips (ADer's use_adeval=True)."""
     maps = np.asarray(maps, dtype=np.float64)
     masks = np.asarray(masks, dtype=bool)
     image_labels = masks.reshape(len(masks), -1).any(1)
-    image_scores = np.array([image_score_from_map(m, "pooled", pooling) for m in maps])
+    image_scores = np.array([image_score_from_map(m, "pooled", pooling) if pooling else float(m.max()) for m in maps])
     both = image_labels.any() and not image_labels.all()
     pixels = masks.any() and not masks.all()
     return {
@@ -100,7 +107,7 @@ def ader_category_metrics(maps: np.ndarray, masks: np.ndarray, pooling: int = PO
         "pixel_ap": float(average_precision_score(masks.ravel(), maps.ravel())) if pixels else math.nan,
         "pixel_f1_max": pixel_f1_max(maps, masks) if masks.any() else math.nan,
         "pixel_aupro": ader_aupro(maps, masks),
-    }
+    } | (adeval_pixel_metrics(maps, masks) if adeval else {})
 
 
 def at_ader_resolution(array: np.ndarray) -> np.ndarray:
@@ -108,3 +115,67 @@ def at_ader_resolution(array: np.ndarray) -> np.ndarray:
     rows = (np.arange(ADER_SIDE) * array.shape[0] // ADER_SIDE).astype(int)
     cols = (np.arange(ADER_SIDE) * array.shape[1] // ADER_SIDE).astype(int)
     return array[np.ix_(rows, cols)]
+
+
+# ---------------------------------------------------------------------------------------------
+# ADer's use_adeval=True path: ADEval's EvalAccumulatorCuda with 50 strips between the category's
+# map minimum and maximum, for pixel AUROC, AP and AUPRO (image metrics stay scikit-learn's).
+
+ADEVAL_STRIPS = 50
+
+
+def _strip_counts(values: np.ndarray, low: float, high: float, strips: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """ADEval's histogram: [below low] + torch.histc's `strips` equal bins over [low, high] (the top
+    edge inside the last bin) + [at or above high]. A value equal to `high` is therefore counted
+    twice, once in the last bin and once in the overflow, as ADEval does."""
+    weights = np.ones_like(values) if weights is None else weights
+    counts = np.zeros(strips + 2)
+    inside = (values >= low) & (values <= high)
+    bins = np.minimum(((values[inside] - low) / (high - low) * strips).astype(np.int64), strips - 1)
+    np.add.at(counts, 1 + bins, weights[inside])
+    counts[0] = weights[values < low].sum()
+    counts[-1] = weights[values >= high].sum()
+    return counts
+
+
+def _curve(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(tp, fp) at each strip edge (everything in the strips above it counts as anomalous), and the
+    totals of negatives and positives."""
+    below_pos, total_pos = np.cumsum(positive)[:-1], positive.sum()
+    below_neg, total_neg = np.cumsum(negative)[:-1], negative.sum()
+    return total_pos - below_pos, total_neg - below_neg, float(total_neg), float(total_pos)
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+
+
+def _interpolated_tail(share: float, area: float, y1: float, y2: float) -> float:
+    """ADEval's part of the trapezoid that straddles FPR 0.3: a rectangle and a triangle, scaled."""
+    rect = y1 / (y1 + 0.5 * (y2 - y1)) if y1 + 0.5 * (y2 - y1) else 0.0
+    return area * rect * share + area * (1 - rect) * share * share
+
+
+def adeval_pixel_metrics(maps: np.ndarray, masks: np.ndarray, strips: int = ADEVAL_STRIPS, fpr_limit: float = AUPRO_FPR_LIMIT) -> dict[str, float]:
+    low, high = float(maps.min()), float(maps.max())
+    if high <= low or not masks.any() or masks.all():
+        return {"pixel_auroc": math.nan, "pixel_ap": math.nan, "pixel_aupro": math.nan}
+    weights = np.ones(maps.shape)
+    for index, mask in enumerate(masks):  # 1/area of each 8-connected region on its pixels
+        found, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        if count:
+            areas = np.bincount(found.ravel())
+            weights[index][mask] = 1.0 / areas[found[mask]]
+    positive, negative = maps[masks], maps[~masks]
+    tp, fp, n, p = _curve(_strip_counts(positive, low, high, strips), _strip_counts(negative, low, high, strips))
+    tpr, fpr = tp / p, fp / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)  # no predicted positive: precision 1
+    wtp, wfp, wn, wp = _curve(_strip_counts(positive, low, high, strips, weights[masks]), _strip_counts(negative, low, high, strips))
+    pro, wfpr = wtp / wp, wfp / wn
+    below = wfpr <= fpr_limit
+    lo_pro, lo_fpr = pro[below][::-1], wfpr[below][::-1]
+    hi_pro, hi_fpr = pro[~below][::-1], wfpr[~below][::-1]
+    lo, hi, total = _trapezoid(lo_pro, lo_fpr), _trapezoid(hi_pro, hi_fpr), _trapezoid(pro[::-1], wfpr[::-1])
+    aupro = (lo + _interpolated_tail((fpr_limit - lo_fpr[-1]) / (hi_fpr[0] - lo_fpr[-1]), total - (lo + hi), lo_pro[-1], hi_pro[0])) / fpr_limit if len(lo_fpr) and len(hi_fpr) else math.nan
+    return {"pixel_auroc": _trapezoid(tpr[::-1], fpr[::-1]), "pixel_ap": _trapezoid(precision[::-1], tpr[::-1]), "pixel_aupro": aupro}

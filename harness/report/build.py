@@ -212,7 +212,7 @@ def _gpt4vad_sections(runs: list[RunData]) -> list[dict]:
             {"name": f"{ref['name']} — {ref['source']}", "cells": [None if ref.get(key) is None else ref[key] / 100 for key, _ in AD_COLUMNS]}
             for ref in gpt4vad_references(run.spec.data)
         ]
-        definitions = "ADer's evaluator" if metrics.get("definitions") == "ader" else "MVTec definitions"
+        definitions = {"ader": "ADer's evaluator", "ader-adeval": "ADer's evaluator with ADEval's 50-strip pixel metrics"}.get(metrics.get("definitions", "exact"), "MVTec definitions")
         sections.append({"label": run.label, "columns": [title for _, title in AD_COLUMNS], "rows": rows, "references": references, "definitions": definitions, "notes": metrics.get("notes", [])})
     return sections
 

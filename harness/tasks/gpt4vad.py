@@ -250,8 +250,8 @@ def region_metrics(samples: list[RegionSample], items: list[RegionItem], run_dir
         members = [i for i in items if f"{i.dataset}/{i.category}" == category and i.id in by_id]
         if not members:
             continue
-        if definitions == "ader":
-            per_category[category] = _ader_category(run_dir, by_id, members)
+        if definitions.startswith("ader"):
+            per_category[category] = _ader_category(run_dir, by_id, members, adeval=definitions == "ader-adeval")
             continue
         labels = [i.label == "anomaly" for i in members]
         stated = [by_id[i.id].image_score or 0.0 for i in members]
@@ -264,13 +264,14 @@ def region_metrics(samples: list[RegionSample], items: list[RegionItem], run_dir
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mean, notes = mean_over_categories(per_category, "mad" if definitions == "ader" else "mean7")
+        mean, notes = mean_over_categories(per_category, "mad" if definitions.startswith("ader") else "mean7")
     return {"per_category": per_category, "mean": mean, "notes": notes, "definitions": definitions}
 
 
-def _ader_category(run_dir: Path, by_id: dict[str, RegionSample], members: list[RegionItem]) -> dict[str, float]:
+def _ader_category(run_dir: Path, by_id: dict[str, RegionSample], members: list[RegionItem], adeval: bool = False) -> dict[str, float]:
     """ADer's metrics at its 256×256 resolution (a category's maps held at that size: 256 KB each)."""
     from harness.metrics.ader import ader_category_metrics, at_ader_resolution
 
     pairs = [(at_ader_resolution(m), at_ader_resolution(k)) for m, k in _maps_and_masks(run_dir, by_id, members)]
-    return ader_category_metrics(np.stack([m for m, _ in pairs]), np.stack([k for _, k in pairs]))
+    maps, masks = np.stack([m for m, _ in pairs]), np.stack([k for _, k in pairs])
+    return ader_category_metrics(maps, masks, pooling=None, adeval=True) if adeval else ader_category_metrics(maps, masks)
