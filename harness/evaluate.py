@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
+import json
 import platform
 import re
 import subprocess
@@ -17,14 +19,14 @@ from pathlib import Path
 import harness
 from harness.data.mmad import QuestionSet, load_mmad
 from harness.data.releases import exclude_errata, release_name
-from harness.sources import cache_dir, resolve_data
+from harness.sources import cache_dir, data_label, resolve_data
 from harness.errors import ConfigError
 from harness.export import answers_file_records, officially_unrecorded
 from harness.metrics.accuracy import mmad_compat_table, strict_scores
 from harness.models.base import Model, ModelOptions, create_model
 from harness.models.pricing import cost_usd
-from harness.runlog import RunFolder, new_run_id
-from harness.runner import RunOutcome, run_plan
+from harness.runlog import RunFolder, check_run_id, new_run_id
+from harness.runner import RunOutcome, _error_kind, run_plan
 from harness.schema import DecodingSpec, RunSpec, RunSummary, SampleResult, Usage
 from harness.strategies import parse_strategies
 from harness.protocols import resolve_protocol
@@ -65,7 +67,7 @@ class EvalOverrides:
 
 def _package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "iadbench": harness.__version__}
-    for package in ("numpy", "pillow", "pydantic", "jinja2", "scikit-learn", "scikit-image", "openai"):
+    for package in ("numpy", "pillow", "pydantic", "jinja2", "scikit-learn", "scikit-image", "openai", "torch", "transformers", "accelerate", "opencv-python-headless"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -106,7 +108,8 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     )
     max_connections = pick(overrides.max_connections, default_concurrency)
     strategies = parse_strategies(overrides.strategies or []).names
-    run_suffix = suite_name + "".join("+" + re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-") for s in strategies)
+    data = pick(overrides.data, suite.data)
+    run_suffix = suite_name + (f"@{data_label(data)}" if data != suite.data else "") + "".join("+" + re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-") for s in strategies)
     options = (overrides.model_options or ModelOptions()).model_copy(update={"max_connections": max_connections})
     changed = {"--max-new-tokens": overrides.max_new_tokens, "--temperature": overrides.temperature, "--image-max-side": overrides.image_max_side}
     changed["--choice-scoring logprobs"] = True if overrides.choice_scoring == "logprobs" else None
@@ -114,15 +117,15 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     if protocol.official:
         decoding = protocol.decoding
         run_suffix += "" if suite.protocol == "auto" and overrides.protocol is None else f"+{protocol.name}"
-    return RunSpec(
-        run_id=overrides.run_id or new_run_id(model, run_suffix),
+    spec = RunSpec(
+        run_id=check_run_id(overrides.run_id) if overrides.run_id else "pending",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         suite=suite_name,
         task=pick(overrides.task, suite.task),
         regions=pick(overrides.regions, suite.regions),
         gpt4vad_prompt=pick(overrides.gpt4vad_prompt, suite.gpt4vad_prompt),
         metric_definitions=overrides.metric_definitions or "exact",
-        data=pick(overrides.data, suite.data),
+        data=data,
         data_root=overrides.data_root,
         model=model,
         shots=pick(overrides.shots, suite.shots),
@@ -146,10 +149,21 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         versions=_package_versions(),
         git_revision=_git_revision(),
     )
+    if overrides.run_id:
+        return spec
+    settings = spec.model_dump(mode="json", exclude={"run_id", "created_at", "versions", "git_revision"})
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return spec.model_copy(update={"run_id": new_run_id(model, run_suffix, digest=digest)})
+
+
 
 
 def load_questions(spec: RunSpec) -> QuestionSet:
     data = resolve_data(spec.data, spec.data_root)
+    if spec.data_digest and data.json_path.is_file():  # before reading records: the wrong file is the error to report
+        from harness.files import file_sha256
+
+        _check_digest(spec, file_sha256(data.json_path), str(data.json_path))
     question_set = load_mmad(data.json_path, root=data.root, templates=spec.templates, shots=spec.shots, skip_bad=spec.skip_bad)
     for name in spec.errata:
         exclude_errata(question_set, name)
@@ -157,9 +171,6 @@ def load_questions(spec: RunSpec) -> QuestionSet:
         question_set.questions = question_set.questions[: spec.limit]
     return question_set
 
-
-def _error_kind(error: str) -> str:
-    return error.split(":", 1)[0].split(" ")[0] or "Error"
 
 
 def circular_scores(samples: list[SampleResult]) -> dict:
@@ -185,6 +196,7 @@ def summarise(spec: RunSpec, samples: list[SampleResult], question_set: Question
         run_id=spec.run_id,
         model=spec.model,
         suite=spec.suite,
+        data=spec.data,
         scoring=spec.scoring,
         n_questions=sum(len(q.options) for q in question_set.questions) if rotations else len(question_set.questions),
         strict=strict_scores(samples),
@@ -265,8 +277,13 @@ def prompt_settings(spec: RunSpec, question_set: QuestionSet, artifacts_dir: Pat
 
 
 def _check_digest(spec: RunSpec, digest: str, source: str) -> None:
+    """A run's answers belong to one question file: resuming, re-scoring or reporting it against
+    another (a changed file, IADBENCH_MMAD pointing elsewhere) is refused, naming both."""
     if spec.data_digest is not None and spec.data_digest != digest:
-        raise ConfigError(f"{source} changed since run {spec.run_id} started (sha256 differs); resuming would mix two data sets, so start a new run")
+        raise ConfigError(
+            f"{source} (sha256 {digest[:12]}…) is not the question file run {spec.run_id} used (sha256 {spec.data_digest[:12]}…, data {spec.data}); "
+            "point --data/IADBENCH_MMAD at that file, or start a new run"
+        )
 
 
 def _accounting(spec: RunSpec, samples: list) -> dict:
@@ -292,6 +309,7 @@ def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFold
         run_id=spec.run_id,
         model=spec.model,
         suite=spec.suite,
+        data=spec.data,
         scoring=spec.scoring,
         task="gpt4vad",
         n_questions=len(items),
@@ -342,6 +360,7 @@ def run_evaluation(
         if cache:
             cache.close()
     if shard is not None:
+        folder.write_shard_notes(*shard, [n for n in outcome.notes if n not in spec.notes])
         return None
     new_notes = [n for n in outcome.notes if n not in spec.notes]
     if new_notes:
@@ -369,5 +388,7 @@ def start_run(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, RunFolder, Questi
         return spec, RunFolder.create(runs_dir, spec), None
     question_set = load_questions(spec)
     prompt_settings(spec, question_set, runs_dir)  # a missing knowledge file stops here, not in a worker
-    spec = spec.model_copy(update={"data_digest": question_set.digest, "data_release": release_name(spec.protocol, question_set.digest)})
+    resolved = resolve_data(spec.data, spec.data_root)
+    data = f"mmad:{resolved.json_path.resolve()}" if spec.data == "mmad" else spec.data  # not $IADBENCH_MMAD: the file itself
+    spec = spec.model_copy(update={"data": data, "data_digest": question_set.digest, "data_release": release_name(spec.protocol, question_set.digest)})
     return spec, RunFolder.create(runs_dir, spec), question_set

@@ -11,17 +11,18 @@ class Progress:
     def __init__(self, total: int, *, already_done: int = 0, stream: TextIO | None = None, interval_s: float = 0.5) -> None:
         self.total, self.done = total, already_done
         self._start_done = already_done
-        self.errors = self.not_answered = 0
+        self.errors = self.unparsed = self.declined = 0
         self._stream = stream or sys.stderr
         self._interactive = self._stream.isatty()
         # On a terminal, redraw often; in a log file, a line every few seconds.
         self._interval = interval_s if self._interactive else 5.0
         self._started = self._last = time.monotonic()
 
-    def update(self, *, error: bool, answered: bool) -> None:
+    def update(self, *, error: bool, answered: bool, declined: bool = False) -> None:
         self.done += 1
         self.errors += error
-        self.not_answered += not answered and not error
+        self.declined += declined
+        self.unparsed += not answered and not error and not declined
         now = time.monotonic()
         if now - self._last >= self._interval or self.done == self.total:
             self._last = now
@@ -36,7 +37,7 @@ class Progress:
         percent = 100.0 * self.done / self.total if self.total else 100.0
         return (
             f"[iadbench] {self.done}/{self.total} ({percent:5.1f}%)  {rate:7.1f} q/s  ETA {eta}  "
-            f"errors {self.errors}  unparsed {self.not_answered}"
+            f"errors {self.errors}  unparsed {self.unparsed}" + (f"  declined {self.declined}" if self.declined else "")
         )
 
     def _emit(self, now: float) -> None:

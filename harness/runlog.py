@@ -22,10 +22,20 @@ from harness.schema import RunSpec, RunSummary, SampleResult
 SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"
 
 
-def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+def new_run_id(model: str, suite: str, now: datetime | None = None, digest: str = "") -> str:
+    """Time to the millisecond, model, suite (or data) and a short digest of the spec: runs started
+    in the same second with other settings (a seed loop) get their own folders."""
+    moment = now or datetime.now(timezone.utc)
+    stamp = moment.strftime("%Y%m%d-%H%M%S") + f"{moment.microsecond // 1000:03d}"
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", model).strip("-")[:60]
-    return f"{stamp}_{slug}_{suite}"
+    return f"{stamp}_{slug}_{suite}" + (f"_{digest[:6]}" if digest else "")
+
+
+def check_run_id(run_id: str) -> str:
+    """A --run-id names one folder inside --runs-dir: no path separators, no '..'."""
+    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith(".") or ".." in run_id:
+        raise RunFolderError(f"--run-id {run_id!r}: a run id names one folder inside --runs-dir; use letters, digits, '-', '_' and '.', with no '/', '\\' or '..'")
+    return run_id
 
 
 SHARDS = "shards"
@@ -66,7 +76,30 @@ class RunFolder:
                         added += 1
         for shard_file in shard_dir.glob("*.jsonl"):  # only after the merged lines reached the disk
             shard_file.unlink()
+        self._merge_shard_notes(shard_dir)
         return added
+
+    def write_shard_notes(self, index: int, count: int, notes: list[str]) -> None:
+        """A shard process's backend notes (it must not rewrite spec.json, which N processes share)."""
+        if notes:
+            write_json_atomically(self.path / SHARDS / f"{index}-of-{count}.notes.json", notes)
+
+    def _merge_shard_notes(self, shard_dir: Path) -> None:
+        """Fold the shards' notes into spec.json, as a one-process run records them; then leave no
+        empty shards/ folder behind."""
+        import json
+
+        notes_files = sorted(shard_dir.glob("*.notes.json"))
+        if notes_files:
+            spec = self.spec()
+            notes = list(spec.notes)
+            for path in notes_files:
+                notes += [n for n in json.loads(path.read_text(encoding="utf-8")) if n not in notes]
+            self.update_spec(spec.model_copy(update={"notes": notes}))
+            for path in notes_files:
+                path.unlink()
+        if not any(shard_dir.iterdir()):
+            shard_dir.rmdir()
 
     @classmethod
     def create(cls, runs_dir: Path, spec: RunSpec) -> "RunFolder":

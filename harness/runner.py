@@ -37,6 +37,32 @@ class Task(Protocol):
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> BaseModel: ...
 
 
+class EarlyStop:
+    """Stops a run whose first EARLY_STOP_AFTER answers all failed the same way (no such model, no
+    server listening, a broken setup): asking the rest would fail the same, slowly. Everything
+    written stays; the run resumes once the cause is fixed."""
+
+    AFTER = 8
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        self.example = ""
+        self.succeeded = False
+
+    def see(self, sample) -> None:
+        if self.succeeded or sample.parse_status != "error":
+            self.succeeded = True
+            return
+        self.kinds.append(_error_kind(sample.error or ""))
+        self.example = self.example or (sample.error or "")
+        if len(self.kinds) >= self.AFTER and len(set(self.kinds)) == 1:
+            raise FatalBackendError(f"the first {len(self.kinds)} requests all failed ({self.example[:240]}); fix the cause, then continue")
+
+
+def _error_kind(error: str) -> str:
+    return error.split(":", 1)[0].split(" ")[0] or "Error"
+
+
 async def _ask_shared(model: Model, request: GenerateRequest, digest: str, calls: dict[str, asyncio.Future], cache: ResponseCache | None) -> GenerateResponse:
     """One call for every question that shares it (an official two-call protocol): the first
     asker makes it, the others wait for its response and count it as not paid again."""
@@ -133,6 +159,7 @@ async def run_plan(
     results: list = list(finished)
     notes: list[str] = []
     shared_calls: dict[str, asyncio.Future] = {}
+    early_stop = EarlyStop()
 
     with writes_to.sample_writer() as writer:
 
@@ -162,7 +189,8 @@ async def run_plan(
                 results.append(sample)
                 budget.add(sample)
                 if tracker:
-                    tracker.update(error=sample.parse_status == "error", answered=sample.parse_status == "ok")
+                    tracker.update(error=sample.parse_status == "error", answered=sample.parse_status == "ok", declined=sample.parse_status == "declined")
+                early_stop.see(sample)
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, len(todo))))]
         try:

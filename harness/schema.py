@@ -192,6 +192,7 @@ class RunSummary(BaseModel):
     scoring: ScoringMode
     task: Literal["mcq", "gpt4vad"] = "mcq"
     protocol: str = "harmonised"
+    data: str = Field("", description="the data the run used (the suite's, or --data)")
     n_questions: int
     n_samples: int
     status_counts: dict[str, int]

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +18,18 @@ from pathlib import Path
 from harness.errors import ConfigError
 
 SYNTHETIC_SIZE = 256
+
+
+# Every --data form, for the help text (generated from here so it cannot drift from resolve_data).
+DATA_SOURCES = {
+    "synthetic": "the built-in synthetic set",
+    "synthetic:SEED": "the same, drawn with another seed",
+    "mmad": "$IADBENCH_MMAD (MMAD's mmad.json)",
+    "mmad:PATH": "an MMAD-format mmad.json or its folder (MMAD's release, or any set iadbench generate wrote)",
+    "hf:PATH": "a question set saved as a Hugging Face dataset",
+    "mvtec:DIR": "--task gpt4vad: an MVTec AD tree",
+    "visa:DIR": "--task gpt4vad: a VisA tree",
+}
 
 
 @dataclass(frozen=True)
@@ -94,3 +107,14 @@ def resolve_data(source: str, data_root: str | None = None) -> ResolvedData:
         json_path = materialised(Path(argument).expanduser(), cache_dir())
         return ResolvedData(json_path, json_path.parent)
     raise ConfigError(f"--data {source!r}: unknown source; use synthetic, synthetic:SEED, mmad:PATH/mmad.json or hf:PATH (a set saved as a Hugging Face dataset)")
+
+
+def data_label(data: str) -> str:
+    """A short readable name of a --data value for run ids and table headers: synthetic:1 →
+    synthetic-1, mmad:/data/MMAD/mmad.json → mmad-MMAD."""
+    kind, _, argument = data.partition(":")
+    if not argument:
+        return kind
+    path = Path(argument)
+    name = path.parent.name if path.suffix == ".json" else path.name
+    return re.sub(r"[^A-Za-z0-9.]+", "-", f"{kind}-{name or argument}").strip("-")[:40]

@@ -16,6 +16,16 @@ SHORT = {
 }
 
 
+def _on(summary: RunSummary) -> str:
+    """What the run was on: the suite, or the data that replaced the suite's (and the suite's settings)."""
+    from harness.sources import data_label
+    from harness.suites import load_suite, suite_names
+
+    if not summary.data or summary.suite not in suite_names() or load_suite(summary.suite).data == summary.data:
+        return summary.suite
+    return f"{data_label(summary.data)} ({summary.suite} settings)"
+
+
 def _cell(value: float | None) -> str:
     return "    -" if value is None else f"{value:5.1f}"
 
@@ -47,7 +57,7 @@ def ad_table(summary: RunSummary) -> str:
     width = max([len(r) for r in rows] + [10])
     header = f"{'':<{width}}  " + "  ".join(f"{title:>7}" for _, title in AD_COLUMNS)
     definitions = "ADer's evaluator (image score: pooled map maximum)" if str(metrics.get("definitions", "")).startswith("ader") else "MVTec definitions, image score as stated"
-    lines = [f"{summary.model} on {summary.suite}: GPT-4V-AD, maps by Text2Segmentation, {definitions} (%)", header, "-" * len(header)]
+    lines = [f"{summary.model} on {_on(summary)}: GPT-4V-AD, maps by Text2Segmentation, {definitions} (%)", header, "-" * len(header)]
     for name, row in rows.items():
         cells = [row.get(key) for key, _ in AD_COLUMNS]
         lines.append(f"{name:<{width}}  " + "  ".join(f"{_cell(None if v is None or v != v else 100 * v):>7}" for v in cells))
@@ -58,6 +68,7 @@ def ad_table(summary: RunSummary) -> str:
     if seven is not None and seven == seven:
         lines.append(("mAD (ADer's definition)" if ader else "mean of the seven (MVTec definitions; not ADer's mAD: --metrics ader)") + f": {100 * seven:.1f}")
     lines += [f"note: {note}" for note in metrics.get("notes", [])]
+    lines += _usage_lines(summary)
     return "\n".join(lines)
 
 
@@ -69,12 +80,12 @@ def results_table(summary: RunSummary) -> str:
     if summary.scoring == "mmad-compat":
         compat = summary.mmad_compat
         rows = {r: compat["values"][r] for r in compat["rows"]}
-        lines = _table(f"{summary.model} on {summary.suite}: accuracy %, official MMAD scorer", rows, columns)
+        lines = _table(f"{summary.model} on {_on(summary)}: accuracy %, official MMAD scorer", rows, columns)
         lines.append(f"records removed (answer not A-E): {compat['removed']}, skipped after a removal: {compat['skipped']}")
     else:
         strict = summary.strict
         chance = {"chance": strict["chance"]["Average"]}
-        lines = _table(f"{summary.model} on {summary.suite}: accuracy % (strict: unanswered = wrong)", strict["accuracy"], columns, chance)
+        lines = _table(f"{summary.model} on {_on(summary)}: accuracy % (strict: unanswered = wrong)", strict["accuracy"], columns, chance)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     lines.append(f"{summary.n_samples}/{summary.n_questions} questions answered; answer status: {statuses}")
     if summary.circular:
@@ -92,16 +103,21 @@ def results_table(summary: RunSummary) -> str:
         )
     if summary.error_counts:
         lines.append("failed samples by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.error_counts.items())))
-    tokens = summary.usage.prompt_tokens + summary.usage.completion_tokens
-    if tokens:
-        cost = "unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
-        if summary.model.startswith("hf/"):
-            cost = "none (a local model)"
-        rate = f", {summary.n_samples / summary.wall_time_s:.1f} q/s" if summary.wall_time_s else ""
-        lines.append(
-            f"tokens: {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion; cost {cost}; "
-            f"{summary.cached_samples} from cache, {summary.retries} retries{rate}"
-        )
+    lines += _usage_lines(summary)
     if summary.skipped_records:
         lines.append(f"{len(summary.skipped_records)} bad records skipped (--skip-bad); listed in summary.json")
     return "\n".join(lines)
+
+
+def _usage_lines(summary: RunSummary) -> list[str]:
+    """Tokens, cost, cache hits, retries (failed attempts only) and rate, for any task."""
+    if not summary.usage.prompt_tokens + summary.usage.completion_tokens:
+        return []
+    cost = "unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
+    if summary.model.startswith("hf/"):
+        cost = "none (a local model)"
+    rate = f", {summary.n_samples / summary.wall_time_s:.1f} q/s" if summary.wall_time_s else ""
+    return [
+        f"tokens: {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion; cost {cost}; "
+        f"{summary.cached_samples} from cache, {summary.retries} retries{rate}"
+    ]

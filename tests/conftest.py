@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
+
+# Libraries' own caches (Hugging Face datasets' parquet round trip, matplotlib's font cache) go to a
+# temporary folder, never the user's home: set before any of them is imported.
+_LIBRARY_CACHES = Path(tempfile.mkdtemp(prefix="iadbench-test-caches-"))
+os.environ["HF_HOME"] = str(_LIBRARY_CACHES / "huggingface")
+os.environ["HF_DATASETS_CACHE"] = str(_LIBRARY_CACHES / "huggingface" / "datasets")
+os.environ["MPLCONFIGDIR"] = str(_LIBRARY_CACHES / "matplotlib")
 
 import numpy as np
 import pytest

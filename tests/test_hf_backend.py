@@ -203,13 +203,18 @@ def test_cli_runs_at_any_batch_size_and_in_two_processes_with_the_same_answers(t
     one, eight, sharded = (_samples(tmp_path / name) for name in ("one", "eight", "sharded"))
     assert len(one) == 24 and one.keys() == eight.keys() == sharded.keys()
     assert len((tmp_path / "sharded" / "samples.jsonl").read_text().splitlines()) == 24  # none lost, none twice
-    assert not list((tmp_path / "sharded" / "shards").glob("*.jsonl"))
+    assert not (tmp_path / "sharded" / "shards").exists()  # merged and cleaned up
     for other in (eight, sharded):
         for key, sample in one.items():
             assert other[key]["parsed"] == sample["parsed"]
             assert all(math.isclose(other[key]["option_logprobs"][k], v, abs_tol=1e-4) for k, v in sample["option_logprobs"].items())
     spec = json.loads((tmp_path / "sharded" / "spec.json").read_text())
     assert spec["model_options"]["trust_remote_code"] is False and spec["choice_scoring"] == "logprobs"
+    assert {"torch", "transformers", "accelerate"} <= spec["versions"].keys()
+    from harness.models.hf_processors import torchvision_available
+
+    one_spec = json.loads((tmp_path / "one" / "spec.json").read_text())
+    assert spec["notes"] == one_spec["notes"] and (torchvision_available() or spec["notes"])  # the shards' notes, as one process records them
     summary = json.loads((tmp_path / "sharded" / "summary.json").read_text())
     assert summary["n_samples"] == 24 and summary["image_metrics"]["scored"] > 0  # P(Yes) kept as the anomaly score
 

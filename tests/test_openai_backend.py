@@ -182,7 +182,7 @@ def test_max_cost_stops_cleanly_and_resumes(tmp_path, server, own_cache):
 
 def test_a_wrong_key_stops_the_run_with_a_resume_hint(tmp_path, server, own_cache, capsys):
     running = server(reject_auth=True)
-    folder = evaluate(tmp_path, "auth", "--base-url", running.base_url, "--limit", "20", "--no-cache", expect=2)
+    folder = evaluate(tmp_path, "auth", "--base-url", running.base_url, "--limit", "20", "--no-cache", expect=4)
     err = capsys.readouterr().err
     assert "AuthenticationError 401" in err and f"--resume {folder}" in err
     assert samples(folder) == {}  # nothing recorded as a (wrong) answer

@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 
 from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options
+from harness.strategies import STRATEGY_FORMS
 from harness.errors import IadbenchError
+
+# The exit-code contract (README): 0 finished with at least one question answered; 2 bad input (a
+# flag, a file, a record); 3 stopped by --max-cost; 4 every question failed (or the backend cannot
+# answer: no such model, nothing listening, bad key); 130 interrupted. Runs stopped by 3, 4 or 130
+# keep every answer and continue with --resume.
+EXIT_BAD_INPUT, EXIT_COST_LIMIT, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 def register(commands) -> None:
@@ -35,7 +42,7 @@ def register(commands) -> None:
     parser.add_argument("--dump-requests", metavar="DIR", help="with --dry-run: write each request as the backend would send it (API JSON bodies; hf/ prompt text, images, token counts)")
     parser.add_argument("--protocol", help="how questions are put to the model (iadbench list protocols); --suite mmad-official picks the model family's")
     parser.add_argument("--errata", action="append", default=None, metavar="NAME|FILE", help="leave out known faulty records, e.g. mmad-ds-mvtec-pill (counted and shown)")
-    parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: rag, rag=topk:K, agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
+    parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: " + ", ".join(STRATEGY_FORMS))
     add_backend_flags(parser)
     parser.add_argument("--num-processes", type=int, default=1, help="hf/ models, data parallel: shard the questions over N processes (one per GPU) and merge their samples")
     parser.add_argument("--shard", help=argparse.SUPPRESS)  # INDEX/COUNT: one process of a --num-processes run
@@ -166,10 +173,10 @@ def run(args: argparse.Namespace) -> int:
             folder.write_summary(summary)
     except KeyboardInterrupt:
         print(f"\ninterrupted; every finished answer is saved. Continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except FatalBackendError as error:
-        print(f"iadbench: error: {error}\nevery finished answer is saved; continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
-        return 2
+        print(f"iadbench: error: {error}\nevery finished answer is saved; continue with: iadbench eval --resume {folder.path} --retry-errors", file=sys.stderr)
+        return EXIT_ALL_FAILED
     print(results_table(summary))
     from harness.report.reference import comparison_lines
 
@@ -178,7 +185,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"run folder: {folder.path}")
     if summary.stopped_reason:
         print(f"stopped early ({summary.stopped_reason}); continue with: iadbench eval --resume {folder.path} --max-cost <higher>", file=sys.stderr)
-        return 3
+        return EXIT_COST_LIMIT
+    failed = summary.status_counts.get("error", 0)
+    if summary.n_samples and failed == summary.n_samples:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.error_counts.items()))
+        print(f"iadbench: error: every question failed ({kinds}); fix the cause, then: iadbench eval --resume {folder.path} --retry-errors", file=sys.stderr)
+        return EXIT_ALL_FAILED
     return 0
 
 

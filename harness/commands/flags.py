@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.sources import DATA_SOURCES
+
 
 def add_backend_flags(parser: argparse.ArgumentParser) -> None:
     """How to reach and run the model: shared by eval and ablate."""
@@ -29,7 +31,7 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """What a run evaluates and where it goes: shared by eval and ablate."""
     parser.add_argument("--suite", default=None, help="suite name (iadbench list suites); default synthetic-quick, or gpt4vad-zero-shot with --task gpt4vad")
-    parser.add_argument("--data", help="synthetic | synthetic:SEED | mmad:PATH/mmad.json | hf:PATH (overrides the suite)")
+    parser.add_argument("--data", help="overrides the suite's data: " + "; ".join(f"{form}: {what}" for form, what in DATA_SOURCES.items()))
     parser.add_argument("--knowledge", help="domain knowledge for rag (MMAD's domain_knowledge.json format); default: beside the question file")
     parser.add_argument("--limit", type=int, help="only the first N questions (for a quick look)")
     parser.add_argument("--seed", type=int, default=0, help="recorded in spec.json; seeds every random choice")

@@ -41,6 +41,7 @@ def _report(args: argparse.Namespace) -> int:
     report = build_report(runs, published=args.published, gallery_run=args.gallery_run, gallery_size=args.gallery_size)
     text = {"html": html, "md": markdown, "json": json_text}[fmt](report)
     out = Path(args.out or f"report.{fmt}")
+    out.parent.mkdir(parents=True, exist_ok=True)  # --out into a folder not made yet: make it
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {len(runs)} runs)")
     return 0

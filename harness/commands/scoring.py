@@ -45,14 +45,16 @@ def _score(args: argparse.Namespace) -> int:
             items, _ = load_region_items(spec.data, spec.seed)
             items = items[: spec.limit] if spec.limit is not None else items  # as the run selected them
             samples = sorted(folder.read_samples(sample_type=RegionSample), key=lambda s: s.ordinal)
-            summary = summarise_regions(spec, samples, items, folder, None, None)
+            earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
+            summary = summarise_regions(spec, samples, items, folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
             folder.write_summary(summary)
             print(results_table(summary))
             return 0
         if args.mmad_compat or args.strict:
             spec = spec.model_copy(update={"scoring": "mmad-compat" if args.mmad_compat else "strict"})
         samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
-        summary = summarise(spec, samples, load_questions(spec), None)
+        earlier = folder.summary()
+        summary = summarise(spec, samples, load_questions(spec), earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
         folder.write_summary(summary)
         print(results_table(summary))
         if args.mmad_compat:

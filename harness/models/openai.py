@@ -25,6 +25,8 @@ from harness.models.resilience import RETRYABLE_STATUS, AdaptiveLimiter, RetryPo
 from harness.schema import Usage
 
 OPENAI_HOST = "api.openai.com"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+CONNECT_TRIES_BEFORE_GIVING_UP = 3  # nothing ever answered: a wrong --base-url, not a hiccup
 TOP_LOGPROBS = 20
 
 
@@ -59,7 +61,10 @@ class OpenAIChatModel:
     cacheable = True
 
     def __init__(self, name: str, *, seed: int, options: ModelOptions) -> None:
-        import openai  # optional dependency, imported only when this backend is used
+        try:
+            import openai  # optional dependency, imported only when this backend is used
+        except ImportError:
+            raise ConfigError("openai/ models need the openai extra: pip install -e '.[openai]'") from None
 
         self.name = name
         self.model_id = name.split("/", 1)[1]
@@ -67,7 +72,9 @@ class OpenAIChatModel:
         base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or f"https://{OPENAI_HOST}/v1"
         self._official = urlsplit(base_url).hostname == OPENAI_HOST
         api_key = os.environ.get(options.api_key_env, "")
-        self._missing_key = not api_key and self._official  # a dry run needs none: checked by ready()
+        # A dry run needs no key (checked by ready()). A key variable named on purpose must be set;
+        # local servers without keys use the default name.
+        self._missing_key = not api_key and (self._official or options.api_key_env != DEFAULT_KEY_ENV)
         if not api_key:
             api_key = "EMPTY"  # vLLM, Ollama and llama.cpp servers accept any key
         self._secret = api_key
@@ -81,11 +88,12 @@ class OpenAIChatModel:
         self._images = ImageEncoder()
         self._rng = random.Random(seed)
         self._warned_no_logprobs = False
+        self._answered_once = False
 
     def ready(self) -> None:
         """Refuse to start a run that cannot authenticate (before any run folder exists)."""
         if self._missing_key:
-            raise ConfigError(f"no API key: set the environment variable {self.options.api_key_env} (or name another with --api-key-env)")
+            raise ConfigError(f"no API key: the environment variable {self.options.api_key_env} is not set (set it, or name another with --api-key-env)")
 
     # -- request building ---------------------------------------------------------------------
 
@@ -197,12 +205,16 @@ class OpenAIChatModel:
             wait = retry_after_seconds(error.response.headers)
             return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
         except (openai.APITimeoutError, openai.APIConnectionError) as error:
+            # (A refused connection can surface as a timeout through the aiohttp transport.)
+            if not self._answered_once and attempt >= CONNECT_TRIES_BEFORE_GIVING_UP:
+                raise FatalBackendError(f"nothing answers at {redact_url(self._base_url)} ({self._describe(error)}); start the server or fix --base-url, then continue with --resume") from None
             return self._policy.backoff(attempt, self._rng), self._describe(error)
         except (ValueError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON
             return self._policy.backoff(attempt, self._rng), f"MalformedResponse: {self._scrub(str(error))[:200]}"
         finally:
             await limiter.release()
         limiter.on_success()
+        self._answered_once = True
         quota_wait = quota_exhausted_for(raw.headers)
         if quota_wait:
             limiter.on_rate_limited(quota_wait, sent_at)

@@ -83,6 +83,14 @@ def _leaderboard(runs: list[RunData], intervals: dict[str, dict], published: str
     return {"columns": COLUMNS, "rows": rows, "published_shown": any(r["kind"] != "run" for r in rows)}
 
 
+def category_grid(by_category: dict[str, dict]) -> tuple[list[str], np.ndarray]:
+    """Categories × subtasks accuracy for the heatmap: NaN only where a category has no questions
+    of a subtask; 0% stays 0 (a score, not a gap)."""
+    categories = sorted(by_category)
+    cell = lambda value: np.nan if value is None else value  # noqa: E731
+    return categories, np.array([[cell(_finite(by_category[c].get(s.value))) for s in SUBTASKS] for c in categories], dtype=float)
+
+
 def _dataset_tables(run: RunData, intervals: dict) -> list[dict]:
     table = []
     for dataset, row in run.summary.strict["accuracy"].items():
@@ -146,7 +154,12 @@ def mcq_gallery(run: RunData, limit: int) -> dict:
     """Wrong answers of a run, sampled across subtasks and categories, with images from its data."""
     from harness.sources import resolve_data
 
+    from harness.errors import ConfigError
+    from harness.files import file_sha256
+
     data = resolve_data(run.spec.data, run.spec.data_root)
+    if run.spec.data_digest and data.json_path.is_file() and file_sha256(data.json_path) != run.spec.data_digest:
+        raise ConfigError(f"{data.json_path} is not the question file run {run.path} used (sha256 differs from its spec.json); point --data/IADBENCH_MMAD at that file")
     records = json.loads(data.json_path.read_text(encoding="utf-8"))
     wrong = []
     with (run.path / "samples.jsonl").open(encoding="utf-8") as handle:
@@ -267,8 +280,7 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         datasets = sorted({d for run in mcq for d in run.summary.strict["accuracy"] if d != "Average"})
         report["charts"]["bars"] = charts.grouped_bars(datasets, {_plain(run.label): [_finite(run.summary.strict["accuracy"].get(d, {}).get("Average")) for d in datasets] for run in mcq})
         first = mcq[min(gallery_run, len(mcq) - 1)]
-        categories = sorted(first.summary.strict["by_category"])
-        grid = np.array([[_finite(first.summary.strict["by_category"][c].get(s.value)) or np.nan for s in SUBTASKS] for c in categories], dtype=float)
+        categories, grid = category_grid(first.summary.strict["by_category"])
         report["charts"]["heatmap"] = charts.heatmap(categories, grid, _plain(f"{first.label}: accuracy % by category"))
         report["charts"]["confusion"] = charts.overkill_miss({
             _plain(run.label if len(run.summary.strict["detection"]) == 1 else f"{run.label} {d}"): (

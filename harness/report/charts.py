@@ -53,15 +53,16 @@ def grouped_bars(datasets: list[str], series: dict[str, list[float | None]], yla
 
 
 def heatmap(rows: list[str], values: np.ndarray, title: str) -> str:
-    """Accuracy by category (rows) × subtask (columns); empty cells left blank."""
+    """Accuracy by category (rows) × subtask (columns); 0% is coloured as 0%, and a cell with no
+    questions is grey and marked with a dash."""
     figure, axes = plt.subplots(figsize=(6.5, 0.32 * len(rows) + 1.4))
+    axes.set_facecolor("#d9d9d9")  # what shows through masked (no-question) cells
     masked = np.ma.masked_invalid(values)
     image = axes.imshow(masked, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
     axes.set_xticks(range(len(SHORT)), SHORT)
     axes.set_yticks(range(len(rows)), rows, fontsize=7)
     for (r, c), value in np.ndenumerate(values):
-        if not np.isnan(value):
-            axes.text(c, r, f"{value:.0f}", ha="center", va="center", fontsize=6)
+        axes.text(c, r, "–" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=6)
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.03)
     return _svg(figure)

@@ -28,14 +28,14 @@ def markdown(report: dict) -> str:
     lines = [f"# {report['title']}", "", f"Generated {report['generated_at']}.", ""]
     board = report.get("leaderboard")
     if board:
-        lines += ["## Leaderboard (accuracy %, 95% bootstrap interval)", "", "| model | " + " | ".join(board["columns"]) + " |", "|---" * (len(board["columns"]) + 1) + "|"]
+        lines += ["## Leaderboard (accuracy %, 95% bootstrap interval)", "", "| model | data | date | " + " | ".join(board["columns"]) + " |", "|---" * (len(board["columns"]) + 3) + "|"]
         for row in board["rows"]:
             marker = {"published": " †", "paper": " ‡"}.get(row["kind"], "")
             cells = [
                 _number(c["value"]) + (f" [{_number(c['low'])}, {_number(c['high'])}]" if c["low"] is not None else "")
                 for c in row["cells"]
             ]
-            lines.append(f"| {row['label']}{marker} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row['label']}{marker} | {row['data']} | {row['date']} | " + " | ".join(cells) + " |")
         if board["published_shown"]:
             lines += ["", "† MMAD's published results (official CSVs, 1-shot unless named). ‡ From the MMAD paper (average only)."]
         lines.append("")

@@ -15,10 +15,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import ConfigError
 
 STYLES = ("bbox", "contour", "highlight", "mask")
+# Every --strategy form, for the help text (kept beside the parser below).
+STRATEGY_FORMS = ("rag", "rag=topk:K", "agent=expert|oracle|maps:DIR[:" + "|".join(STYLES) + "]", "circular", "cot", "sc=N:T")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ def parse_strategies(values: list[str]) -> Strategies:
             source, _, style = argument.rpartition(":") if argument.count(":") >= 1 and argument.rsplit(":", 1)[-1] in STYLES else (argument, "", "bbox")
             if not (source in ("expert", "oracle") or (source.startswith("maps:") and len(source) > 5)) or style not in STYLES:
                 raise ConfigError(f"--strategy {value!r}: use agent=expert|oracle|maps:DIR[:bbox|contour|highlight|mask]")
+            if source.startswith("maps:") and not Path(source[5:]).expanduser().is_dir():
+                raise ConfigError(f"--strategy {value!r}: {source[5:]} is not a folder of anomaly maps; give the folder that holds one map per image")
             agent = AgentSetting(source, style or "bbox")
         elif name == "circular" and not argument:
             circular = True

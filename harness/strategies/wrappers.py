@@ -92,7 +92,7 @@ class SelfConsistency(_Wrapper):
             text=winner,
             usage=usage,
             latency_s=max(r.latency_s for r in responses),
-            attempts=sum(r.attempts for r in responses),
+            attempts=1 + sum(r.attempts - 1 for r in responses),  # retries are failed attempts, not the samples
             reasoning=f"votes: {summary}",
             consistency=best / self.samples,
             notes=[n for r in responses for n in r.notes],

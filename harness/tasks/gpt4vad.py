@@ -63,7 +63,8 @@ PROMPT_TEMPLATES = {"one-shot": "iadbench-one-shot"}  # runs recorded before the
 
 
 def safe_name(item_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", item_id.replace("/", "__"))
+    """A per-image file stem (no image suffix: the writer adds .png, never .png.png)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(Path(item_id).with_suffix("")).replace("/", "__"))
 
 
 load_mask = load_mask_union  # the task's name for the shared loader
