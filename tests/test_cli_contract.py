@@ -5,7 +5,6 @@ and report it."""
 import json
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 

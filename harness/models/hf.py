@@ -26,6 +26,7 @@ from pathlib import Path
 from harness.errors import ConfigError, FatalBackendError
 from harness.models.base import GenerateRequest, GenerateResponse, ImagePart, ModelOptions
 from harness.models.hf_batching import _Pending, _request_images, _sampled, _scores_letters, group_by_images, hf_messages, processor_arguments  # noqa: F401
+from harness.models.hf_hub import check_hub_reachable
 from harness.models.images import ImageDecodeError, model_image
 from harness.schema import Usage
 
@@ -100,7 +101,7 @@ class HFModel:
         except ImportError:
             raise ConfigError("hf/ models need transformers and torch: pip install torch==<your version> && pip install -e '.[hf]'") from None
         if self._local is None:
-            _check_hub_reachable(self.source, self.options.revision)
+            check_hub_reachable(self.source, self.options.revision)
         if self._local is not None:
             if not (self._local / "config.json").is_file():
                 raise ConfigError(f"{self._local}: not a model folder (no config.json); pass hf//ABSOLUTE/PATH to a saved transformers model")
@@ -353,34 +354,6 @@ class HFModel:
         return responses
 
 
-def _check_hub_reachable(repo_id: str, revision: str | None) -> None:
-    """Before a hub model is loaded: when the hub cannot even be resolved (no network), fail at
-    once unless the model is in the local cache, in which case loading goes straight to the cache.
-    (Without this, transformers retries the network for about 30 s per attempt.)"""
-    import socket
-    from urllib.parse import urlsplit
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return
-    host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-        return
-    except OSError:
-        pass
-    try:
-        from huggingface_hub import constants, try_to_load_from_cache
-
-        cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    except ImportError:
-        cached = None
-    if not isinstance(cached, str):
-        raise ConfigError(
-            f"hf/{repo_id}: the Hugging Face hub ({host}) cannot be reached from here and the model is not in the local cache; "
-            "download it where the hub is reachable (or set HF_HOME to a cache that has it), or pass hf//path/to/folder"
-        )
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    constants.HF_HUB_OFFLINE = True  # read at import time by huggingface_hub: set the live value too
 
 
 def _sample_letter(scores: dict[str, float], request: GenerateRequest) -> str:
