@@ -154,7 +154,7 @@ def test_gpt4o_mini_one_question_per_call_numbered(tmp_path, official_tree, serv
 
 def test_refusal_words_are_asked_again_then_recorded_as_failed(tmp_path, official_tree, server):
     running = server(responder=lambda prompt, images: "Sorry, please provide a clearer image.")
-    folder = run(tmp_path, official_tree, "openai/gpt-4o-mini", running)
+    folder = run(tmp_path, official_tree, "openai/gpt-4o-mini", running, expect=4)  # every question failed
     assert len(running.app.state.bodies) == 8 * 3  # 3 tries each, as gpt4o-mini.py
     sample = samples(folder)[f"{SMALL}#0"]
     assert sample["error"].startswith("RefusalRetriesExhausted") and sample["official_answer"] == ""

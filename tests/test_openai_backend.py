@@ -210,7 +210,7 @@ def test_missing_key_for_openai_itself_is_a_clear_error(tmp_path, own_cache, mon
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert main(["eval", "--model", "openai/gpt-4o", "--limit", "1", "--runs-dir", str(tmp_path / "runs")]) == 2
-    assert "set the environment variable OPENAI_API_KEY" in capsys.readouterr().err
+    assert "the environment variable OPENAI_API_KEY is not set" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
     # a dry run sends nothing, so it needs no key
     assert main(["eval", "--model", "openai/gpt-4o", "--dry-run", "--limit", "5"]) == 0

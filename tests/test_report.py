@@ -85,7 +85,7 @@ def test_model_output_is_escaped(runs, tmp_path):
 
 def test_markdown_csv_json_exports(runs, tmp_path):
     markdown = _report(runs, tmp_path, "random", "oracle", fmt="md").read_text()
-    assert "| oracle (1-shot) | 100.0" in markdown and "McNemar" in markdown
+    assert "| oracle (1-shot) | synthetic | " in markdown and "| 100.0" in markdown and "McNemar" in markdown
     out = tmp_path / "csv"
     assert main(["report", str(runs / "random"), str(runs / "oracle"), "--format", "csv", "--out", str(out)]) == 0
     table = list(csv.reader(io.StringIO((out / "oracle_accuracy.csv").read_text())))

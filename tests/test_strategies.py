@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +33,9 @@ KNOWLEDGE = {
 
 def test_parse_strategies():
     assert parse_strategies(["rag=topk:3", "agent=expert"]).names == ["rag=topk:3", "agent=expert:bbox"]
-    assert parse_strategies(["agent=maps:/tmp/maps:contour"]).agent.source == "maps:/tmp/maps"
+    assert parse_strategies([f"agent=maps:{Path(__file__).parent}:contour"]).agent.source == f"maps:{Path(__file__).parent}"
+    with pytest.raises(ConfigError, match="not a folder of anomaly maps"):
+        parse_strategies(["agent=maps:/no/such/maps"])
     for bad in (["rag=top3"], ["agent=wizard:bbox"], ["agent=expert:sparkles"], ["rag", "rag"], ["magic"]):
         with pytest.raises(ConfigError):
             parse_strategies(bad)
@@ -102,7 +105,7 @@ def test_run_with_strategies_records_them_and_keeps_the_images(tmp_path, synthet
     code = main(["eval", "--model", "oracle", "--strategy", "rag=topk:2", "--strategy", "agent=oracle:contour", "--limit", "14", "--runs-dir", str(tmp_path / "runs"), "--quiet"])
     assert code == 0
     (folder,) = (tmp_path / "runs").iterdir()
-    assert folder.name.endswith("synthetic-quick+rag-topk-2+agent-oracle-contour")
+    assert "_synthetic-quick+rag-topk-2+agent-oracle-contour_" in folder.name  # then a digest of the settings
     spec = json.loads((folder / "spec.json").read_text())
     assert spec["strategies"] == ["rag=topk:2", "agent=oracle:contour"]
     assert len(list((folder / "agent").glob("*.png"))) == 2  # 14 questions, 2 images
