@@ -25,3 +25,13 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def artifact_stem(record_id: str) -> str:
+    """A file stem for a record's artifacts (overlays, maps, agent images) that cannot collide: a
+    readable ASCII part of its path, then a digest of the whole id. Names that differ only in
+    characters the readable part drops (non-ASCII folders, '/' against '__') stay apart."""
+    import re
+
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", str(Path(record_id).with_suffix("")).replace("/", "__")).strip("_")[-80:]
+    return f"{readable}-{hashlib.sha256(record_id.encode('utf-8')).hexdigest()[:12]}"

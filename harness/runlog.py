@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
@@ -39,6 +40,20 @@ def check_run_id(run_id: str) -> str:
 
 
 SHARDS = "shards"
+LOCK = ".lock"
+ANSWERS_CONFIG = "answers_config.json"
+# The settings that decide answers. Written once when a run is created; a resume whose spec.json
+# differs in any of them would mix answers from two configurations under one name.
+ANSWER_FIELDS = ("task", "data", "data_root", "data_digest", "model", "shots", "templates", "image_max_side", "decoding", "choice_scoring",
+                 "protocol", "strategies", "knowledge", "errata", "seed", "regions", "gpt4vad_prompt", "metric_definitions")
+ANSWER_OPTIONS = ("image_detail", "dtype", "revision", "attn_implementation", "trust_remote_code")
+
+
+def answer_config(spec: RunSpec) -> dict:
+    dumped = spec.model_dump(mode="json")
+    config = {field: dumped[field] for field in ANSWER_FIELDS}
+    config["model_options"] = {k: dumped["model_options"].get(k) for k in ANSWER_OPTIONS}
+    return config
 
 
 def shard_block(total: int, shard: tuple[int, int]) -> range:
@@ -109,8 +124,40 @@ class RunFolder:
         path.mkdir(parents=True)
         folder = cls(path)
         write_json_atomically(path / SPEC, spec.model_dump(mode="json"))
+        write_json_atomically(path / ANSWERS_CONFIG, answer_config(spec))
         (path / SAMPLES).touch()
         return folder
+
+    def check_answer_config(self, spec: RunSpec) -> None:
+        """Refuse to resume with settings that change answers (an edited spec.json)."""
+        recorded_path = self.path / ANSWERS_CONFIG
+        if not recorded_path.is_file():  # runs made before this file existed
+            return
+        import json
+
+        recorded, current = json.loads(recorded_path.read_text(encoding="utf-8")), answer_config(spec)
+        changed = [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if recorded.get(k) != current.get(k)]
+        if changed:
+            raise RunFolderError(f"{self.path / SPEC} was changed since the run's answers were made ({'; '.join(changed)}); restore it, or start a new run with those settings")
+
+    @contextmanager
+    def lock(self):
+        """One writer per run: a second `eval --resume` of the same run (or a run writing into it)
+        is refused instead of asking the same questions twice."""
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform
+            yield
+            return
+        with (self.path / LOCK).open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunFolderError(f"{self.path} is being written by another iadbench process; wait for it to finish (or stop it), then resume") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @classmethod
     def open(cls, path: Path) -> "RunFolder":

@@ -78,8 +78,9 @@ def _rng(seed: int, key: str) -> np.random.Generator:
 
 
 def _load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    from harness.adsets.images import load_rgb_array
+
+    return load_rgb_array(path)
 
 
 def _materialise(source_root: Path, dataset_dir: Path, relative_paths: list[str]) -> None:

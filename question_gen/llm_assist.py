@@ -94,8 +94,9 @@ def outline_image(query: Path, masks: list[Path], out: Path) -> Path:
 
     from harness.adsets.masks import load_mask_union
 
-    with Image.open(query) as image:
-        rgb = np.asarray(image.convert("RGB")).copy()
+    from harness.adsets.images import load_rgb_array
+
+    rgb = load_rgb_array(query).copy()
     mask = load_mask_union(masks, rgb.shape[:2])
     boundary = dilation(mask, disk(3)).astype(bool) & ~mask
     rgb[boundary] = (255, 0, 0)

@@ -221,30 +221,44 @@ def read_labelled_folder(root: Path) -> list[SourceCategory]:
     if not table.is_file():
         raise DataError(f"{table}: not found; a labelled folder holds labels.csv with columns {','.join(FOLDER_COLUMNS)}")
     categories: dict[str, SourceCategory] = {}
-    with table.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in FOLDER_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{table}: missing columns {', '.join(missing)}; expected {','.join(FOLDER_COLUMNS)}")
-        for line, row in enumerate(reader, start=2):
-            what = f"{table} line {line}"
-            image, split, label = row["image"].strip(), row["split"].strip(), row["label"].strip()
-            if split not in ("train", "test") or label not in ("normal", "anomaly"):
-                raise DataError(f"{what}: split must be train or test and label normal or anomaly (got {split!r}, {label!r})")
-            if not resolve_inside(root, image, what=what).is_file():
-                raise DataError(f"{what}: image {image} does not exist")
-            category = categories.setdefault(row["category"].strip() or "default", SourceCategory(row["category"].strip() or "default"))
-            if split == "train":
-                if label != "normal":
-                    raise DataError(f"{what}: training images are templates and must be normal")
-                category.train_good.append(image)
-            elif label == "normal":
-                category.test.append(SourceImage(image, category.name, "normal", None))
-            else:
-                mask = row["mask"].strip()
-                if not mask or not resolve_inside(root, mask, what=what).is_file():
-                    raise DataError(f"{what}: anomalous image {image} needs its mask file (column mask)")
-                category.test.append(SourceImage(image, category.name, "anomaly", row["defect"].strip() or "defect", (mask,)))
+    try:
+        text = table.read_bytes().decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of a column name
+    except UnicodeDecodeError as error:
+        raise DataError(f"{table}: not UTF-8 ({error.reason} at byte {error.start}); save it as UTF-8 (CSV UTF-8 in a spreadsheet)") from None
+    try:
+        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    seen: dict[str, int] = {}
+    reader = csv.DictReader(text.splitlines(), dialect=dialect)
+    missing = [c for c in FOLDER_COLUMNS if c not in [f.strip() for f in reader.fieldnames or []]]
+    if missing:
+        raise DataError(f"{table}: missing columns {', '.join(missing)}; expected {','.join(FOLDER_COLUMNS)}")
+    reader.fieldnames = [f.strip() for f in reader.fieldnames]
+    for line, row in enumerate(reader, start=2):
+        what = f"{table} line {line}"
+        if any(row.get(c) is None for c in FOLDER_COLUMNS):
+            raise DataError(f"{what}: the row has fewer fields than the header ({len([v for v in row.values() if v is not None])} of {len(FOLDER_COLUMNS)})")
+        image, split, label = row["image"].strip().replace("\\", "/"), row["split"].strip(), row["label"].strip()
+        if image in seen:
+            raise DataError(f"{what}: image {image} is listed twice (also on line {seen[image]}); keep one row per image")
+        seen[image] = line
+        if split not in ("train", "test") or label not in ("normal", "anomaly"):
+            raise DataError(f"{what}: split must be train or test and label normal or anomaly (got {split!r}, {label!r})")
+        if not resolve_inside(root, image, what=what).is_file():
+            raise DataError(f"{what}: image {image} does not exist")
+        category = categories.setdefault(row["category"].strip() or "default", SourceCategory(row["category"].strip() or "default"))
+        if split == "train":
+            if label != "normal":
+                raise DataError(f"{what}: training images are templates and must be normal")
+            category.train_good.append(image)
+        elif label == "normal":
+            category.test.append(SourceImage(image, category.name, "normal", None))
+        else:
+            mask = row["mask"].strip().replace("\\", "/")
+            if not mask or not resolve_inside(root, mask, what=what).is_file():
+                raise DataError(f"{what}: anomalous image {image} needs its mask file (column mask)")
+            category.test.append(SourceImage(image, category.name, "anomaly", row["defect"].strip() or "defect", (mask,)))
     for category in categories.values():
         if not category.train_good:
             raise DataError(f"{table}: category {category.name} has no train images to use as templates")

@@ -23,9 +23,14 @@ def descriptor(rgb: np.ndarray) -> np.ndarray:
 
 
 def file_descriptor(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        image.draft("RGB", (64, 64))  # JPEGs decode at reduced size: the thumbnail needs no more
-        return descriptor(np.asarray(image.convert("RGB")))
+    from harness.adsets.images import UnreadableImage, to_rgb
+
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (64, 64))  # JPEGs decode at reduced size: the thumbnail needs no more
+            return descriptor(np.asarray(to_rgb(image)))
+    except OSError as error:
+        raise UnreadableImage(f"cannot decode image {path}: {error}") from None
 
 
 def most_similar(query: np.ndarray, candidates: np.ndarray, count: int) -> list[int]:

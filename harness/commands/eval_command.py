@@ -51,11 +51,9 @@ def register(commands) -> None:
     parser.set_defaults(handler=run)
 
 
-def _resume_spec(args: argparse.Namespace):
-    from harness.runlog import RunFolder
-
-    folder = RunFolder.open(Path(args.resume))
+def _resume_spec(args: argparse.Namespace, folder):
     spec = folder.spec()
+    folder.check_answer_config(spec)
     given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots, "--choice-scoring": args.choice_scoring, "--task": args.task, "--regions": args.regions}
     conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:].replace("-", "_")))]
     if conflicts:
@@ -129,7 +127,17 @@ def _new_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """One process writes a run at a time: the run folder is locked from before a resume touches it
+    until its summary is written."""
+    from contextlib import ExitStack
+
+    with ExitStack() as held:
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held) -> int:
     from harness.errors import FatalBackendError
+    from harness.runlog import RunFolder
     from harness.evaluate import load_questions, model_for, run_evaluation, start_run
     from harness.tables import results_table
 
@@ -139,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
     if args.shard:
         return _eval_shard(args)
     if args.resume:
-        spec, folder = _resume_spec(args)
+        folder = RunFolder.open(Path(args.resume))
+        held.enter_context(folder.lock())
+        spec, folder = _resume_spec(args, folder)
         model = model_for(spec, base_url=args.base_url)
         getattr(model, "ready", lambda: None)()
     else:
@@ -159,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         getattr(model, "ready", lambda: None)()  # e.g. an API key: checked before the folder exists
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
+        held.enter_context(folder.lock())
         print(f"run folder: {folder.path}", file=sys.stderr)
     try:
         if args.num_processes > 1:

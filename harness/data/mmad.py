@@ -37,6 +37,16 @@ class QuestionSet:
     skipped: list[SkippedRecord] = field(default_factory=list)
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json.loads keeps the last of two equal keys without a word; a question file must not."""
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise DataError(f"key {key!r} appears twice (the later one would silently replace the first); keep one")
+        result[key] = value
+    return result
+
+
 class _BadRecord(Exception):
     pass
 
@@ -54,11 +64,14 @@ def load_mmad(
         raise DataError(f"{json_path}: question file not found")
     root = root or json_path.parent
     try:
-        raw = json.loads(json_path.read_text(encoding="utf-8"))
+        raw = json.loads(json_path.read_text(encoding="utf-8"), object_pairs_hook=_refuse_duplicate_keys)
     except json.JSONDecodeError as error:
         raise DataError(f"{json_path}: not valid JSON ({error}); is this MMAD's mmad.json?") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"{json_path}: expected one JSON object keyed by image path (MMAD's format), found {type(raw).__name__}")
+    except DataError as error:
+        raise DataError(f"{json_path}: {error}") from None
+    if not isinstance(raw, dict) or not raw:
+        found = "an empty object" if isinstance(raw, dict) else type(raw).__name__
+        raise DataError(f"{json_path}: expected one JSON object keyed by image path (MMAD's format), found {found}")
     question_set = QuestionSet(root=root, source=json_path, digest=file_sha256(json_path))
     for key, record in raw.items():
         try:

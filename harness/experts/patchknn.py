@@ -31,8 +31,9 @@ LEAVE_ONE_OUT_MARGIN = 1.1
 
 
 def load_rgb(path: str, side: int = WORKING_SIDE) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((side, side), Image.BILINEAR), dtype=np.float32) / 255.0
+    from harness.adsets.images import open_rgb
+
+    return np.asarray(open_rgb(path).resize((side, side), Image.BILINEAR), dtype=np.float32) / 255.0
 
 
 def pixel_features(rgb: np.ndarray) -> np.ndarray:

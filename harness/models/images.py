@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from harness.adsets.images import UnreadableImage, open_rgb
 from harness.models.base import ImagePart
 
 JPEG_QUALITY = 95
@@ -33,12 +34,12 @@ class ImageDecodeError(Exception):
 
 
 def load_rgb(path: str, max_side: int | None) -> Image.Image:
-    """The image as RGB, its longest side scaled down to `max_side` (never up)."""
+    """The image as RGB (harness.adsets.images' rules: 16-bit scaled, not clipped), its longest side
+    scaled down to `max_side` (never up)."""
     try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
-        raise ImageDecodeError(f"cannot decode image {path}: {error}") from None
+        rgb = open_rgb(path)
+    except UnreadableImage as error:
+        raise ImageDecodeError(str(error)) from None
     width, height = rgb.size
     if max_side and max(width, height) > max_side:
         scale = max_side / max(width, height)
@@ -88,6 +89,8 @@ def qwen_smart_size(height: int, width: int, min_pixels: int | None = None, max_
 
 
 def qwen_native_rgb(path: str) -> Image.Image:
+    """qwen-vl-utils' own conversion (RGBA on white, else Pillow's RGB), as the official pipeline
+    did it; unlike open_rgb it clips 16-bit images, because that is what the published run saw."""
     try:
         with Image.open(path) as image:
             if image.mode == "RGBA":  # qwen-vl-utils flattens transparency on white

@@ -105,10 +105,11 @@ def _dataset_tables(run: RunData, intervals: dict) -> list[dict]:
 
 def _thumbnail(path: Path, mask_paths: list[Path] | None = None) -> str | None:
     """A small JPEG data URL, with the defect mask's outline in red when given."""
+    from harness.adsets.images import UnreadableImage, open_rgb
+
     try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except OSError:
+        rgb = open_rgb(path)
+    except UnreadableImage:
         return None
     rgb.thumbnail((THUMBNAIL, THUMBNAIL))
     if mask_paths:

@@ -20,6 +20,7 @@ from PIL import Image
 from harness.adsets.masks import load_mask_union
 from harness.sources import resolve_gpt4vad_source
 from harness.errors import ConfigError
+from harness.files import artifact_stem
 from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.prompting import render_parts
@@ -63,8 +64,8 @@ PROMPT_TEMPLATES = {"one-shot": "iadbench-one-shot"}  # runs recorded before the
 
 
 def safe_name(item_id: str) -> str:
-    """A per-image file stem (no image suffix: the writer adds .png, never .png.png)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", str(Path(item_id).with_suffix("")).replace("/", "__"))
+    """A per-image file stem that no other image shares (harness.files.artifact_stem)."""
+    return artifact_stem(item_id)
 
 
 load_mask = load_mask_union  # the task's name for the shared loader

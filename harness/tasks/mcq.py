@@ -80,19 +80,18 @@ def _agent_image(image: ImageRecord, root: Path, settings: PromptSettings) -> Pa
     """The query with the expert's suspicious areas drawn on it; made once per image and style."""
     import re
 
-    import numpy as np
-    from PIL import Image
-
+    from harness.files import artifact_stem
     from harness.strategies.agent import render, source_map, suspicious_areas
 
     agent = settings.strategies.agent
     assert agent is not None and settings.artifacts_dir is not None
     source_slug = re.sub(r"[^A-Za-z0-9]+", "-", agent.source).strip("-")
-    target = settings.artifacts_dir / "agent" / f"{re.sub(r'[^A-Za-z0-9._-]', '_', image.id.replace('/', '__'))}.{source_slug}.{agent.style}.png"
+    target = settings.artifacts_dir / "agent" / f"{artifact_stem(image.id)}.{source_slug}.{agent.style}.png"
     if not target.is_file():
         templates = list(getattr(image, f"{settings.templates}_templates")[: max(settings.shots, 1)]) or list(image.random_templates[:1])
-        with Image.open(root / image.image_path) as query:
-            rgb = np.asarray(query.convert("RGB"))
+        from harness.adsets.images import load_rgb_array
+
+        rgb = load_rgb_array(root / image.image_path)
         anomaly_map = source_map(agent.source, root / image.image_path, [root / t for t in templates], [root / m for m in image.mask_paths], image.id, rgb.shape[:2])
         target.parent.mkdir(parents=True, exist_ok=True)
         # Questions about one image are prepared in parallel threads: write to a private file and

@@ -35,8 +35,9 @@ class Division:
 
 
 def load_square(path: str | Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR))
+    from harness.adsets.images import open_rgb
+
+    return np.asarray(open_rgb(path).resize((SIDE, SIDE), Image.BILINEAR))
 
 
 def _keep(candidates: list[np.ndarray]) -> Division:
