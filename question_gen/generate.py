@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from harness.adsets.images import UnreadableImage
 from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
 from harness.adsets.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
 from harness.models.base import Model
 from question_gen import knowledge
-from question_gen.attributes import defect_attributes, estimate_object_area
+from question_gen.attributes import MIN_COMPONENT_PIXELS, defect_attributes, estimate_object_area
 from question_gen.balance import arrange_options, balanced_positions
 from question_gen.drafts import Draft, ImageContext, draft_questions
 from question_gen.llm_assist import LlmImage, rewrite_all, with_provenance
@@ -83,19 +84,29 @@ def _load_rgb(path: Path) -> np.ndarray:
     return load_rgb_array(path)
 
 
-def _materialise(source_root: Path, dataset_dir: Path, relative_paths: list[str]) -> None:
-    """Make the set self-contained: link (or copy) each needed file under the output folder."""
+def placed(category: str, relative: str) -> str:
+    """Where a source file sits in the generated set: MMAD keys read `<dataset>/<category>/...`, so a
+    file not already under a folder named after its category (a labelled folder's imgs/a.png)
+    is placed under one (part/imgs/a.png): the category comes from the labels, not the first folder."""
+    return relative if relative.split("/", 1)[0] == category else f"{category}/{relative}"
+
+
+def _materialise(source_root: Path, dataset_dir: Path, files: list[tuple[str, str]]) -> None:
+    """Make the set self-contained: link (or copy) each needed file (source path, place in the set)
+    under the output folder. A file already there is replaced when the source changed since."""
     if source_root.resolve() == dataset_dir.resolve():
         return
-    for relative in relative_paths:
-        target = dataset_dir / relative
+    for relative, place in files:
+        source, target = source_root / relative, dataset_dir / place
         if target.exists():
-            continue
+            if target.samefile(source) or (target.stat().st_size == source.stat().st_size and target.stat().st_mtime >= source.stat().st_mtime):
+                continue
+            target.unlink()  # generating again after a source image was replaced: never keep the old copy
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(source_root / relative, target)
+            os.link(source, target)
         except OSError:
-            shutil.copy2(source_root / relative, target)
+            shutil.copy2(source, target)
 
 
 @dataclass
@@ -146,7 +157,7 @@ def generate_question_set(
             pending.append(image)
             report.images += 1
     for category in categories:
-        needed_files += category.train_good + [p for image in category.test for p in (image.path, *image.mask_paths)]
+        needed_files += [(p, placed(category.name, p)) for p in category.train_good + [q for image in category.test for q in (image.path, *image.mask_paths)]]
     _materialise(source_root, dataset_dir, needed_files)
     blind = None
     if llm is not None:
@@ -231,21 +242,32 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
     A pure function of its input, so it runs in any process and the set is the same."""
     state, image = _STATES[task[0]], task[1]
     category, source_root = state.category, state.source_root
-    template_keys = [f"{state.dataset_name}/{p}" for p in category.train_good]
-    key = f"{state.dataset_name}/{image.path}"
+    key = f"{state.dataset_name}/{placed(category.name, image.path)}"
+    # a query is never its own template (a labelled folder may list one image for both)
+    template_indices = [i for i, p in enumerate(category.train_good) if p != image.path]
+    template_keys = [f"{state.dataset_name}/{placed(category.name, category.train_good[i])}" for i in template_indices]
     rng = _rng(state.seed, key)
     try:
         rgb = _load_rgb(source_root / image.path)
-    except (OSError, UnidentifiedImageError) as error:
+    except (OSError, UnidentifiedImageError, UnreadableImage) as error:
         return None, [f"{source_root / image.path}: unreadable image, skipped ({error})"], ["unreadable image"]
     warnings: list[str] = []
     attributes = None
-    nearest = list(most_similar(descriptor(rgb), state.template_descriptors, N_TEMPLATES))
+    if not template_indices:
+        return None, [f"{source_root / image.path}: no other normal image of {category.name} to use as its template; skipped"], ["no template"]
+    ranked = [i for i in most_similar(descriptor(rgb), state.template_descriptors, N_TEMPLATES + 1) if i in template_indices][:N_TEMPLATES]
+    nearest = [template_indices.index(i) for i in ranked]
     if image.label == "anomaly":
         warnings += _mask_size_warnings(source_root, image, rgb.shape[:2])
-        mask = load_mask_union([source_root / p for p in image.mask_paths], rgb.shape[:2])
-        template = _template_rgb(task[0], nearest[0])
-        attributes = defect_attributes(mask, rgb, state.object_area, template)
+        try:
+            mask = load_mask_union([source_root / p for p in image.mask_paths], rgb.shape[:2])
+        except DataError as error:
+            return None, [f"{error}; {image.path} skipped"], ["unreadable mask"]
+        template = _template_rgb(task[0], ranked[0])
+        try:
+            attributes = defect_attributes(mask, rgb, state.object_area, template)
+        except ValueError:  # an empty or speck-only mask: no defect to ask about
+            return None, [f"{source_root / image.mask_paths[0]}: the mask of anomalous image {image.path} marks {int(mask.sum())} pixels, no defect of {MIN_COMPONENT_PIXELS}+; skipped (fix the mask)"], ["empty mask"]
     context = ImageContext(
         category=category.name,
         label=image.label,
@@ -258,11 +280,11 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
     drafts, skips = draft_questions(context, rng)
     random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
     entry = {
-        "mask_path": _mask_path_in_category(image) or "",
+        "mask_path": _mask_path_in_category(image, category.name) or "",
         "similar_templates": [template_keys[i] for i in nearest],
         "random_templates": [template_keys[i] for i in random_pick],
     }
-    llm_image = LlmImage(key, source_root / image.path, source_root / category.train_good[nearest[0]], [source_root / p for p in image.mask_paths], context, drafts)
+    llm_image = LlmImage(key, source_root / image.path, source_root / category.train_good[ranked[0]], [source_root / p for p in image.mask_paths], context, drafts)
     return _PendingImage(key, entry, drafts, llm_image), warnings, [f"{skip.subtask.value}: {skip.reason}" for skip in skips]
 
 
@@ -297,14 +319,13 @@ def _mask_size_warnings(source_root: Path, image: SourceImage, shape: tuple[int,
     return warnings
 
 
-def _mask_path_in_category(image: SourceImage) -> str | None:
-    """MMAD writes mask paths relative to the category folder; several masks (LOCO) are given as
-    their folder, which MMAD's readers (and ours) take as the union of its masks."""
+def _mask_path_in_category(image: SourceImage, category: str) -> str | None:
+    """MMAD writes mask paths relative to the category folder (of the placed files); several masks
+    (LOCO) are given as their folder, which MMAD's readers (and ours) take as the union."""
     if not image.mask_paths:
         return None
-    if len(image.mask_paths) > 1:
-        return image.mask_paths[0].split("/", 1)[1].rsplit("/", 1)[0]
-    return image.mask_paths[0].split("/", 1)[1]
+    inside = [placed(category, p).split("/", 1)[1] for p in image.mask_paths]
+    return inside[0].rsplit("/", 1)[0] if len(inside) > 1 else inside[0]
 
 
 def generate_synthetic_question_set(out: Path, *, seed: int = 0, size: int = 256, **options) -> GenerationReport:

@@ -70,11 +70,37 @@ def test_html_holds_leaderboard_intervals_tests_charts_and_gallery(runs, tmp_pat
     assert "(published)" not in text  # synthetic data: MMAD's rows would mislead
 
 
-def test_published_rows_appear_for_mmad_runs(tmp_path, mmad_tree):
+def test_published_rows_appear_only_for_runs_on_the_official_release(tmp_path, mmad_tree):
     assert main(["eval", "--model", "oracle", "--data", f"mmad:{mmad_tree / 'mmad.json'}", "--runs-dir", str(tmp_path / "runs"), "--run-id", "m", "--quiet"]) == 0
+    text = _report(tmp_path / "runs", tmp_path, "m").read_text()
+    assert "(published)" not in text  # an mmad.json that is not MMAD's release: its rows would mislead
+    spec_path = tmp_path / "runs/m/spec.json"
+    spec = json.loads(spec_path.read_text())
+    spec["data_release"] = "MMAD (official, jiang-cc/MMAD @ c4ed190)"  # as a run on the real release records it
+    spec_path.write_text(json.dumps(spec))
     text = _report(tmp_path / "runs", tmp_path, "m").read_text()
     assert "Qwen2-VL-72B-Instruct (1-shot) (published)" in text and "Human expert (paper)" in text
     assert "78.6" in text  # Qwen2-VL-72B's published average
+
+
+def test_two_folders_with_one_run_id_stay_apart(tmp_path, synthetic_set):
+    import shutil
+
+    for name, model in (("a", "random"), ("b", "oracle")):
+        assert main(["eval", "--model", model, "--limit", "20", "--runs-dir", str(tmp_path / name), "--run-id", "same", "--quiet"]) == 0
+    report = json.loads(_json_report(tmp_path, tmp_path / "a/same", tmp_path / "b/same"))
+    rows = {row["label"]: row for row in report["leaderboard"]["rows"]}
+    assert rows["oracle (1-shot)"]["cells"][-1]["value"] == 100.0 and rows["oracle (1-shot)"]["cells"][-1]["low"] == 100.0  # its own interval
+    assert rows["random (1-shot)"]["cells"][-1]["low"] < 100.0
+    assert main(["report", str(tmp_path / "a/same"), str(tmp_path / "b/same"), "--format", "csv", "--out", str(tmp_path / "csv")]) == 0
+    assert len(list((tmp_path / "csv").glob("*.csv"))) == 2
+    shutil.rmtree(tmp_path / "csv")
+
+
+def _json_report(tmp_path, *runs) -> str:
+    out = tmp_path / "report.json"
+    assert main(["report", *map(str, runs), "--out", str(out)]) == 0
+    return out.read_text()
 
 
 def test_model_output_is_escaped(runs, tmp_path):

@@ -38,12 +38,19 @@ def test_labelled_folder_to_questions_to_a_run(tmp_path):
     assert category.name == "bracket" and len(category.train_good) == 2 and [i.label for i in category.test] == ["normal", "anomaly"]
     assert main(["generate", "--source", f"folder:{tmp_path / 'factory'}", "--out", str(tmp_path / "set")]) == 0
     data = json.loads((tmp_path / "set/mmad.json").read_text())
-    assert set(data) == {"factory/good/2.png", "factory/line2/bad.png"}
-    scratch = data["factory/line2/bad.png"]
+    # files are placed under their category from the labels, so evaluation reads "bracket", not "good"
+    assert set(data) == {"factory/bracket/good/2.png", "factory/bracket/line2/bad.png"}
+    scratch = data["factory/bracket/line2/bad.png"]
+    assert scratch["mask_path"] == "line2/bad_mask.png"  # relative to the category folder: the mask, not the image
     classification = next(q for q in scratch["conversation"] if q["type"] == "Defect Classification")
     assert classification["Options"][classification["Answer"]] == "Scratch"
     assert main(["eval", "--model", "oracle", "--data", f"mmad:{tmp_path / 'set/mmad.json'}", "--runs-dir", str(tmp_path / "runs"), "--run-id", "f", "--quiet"]) == 0
     assert json.loads((tmp_path / "runs/f/summary.json").read_text())["strict"]["accuracy"]["Average"]["Average"] == 100.0
+    from harness.data.mmad import load_mmad
+
+    records = load_mmad(tmp_path / "set/mmad.json")
+    bad = records.images["factory/bracket/line2/bad.png"]
+    assert bad.category == "bracket" and bad.mask_paths == ("factory/bracket/line2/bad_mask.png",)
 
 
 @pytest.mark.parametrize(
@@ -97,3 +104,29 @@ def test_visa_generation(tmp_path):
     data = json.loads((tmp_path / "set/mmad.json").read_text())
     assert len(data) == 4 and any("Anomaly/000.JPG" in key for key in data)
     assert main(["eval", "--model", "oracle", "--data", f"mmad:{tmp_path / 'set/mmad.json'}", "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+
+
+def test_split_image_and_mask_folders_two_categories_and_a_regenerated_image(tmp_path):
+    """imgs/ and masks/ side by side, two categories sharing imgs/, an image listed twice, then one
+    source image replaced and the set generated again into the same --out."""
+    root = tmp_path / "lab"
+    for i in range(5):
+        _textured(root / f"imgs/{i}.png", i)
+    write_mask(root / "masks/3.png", (5, 5, 20, 20), size=64)
+    _folder(root, ["imgs/0.png,cap,train,normal,,", "imgs/1.png,cap,train,normal,,", "imgs/1.png,cap,test,normal,,", "imgs/2.png,screw,train,normal,,",
+                   "imgs/0.png,screw,train,normal,,", "imgs/3.png,screw,test,anomaly,scratch,masks/3.png"])
+    with pytest.raises(Exception, match="listed twice"):  # one row per image
+        read_labelled_folder(root)
+    _folder(root, ["imgs/0.png,cap,train,normal,,", "imgs/1.png,cap,train,normal,,", "imgs/2.png,cap,test,normal,,",
+                   "imgs/3.png,screw,test,anomaly,scratch,masks/3.png", "imgs/4.png,screw,train,normal,,"])
+    assert main(["generate", "--source", f"folder:{root}", "--out", str(tmp_path / "set")]) == 0
+    from harness.data.mmad import load_mmad
+
+    records = load_mmad(tmp_path / "set/mmad.json")
+    assert {r.category for r in records.images.values()} == {"cap", "screw"}  # not merged into "imgs"
+    anomaly = records.images["lab/screw/imgs/3.png"]
+    assert anomaly.mask_paths == ("lab/screw/masks/3.png",)  # the mask, not the query image
+    _textured(root / "imgs/2.png", 42)  # a replaced source image
+    assert main(["generate", "--source", f"folder:{root}", "--out", str(tmp_path / "set")]) == 0
+    placed = tmp_path / "set/lab/cap/imgs/2.png"
+    assert placed.read_bytes() == (root / "imgs/2.png").read_bytes()

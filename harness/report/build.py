@@ -33,6 +33,11 @@ def _finite(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
+def run_key(run: RunData) -> str:
+    """A run's identity in a report: its folder (two folders can carry the same run id)."""
+    return str(run.path.resolve())
+
+
 def _run_info(run: RunData) -> dict:
     summary = run.summary
     wall = summary.wall_time_s
@@ -68,10 +73,11 @@ def _leaderboard(runs: list[RunData], intervals: dict[str, dict], published: str
     rows = []
     for run in runs:
         strict = run.summary.strict["accuracy"]["Average"]
-        ci = intervals[run.spec.run_id].get("Average", {})
+        ci = intervals[run_key(run)].get("Average", {})
         cells = [{"value": _finite(strict.get(column)), "low": ci.get(column, (None, None))[0], "high": ci.get(column, (None, None))[1]} for column in COLUMNS]
         rows.append({"label": run.label, "kind": "run", "run_id": run.spec.run_id, "data": run.spec.data, "date": run.spec.created_at[:10], "cells": cells})
-    on_mmad = any(run.spec.data.startswith("mmad") for run in runs)
+    # MMAD's published rows answer MMAD's official release, not any mmad.json (a generated set)
+    on_mmad = any(run.spec.data_release is not None and "official" in run.spec.data_release for run in runs)
     if published == "always" or (published == "auto" and on_mmad):
         for row in published_rows():
             cells = [{"value": row.averages.get(column), "low": None, "high": None} for column in COLUMNS]
@@ -262,13 +268,13 @@ def _curves(runs: list[RunData]) -> dict[str, str]:
 
 def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: int = 0, gallery_size: int = 60) -> dict:
     mcq = [run for run in runs if run.spec.task == "mcq"]
-    intervals = {run.spec.run_id: bootstrap_intervals(run) for run in mcq}
+    intervals = {run_key(run): bootstrap_intervals(run) for run in mcq}
     report: dict = {
         "title": "iadbench report",
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runs": [_run_info(run) for run in runs],
         "leaderboard": _leaderboard(mcq, intervals, published) if mcq else None,
-        "datasets": [{"label": run.label, "rows": _dataset_tables(run, intervals[run.spec.run_id])} for run in mcq],
+        "datasets": [{"label": run.label, "rows": _dataset_tables(run, intervals[run_key(run)])} for run in mcq],
         "pairs": [comparison for i, a in enumerate(mcq) for b in mcq[i + 1 :] if (comparison := paired_comparison(a, b))],
         "gpt4vad": _gpt4vad_sections(runs),
         "charts": {},

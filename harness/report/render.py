@@ -68,7 +68,10 @@ def markdown(report: dict) -> str:
 def csv_files(runs: list[RunData], out: Path) -> list[Path]:
     """Each MCQ run's official-scorer table, in exactly the layout of MMAD's published CSVs."""
     written = []
-    targets = [out] if out.suffix == ".csv" and len(runs) == 1 else [out / f"{run.spec.run_id}_accuracy.csv" for run in runs]
+    names = [run.spec.run_id for run in runs]
+    # two folders with one run id (copies, other machines) must not overwrite each other's CSV
+    stems = [name if names.count(name) == 1 else f"{name}_{index}" for index, name in enumerate(names, start=1)]
+    targets = [out] if out.suffix == ".csv" and len(runs) == 1 else [out / f"{stem}_accuracy.csv" for stem in stems]
     for run, target in zip(runs, targets):
         compat = run.summary.mmad_compat
         if not compat:
