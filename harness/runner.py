@@ -103,6 +103,8 @@ class CostBudget:
 
 
 async def _ask(model: Model, request) -> GenerateResponse:
+    if request.failure is not None:  # nothing to send: the sample records why
+        return GenerateResponse(error=request.failure)
     started = time.perf_counter()
     try:
         response = await model.generate(request)

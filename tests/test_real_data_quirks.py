@@ -122,3 +122,25 @@ def test_one_writer_per_run_and_no_mixed_configurations(tmp_path, synthetic_set,
     assert main(["eval", "--resume", str(folder.path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "shots: 1 → 0" in err and "start a new run" in err
+
+
+def test_mask_suffix_case_and_an_unreadable_image_in_the_gpt4vad_task(tmp_path, capsys):
+    """An MVTec tree whose masks end in .PNG, and one test image that cannot be decoded: the run
+    finds the masks, records the broken image as an error sample, and a resume does not retry it."""
+    from harness.adsets.layouts import read_mvtec_layout
+    from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
+
+    root = tmp_path / "mvtec"
+    write_synthetic_dataset(root, seed=0, size=96, counts=SyntheticCounts(train_good=2, test_good=1, per_defect=1))
+    for mask in root.rglob("*_mask.png"):
+        mask.rename(mask.with_name(mask.stem + ".PNG"))
+    categories = read_mvtec_layout(root)
+    assert all(m.endswith(".PNG") for c in categories for i in c.test for m in i.mask_paths)
+    broken = root / categories[0].test[0].path
+    broken.write_bytes(b"not an image")
+    args = ["eval", "--task", "gpt4vad", "--model", "oracle", "--data", f"mvtec:{root}", "--regions", "grid:16", "--limit", "4", "--runs-dir", str(tmp_path / "runs"), "--run-id", "b", "--quiet"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in (tmp_path / "runs/b/samples.jsonl").read_text().splitlines()]
+    failed = [r for r in rows if r["parse_status"] == "error"]
+    assert len(rows) == 4 and len(failed) == 1 and "UnreadableImage" in failed[0]["error"] and broken.name in failed[0]["error"]
+    assert main(["eval", "--resume", str(tmp_path / "runs/b"), "--quiet"]) == 0  # nothing left to ask; the broken image is not retried

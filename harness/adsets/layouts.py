@@ -43,19 +43,28 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def _find_mask(folder: Path, names: tuple[str, ...]) -> Path | None:
+    """The mask among `names` in `folder`, its suffix's case ignored (000_mask.PNG from a camera PC)."""
+    if not folder.is_dir():
+        return None
+    wanted = {name.lower() for name in names}
+    return next((p for p in sorted(folder.iterdir()) if p.name.lower() in wanted and p.is_file()), None)
+
+
 def _mvtec_mask(root: Path, category_dir: Path, image: Path) -> tuple[str, ...]:
-    mask = category_dir / "ground_truth" / image.parent.name / f"{image.stem}_mask.png"
-    if not mask.is_file():
-        raise DataError(f"{image}: anomalous image without its mask (expected {mask}); add the mask or remove the image")
+    folder = category_dir / "ground_truth" / image.parent.name
+    mask = _find_mask(folder, (f"{image.stem}_mask.png",))
+    if mask is None:
+        raise DataError(f"{image}: anomalous image without its mask (expected {folder / (image.stem + '_mask.png')}); add the mask or remove the image")
     return (mask.relative_to(root).as_posix(),)
 
 
 def _goodsad_mask(root: Path, category_dir: Path, image: Path) -> tuple[str, ...]:
     """GoodsAD names a mask like its image (`ground_truth/<defect>/<stem>.png`); `_mask` names are accepted too."""
     folder = category_dir / "ground_truth" / image.parent.name
-    for name in (f"{image.stem}.png", f"{image.stem}_mask.png"):
-        if (folder / name).is_file():
-            return ((folder / name).relative_to(root).as_posix(),)
+    mask = _find_mask(folder, (f"{image.stem}.png", f"{image.stem}_mask.png"))
+    if mask is not None:
+        return (mask.relative_to(root).as_posix(),)
     raise DataError(f"{image}: anomalous image without its mask (expected {folder / (image.stem + '.png')}); add the mask or remove the image")
 
 

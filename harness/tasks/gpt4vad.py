@@ -20,6 +20,7 @@ from PIL import Image
 from harness.adsets.masks import load_mask_union
 from harness.sources import resolve_gpt4vad_source
 from harness.errors import ConfigError
+from harness.adsets.images import UnreadableImage
 from harness.files import artifact_stem
 from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
@@ -41,6 +42,7 @@ from harness.tasks.regions import (
 )
 
 MAP_LEVELS = 65535  # maps are stored as 16-bit PNGs: score × 65535
+EVAL_LONG_SIDE = 512  # pixel metrics' resolution cap (see evaluation_shape)
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,12 @@ load_mask = load_mask_union  # the task's name for the shared loader
 
 
 def image_shape(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        return image.size[1], image.size[0]
+    """(height, width) of an image; an unreadable one counts as 768×768 (its all-zero map)."""
+    try:
+        with Image.open(path) as image:
+            return image.size[1], image.size[0]
+    except OSError:
+        return 768, 768
 
 
 def load_region_items(source: str, seed: int) -> tuple[list[RegionItem], str]:
@@ -175,7 +181,11 @@ class Gpt4vadTask:
     def build_request(self, ordinal: int) -> GenerateRequest:
         item = self.items[ordinal]
         overlay_path, _, regions_stem = self._paths(item)
-        rgb = load_square(item.image_path)
+        try:
+            rgb = load_square(item.image_path)
+        except UnreadableImage as error:  # costs this image (an error sample, counted), not the run
+            self._divisions[ordinal] = Division(np.zeros((0, 768, 768), bool))
+            return GenerateRequest(messages=[], sample_id=item.id, failure=f"UnreadableImage: {error}")
         division = divide(self.regions, item, rgb)
         self._divisions[ordinal] = division
         overlay_path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,11 +245,31 @@ def load_map(run_dir: Path, sample: RegionSample, item: RegionItem) -> np.ndarra
         return np.asarray(stored, dtype=np.float32) / MAP_LEVELS
 
 
+def evaluation_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    """Pixel metrics are computed at most EVAL_LONG_SIDE px on the long side (aspect kept): the
+    metrics keep ~19 bytes per evaluated pixel for a whole category, so a 4000×3000 camera image
+    must not cost 12 M of them. Smaller images are evaluated as they are."""
+    height, width = shape
+    scale = min(1.0, EVAL_LONG_SIDE / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if array.shape == shape:
+        return array
+    rows = (np.arange(shape[0]) * array.shape[0] // shape[0]).astype(int)
+    cols = (np.arange(shape[1]) * array.shape[1] // shape[1]).astype(int)
+    return array[np.ix_(rows, cols)]
+
+
 def _maps_and_masks(run_dir: Path, by_id: dict[str, RegionSample], members: list[RegionItem]):
-    """Maps and masks one image at a time: a category's maps are never all in memory at once."""
+    """Maps and masks one image at a time, at the evaluation size: a category's maps are never all
+    in memory at full resolution. Maps are piecewise constant, so nearest-neighbour keeps their values."""
     for item in members:
         anomaly_map = load_map(run_dir, by_id[item.id], item)
-        yield anomaly_map, load_mask(item.mask_paths, anomaly_map.shape) if item.mask_paths else np.zeros(anomaly_map.shape, bool)
+        shape = evaluation_shape(anomaly_map.shape)
+        mask = load_mask(item.mask_paths, anomaly_map.shape) if item.mask_paths else np.zeros(anomaly_map.shape, bool)
+        yield _nearest(anomaly_map, shape), _nearest(mask, shape)
 
 
 def region_metrics(samples: list[RegionSample], items: list[RegionItem], run_dir: Path, definitions: str = "exact") -> dict:
