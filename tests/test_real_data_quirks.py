@@ -144,3 +144,15 @@ def test_mask_suffix_case_and_an_unreadable_image_in_the_gpt4vad_task(tmp_path, 
     failed = [r for r in rows if r["parse_status"] == "error"]
     assert len(rows) == 4 and len(failed) == 1 and "UnreadableImage" in failed[0]["error"] and broken.name in failed[0]["error"]
     assert main(["eval", "--resume", str(tmp_path / "runs/b"), "--quiet"]) == 0  # nothing left to ask; the broken image is not retried
+
+
+def test_backslash_keys_and_a_report_on_a_run_with_no_answers(tmp_path, mmad_tree):
+    data = json.loads((mmad_tree / "mmad.json").read_text())
+    windows = {key.replace("/", "\\"): {**value, "random_templates": [p.replace("/", "\\") for p in value["random_templates"]]} for key, value in data.items()}
+    (mmad_tree / "windows.json").write_text(json.dumps(windows))
+    question_set = load_mmad(mmad_tree / "windows.json", root=mmad_tree)
+    assert set(question_set.images) == set(data) and all("\\" not in t for i in question_set.images.values() for t in i.random_templates)
+    assert main(["eval", "--model", "oracle", "--data", f"mmad:{mmad_tree / 'windows.json'}", "--runs-dir", str(tmp_path / "runs"), "--run-id", "w", "--quiet"]) == 0
+    (tmp_path / "runs/w/samples.jsonl").write_text("")  # a run that has answered nothing yet
+    assert main(["score", str(tmp_path / "runs/w")]) == 0
+    assert main(["report", str(tmp_path / "runs/w"), "--out", str(tmp_path / "r.html")]) == 0

@@ -84,7 +84,9 @@ def load_mmad(
                 ) from None
             question_set.skipped.append(SkippedRecord(record=key, reason=reason))
             continue
-        question_set.images[key] = image
+        if image.id in question_set.images:  # the same file under two spellings of its key
+            raise DataError(f"{json_path}: record {key!r} names the same image as an earlier record ({image.id}); keep one")
+        question_set.images[image.id] = image
         question_set.questions.extend(questions)
     if templates == "similar" and shots > 0:
         _retrieve_similar(question_set, json_path, shots, skip_bad)
@@ -132,7 +134,7 @@ def _parse_record(root: Path, key: str, record: object, templates: TemplateKind,
     conversation = record.get("conversation")
     if not isinstance(conversation, list) or not conversation:
         raise _BadRecord("'conversation' must be a non-empty list of questions")
-    questions = [_parse_question(key, index, item) for index, item in enumerate(conversation)]
+    questions = [_parse_question("/".join(parts), index, item) for index, item in enumerate(conversation)]
     mask_paths = _mask_paths(root, dataset, category, record.get("mask_path"))
     template_lists = {}
     for kind in ("random", "similar"):
@@ -143,14 +145,15 @@ def _parse_record(root: Path, key: str, record: object, templates: TemplateKind,
             resolved = resolve_inside(root, path, what=f"{kind} template")
             if kind == templates and path in listed[:shots] and not resolved.is_file():
                 raise _BadRecord(f"template {path!r} (used with --shots {shots} --templates {kind}) does not exist")
-        template_lists[kind] = tuple(listed)
+        template_lists[kind] = tuple(p.replace("\\", "/") for p in listed)
     if shots > len(template_lists[templates]) and templates == "random":
         raise _BadRecord(f"--shots {shots} needs {shots} random templates, the record lists {len(template_lists[templates])}")
+    posix = "/".join(parts)  # a key written with backslashes (Windows) names the same file
     image = ImageRecord(
-        id=key,
+        id=posix,
         dataset=dataset,
         category=category,
-        image_path=key,
+        image_path=posix,
         mask_paths=mask_paths,
         label=_label(questions, mask_paths),
         defect_type=parts[-2],

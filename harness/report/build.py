@@ -281,12 +281,13 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         "image_metrics": [{"label": run.label, **run.summary.image_metrics} for run in mcq],
         "references": [{"label": run.label, "lines": comparison_lines(run.spec, run.summary, RunFolder(run.path))} for run in mcq],
     }
-    if mcq:
-        series = {_plain(run.label): [_finite(run.summary.strict["accuracy"]["Average"].get(s.value)) for s in SUBTASKS] for run in mcq}
+    charted = [run for run in mcq if run.summary.n_samples]  # a run with no answers yet has nothing to draw
+    if charted:
+        series = {_plain(run.label): [_finite(run.summary.strict["accuracy"]["Average"].get(s.value)) for s in SUBTASKS] for run in charted}
         report["charts"]["radar"] = charts.radar(series)
-        datasets = sorted({d for run in mcq for d in run.summary.strict["accuracy"] if d != "Average"})
-        report["charts"]["bars"] = charts.grouped_bars(datasets, {_plain(run.label): [_finite(run.summary.strict["accuracy"].get(d, {}).get("Average")) for d in datasets] for run in mcq})
-        first = mcq[min(gallery_run, len(mcq) - 1)]
+        datasets = sorted({d for run in charted for d in run.summary.strict["accuracy"] if d != "Average"})
+        report["charts"]["bars"] = charts.grouped_bars(datasets, {_plain(run.label): [_finite(run.summary.strict["accuracy"].get(d, {}).get("Average")) for d in datasets] for run in charted})
+        first = charted[min(gallery_run, len(charted) - 1)]
         categories, grid = category_grid(first.summary.strict["by_category"])
         report["charts"]["heatmap"] = charts.heatmap(categories, grid, _plain(f"{first.label}: accuracy % by category"))
         report["charts"]["confusion"] = charts.overkill_miss({
@@ -294,7 +295,7 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
                 _finite(run.summary.strict["detection"][d]["Overkill"]) or 0.0,
                 _finite(run.summary.strict["detection"][d]["Miss"]) or 0.0,
             )
-            for run in mcq
+            for run in charted
             for d in run.summary.strict["detection"]
         })
     report["charts"] |= _curves(runs)
