@@ -156,3 +156,12 @@ def test_backslash_keys_and_a_report_on_a_run_with_no_answers(tmp_path, mmad_tre
     (tmp_path / "runs/w/samples.jsonl").write_text("")  # a run that has answered nothing yet
     assert main(["score", str(tmp_path / "runs/w")]) == 0
     assert main(["report", str(tmp_path / "runs/w"), "--out", str(tmp_path / "r.html")]) == 0
+
+
+def test_gpt4vad_pixel_metrics_are_evaluated_at_a_bounded_size():
+    from harness.tasks.gpt4vad import EVAL_LONG_SIDE, _nearest, evaluation_shape
+
+    assert evaluation_shape((3000, 4000)) == (384, 512) and evaluation_shape((256, 256)) == (256, 256)
+    region_map = np.kron(np.arange(4, dtype=np.float32).reshape(2, 2), np.ones((1500, 2000), np.float32))
+    small = _nearest(region_map, evaluation_shape(region_map.shape))
+    assert max(small.shape) == EVAL_LONG_SIDE and set(np.unique(small)) == {0.0, 1.0, 2.0, 3.0}  # region values kept exactly
