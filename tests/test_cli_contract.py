@@ -141,3 +141,17 @@ def test_help_lists_every_data_source_and_strategy(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert all(form in text for form in DATA_SOURCES) and all(form in text for form in ("circular", "cot", "sc=N:T"))
     assert len(STRATEGY_FORMS) == 6
+
+
+def test_the_progress_line_says_declined_as_the_table_does():
+    import io
+
+    from harness.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(3, stream=stream)
+    progress.update(error=False, answered=True)
+    progress.update(error=False, answered=False, declined=True)
+    progress.update(error=False, answered=False)
+    line = progress.line()
+    assert "unparsed 1" in line and "declined 1" in line and "errors 0" in line

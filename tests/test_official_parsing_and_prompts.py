@@ -161,3 +161,12 @@ def test_published_row_beside_a_run_on_the_official_release(tmp_path, mmad_tree)
     assert f"{ours - 74.31:+.2f}" in line and low <= ours - 74.31 <= high and low < high
     assert main(["report", str(folder.path), "--format", "md", "--out", str(tmp_path / "r.md")]) == 0
     assert "## Protocols and published rows" in (tmp_path / "r.md").read_text() and "protocol harmonised" in (tmp_path / "r.md").read_text()
+
+
+def test_the_qwen2_vl_protocol_sends_what_the_qwen25_script_sent(tmp_path):
+    """The published Qwen2-VL rows used the same layout: the two protocols differ only in the names."""
+    image = ImageRecord(id="x/c/a.png", dataset="x", category="c", image_path="x/c/a.png", label="normal", random_templates=("x/c/t.png",))
+    conversation = [question(i, YES_NO, image="x/c/a.png") for i in range(2)]
+    requests = [official_request(conversation[1], conversation, image, tmp_path, protocol=load_protocol(name), templates=["x/c/t.png"], knowledge=None, seed=0)
+                for name in ("qwen2-vl", "qwen2.5-vl")]
+    assert requests[0] == requests[1]
