@@ -38,13 +38,16 @@ class Task(Protocol):
 
 
 class EarlyStop:
-    """Stops a run whose first EARLY_STOP_AFTER answers all failed the same way (no such model, no
-    server listening, a broken setup): asking the rest would fail the same, slowly. Everything
-    written stays; the run resumes once the cause is fixed."""
+    """Stops a run whose first answers all failed the same way (no such model, no server listening,
+    a broken setup): asking the rest would fail the same, slowly. "First" means at least 8, and at
+    least twice the requests in flight: failures often come back faster than answers, so the first
+    few completions of a healthy run with some failures can all be failures. Everything written
+    stays; the run resumes once the cause is fixed."""
 
     AFTER = 8
 
-    def __init__(self) -> None:
+    def __init__(self, concurrency: int = 1) -> None:
+        self.after = max(self.AFTER, 2 * concurrency)
         self.kinds: list[str] = []
         self.example = ""
         self.succeeded = False
@@ -55,7 +58,7 @@ class EarlyStop:
             return
         self.kinds.append(_error_kind(sample.error or ""))
         self.example = self.example or (sample.error or "")
-        if len(self.kinds) >= self.AFTER and len(set(self.kinds)) == 1:
+        if len(self.kinds) >= self.after and len(set(self.kinds)) == 1:
             raise FatalBackendError(f"the first {len(self.kinds)} requests all failed ({self.example[:240]}); fix the cause, then continue")
 
 
@@ -161,7 +164,7 @@ async def run_plan(
     results: list = list(finished)
     notes: list[str] = []
     shared_calls: dict[str, asyncio.Future] = {}
-    early_stop = EarlyStop()
+    early_stop = EarlyStop(concurrency)
 
     with writes_to.sample_writer() as writer:
 
