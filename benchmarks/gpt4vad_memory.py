@@ -17,7 +17,8 @@ import tracemalloc
 import numpy as np
 
 from harness.metrics.ad import pixel_metrics
-from harness.tasks.gpt4vad import EVAL_LONG_SIDE, _nearest, evaluation_shape
+from harness.metrics.ad import resize_nearest as _nearest
+from harness.tasks.gpt4vad import EVAL_LONG_SIDE, evaluation_shape
 
 
 def maps_and_masks(count: int, height: int, width: int, capped: bool, seed: int = 0):

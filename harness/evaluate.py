@@ -160,11 +160,13 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
 
 def load_questions(spec: RunSpec) -> QuestionSet:
     data = resolve_data(spec.data, spec.data_root)
+    digest = None
     if spec.data_digest and data.json_path.is_file():  # before reading records: the wrong file is the error to report
         from harness.files import file_sha256
 
-        _check_digest(spec, file_sha256(data.json_path), str(data.json_path))
-    question_set = load_mmad(data.json_path, root=data.root, templates=spec.templates, shots=spec.shots, skip_bad=spec.skip_bad)
+        digest = file_sha256(data.json_path)
+        _check_digest(spec, digest, str(data.json_path))
+    question_set = load_mmad(data.json_path, root=data.root, templates=spec.templates, shots=spec.shots, skip_bad=spec.skip_bad, digest=digest)
     for name in spec.errata:
         exclude_errata(question_set, name)
     if spec.limit is not None:

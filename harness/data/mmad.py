@@ -58,6 +58,7 @@ def load_mmad(
     templates: TemplateKind = "random",
     shots: int = 1,
     skip_bad: bool = False,
+    digest: str | None = None,
 ) -> QuestionSet:
     """Load and validate a question file; templates the run will use (the first `shots`) must exist."""
     if not json_path.is_file():
@@ -72,7 +73,7 @@ def load_mmad(
     if not isinstance(raw, dict) or not raw:
         found = "an empty object" if isinstance(raw, dict) else type(raw).__name__
         raise DataError(f"{json_path}: expected one JSON object keyed by image path (MMAD's format), found {found}")
-    question_set = QuestionSet(root=root, source=json_path, digest=file_sha256(json_path))
+    question_set = QuestionSet(root=root, source=json_path, digest=digest or file_sha256(json_path))  # a caller that hashed it already passes it
     for key, record in raw.items():
         try:
             image, questions = _parse_record(root, key, record, templates, shots)

@@ -132,6 +132,15 @@ def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return {"auroc": auroc(counts), "ap": average_precision(counts), "f1_max": f1_max(counts)}
 
 
+def resize_nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A map or mask at another size by nearest neighbour (exact for piecewise-constant maps)."""
+    if array.shape[:2] == tuple(shape):
+        return array
+    rows = (np.arange(shape[0]) * array.shape[0] // shape[0]).astype(int)
+    cols = (np.arange(shape[1]) * array.shape[1] // shape[1]).astype(int)
+    return array[np.ix_(rows, cols)]
+
+
 def image_score_from_map(anomaly_map: np.ndarray, mode: str = "max", kernel: int = 16) -> float:
     """An image score from its map: the maximum, or ADer's convention, the maximum of a kernel×kernel
     stride-1 average pooling (no padding), which ignores isolated hot pixels."""

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from harness.metrics.ad import image_score_from_map
+from harness.metrics.ad import image_score_from_map, resize_nearest
 
 ADER_SIDE = 256
 POOLING = 16
@@ -112,9 +112,7 @@ def ader_category_metrics(maps: np.ndarray, masks: np.ndarray, pooling: int | No
 
 def at_ader_resolution(array: np.ndarray) -> np.ndarray:
     """A map or mask at 256×256, nearest-neighbour (GPT-4V-AD maps are piecewise constant)."""
-    rows = (np.arange(ADER_SIDE) * array.shape[0] // ADER_SIDE).astype(int)
-    cols = (np.arange(ADER_SIDE) * array.shape[1] // ADER_SIDE).astype(int)
-    return array[np.ix_(rows, cols)]
+    return resize_nearest(array, (ADER_SIDE, ADER_SIDE))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,10 +13,8 @@ import re
 import numpy as np
 
 from harness.report.published import PublishedRow, published_rows
-from harness.schema import RunSpec, RunSummary, SampleResult
+from harness.schema import MMAD_TYPE_TO_SUBTASK, RunSpec, RunSummary, SampleResult, Subtask
 
-SUBTASK_ORDER = ("Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description", "Defect Analysis", "Object Classification", "Object Analysis")
-_MERGED = {"Object Structure": "Object Analysis", "Object Details": "Object Analysis"}
 
 
 def _normalised(name: str) -> str:
@@ -43,7 +41,7 @@ def compat_average_interval(records: list[dict], seed: int = 0, resamples: int =
     if not kept:
         return None
     dataset_of = lambda r: r["image"].split("/", 1)[0]  # noqa: E731
-    type_of = lambda r: _MERGED.get(r["question_type"], r["question_type"])  # noqa: E731
+    type_of = lambda r: MMAD_TYPE_TO_SUBTASK[r["question_type"]].value if r["question_type"] in MMAD_TYPE_TO_SUBTASK else r["question_type"]  # noqa: E731
     datasets = list(dict.fromkeys(dataset_of(r) for r in records))
     types = list(dict.fromkeys(type_of(r) for r in records))
 
@@ -57,7 +55,7 @@ def compat_average_interval(records: list[dict], seed: int = 0, resamples: int =
         columns = []
         for question_type in types:
             cell = [r for r in kept if dataset_of(r) == dataset and type_of(r) == question_type]
-            if question_type == SUBTASK_ORDER[0]:
+            if question_type == Subtask.ANOMALY_DETECTION.value:
                 columns.append(100 * (rate([r for r in cell if "good" in r["image"]]) + rate([r for r in cell if "good" not in r["image"]])) / 2)
             else:
                 columns.append(100 * rate(cell))

@@ -22,7 +22,7 @@ from harness.sources import resolve_gpt4vad_source
 from harness.errors import ConfigError
 from harness.adsets.images import UnreadableImage
 from harness.files import artifact_stem
-from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics
+from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics, resize_nearest
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.prompting import render_parts
 from harness.schema import DecodingSpec, RegionSample
@@ -254,12 +254,6 @@ def evaluation_shape(shape: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if array.shape == shape:
-        return array
-    rows = (np.arange(shape[0]) * array.shape[0] // shape[0]).astype(int)
-    cols = (np.arange(shape[1]) * array.shape[1] // shape[1]).astype(int)
-    return array[np.ix_(rows, cols)]
 
 
 def _maps_and_masks(run_dir: Path, by_id: dict[str, RegionSample], members: list[RegionItem]):
@@ -269,7 +263,7 @@ def _maps_and_masks(run_dir: Path, by_id: dict[str, RegionSample], members: list
         anomaly_map = load_map(run_dir, by_id[item.id], item)
         shape = evaluation_shape(anomaly_map.shape)
         mask = load_mask(item.mask_paths, anomaly_map.shape) if item.mask_paths else np.zeros(anomaly_map.shape, bool)
-        yield _nearest(anomaly_map, shape), _nearest(mask, shape)
+        yield resize_nearest(anomaly_map, shape), resize_nearest(mask, shape)
 
 
 def region_metrics(samples: list[RegionSample], items: list[RegionItem], run_dir: Path, definitions: str = "exact") -> dict:

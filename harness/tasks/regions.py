@@ -163,9 +163,9 @@ def text_to_segmentation(division: Division, region_scores: dict[int, float], sh
     square = np.zeros((SIDE, SIDE), np.float32)
     for region, score in region_scores.items():
         np.maximum(square, np.where(division.masks[region - 1], np.float32(score), np.float32(0)), out=square)
-    rows = (np.arange(shape[0]) * SIDE // shape[0]).astype(int)
-    cols = (np.arange(shape[1]) * SIDE // shape[1]).astype(int)
-    return square[np.ix_(rows, cols)]
+    from harness.metrics.ad import resize_nearest
+
+    return resize_nearest(square, shape)
 
 
 def overlapping_regions(division: Division, mask: np.ndarray) -> list[int]:
