@@ -1,7 +1,9 @@
 """Draft questions for one image: the right answer and its distractors, before option shuffling.
 
 Each builder returns a Draft, or a reason why the question cannot be asked truthfully (the reason
-is counted in the generation report; a question is never invented).
+is counted in the generation report; a question is never invented). Questions built from a
+knowledge entry (a built-in table, a knowledge file, an LLM-verified fact) say which in their
+provenance.
 """
 
 from __future__ import annotations
@@ -13,15 +15,12 @@ import numpy as np
 
 from harness.prompting import render_text
 from harness.schema import Subtask
-from question_gen import knowledge
-from question_gen.attributes import (
-    TOUCHED_CELL_SHARE,
-    DefectAttributes,
-    adjacent_cells,
-    cell_name,
-)
+from question_gen.attributes import TOUCHED_CELL_SHARE, DefectAttributes, adjacent_cells, cell_name
+from question_gen.knowledge import CategoryKnowledge, DefectInfo, defect_kinds, generic_objects
+from question_gen.options import pick_distractors, same_thing
 
 N_OPTIONS = 4
+DISTRACTORS = N_OPTIONS - 1
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Draft:
     text: str
     correct: str
     distractors: tuple[str, ...]
-    provenance: dict | None = field(default=None, compare=False)  # LLM-written questions: who wrote and checked them
+    provenance: dict | None = field(default=None, compare=False)  # which knowledge entry, or which LLM wrote and checked it
 
 
 @dataclass(frozen=True)
@@ -47,27 +46,15 @@ class ImageContext:
     label: str
     defect_folder: str | None
     attributes: DefectAttributes | None
-    category_defects: tuple[str, ...]  # defect folder names of this category
-    dataset_objects: tuple[str, ...]  # object names of the dataset's other categories
-    object_knowledge: knowledge.ObjectKnowledge | None
+    knowledge: CategoryKnowledge
+
+    @property
+    def defect(self) -> DefectInfo | None:
+        return self.knowledge.defects.get(self.defect_folder or "")
 
 
-def _pick(pool: list[str], count: int, exclude: set[str]) -> list[str]:
-    """Up to `count` distinct entries of `pool` (in order of preference) not in `exclude`."""
-    seen, picked = set(exclude), []
-    for item in pool:
-        if item not in seen:
-            picked.append(item)
-            seen.add(item)
-        if len(picked) == count:
-            break
-    return picked
-
-
-def _shuffled(rng: np.random.Generator, items) -> list[str]:
-    items = list(items)
-    rng.shuffle(items)
-    return items
+def _from(source: str) -> dict:
+    return {"knowledge": source}
 
 
 def anomaly_detection(ctx: ImageContext, rng: np.random.Generator) -> Draft:
@@ -76,13 +63,21 @@ def anomaly_detection(ctx: ImageContext, rng: np.random.Generator) -> Draft:
     return Draft(Subtask.ANOMALY_DETECTION, render_text("question_gen/anomaly_detection.j2"), correct, (wrong,))
 
 
+def _group_skip(subtask: Subtask, info: DefectInfo) -> Skip:
+    return Skip(subtask, f"defect folder {info.folder!r} names several defect kinds ({info.name}), not one")
+
+
 def defect_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
-    correct = knowledge.defect_display_name(ctx.defect_folder or "")
-    _, _, generic = knowledge.defect_table()
-    # Prefer the category's own other defect kinds (the hard, realistic confusions), then generic ones.
-    own = _shuffled(rng, [knowledge.defect_display_name(d) for d in ctx.category_defects])
-    distractors = _pick(own + _shuffled(rng, generic), N_OPTIONS - 1, {correct})
-    return Draft(Subtask.DEFECT_CLASSIFICATION, render_text("question_gen/defect_classification.j2"), correct, tuple(distractors))
+    info = ctx.defect
+    assert info is not None
+    if info.group:
+        return _group_skip(Subtask.DEFECT_CLASSIFICATION, info)
+    kind = info.kind.kind if info.kind else None
+    # The category's own other defects first (the hard, realistic confusions), then generic ones of another kind.
+    own = [other.name for other in ctx.knowledge.defects.values() if not other.group and other.folder != info.folder]
+    generic = [name for name, generic_kind in defect_kinds()[1] if generic_kind != kind]
+    distractors = pick_distractors(info.name, [own, generic], DISTRACTORS, rng)
+    return Draft(Subtask.DEFECT_CLASSIFICATION, render_text("question_gen/defect_classification.j2"), info.name, tuple(distractors), _from(info.source))
 
 
 def defect_localization(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
@@ -97,12 +92,11 @@ def defect_localization(ctx: ImageContext, rng: np.random.Generator) -> Draft | 
         for r, c in itertools.product(range(3), range(3))
         if (r, c) not in excluded and attributes.cell_shares[r][c] < TOUCHED_CELL_SHARE
     ]
-    if len(candidates) < N_OPTIONS - 1:
+    if len(candidates) < DISTRACTORS:
         return Skip(Subtask.DEFECT_LOCALIZATION, "fewer than 3 untouched, non-adjacent grid cells for distractors")
-    chosen = rng.choice(len(candidates), N_OPTIONS - 1, replace=False)
     option = lambda cell: render_text("question_gen/localization_option.j2", cell=cell_name(*cell))  # noqa: E731
-    distractors = tuple(option(candidates[i]) for i in sorted(chosen))
-    return Draft(Subtask.DEFECT_LOCALIZATION, render_text("question_gen/defect_localization.j2"), option((row, col)), distractors)
+    distractors = pick_distractors(option((row, col)), [[option(c) for c in candidates]], DISTRACTORS, rng)
+    return Draft(Subtask.DEFECT_LOCALIZATION, render_text("question_gen/defect_localization.j2"), option((row, col)), tuple(distractors))
 
 
 _SIZES, _SHAPES, _TONES, _COUNTS = ("small", "medium", "large"), ("elongated", "round", "irregular"), (
@@ -117,47 +111,74 @@ def _description(size: str, shape: str, tone: str, count: int) -> str:
     return render_text("question_gen/description_option.j2", size=size, shape=shape, tone=tone, count=count)
 
 
+def _written(ctx: ImageContext, attribute: str) -> tuple[str, list[str]] | None:
+    """The image's defect's sentence from a knowledge file, and those of the category's other defects,
+    when there are enough of them for a question."""
+    info = ctx.defect
+    if info is None or info.group or getattr(info, attribute) is None:
+        return None
+    others = [getattr(o, attribute) for o in ctx.knowledge.defects.values() if o.folder != info.folder and not o.group and getattr(o, attribute)]
+    return (getattr(info, attribute), others) if len(set(others) - {getattr(info, attribute)}) >= DISTRACTORS else None
+
+
 def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
+    """From a knowledge file when the category has enough described defects; else from the mask."""
+    written = _written(ctx, "description")
+    if written is not None:
+        correct, others = written
+        distractors = pick_distractors(correct, [others], DISTRACTORS, rng)
+        return Draft(Subtask.DEFECT_DESCRIPTION, render_text("question_gen/defect_description.j2"), correct, tuple(distractors), _from(ctx.defect.source))
     attributes = ctx.attributes
     assert attributes is not None
     truth = (attributes.size, attributes.shape, attributes.tone, min(attributes.count, 3))
     # Distractors change one or two attributes: close enough to need looking, far enough to be wrong.
     alternatives = [
-        combo
+        _description(*combo)
         for combo in itertools.product(_SIZES, _SHAPES, _TONES, _COUNTS)
         if 1 <= sum(a != b for a, b in zip(combo, truth)) <= 2
     ]
-    chosen = rng.choice(len(alternatives), N_OPTIONS - 1, replace=False)
-    distractors = tuple(_description(*alternatives[i]) for i in sorted(chosen))
-    return Draft(Subtask.DEFECT_DESCRIPTION, render_text("question_gen/defect_description.j2"), _description(*truth), distractors)
+    distractors = pick_distractors(_description(*truth), [alternatives], DISTRACTORS, rng)
+    return Draft(Subtask.DEFECT_DESCRIPTION, render_text("question_gen/defect_description.j2"), _description(*truth), tuple(distractors))
 
 
 def defect_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
-    known = knowledge.defect_knowledge(ctx.defect_folder or "")
-    if known is None:
-        return Skip(Subtask.DEFECT_ANALYSIS, f"no knowledge entry for defect {ctx.defect_folder!r} (question_gen/data/defects.toml)")
-    kinds, _, _ = knowledge.defect_table()
-    field = "cause" if rng.random() < 0.5 else "consequence"
-    pool = _shuffled(rng, [getattr(k, field) for k in kinds.values() if k.kind != known.kind])
-    distractors = _pick(pool, N_OPTIONS - 1, {getattr(known, field)})
-    return Draft(Subtask.DEFECT_ANALYSIS, render_text(f"question_gen/defect_analysis_{field}.j2"), getattr(known, field), tuple(distractors))
+    """From a knowledge file's impact sentences when there are enough; else the built-in kind's cause
+    or consequence against other kinds'."""
+    written = _written(ctx, "impact")
+    if written is not None:
+        correct, others = written
+        distractors = pick_distractors(correct, [others], DISTRACTORS, rng)
+        return Draft(Subtask.DEFECT_ANALYSIS, render_text("question_gen/defect_analysis_impact.j2"), correct, tuple(distractors), _from(ctx.defect.source))
+    info = ctx.defect
+    if info is not None and info.group:
+        return _group_skip(Subtask.DEFECT_ANALYSIS, info)
+    if info is None or info.kind is None:
+        return Skip(Subtask.DEFECT_ANALYSIS, f"no knowledge entry for defect {ctx.defect_folder!r} (question_gen/data/taxonomy.toml, or --knowledge)")
+    known = info.kind
+    aspect = "cause" if rng.random() < 0.5 else "consequence"
+    pool = [getattr(k, aspect) for k in defect_kinds()[0].values() if k.kind != known.kind]
+    distractors = pick_distractors(getattr(known, aspect), [pool], DISTRACTORS, rng)
+    return Draft(Subtask.DEFECT_ANALYSIS, render_text(f"question_gen/defect_analysis_{aspect}.j2"), getattr(known, aspect), tuple(distractors), _from(f"defects.toml#{known.kind}.{aspect}"))
 
 
 def object_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
-    if ctx.object_knowledge is None:
-        return Skip(Subtask.OBJECT_CLASSIFICATION, f"no object entry for category {ctx.category!r} (question_gen/data/objects.toml)")
-    correct = ctx.object_knowledge.name
-    pool = _shuffled(rng, ctx.dataset_objects) + _shuffled(rng, knowledge.generic_objects())
-    distractors = _pick(pool, N_OPTIONS - 1, {correct})
-    return Draft(Subtask.OBJECT_CLASSIFICATION, render_text("question_gen/object_classification.j2"), correct, tuple(distractors))
+    knowledge = ctx.knowledge
+    correct = knowledge.object_name
+    distractors = pick_distractors(correct, [knowledge.other_objects, generic_objects()], DISTRACTORS, rng, conflicts=same_thing)
+    return Draft(Subtask.OBJECT_CLASSIFICATION, render_text("question_gen/object_classification.j2"), correct, tuple(distractors), _from(knowledge.object_source))
 
 
 def object_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
-    if ctx.object_knowledge is None or not ctx.object_knowledge.facts:
-        return Skip(Subtask.OBJECT_ANALYSIS, f"no object facts for category {ctx.category!r} (question_gen/data/objects.toml)")
-    fact = ctx.object_knowledge.facts[int(rng.integers(len(ctx.object_knowledge.facts)))]
-    distractors = _pick(_shuffled(rng, fact.distractors), N_OPTIONS - 1, {fact.answer})
-    return Draft(Subtask.OBJECT_ANALYSIS, fact.question, fact.answer, tuple(distractors))
+    knowledge = ctx.knowledge
+    if knowledge.facts:
+        fact = knowledge.facts[int(rng.integers(len(knowledge.facts)))]
+        distractors = pick_distractors(fact.answer, [fact.distractors], DISTRACTORS, rng)
+        return Draft(Subtask.OBJECT_ANALYSIS, fact.question, fact.answer, tuple(distractors), _from(fact.source))
+    others = [s for s in knowledge.other_normal_summaries if s != knowledge.normal_summary]
+    if knowledge.normal_summary and len(set(others)) >= DISTRACTORS:
+        distractors = pick_distractors(knowledge.normal_summary, [others], DISTRACTORS, rng)
+        return Draft(Subtask.OBJECT_ANALYSIS, render_text("question_gen/object_normal_appearance.j2"), knowledge.normal_summary, tuple(distractors), _from(knowledge.normal_source))
+    return Skip(Subtask.OBJECT_ANALYSIS, f"no object facts for category {ctx.category!r} (question_gen/data/objects.toml, --knowledge, or --llm)")
 
 
 DEFECT_BUILDERS = (defect_classification, defect_localization, defect_description, defect_analysis)
@@ -166,7 +187,7 @@ OBJECT_BUILDERS = (object_classification, object_analysis)
 
 def _complete(result: Draft | Skip) -> Draft | Skip:
     """A question with too few distinct distractors is skipped, never asked with fewer options."""
-    expected = 1 if result.subtask is Subtask.ANOMALY_DETECTION else N_OPTIONS - 1
+    expected = 1 if result.subtask is Subtask.ANOMALY_DETECTION else DISTRACTORS
     if isinstance(result, Draft) and len(set(result.distractors) - {result.correct}) < expected:
         return Skip(result.subtask, f"fewer than {expected} distinct distractors")
     return result

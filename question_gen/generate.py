@@ -28,7 +28,10 @@ from harness.models.base import Model
 from question_gen import knowledge
 from question_gen.attributes import MIN_COMPONENT_PIXELS, defect_attributes, estimate_object_area
 from question_gen.balance import arrange_options, balanced_positions
-from question_gen.drafts import Draft, ImageContext, draft_questions
+from question_gen.drafts import Draft, ImageContext, Skip, draft_questions
+from question_gen.knowledge_file import read_knowledge_file
+from question_gen.llm_facts import verified_facts
+from question_gen.shape import MMAD_MAX_QUESTIONS, mmad_shaped
 from question_gen.llm_assist import LlmImage, rewrite_all, with_provenance
 from question_gen.quality import quality_report
 from harness.adsets.layouts import SourceCategory, SourceImage, read_mvtec_layout
@@ -53,6 +56,7 @@ class GenerationReport:
     strict: bool = False
     quality: dict = field(default_factory=dict)
     llm: dict | None = None  # LLM-assisted generation: accepted, discarded, blind-answerable, requests
+    llm_facts: dict | None = None  # category facts the LLM wrote, and which survived verification
 
     def warn(self, message: str) -> None:
         """A problem generation can work around; with --strict it stops generation instead."""
@@ -71,6 +75,7 @@ class GenerationReport:
             "warnings": self.warnings,
             "quality": self.quality,
             **({"llm": self.llm} if self.llm is not None else {}),
+            **({"llm_facts": self.llm_facts} if self.llm_facts is not None else {}),
         }
 
 
@@ -129,24 +134,28 @@ def generate_question_set(
     llm: Model | None = None,
     llm_concurrency: int = 16,
     workers: int | None = None,
+    knowledge_file: Path | None = None,
+    mmad_shape: bool = False,
 ) -> GenerationReport:
     """Write `out/mmad.json`, `out/domain_knowledge.json` and `out/generation_report.json` for a
     dataset read by one of harness.adsets.layouts' readers (MVTec AD layout by default)."""
     categories = categories if categories is not None else read_mvtec_layout(source_root)
     dataset_dir = out / dataset_name
     report = GenerationReport(dataset=dataset_name, strict=strict)
+    entries = read_knowledge_file(knowledge_file, dataset_name=dataset_name, knowledge_key=knowledge_key) if knowledge_file else None
+    known = knowledge.category_knowledge(knowledge_key, {c.name: c.defect_folders for c in categories}, entries)
     for category in categories:
         for warning in category.warnings:
             report.warn(warning)
-        for folder in category.defect_folders:
-            if knowledge.defect_knowledge(folder) is None:
-                report.warn(f"{category.name}/{folder}: defect kind not in question_gen/data/defects.toml; its name is used as written, with no analysis questions or knowledge text")
-    dataset_objects = tuple(
-        entry.name for c in categories if (entry := knowledge.object_knowledge(knowledge_key, c.name)) is not None
-    )
+        for folder, info in known[category.name].defects.items():
+            if not info.known:
+                report.warn(f"{category.name}/{folder}: unknown defect kind (not in question_gen/data/taxonomy.toml nor the knowledge file); shown as {info.name!r}, with no analysis question")
+    if llm is not None:
+        facts, report.llm_facts = asyncio.run(verified_facts(llm, source_root, categories, known, seed=seed))
+        known = {name: entry.with_facts(facts.get(name, ())) for name, entry in known.items()}
     pending: list[_PendingImage] = []
     needed_files: list[str] = []
-    states = {index: _category_state(source_root, c, dataset_name, knowledge_key, dataset_objects, seed) for index, c in enumerate(categories)}
+    states = {index: _category_state(source_root, c, dataset_name, known[c.name], seed, mmad_shape) for index, c in enumerate(categories)}
     tasks = [(index, image) for index, c in enumerate(categories) for image in c.test]
     for image, warnings, skips in _analysed(tasks, states, workers or default_workers()):
         for warning in warnings:
@@ -164,7 +173,7 @@ def generate_question_set(
         targets = [image for image in pending if image.llm is not None]
         rewritten, outcome = asyncio.run(rewrite_all([t.llm for t in targets], llm, out / ".llm", concurrency=llm_concurrency, seed=seed))
         for target, drafts in zip(targets, rewritten):
-            target.drafts = drafts
+            target.drafts = mmad_shaped(drafts) if mmad_shape else drafts
         report.llm = outcome.as_dict()
         report.skipped.update(outcome.discarded)
         blind = report.llm["blind_answerability"]
@@ -184,7 +193,7 @@ def generate_question_set(
     report.quality = quality_report(mmad, dict(report.skipped), blind)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out / "mmad.json", mmad)
-    knowledge_by_category = {c.name: knowledge.domain_knowledge_texts(knowledge_key, c.name, c.defect_folders) for c in categories}
+    knowledge_by_category = {c.name: knowledge.domain_knowledge_texts(known[c.name]) for c in categories}
     write_json_atomically(out / "domain_knowledge.json", {dataset_name: knowledge_by_category})
     write_json_atomically(out / "generation_report.json", report.as_dict())
     return report
@@ -200,8 +209,8 @@ class _CategoryState:
     seed: int
     object_area: float
     template_descriptors: np.ndarray
-    dataset_objects: tuple[str, ...]
-    object_entry: knowledge.ObjectKnowledge | None
+    knowledge: knowledge.CategoryKnowledge
+    mmad_shape: bool
 
 
 _STATES: dict[int, _CategoryState] = {}
@@ -214,9 +223,8 @@ def _use_states(states: dict[int, _CategoryState]) -> None:
     _template_rgb.cache_clear()  # indices refer to this run's categories
 
 
-def _category_state(source_root: Path, category: SourceCategory, dataset_name: str, knowledge_key: str, dataset_objects: tuple[str, ...], seed: int) -> _CategoryState:
+def _category_state(source_root: Path, category: SourceCategory, dataset_name: str, known: knowledge.CategoryKnowledge, seed: int, mmad_shape: bool) -> _CategoryState:
     templates = [_load_rgb(source_root / p) for p in category.train_good]
-    object_entry = knowledge.object_knowledge(knowledge_key, category.name)
     return _CategoryState(
         source_root=source_root,
         category=category,
@@ -224,8 +232,8 @@ def _category_state(source_root: Path, category: SourceCategory, dataset_name: s
         seed=seed,
         object_area=estimate_object_area(templates[0]),
         template_descriptors=np.stack([descriptor(t) for t in templates]),
-        dataset_objects=tuple(name for name in dataset_objects if object_entry is None or name != object_entry.name),
-        object_entry=object_entry,
+        knowledge=known,
+        mmad_shape=mmad_shape,
     )
 
 
@@ -273,11 +281,13 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
         label=image.label,
         defect_folder=image.defect_folder,
         attributes=attributes,
-        category_defects=category.defect_folders,
-        dataset_objects=state.dataset_objects,
-        object_knowledge=state.object_entry,
+        knowledge=state.knowledge,
     )
     drafts, skips = draft_questions(context, rng)
+    if state.mmad_shape:
+        shaped = mmad_shaped(drafts)
+        skips += [Skip(d.subtask, f"--mmad-shape: at most {MMAD_MAX_QUESTIONS} questions per image") for d in drafts if all(d is not kept for kept in shaped)]
+        drafts = shaped
     random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
     entry = {
         "mask_path": _mask_path_in_category(image, category.name) or "",

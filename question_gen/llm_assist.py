@@ -35,7 +35,6 @@ from harness.schema import DecodingSpec, Subtask
 from question_gen.attributes import cell_name
 from question_gen.balance import arrange_options
 from question_gen.drafts import Draft, ImageContext
-from question_gen.knowledge import defect_display_name
 
 LLM_SUBTASKS = (Subtask.DEFECT_DESCRIPTION, Subtask.DEFECT_ANALYSIS, Subtask.OBJECT_ANALYSIS)
 # Per subtask: the field of the writer's JSON it is made from, and what question.j2 calls that text.
@@ -205,8 +204,7 @@ class LlmQuestionWriter:
 
     @staticmethod
     def _object_name(image: LlmImage) -> str:
-        known = image.context.object_knowledge
-        return known.name.lower().rstrip(".") if known else image.context.category.replace("_", " ")
+        return image.context.knowledge.object_name.lower().rstrip(".")
 
     @staticmethod
     def _defect_facts(image: LlmImage) -> dict | None:
@@ -215,7 +213,7 @@ class LlmQuestionWriter:
             return None
         position = cell_name(*attributes.main_cell) if attributes.main_cell else "spread over several areas"
         return {
-            "name": defect_display_name(image.context.defect_folder or "defect").lower(),
+            "name": (image.context.defect.name if image.context.defect else "defect").lower(),
             "count": attributes.count,
             "size": attributes.size,
             "shape": attributes.shape,

@@ -4,7 +4,9 @@
 - right-answer position balance: the share of right answers at each letter against uniform, per
   option count (a model that always says "A" must not score above chance);
 - option length bias: how often the longest option is the right one against 1/n (a model that
-  picks the longest option must not score above chance);
+  picks the longest option must not score above chance), over questions whose options vary (a
+  fixed Yes/No pair measures the label balance instead), and per subtask the right option's mean
+  length against its distractors';
 - blind-answerability (LLM-verified sets): questions answered right without the image;
 - discards by reason.
 A strong bias gets a warning in the report and on the console.
@@ -38,21 +40,44 @@ def position_balance(mmad: dict) -> dict[int, dict]:
     return result
 
 
+def _fixed_option_subtasks(mmad: dict) -> set[str]:
+    """Subtasks whose questions all offer the same options (MMAD's Yes/No detection question): there,
+    "the longest option" is one fixed answer, so its hit rate is the label balance, reported apart."""
+    option_sets: dict[str, set] = defaultdict(set)
+    for _, question in _questions(mmad):
+        option_sets[question.get("type", "")].add(frozenset(question["Options"].values()))
+    return {subtask for subtask, sets in option_sets.items() if len(sets) == 1}
+
+
 def length_bias(mmad: dict) -> dict:
-    """How often the (strictly) longest option is the right one, against the 1/n a blind picker gets."""
+    """How often the (strictly) longest option is the right one, against the 1/n a blind picker gets,
+    over questions whose options vary; and per subtask, the mean length of the right option against
+    its distractors'."""
+    fixed = _fixed_option_subtasks(mmad)
     hits = eligible = 0
     expected = 0.0
+    lengths: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     for _, question in _questions(mmad):
-        options = question["Options"]
-        lengths = sorted((len(text), letter) for letter, text in options.items())
-        if len(lengths) < 2 or lengths[-1][0] == lengths[-2][0]:
+        options, subtask = question["Options"], question.get("type", "")
+        right = question["Answer"]
+        if len(options) >= 2:
+            row = lengths[subtask]
+            row[0] += 1
+            row[1] += len(options[right])
+            row[2] += sum(len(t) for letter, t in options.items() if letter != right) / (len(options) - 1)
+        if subtask in fixed:
+            continue
+        ranked = sorted((len(text), letter) for letter, text in options.items())
+        if len(ranked) < 2 or ranked[-1][0] == ranked[-2][0]:
             continue  # no single longest option
         eligible += 1
-        hits += lengths[-1][1] == question["Answer"]
+        hits += ranked[-1][1] == right
         expected += 1.0 / len(options)
+    per_subtask = {k: {"questions": int(n), "right_mean_chars": r / n, "distractor_mean_chars": d / n} for k, (n, r, d) in sorted(lengths.items())}
     if not eligible:
-        return {"questions": 0}
-    return {"questions": eligible, "longest_is_right_percent": 100.0 * hits / eligible, "expected_percent": 100.0 * expected / eligible}
+        return {"questions": 0, "fixed_option_subtasks": sorted(fixed), "mean_length_by_subtask": per_subtask}
+    return {"questions": eligible, "longest_is_right_percent": 100.0 * hits / eligible, "expected_percent": 100.0 * expected / eligible,
+            "fixed_option_subtasks": sorted(fixed), "mean_length_by_subtask": per_subtask}
 
 
 def quality_report(mmad: dict, skipped: dict[str, int], blind: dict | None = None) -> dict:
@@ -89,7 +114,12 @@ def describe(quality: dict) -> str:
         lines.append(f"right-answer letters, {count} options ({row['questions']} questions): " + ", ".join(f"{k} {v:.0f}%" for k, v in row["share_percent"].items()))
     lengths = quality["option_length_bias"]
     if lengths.get("questions"):
-        lines.append(f"longest option is right: {lengths['longest_is_right_percent']:.0f}% (blind guess {lengths['expected_percent']:.0f}%) over {lengths['questions']} questions")
+        lines.append(f"longest option is right: {lengths['longest_is_right_percent']:.0f}% (blind guess {lengths['expected_percent']:.0f}%) over {lengths['questions']} questions"
+                     + (f" (fixed options left out: {', '.join(lengths['fixed_option_subtasks'])})" if lengths.get("fixed_option_subtasks") else ""))
+    longer = [f"{k} {v['right_mean_chars']:.1f} vs {v['distractor_mean_chars']:.1f}" for k, v in lengths.get("mean_length_by_subtask", {}).items()
+              if v["right_mean_chars"] > v["distractor_mean_chars"] and k not in lengths.get("fixed_option_subtasks", [])]
+    if longer:
+        lines.append("right option longer than its distractors on average (chars): " + ", ".join(longer))
     if "blind_answerability" in quality:
         blind = quality["blind_answerability"]
         lines.append(f"blind-answerable (right without the image): {blind['blind_answerable']} of {blind['checked']} checked ({blind['rate_percent']:.0f}%), dropped")

@@ -87,7 +87,7 @@ def test_bad_inputs_are_warnings_listed_in_the_report_or_errors_with_strict(tmp_
     assert "001.png: unreadable image, skipped" in warnings
     assert "000_mask.png: mask is 128x128 but its image is 64x64; resized" in warnings
     assert "009_mask.png: mask without an image" in warnings
-    assert "widget/wobble: defect kind not in" in warnings
+    assert "widget/wobble: unknown defect kind" in warnings
     assert report["skipped"]["unreadable image"] == 1
     assert "widget/test/good/001.png" not in json.loads((tmp_path / "set/mmad.json").read_text()).__str__()
     assert "warning:" in capsys.readouterr().err
@@ -101,8 +101,7 @@ def _record(answer: str, options: dict) -> dict:
 
 
 def test_quality_report_warns_of_position_and_length_bias():
-    options = {"A": "Scratch on the surface near the rim", "B": "Dent", "C": "Hole", "D": "Crack"}
-    biased = {f"D/cat/test/x/{i}.png": _record("A", options) for i in range(30)}
+    biased = {f"D/cat/test/x/{i}.png": _record("A", {"A": f"Scratch on the surface near the rim {i}", "B": "Dent", "C": "Hole", "D": "Crack"}) for i in range(30)}
     quality = quality_report(biased, {"Defect Localization: too thin": 2})
     assert quality["answer_position_balance"][4]["share_percent"]["A"] == 100.0
     assert quality["option_length_bias"]["longest_is_right_percent"] == 100.0

@@ -99,7 +99,10 @@ def test_mmad_format_and_every_subtask(generated):
         first = entry["conversation"][0]
         assert first["type"] == "Anomaly Detection" and set(first["Options"].values()) == {"Yes.", "No."}
         for question in entry["conversation"]:
-            assert list(question) == ["Question", "Options", "Answer", "type"]
+            # MMAD's four keys, and where a question came from (an extra key MMAD's readers ignore)
+            assert list(question)[:4] == ["Question", "Options", "Answer", "type"] and set(question) <= {"Question", "Options", "Answer", "type", "provenance"}
+            if question["type"] not in ("Anomaly Detection", "Defect Localization", "Defect Description"):
+                assert question["provenance"]["knowledge"].split("#")[0] in ("taxonomy.toml", "defects.toml", "objects.toml")
             assert question["Answer"] in question["Options"]
             assert len(set(question["Options"].values())) == len(question["Options"])  # no duplicate options
         subtasks = {q["type"] for q in entry["conversation"]}

@@ -17,6 +17,8 @@ def register(commands) -> None:
     generate.add_argument("--source", required=True, help="synthetic | mvtec:DIR | visa:DIR | loco:DIR | goodsad:DIR | dsmvtec:DIR | folder:DIR (images + labels.csv)")
     generate.add_argument("--strict", action="store_true", help="stop at the first warning (resized mask, unreadable image, orphan mask, unknown defect kind)")
     generate.add_argument("--llm", metavar="MODEL", help="write Defect Description/Analysis and Object Analysis questions with this model (any backend), each verified")
+    generate.add_argument("--knowledge", metavar="FILE", help="domain knowledge in MMAD's domain_knowledge.json shape (JSON, or TOML of the same shape): defect names, description/analysis options and object facts from its texts")
+    generate.add_argument("--mmad-shape", action="store_true", help="at most 5 questions per image in MMAD's mix (detection first; defect questions for anomalies, object questions for normal images)")
     generate.add_argument("--llm-concurrency", type=int, default=16, help="images written at once with --llm")
     generate.add_argument("--max-connections", type=int, help=argparse.SUPPRESS)
     add_backend_flags(generate)
@@ -45,15 +47,16 @@ def _generate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     kind, _, location = args.source.partition(":")
+    shape = {"knowledge_file": Path(args.knowledge) if args.knowledge else None, "mmad_shape": args.mmad_shape}
     if kind == "synthetic":
-        report = generate_synthetic_question_set(out, seed=args.seed, size=args.size, strict=args.strict, llm=_generator_model(args), llm_concurrency=args.llm_concurrency)
+        report = generate_synthetic_question_set(out, seed=args.seed, size=args.size, strict=args.strict, llm=_generator_model(args), llm_concurrency=args.llm_concurrency, **shape)
     elif kind in READERS and location:
         root = Path(location)
         categories = READERS[kind](root)
-        knowledge_key = "mvtec-ad" if kind in ("mvtec", "dsmvtec") else kind  # object facts are known for MVTec AD categories
+        knowledge_key = "mvtec-ad" if kind in ("mvtec", "dsmvtec") else kind  # DS-MVTec keeps MVTec AD's categories and folder names
         report = generate_question_set(
             root, out, dataset_name=args.name or root.name, knowledge_key=knowledge_key, seed=args.seed, categories=categories, strict=args.strict,
-            llm=_generator_model(args), llm_concurrency=args.llm_concurrency,
+            llm=_generator_model(args), llm_concurrency=args.llm_concurrency, **shape,
         )
     else:
         raise IadbenchError(f"--source {args.source!r}: use synthetic or one of " + ", ".join(f"{k}:DIR" for k in READERS))

@@ -253,6 +253,8 @@ class OpenAIChatModel:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+            # a later event loop (generation runs two) makes its own client and limiter
+            self._client, self._limiter = None, None
 
 
 def refused(text: str, keywords: list[str]) -> bool:

@@ -1,0 +1,117 @@
+"""`generate --knowledge FILE`: a domain-knowledge file in MMAD's shape, read for question generation.
+
+MMAD ships `domain_knowledge.json`: `{dataset: {category: {defect folder | "good" | "combined": text}}}`
+where a text reads `" <Title>\n Description: …"` (several such blocks in some entries). A TOML file of
+the same shape is read the same way. One extension: a category may hold an `object` table,
+`{name = "...", facts = [{question, answer, distractors}]}`, for Object Classification and Analysis.
+
+From a defect's text the generator takes its title (the option name), a one-sentence description
+(the first sentence) and a one-sentence impact (the first later sentence that says what the defect
+affects); from "good", a one-sentence summary of the normal object. Sentences longer than
+MAX_WORDS words are cut there, so options drawn from texts of very different lengths do not give the
+answer away by length.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import DataError
+
+# MMAD's top-level keys for iadbench's dataset kinds (DS-MVTec queries use the MVTec key).
+MMAD_KEYS = {"mvtec-ad": "MVTec", "loco": "MVTec-LOCO", "visa": "VisA", "goodsad": "GoodsAD"}
+MAX_WORDS = 24
+_BLOCK = re.compile(r"<([^<>\n]+)>\s*\n?\s*Description:\s*(.*?)(?=\n\s*<[^<>\n]+>\s*\n|\Z)", re.S)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+_IMPACT = re.compile(r"\b(affect|compromis|impair|lead to|leading to|result in|risk|hinder|reduc|failure|unsafe|spoil|safety|function)", re.I)
+SKIP_ENTRIES = ("combined",)  # a summary of the category's defects, not one defect
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name.lower())
+
+
+def sentences(text: str) -> list[str]:
+    flat = re.sub(r"\s+", " ", text.replace("**", "")).strip()
+    return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+
+
+def shortened(sentence: str) -> str:
+    words = sentence.split()
+    return sentence if len(words) <= MAX_WORDS else " ".join(words[:MAX_WORDS]).rstrip(",;:") + " …"
+
+
+def parse_entry(text: str) -> tuple[str, str | None, str | None] | None:
+    """(title, description sentence, impact sentence) of one MMAD-style text; None if it has no <Title>."""
+    block = _BLOCK.search(text)
+    if block is None:
+        return None
+    title, body = block.group(1).strip(), block.group(2)
+    found = [s for s in sentences(body) if not s.endswith(":")]
+    description = shortened(found[0]) if found else None
+    impact = next((shortened(s) for s in found[1:] if _IMPACT.search(s)), None)
+    return title, description, impact
+
+
+@dataclass(frozen=True)
+class KnowledgeEntries:
+    """One dataset's categories from a knowledge file."""
+
+    label: str  # file name and dataset key, for provenance
+    categories: dict
+
+    def _category(self, category: str) -> dict:
+        wanted = _normalise(category)
+        return next((value for key, value in self.categories.items() if _normalise(key) == wanted), {})
+
+    def defect(self, category: str, folder: str) -> tuple[str, str | None, str | None, str] | None:
+        entries = self._category(category)
+        key = next((k for k in entries if _normalise(k) == _normalise(folder)), None)
+        if key is None or key in SKIP_ENTRIES or not isinstance(entries[key], str):
+            return None
+        parsed = parse_entry(entries[key])
+        return None if parsed is None else (*parsed, f"{self.label}/{category}/{key}")
+
+    def normal(self, category: str) -> tuple[str, str] | None:
+        text = self._category(category).get("good")
+        parsed = parse_entry(text) if isinstance(text, str) else None
+        return None if parsed is None or parsed[1] is None else (parsed[1], f"{self.label}/{category}/good")
+
+    def object(self, category: str) -> tuple[str, list[tuple[str, str, tuple[str, ...]]], str] | None:
+        entry = self._category(category).get("object")
+        if not isinstance(entry, dict) or not entry.get("name"):
+            return None
+        where = f"{self.label}/{category}/object"
+        facts = []
+        for index, fact in enumerate(entry.get("facts", [])):
+            try:
+                facts.append((str(fact["question"]), str(fact["answer"]), tuple(str(d) for d in fact["distractors"])))
+            except (KeyError, TypeError):
+                raise DataError(f"{where}: fact {index + 1} needs question, answer and distractors (a list)") from None
+        return str(entry["name"]), facts, where
+
+
+def read_knowledge_file(path: Path, *, dataset_name: str, knowledge_key: str) -> KnowledgeEntries:
+    """The entries of `path` for this dataset: the top-level key named like the dataset (`--name` or
+    the folder's name), else MMAD's key for its kind (MVTec, MVTec-LOCO, VisA, GoodsAD), else the
+    only key. Anything else is an error that lists the keys."""
+    try:
+        raw = path.read_bytes().decode("utf-8-sig")
+        data = tomllib.loads(raw) if path.suffix.lower() == ".toml" else json.loads(raw)
+    except FileNotFoundError:
+        raise DataError(f"{path}: knowledge file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise DataError(f"{path}: not a readable knowledge file ({error}); expected MMAD's domain_knowledge.json shape (JSON) or the same shape in TOML") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise DataError(f"{path}: expected {{dataset: {{category: {{defect or good: text}}}}}} (MMAD's domain_knowledge.json shape)")
+    wanted = [_normalise(dataset_name), _normalise(MMAD_KEYS.get(knowledge_key, knowledge_key))]
+    key = next((k for w in wanted for k in data if _normalise(k) == w), None)
+    if key is None and len(data) == 1:
+        key = next(iter(data))
+    if key is None:
+        raise DataError(f"{path}: no entry for dataset {dataset_name!r}; its datasets are {', '.join(sorted(data))} (name the dataset with --name)")
+    return KnowledgeEntries(f"{path.name}#{key}", data[key])
