@@ -6,17 +6,13 @@ import asyncio
 import gc
 import hashlib
 import json
-import platform
 import re
-import subprocess
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-import harness
+from harness.provenance import git_revision, package_versions, recorded_options
 from harness.data.mmad import QuestionSet, load_mmad
 from harness.data.releases import exclude_errata, release_name
 from harness.sources import cache_dir, data_label, resolve_data
@@ -26,11 +22,14 @@ from harness.metrics.accuracy import mmad_compat_table, strict_scores
 from harness.models.base import Model, ModelOptions, create_model
 from harness.models.pricing import cost_usd
 from harness.runlog import RunFolder, check_run_id, new_run_id
-from harness.runner import RunOutcome, _error_kind, run_plan
+from harness.accounting import run_accounting
+from harness.runner import RunOutcome, run_plan
 from harness.schema import DecodingSpec, RunSpec, RunSummary, SampleResult, Usage
 from harness.strategies import parse_strategies
-from harness.protocols import resolve_protocol
+from harness.perturb import canonical_perturbations
+from harness.protocols import HARMONISED, resolve_protocol
 from harness.suites import load_suite
+from harness.tasks.bbox import pick_box_format
 from harness.tasks.mcq import McqTask, PromptSettings
 
 
@@ -63,39 +62,9 @@ class EvalOverrides:
     protocol: str | None = None
     errata: list[str] | None = None
     metric_definitions: str | None = None
-
-
-def _package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "iadbench": harness.__version__}
-    for package in ("numpy", "pillow", "pydantic", "jinja2", "scikit-learn", "scikit-image", "openai", "torch", "transformers", "accelerate", "opencv-python-headless"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-def _git_revision() -> str | None:
-    """The revision of the iadbench checkout that ran (with +dirty for local changes)."""
-    source = Path(harness.__file__).resolve().parents[1]
-    try:
-        revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5)
-        if revision.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source, capture_output=True, text=True, timeout=5)
-        return revision.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def recorded_options(options: ModelOptions) -> dict:
-    """Backend options as spec.json keeps them: the base URL without credentials or query."""
-    from harness.models.openai import redact_url
-
-    recorded = options.model_dump()
-    if recorded["base_url"]:
-        recorded["base_url"] = redact_url(recorded["base_url"])
-    return recorded
+    box_format: str | None = None
+    perturb: list[str] | None = None
+    perturb_templates: bool = False
 
 
 def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_concurrency: int) -> RunSpec:
@@ -113,7 +82,13 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     options = (overrides.model_options or ModelOptions()).model_copy(update={"max_connections": max_connections})
     changed = {"--max-new-tokens": overrides.max_new_tokens, "--temperature": overrides.temperature, "--image-max-side": overrides.image_max_side}
     changed["--choice-scoring logprobs"] = True if overrides.choice_scoring == "logprobs" else None
-    protocol = resolve_protocol(overrides.protocol or suite.protocol, model, [flag for flag, value in changed.items() if value is not None], strategies)
+    task = pick(overrides.task, suite.task)
+    perturb = canonical_perturbations(overrides.perturb or [])
+    if perturb and task == "gpt4vad":
+        raise ConfigError("--perturb degrades the images of --task mcq and --task bbox runs")
+    run_suffix += "".join(f"+{p.replace(':', '')}" for p in perturb)
+    # boxes are asked as harness/tasks/box_formats.toml says, whatever the suite's MCQ protocol
+    protocol = resolve_protocol(HARMONISED if task == "bbox" else overrides.protocol or suite.protocol, model, [flag for flag, value in changed.items() if value is not None], strategies)
     if protocol.official:
         decoding = protocol.decoding
         run_suffix += "" if suite.protocol == "auto" and overrides.protocol is None else f"+{protocol.name}"
@@ -121,7 +96,10 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         run_id=check_run_id(overrides.run_id) if overrides.run_id else "pending",
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         suite=suite_name,
-        task=pick(overrides.task, suite.task),
+        task=task,
+        box_format=pick_box_format(model, overrides.box_format).name if task == "bbox" else None,
+        perturb=perturb,
+        perturb_templates=overrides.perturb_templates,
         regions=pick(overrides.regions, suite.regions),
         gpt4vad_prompt=pick(overrides.gpt4vad_prompt, suite.gpt4vad_prompt),
         metric_definitions=overrides.metric_definitions or "exact",
@@ -146,8 +124,8 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         max_connections=max_connections,
         cache=overrides.cache,
         max_cost_usd=overrides.max_cost_usd,
-        versions=_package_versions(),
-        git_revision=_git_revision(),
+        versions=package_versions(),
+        git_revision=git_revision(),
     )
     if overrides.run_id:
         return spec
@@ -209,7 +187,7 @@ def summarise(spec: RunSpec, samples: list[SampleResult], question_set: Question
         stopped_reason=stopped_reason,
         image_metrics=detection_image_metrics(samples),
         circular=circular_scores(all_samples) if rotations else {},
-        **_accounting(spec, all_samples),
+        **run_accounting(spec, all_samples),
     )
 
 
@@ -258,8 +236,18 @@ def build_task(spec: RunSpec, folder: RunFolder, question_set: QuestionSet | Non
         return task, items
     question_set = question_set or load_questions(spec)
     _check_digest(spec, question_set.digest, str(question_set.source))
-    settings = prompt_settings(spec, question_set, folder.path)
-    return McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed), question_set
+    if spec.task == "bbox":
+        from harness.tasks.bbox import build_box_task
+
+        task, data = build_box_task(spec, folder, question_set)
+    else:
+        settings = prompt_settings(spec, question_set, folder.path)
+        task, data = McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed), question_set
+    if spec.perturb:
+        from harness.tasks.perturbed import PerturbedTask
+
+        task = PerturbedTask(task, spec.perturb, templates=spec.perturb_templates, seed=spec.seed, cache=cache_dir())
+    return task, data
 
 
 def prompt_settings(spec: RunSpec, question_set: QuestionSet, artifacts_dir: Path) -> PromptSettings:
@@ -288,22 +276,6 @@ def _check_digest(spec: RunSpec, digest: str, source: str) -> None:
         )
 
 
-def _accounting(spec: RunSpec, samples: list) -> dict:
-    """What a run used, whatever its task: tokens, cost of what was paid, cache hits, retries,
-    failures by kind, answer statuses."""
-    paid = [s for s in samples if not s.cached]
-    costs = [cost_usd(spec.model, s.usage) for s in paid]
-    return {
-        "n_samples": len(samples),
-        "status_counts": dict(Counter(s.parse_status for s in samples)),
-        "usage": Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in samples), completion_tokens=sum(s.usage.completion_tokens for s in samples)),
-        "cost_usd": None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
-        "cached_samples": len(samples) - len(paid),
-        "retries": sum(s.attempts - 1 for s in samples),
-        "error_counts": dict(Counter(_error_kind(s.error) for s in samples if s.error)),
-    }
-
-
 def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFolder, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
     from harness.tasks.gpt4vad import region_metrics
 
@@ -318,7 +290,16 @@ def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFold
         ad_metrics=region_metrics(samples, items, folder.path, spec.metric_definitions),
         wall_time_s=wall_time_s,
         stopped_reason=stopped_reason,
-        **_accounting(spec, samples),
+        **run_accounting(spec, samples),
+    )
+
+
+def summarise_boxes(spec: RunSpec, samples: list, records: list, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
+    from harness.tasks.bbox import box_run_metrics
+
+    return RunSummary(
+        run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task="bbox", n_questions=len(records),
+        box_metrics=box_run_metrics(samples), wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples),
     )
 
 
@@ -373,6 +354,8 @@ def run_evaluation(
         wall += earlier.wall_time_s
     if spec.task == "gpt4vad":
         summary = summarise_regions(spec, outcome.samples, data, folder, wall, outcome.stopped_reason)
+    elif spec.task == "bbox":
+        summary = summarise_boxes(spec, outcome.samples, data, wall, outcome.stopped_reason)
     else:
         summary = summarise(spec, outcome.samples, data, wall, outcome.stopped_reason)
     folder.write_summary(summary)

@@ -25,6 +25,7 @@ class Subtask(StrEnum):
 
 
 SUBTASKS: tuple[Subtask, ...] = tuple(Subtask)
+TaskName = Literal["mcq", "gpt4vad", "bbox"]
 
 # MMAD's files use nine `type` strings; two of them are reported under Object Analysis.
 MMAD_TYPE_TO_SUBTASK: dict[str, Subtask] = {s.value: s for s in Subtask} | {
@@ -146,10 +147,13 @@ class RunSpec(BaseModel):
     run_id: str
     created_at: str
     suite: str
-    task: Literal["mcq", "gpt4vad"] = "mcq"
+    task: TaskName = "mcq"
     regions: str = Field("slic", description="gpt4vad region division: slic, grid:K, sam[:MODEL], masks:DIR or official:DIR[:METHOD]")
     gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "iadbench-one-shot", "one-shot"] = "zero-shot"
     metric_definitions: Literal["exact", "ader", "ader-adeval"] = Field("exact", description="gpt4vad: MVTec's exact AD metrics, or ADer's evaluator (its mAD)")
+    box_format: str | None = Field(None, description="bbox: how boxes are asked for and read (harness/tasks/box_formats.toml)")
+    perturb: list[str] = Field(default_factory=list, description="image degradations KIND:SEVERITY applied to query images (harness/perturb.py)")
+    perturb_templates: bool = Field(False, description="apply the degradations to template images too")
     data: str
     data_root: str | None = None
     data_digest: str | None = Field(None, description="sha256 of the question file")
@@ -190,7 +194,7 @@ class RunSummary(BaseModel):
     model: str
     suite: str
     scoring: ScoringMode
-    task: Literal["mcq", "gpt4vad"] = "mcq"
+    task: TaskName = "mcq"
     protocol: str = "harmonised"
     data: str = Field("", description="the data the run used (the suite's, or --data)")
     n_questions: int
@@ -199,6 +203,7 @@ class RunSummary(BaseModel):
     strict: dict = Field(default_factory=dict)
     mmad_compat: dict = Field(default_factory=dict)
     ad_metrics: dict = Field(default_factory=dict, description="gpt4vad: image and pixel metrics per category and mean")
+    box_metrics: dict = Field(default_factory=dict, description="bbox: mIoU, ACC@IoU, box precision/recall and detection per category and overall")
     circular: dict = Field(default_factory=dict, description="--strategy circular: accuracy when right in every rotation of the options")
     skipped_records: list[SkippedRecord] = Field(default_factory=list)
     wall_time_s: float | None = None
@@ -237,3 +242,34 @@ class RegionSample(BaseModel):
     error: str | None = None
     attempts: int = 1
     cached: bool = False
+
+
+class BoxSample(BaseModel):
+    """One line of samples.jsonl in a box localisation run (`--task bbox`): one image, its boxes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question_id: str = Field(description="the image's id in the question set")
+    ordinal: int
+    dataset: str
+    category: str
+    label: Label
+    model: str
+    request_digest: str
+    reply: str = ""
+    parse_status: ParseStatus
+    parse_reason: str | None = None
+    boxes: list[tuple[float, float, float, float]] = Field(default_factory=list, description="predicted boxes, original-image pixels (x1, y1, x2, y2)")
+    truth: list[tuple[float, float, float, float]] = Field(default_factory=list, description="true boxes from the mask (harness/metrics/boxes.py)")
+    image_iou: float | None = Field(None, description="matched IoU sum over max(#predicted, #true); None for images without true boxes")
+    overlay_path: str | None = Field(None, description="the image with true (green) and predicted (red) boxes, relative to the run folder")
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    attempts: int = 1
+    cached: bool = False
+
+
+def sample_type_for(task: str) -> type[BaseModel]:
+    """The samples.jsonl line type of a task."""
+    return {"gpt4vad": RegionSample, "bbox": BoxSample}.get(task, SampleResult)

@@ -72,10 +72,31 @@ def ad_table(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
+BOX_COLUMNS = [("mIoU", "mIoU"), ("ACC@0.3", "ACC@.3"), ("ACC@0.5", "ACC@.5"), ("box_precision@0.5", "P@.5"), ("box_recall@0.5", "R@.5"), ("detection_balanced_accuracy", "DetBAcc")]
+
+
+def box_table(summary: RunSummary) -> str:
+    """Box localisation figures (%) per category and overall (harness/metrics/boxes.py)."""
+    metrics = summary.box_metrics
+    rows = {**metrics.get("per_category", {}), "overall": metrics.get("overall", {})}
+    width = max([len(name) for name in rows] + [8])
+    header = f"{'':<{width}}  " + "  ".join(f"{title:>7}" for _, title in BOX_COLUMNS) + "   images"
+    lines = [f"{summary.model} on {_on(summary)}: defect boxes (%; mIoU and ACC over anomalous images)", header, "-" * len(header)]
+    for name, row in rows.items():
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{_cell(row.get(key)):>7}" for key, _ in BOX_COLUMNS) + f"  {row.get('images', 0):>7}")
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
+    lines.append(f"{summary.n_samples}/{summary.n_questions} images answered; reply status: {statuses}")
+    if summary.error_counts:
+        lines.append("failed samples by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.error_counts.items())))
+    return "\n".join(lines + _usage_lines(summary))
+
+
 def results_table(summary: RunSummary) -> str:
     """Accuracy (%) per dataset and subtask, the average, and the chance level beside it."""
     if summary.task == "gpt4vad":
         return ad_table(summary)
+    if summary.task == "bbox":
+        return box_table(summary)
     columns = [s.value for s in SUBTASKS] + ["Average"]
     if summary.scoring == "mmad-compat":
         compat = summary.mmad_compat

@@ -111,22 +111,24 @@ def _description(size: str, shape: str, tone: str, count: int) -> str:
     return render_text("question_gen/description_option.j2", size=size, shape=shape, tone=tone, count=count)
 
 
-def _written(ctx: ImageContext, attribute: str) -> tuple[str, list[str]] | None:
-    """The image's defect's sentence from a knowledge file, and those of the category's other defects,
-    when there are enough of them for a question."""
+def _written(ctx: ImageContext, attribute: str) -> tuple[str, list[list[str]]] | None:
+    """The image's defect's sentence from a knowledge file, and as distractor pools those of the
+    category's other defects, then of the dataset's other categories, when they are enough."""
     info = ctx.defect
     if info is None or info.group or getattr(info, attribute) is None:
         return None
-    others = [getattr(o, attribute) for o in ctx.knowledge.defects.values() if o.folder != info.folder and not o.group and getattr(o, attribute)]
-    return (getattr(info, attribute), others) if len(set(others) - {getattr(info, attribute)}) >= DISTRACTORS else None
+    correct = getattr(info, attribute)
+    own = [getattr(o, attribute) for o in ctx.knowledge.defects.values() if o.folder != info.folder and not o.group and getattr(o, attribute)]
+    dataset = list(getattr(ctx.knowledge, f"other_{attribute}s"))
+    return (correct, [own, dataset]) if len(set(own + dataset) - {correct}) >= DISTRACTORS else None
 
 
 def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
     """From a knowledge file when the category has enough described defects; else from the mask."""
     written = _written(ctx, "description")
     if written is not None:
-        correct, others = written
-        distractors = pick_distractors(correct, [others], DISTRACTORS, rng)
+        correct, pools = written
+        distractors = pick_distractors(correct, pools, DISTRACTORS, rng)
         return Draft(Subtask.DEFECT_DESCRIPTION, render_text("question_gen/defect_description.j2"), correct, tuple(distractors), _from(ctx.defect.source))
     attributes = ctx.attributes
     assert attributes is not None
@@ -146,8 +148,8 @@ def defect_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip
     or consequence against other kinds'."""
     written = _written(ctx, "impact")
     if written is not None:
-        correct, others = written
-        distractors = pick_distractors(correct, [others], DISTRACTORS, rng)
+        correct, pools = written
+        distractors = pick_distractors(correct, pools, DISTRACTORS, rng)
         return Draft(Subtask.DEFECT_ANALYSIS, render_text("question_gen/defect_analysis_impact.j2"), correct, tuple(distractors), _from(ctx.defect.source))
     info = ctx.defect
     if info is not None and info.group:

@@ -57,6 +57,9 @@ class CategoryKnowledge:
     defects: dict[str, DefectInfo] = field(default_factory=dict)
     other_objects: tuple[str, ...] = ()  # names of the dataset's other categories' objects
     other_normal_summaries: tuple[str, ...] = ()
+    # knowledge-file sentences of the other categories' defects: distractors when a category has few defects
+    other_descriptions: tuple[str, ...] = ()
+    other_impacts: tuple[str, ...] = ()
 
     def with_facts(self, facts: tuple[ObjectFact, ...]) -> "CategoryKnowledge":
         return replace(self, facts=self.facts + facts)
@@ -128,20 +131,25 @@ def _object(knowledge_key: str, category: str, entries: KnowledgeEntries | None)
     return builtin if builtin is not None else (readable(category), (), "folder name")
 
 
+def _defect(folder: str, knowledge_key: str, category: str, entries: KnowledgeEntries | None) -> DefectInfo:
+    """The built-in entry, with the knowledge file's title and sentences over it where it has them."""
+    info = defect_info(folder, knowledge_key, category)
+    written = entries.defect(category, folder) if entries else None
+    if written is None:
+        return info
+    title, description, impact, source = written
+    return replace(info, name=info.name if info.group else title, description=description, impact=impact, source=source, known=True)
+
+
 def category_knowledge(knowledge_key: str, categories: dict[str, tuple[str, ...]], entries: KnowledgeEntries | None = None) -> dict[str, CategoryKnowledge]:
     """Per category (name → its defect folders): everything the question builders may use."""
     objects = {name: _object(knowledge_key, name, entries) for name in categories}
     summaries = {name: entries.normal(name) if entries else None for name in categories}
+    defects_by_category = {name: {folder: _defect(folder, knowledge_key, name, entries) for folder in folders} for name, folders in categories.items()}
     result = {}
     for name, folders in categories.items():
-        defects = {}
-        for folder in folders:
-            info = defect_info(folder, knowledge_key, name)
-            written = entries.defect(name, folder) if entries else None
-            if written is not None:
-                title, description, impact, source = written
-                info = replace(info, name=title if not info.group else info.name, description=description, impact=impact, source=source, known=True)
-            defects[folder] = info
+        defects = defects_by_category[name]
+        others = [info for other, infos in defects_by_category.items() if other != name for info in infos.values() if not info.group]
         object_name, facts, source = objects[name]
         normal = summaries[name]
         result[name] = CategoryKnowledge(
@@ -154,6 +162,8 @@ def category_knowledge(knowledge_key: str, categories: dict[str, tuple[str, ...]
             defects=defects,
             other_objects=tuple(objects[other][0] for other in categories if other != name),
             other_normal_summaries=tuple(summaries[other][0] for other in categories if other != name and summaries[other]),
+            other_descriptions=tuple(info.description for info in others if info.description),
+            other_impacts=tuple(info.impact for info in others if info.impact),
         )
     return result
 

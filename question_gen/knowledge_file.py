@@ -27,7 +27,7 @@ MMAD_KEYS = {"mvtec-ad": "MVTec", "loco": "MVTec-LOCO", "visa": "VisA", "goodsad
 MAX_WORDS = 24
 _BLOCK = re.compile(r"<([^<>\n]+)>\s*\n?\s*Description:\s*(.*?)(?=\n\s*<[^<>\n]+>\s*\n|\Z)", re.S)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
-_IMPACT = re.compile(r"\b(affect|compromis|impair|lead to|leading to|result in|risk|hinder|reduc|failure|unsafe|spoil|safety|function)", re.I)
+_IMPACT = re.compile(r"\b(affects|affecting|(?:could|may|can|might|will) affect|compromis\w*|impair\w*|leads? to|leading to|results? in|risks?|hinders?|hindering|reduc\w*|failures?|unsafe|spoil\w*)\b", re.I)
 SKIP_ENTRIES = ("combined",)  # a summary of the category's defects, not one defect
 
 

@@ -123,7 +123,8 @@ def read_mvtec_layout(root: Path) -> list[SourceCategory]:
 
 def read_visa_layout(root: Path) -> list[SourceCategory]:
     """VisA: `split_csv/1cls.csv` with columns object,split,label,image,mask (CRLF line ends;
-    labels normal/anomaly; empty mask for normal images; masks hold defect-class ids, read as > 0)."""
+    labels normal/anomaly; empty mask for normal images; masks hold defect-class ids, read as > 0);
+    each anomaly's defect kind from `<category>/image_anno.csv` where present."""
     import csv
 
     from harness.paths import resolve_inside
@@ -132,6 +133,7 @@ def read_visa_layout(root: Path) -> list[SourceCategory]:
     if not table.is_file():
         raise DataError(f"{table}: not found; a VisA folder holds split_csv/1cls.csv")
     categories: dict[str, SourceCategory] = {}
+    annotations: dict[str, dict[str, str]] = {}
     with table.open(newline="", encoding="utf-8") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             try:
@@ -152,11 +154,34 @@ def read_visa_layout(root: Path) -> list[SourceCategory]:
             mask = (row.get("mask") or "").strip()
             if not mask or not resolve_inside(root, mask, what=what).is_file():
                 raise DataError(f"{what}: anomalous image {image} without its mask; add the mask or drop the row")
-            category.test.append(SourceImage(image, name, "anomaly", "anomaly", (mask,)))
+            labels = annotations.get(name)
+            if labels is None:
+                labels = annotations[name] = _visa_defect_labels(root, name)
+            category.test.append(SourceImage(image, name, "anomaly", labels.get(image, "anomaly"), (mask,)))
     for category in categories.values():
         if not category.train_good:
             raise DataError(f"{table}: category {category.name} has no normal training images for templates")
     return [categories[name] for name in sorted(categories)]
+
+
+def _visa_defect_labels(root: Path, category: str) -> dict[str, str]:
+    """VisA's own `<category>/image_anno.csv` (columns image,label,mask) names each anomaly's defects,
+    comma-separated ("weird candle wick, chunk of wax missing"): one label is the image's defect
+    kind, several make it `combined` (as MVTec AD calls such images). Without the file the kind is
+    "anomaly", for which no defect-kind question is asked."""
+    import csv
+
+    table = root / category / "image_anno.csv"
+    if not table.is_file():
+        return {}
+    labels = {}
+    with table.open(newline="", encoding="utf-8-sig") as handle:
+        for row in csv.DictReader(handle):
+            image, label = (row.get("image") or "").strip(), (row.get("label") or "").strip()
+            parts = [p.strip() for p in label.split(",") if p.strip()]
+            if image and parts and parts != ["normal"]:
+                labels[image] = parts[0] if len(parts) == 1 else "combined"
+    return labels
 
 
 def read_loco_layout(root: Path) -> list[SourceCategory]:

@@ -22,7 +22,10 @@ EXIT_BAD_INPUT, EXIT_COST_LIMIT, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 2, 3, 4, 13
 def register(commands) -> None:
     parser = commands.add_parser("eval", help="evaluate a model on a suite (default: the built-in synthetic set)")
     add_run_flags(parser)
-    parser.add_argument("--task", choices=["mcq", "gpt4vad"], help="multiple-choice questions, or GPT-4V-AD region scoring with image/pixel metrics")
+    parser.add_argument("--task", choices=["mcq", "gpt4vad", "bbox"], help="multiple-choice questions; GPT-4V-AD region scoring with image/pixel metrics; or bounding boxes of every defect (mIoU, ACC@IoU)")
+    parser.add_argument("--box-format", help="bbox: how boxes are asked for and read (iadbench list box-formats; default: by model family)")
+    parser.add_argument("--perturb", action="append", default=None, metavar="KIND:SEVERITY", help="degrade query images, repeatable: gaussian_noise, defocus_blur, motion_blur, jpeg, brightness, contrast at 1..5")
+    parser.add_argument("--perturb-templates", action="store_true", help="degrade the template images too")
     parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, sam[:MODEL] (Segment Anything, default facebook/sam-vit-huge), masks:DIR (PNG label maps or .npz per image), official:DIR[:METHOD] (the public code's *_masks.pth files)")
     parser.add_argument("--gpt4vad-prompt", choices=["zero-shot", "zero-shot-no-class", "iadbench-one-shot"], help="gpt4vad prompt: GPT-4V-AD's zero-shot text with or without the class, or iadbench's own one-shot variant")
     parser.add_argument("--metrics", choices=["exact", "ader", "ader-adeval"], help="gpt4vad metrics: exact MVTec definitions (default); ADer's evaluator (pooled image score, 256 px, its F1 and AUPRO; mean named mAD); or ADer with ADEval's 50-strip pixel metrics")
@@ -54,7 +57,9 @@ def register(commands) -> None:
 def _resume_spec(args: argparse.Namespace, folder):
     spec = folder.spec()
     folder.check_answer_config(spec)
-    given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots, "--choice-scoring": args.choice_scoring, "--task": args.task, "--regions": args.regions}
+    given = {"--model": args.model, "--suite": args.suite, "--data": args.data, "--shots": args.shots, "--choice-scoring": args.choice_scoring, "--task": args.task, "--regions": args.regions, "--box-format": args.box_format}
+    if args.perturb or args.perturb_templates:
+        raise IadbenchError("--resume keeps the run's --perturb (see spec.json); start a new run for other degradations")
     conflicts = [flag for flag, value in given.items() if value is not None and str(value) != str(getattr(spec, flag[2:].replace("-", "_")))]
     if conflicts:
         raise IadbenchError(f"--resume keeps the run's own settings; drop {', '.join(conflicts)} (see {folder.path / 'spec.json'})")
@@ -75,9 +80,9 @@ def _resume_spec(args: argparse.Namespace, folder):
     spec = spec.model_copy(update=updates)
     folder.update_spec(spec)
     if args.retry_errors:
-        from harness.schema import RegionSample, SampleResult
+        from harness.schema import sample_type_for
 
-        dropped = folder.drop_failed_samples(RegionSample if spec.task == "gpt4vad" else SampleResult)
+        dropped = folder.drop_failed_samples(sample_type_for(spec.task))
         print(f"--retry-errors: {dropped} failed samples will be asked again", file=sys.stderr)
     print(f"resuming {folder.path}", file=sys.stderr)
     return spec, folder
@@ -117,6 +122,9 @@ def _new_spec(args: argparse.Namespace):
         protocol=args.protocol,
         errata=args.errata,
         metric_definitions=args.metrics,
+        box_format=args.box_format,
+        perturb=args.perturb,
+        perturb_templates=args.perturb_templates,
     )
     from harness.strategies import parse_strategies
     from harness.strategies.wrappers import wrap

@@ -1,4 +1,4 @@
-"""`iadbench list`: suites, models (providers) and protocols."""
+"""`iadbench list`: suites, models (providers), protocols, box formats and degradations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 
 def register(commands) -> None:
     listing = commands.add_parser("list", help="list suites or models")
-    listing.add_argument("what", choices=["suites", "models", "protocols"])
+    listing.add_argument("what", choices=["suites", "models", "protocols", "box-formats", "perturbations"])
     listing.set_defaults(handler=_list)
 
 
@@ -24,6 +24,17 @@ def _list(args: argparse.Namespace) -> int:
             protocol = load_protocol(name)
             picks = f" (picked for: {', '.join(protocol.models)})" if protocol.models else ""
             print(f"{name:<20} {protocol.description}{picks}")
+    elif args.what == "box-formats":
+        from harness.tasks.bbox import box_formats
+
+        for name, box_format in box_formats().items():
+            picks = f" (picked for: {', '.join(box_format.patterns)})" if box_format.patterns else ""
+            print(f"{name:<12} {box_format.description}{picks}")
+    elif args.what == "perturbations":
+        from harness.perturb import PARAMETERS
+
+        for kind, values in PARAMETERS.items():
+            print(f"{kind:<16} severities 1-5: {', '.join(f'{v:g}' for v in values)}")
     else:
         from harness.models.base import providers
 

@@ -79,6 +79,7 @@ class GenerateRequest(BaseModel):
     normal_images: list[str] = Field(default_factory=list)
     regions_file: str | None = None
     reference_answer: str | None = Field(None, description="the right letter; only the oracle baseline reads it")
+    box_frame: tuple[float, float] | None = Field(None, description="bbox: the (width, height) coordinates are written in, for experts that answer with boxes")
     failure: str | None = Field(None, description="the task could not prepare this request (an unreadable image): recorded as the sample's error, nothing is sent")
     shared_call: bool = Field(False, description="several questions share this exact call (an official two-call protocol): ask it once")
 

@@ -80,6 +80,30 @@ class PatchKnnExpert:
             parts.append(f"region {number}: {min(float(square[mask].mean()) / scale, 1.0):.4f}")
         return GenerateResponse(text="; ".join(parts) + ".", anomaly_score=result.image_score)
 
+    def _boxes_reply(self, request: GenerateRequest) -> GenerateResponse:
+        """Box localisation: the connected areas of the anomaly map above the calibrated threshold
+        (upsampled to the image), as boxes in the request's coordinate frame; none below it."""
+        import json
+
+        from PIL import Image
+        from scipy import ndimage
+
+        from harness.metrics.boxes import mask_boxes
+
+        if not request.source_image or not request.normal_images or request.box_frame is None:
+            return GenerateResponse(error="patchknn in bbox needs the image and a normal template (records with random_templates)")
+        result = self.detector.score(request.source_image, request.normal_images)
+        threshold = self._threshold(request.normal_images)
+        with Image.open(request.source_image) as image:
+            width, height = image.size
+        if result.image_score <= threshold:
+            return GenerateResponse(text="[]", anomaly_score=result.image_score)
+        anomaly_map = ndimage.zoom(result.anomaly_map, (height / result.anomaly_map.shape[0], width / result.anomaly_map.shape[1]), order=1)
+        boxes = mask_boxes(anomaly_map > threshold)
+        sx, sy = request.box_frame[0] / width, request.box_frame[1] / height
+        text = json.dumps([{"bbox": [round(b[0] * sx, 2), round(b[1] * sy, 2), round(b[2] * sx, 2), round(b[3] * sy, 2)]} for b in boxes])
+        return GenerateResponse(text=text, anomaly_score=result.image_score)
+
     def _threshold(self, templates: list[str]) -> float:
         key = tuple(templates)
         if key not in self._thresholds:
@@ -89,6 +113,8 @@ class PatchKnnExpert:
     def _answer(self, request: GenerateRequest) -> GenerateResponse:
         if request.subtask == "gpt4vad":
             return self._regions_reply(request)
+        if request.subtask == "bbox":
+            return self._boxes_reply(request)
         images = [p for m in request.messages for p in m.content if isinstance(p, ImagePart)]
         query = next((p.path for p in images if p.role == "query"), None)
         templates = [p.path for p in images if p.role == "template"]

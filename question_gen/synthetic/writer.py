@@ -24,7 +24,7 @@ from question_gen.synthetic import canvas as cv
 from question_gen.synthetic.defects import paint_defect
 from question_gen.synthetic.scenes import make_scene
 
-GENERATOR_VERSION = 2  # 2: question sets carry domain_knowledge.json
+GENERATOR_VERSION = 3  # 2: question sets carry domain_knowledge.json; 3: taxonomy names, object questions for every category, length-balanced distractors
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,25 @@
+"""What a run used, whatever its task: tokens, cost, cache hits, retries, failures, statuses."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from harness.models.pricing import cost_usd
+from harness.runner import _error_kind
+from harness.schema import RunSpec, Usage
+
+
+def run_accounting(spec: RunSpec, samples: list) -> dict:
+    """What a run used, whatever its task: tokens, cost of what was paid, cache hits, retries,
+    failures by kind, answer statuses."""
+    paid = [s for s in samples if not s.cached]
+    costs = [cost_usd(spec.model, s.usage) for s in paid]
+    return {
+        "n_samples": len(samples),
+        "status_counts": dict(Counter(s.parse_status for s in samples)),
+        "usage": Usage(prompt_tokens=sum(s.usage.prompt_tokens for s in samples), completion_tokens=sum(s.usage.completion_tokens for s in samples)),
+        "cost_usd": None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+        "cached_samples": len(samples) - len(paid),
+        "retries": sum(s.attempts - 1 for s in samples),
+        "error_counts": dict(Counter(_error_kind(s.error) for s in samples if s.error)),
+    }

@@ -1,0 +1,181 @@
+"""Question generation on the real datasets' folder names, with MMAD's knowledge file, in MMAD's
+shape, and without answer leaks (options that name the same thing, or stand out by length)."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from question_gen.knowledge import defect_info, folder_key
+from question_gen.knowledge_file import parse_entry
+from question_gen.options import pick_distractors, same_thing
+from question_gen.quality import length_bias
+from tests.real_layouts import GOODSAD, MVTEC_AD, MVTEC_LOCO, VISA, write_ds_mvtec_tree, write_train_test_tree, write_visa_tree
+
+LAYOUTS = {
+    "mvtec": (MVTEC_AD, lambda root: write_train_test_tree(root, MVTEC_AD)),
+    "dsmvtec": (MVTEC_AD, lambda root: write_ds_mvtec_tree(root, MVTEC_AD)),
+    "loco": (MVTEC_LOCO, lambda root: write_train_test_tree(root, MVTEC_LOCO, loco=True)),
+    "goodsad": (GOODSAD, lambda root: write_train_test_tree(root, GOODSAD, mask_name="{stem}.png")),
+    "visa": (VISA, lambda root: write_visa_tree(root, VISA)),
+}
+
+
+def _generate(tmp_path, source: str, *extra: str) -> tuple[dict, dict]:
+    out = tmp_path / "set"
+    assert main(["generate", "--source", source, "--out", str(out), *extra]) == 0
+    return json.loads((out / "mmad.json").read_text()), json.loads((out / "generation_report.json").read_text())
+
+
+@pytest.mark.parametrize("kind", list(LAYOUTS))
+def test_real_folder_names_are_known_and_every_category_gets_object_questions(tmp_path, kind):
+    categories, write = LAYOUTS[kind]
+    write(tmp_path / "data")
+    mmad, report = _generate(tmp_path, f"{kind}:{tmp_path / 'data'}")
+    assert not [w for w in report["warnings"] if "unknown defect kind" in w]
+    classified = {key.split("/")[1] for key, record in mmad.items() for q in record["conversation"] if q["type"] == "Object Classification"}
+    assert classified == set(categories)  # every category, known to the tables or not
+    for key, record in mmad.items():
+        for question in record["conversation"]:
+            options = list(question["Options"].values())
+            right = question["Options"][question["Answer"]]
+            if question["type"] == "Object Classification":
+                assert not any(same_thing(right, o) for o in options if o != right), (key, options)
+            if question["type"] == "Defect Classification":
+                folder = key.split("/")[-2]
+                assert folder_key(folder) not in ("combined", "logical_anomalies", "structural_anomalies", "defective")  # groups are not one kind
+    if kind == "visa":  # labels from image_anno.csv; two labels on one image make it "combined"
+        names = {q["Options"][q["Answer"]] for key, r in mmad.items() if "/candle/" in key for q in r["conversation"] if q["type"] == "Defect Classification"}
+        assert {"Chunk of wax missing", "Abnormal wick", "Extra wax"} <= names
+        assert "other: defect folder 'other' names several defect kinds" not in json.dumps(report)  # counted as a skip, not a warning
+        assert any("names several defect kinds (Combined defects)" in reason for reason in report["skipped"])
+
+
+def test_taxonomy_fixes_the_wrong_aliases():
+    assert defect_info("cut", "mvtec-ad", "leather").kind.kind == "cut"  # was "Missing part"
+    assert defect_info("cut_inner_insulation", "mvtec-ad", "cable").name == "Cut inner insulation"
+    assert defect_info("rough", "mvtec-ad", "zipper").name == "Rough teeth" and defect_info("rough", "mvtec-ad", "tile").name == "Rough surface"
+    assert defect_info("broken", "goodsad", "food_package").kind.kind == "opened"
+    assert defect_info("Different Colour  Spot", "visa", "cashew").name == "Different colour spot"  # labels read loosely
+    assert defect_info("combined", "mvtec-ad", "pill").group and not defect_info("wobble", "folder", "x").known
+
+
+def test_object_names_that_name_the_same_thing():
+    for a, b in [("Capsules", "Pill capsule"), ("Bottle", "Drink bottle"), ("Printed circuit board", "printed circuit boards"), ("Screw", "Bag of screws and washers")]:
+        assert same_thing(a, b) and same_thing(b, a)
+    for a, b in [("Metal nut", "Metal grid"), ("Gear", "Bolt"), ("Hazelnut", "Cashew nut")]:
+        assert not same_thing(a, b)
+
+
+def test_distractor_length_rank_is_uniform():
+    """Over many draws the right answer is the longest of four as often as a blind guess (25%), and
+    no longer than its distractors on average; a conflicting candidate is never used."""
+    pool = [f"option {'x' * n}" for n in range(1, 12)]
+    ranks = Counter()
+    right_total = distractor_total = 0.0
+    for seed in range(2000):
+        rng = np.random.default_rng(seed)
+        correct = pool[int(rng.integers(3, 8))]
+        chosen = pick_distractors(correct, [pool], 3, rng)
+        assert len(chosen) == 3 and correct not in chosen and len(set(chosen)) == 3
+        ranks[sum(len(c) > len(correct) for c in chosen)] += 1
+        right_total += len(correct)
+        distractor_total += sum(map(len, chosen)) / 3
+    assert all(abs(ranks[k] / 2000 - 0.25) < 0.04 for k in range(4))
+    assert right_total <= distractor_total
+    # the preferred pool first; a later pool only for a longer option the first lacks (when the draw asks for one)
+    used_later = 0
+    for seed in range(400):
+        chosen = pick_distractors("medium", [["a", "b", "c", "d"], ["much longer one"]], 3, np.random.default_rng(seed))
+        assert len([c for c in chosen if c in "abcd"]) >= 2
+        used_later += "much longer one" in chosen
+    assert 0.68 < used_later / 400 < 0.82  # 3 of the 4 equally likely draws want a longer option
+
+
+def test_synthetic_set_has_no_length_leak(synthetic_set):
+    mmad = json.loads((synthetic_set / "mmad.json").read_text())
+    bias = length_bias(mmad)
+    assert bias["fixed_option_subtasks"] == ["Anomaly Detection"]  # Yes/No: the label balance, reported apart
+    assert abs(bias["longest_is_right_percent"] - bias["expected_percent"]) <= 5.0, bias
+    for subtask, row in bias["mean_length_by_subtask"].items():
+        if subtask != "Anomaly Detection":
+            assert row["right_mean_chars"] <= row["distractor_mean_chars"], (subtask, row)
+
+
+def _knowledge(tmp_path, categories: dict[str, list[str]]) -> dict:
+    """An MMAD-shaped domain_knowledge.json for these categories (prose as MMAD writes it)."""
+    entries = {}
+    for c, (category, defects) in enumerate(categories.items()):
+        entry = {"good": f" <Normal Characteristics>\n Description: The {category} sample shows its regular pattern, variant {c}. Minor variations in texture are normal."}
+        for d, folder in enumerate(defects):
+            entry[folder] = (f" <{folder.title()} Flaw {c}{d}>\n Description: The defect on the {category} looks like mark {c}{d}.\n"
+                             f" It sits anywhere. This defect could compromise the part {c}{d}.")
+        entry["combined"] = " <All Defects>\n Description: A summary of the category's defects."
+        entries[category] = entry
+    return {"MVTec": entries, "VisA": {}}
+
+
+def test_mmad_knowledge_file_grounds_names_options_and_object_questions(tmp_path):
+    assert main(["synth", "--out", str(tmp_path / "data"), "--size", "64"]) == 0
+    categories = {p.name: sorted(d.name for d in (p / "test").iterdir() if d.name != "good") for p in sorted((tmp_path / "data").iterdir()) if p.is_dir()}
+    (tmp_path / "domain_knowledge.json").write_text(json.dumps(_knowledge(tmp_path, categories)))
+    mmad, report = _generate(tmp_path, f"mvtec:{tmp_path / 'data'}", "--knowledge", str(tmp_path / "domain_knowledge.json"))
+    by_subtask = Counter(q["type"] for r in mmad.values() for q in r["conversation"])
+    assert by_subtask["Object Analysis"] == by_subtask["Object Classification"] == by_subtask["Anomaly Detection"]  # every image, every category
+    for key, record in mmad.items():
+        category, folder = key.split("/")[1], key.split("/")[-2]
+        c = list(categories).index(category)
+        for q in record["conversation"]:
+            right, source = q["Options"][q["Answer"]], q.get("provenance", {}).get("knowledge", "")
+            if q["type"] == "Object Analysis":
+                assert right == f"The {category} sample shows its regular pattern, variant {c}." and source == f"domain_knowledge.json#MVTec/{category}/good"
+            if folder == "good":
+                continue
+            d = categories[category].index(folder)
+            expected = {"Defect Classification": f"{folder.title()} Flaw {c}{d}", "Defect Description": f"The defect on the {category} looks like mark {c}{d}.",
+                        "Defect Analysis": f"This defect could compromise the part {c}{d}."}
+            if q["type"] in expected:
+                assert right == expected[q["type"]] and source == f"domain_knowledge.json#MVTec/{category}/{folder}", (q, source)
+                assert len(set(q["Options"].values())) == 4
+    domain = json.loads((tmp_path / "set/domain_knowledge.json").read_text())
+    assert domain["data"]["brick"]["crack"].startswith(" <Crack Flaw")  # the user's texts travel with the set
+
+
+def test_toml_knowledge_with_object_facts_and_a_file_for_another_dataset(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "data"), "--size", "64"]) == 0
+    (tmp_path / "k.toml").write_text(
+        '[data.gravel.object]\nname = "Road gravel"\n'
+        'facts = [{ question = "What lies on the ground?", answer = "Small stones", distractors = ["Tall grass", "Red bricks", "Steel plates", "Sand dunes"] }]\n'
+    )
+    mmad, _ = _generate(tmp_path, f"mvtec:{tmp_path / 'data'}", "--knowledge", str(tmp_path / "k.toml"))
+    gravel = [q for key, r in mmad.items() if "/gravel/" in key for q in r["conversation"]]
+    assert {q["Options"][q["Answer"]] for q in gravel if q["type"] == "Object Classification"} == {"Road gravel"}
+    facts = [q for q in gravel if q["type"] == "Object Analysis"]
+    assert facts and all(q["Options"][q["Answer"]] == "Small stones" and q["provenance"]["knowledge"] == "k.toml#data/gravel/object" for q in facts)
+    (tmp_path / "other.json").write_text(json.dumps({"VisA": {}, "GoodsAD": {}}))
+    assert main(["generate", "--source", f"mvtec:{tmp_path / 'data'}", "--out", str(tmp_path / "set2"), "--knowledge", str(tmp_path / "other.json")]) == 2
+    assert "no entry for dataset 'data'; its datasets are GoodsAD, VisA" in capsys.readouterr().err
+
+
+def test_knowledge_text_parsing():
+    title, description, impact = parse_entry(' <Broken Teeth>\n Description: The defect is characterized by one or more missing teeth within the zipper\'s sequence. '
+                                             'The affected area shows a gap. The presence of broken teeth not only affects the aesthetic but also compromises the operation.')
+    assert title == "Broken Teeth" and description == "The defect is characterized by one or more missing teeth within the zipper's sequence."
+    assert impact == "The presence of broken teeth not only affects the aesthetic but also compromises the operation."
+    long = parse_entry(" <X>\n Description: " + " ".join(["word"] * 40) + ".")
+    assert long[1] == " ".join(["word"] * 24) + " …" and long[2] is None  # cut at 24 words, no impact sentence
+    assert parse_entry("no title here") is None
+
+
+def test_mmad_shape_caps_five_questions_detection_first(tmp_path):
+    mmad, report = _generate(tmp_path, "synthetic", "--mmad-shape", "--size", "64")
+    for key, record in mmad.items():
+        types = [q["type"] for q in record["conversation"]]
+        assert types[0] == "Anomaly Detection" and len(types) <= 5
+        if "/good/" in key:
+            assert set(types) <= {"Anomaly Detection", "Object Classification", "Object Analysis"}
+        else:
+            assert "Defect Classification" in types and "Object Analysis" not in types
+    assert sum(v for k, v in report["skipped"].items() if "--mmad-shape" in k) > 0
