@@ -25,8 +25,9 @@ COLUMNS = [s.value for s in SUBTASKS] + ["Average"]
 
 @dataclass(frozen=True)
 class Arm:
-    name: str  # as written: baseline, rag, rag+agent=expert:bbox
+    name: str  # as written: baseline, rag, rag+agent=expert:bbox; jpeg:3 for a degradation arm
     strategies: list[str]
+    perturb: tuple[str, ...] = ()
 
     @property
     def slug(self) -> str:
@@ -48,6 +49,15 @@ def parse_arms(text: str) -> list[Arm]:
     if len({a.slug for a in arms}) != len(arms):
         raise ConfigError(f"--strategies {text!r} names an arm twice")
     return arms
+
+
+def sweep_arms(kinds: str) -> list[Arm]:
+    """`--perturb-sweep jpeg,gaussian_noise`: one arm per kind and severity 1..5 (the baseline arm
+    is severity 0)."""
+    from harness.perturb import SEVERITIES, canonical_perturbations
+
+    names = [k.strip() for k in kinds.split(",") if k.strip()]
+    return [Arm(p, [], (p,)) for p in canonical_perturbations([f"{k}:{s}" for k in names for s in range(1, SEVERITIES + 1)])]
 
 
 def _groups(run: RunData) -> dict[tuple[str, int, bool | None], np.ndarray]:

@@ -13,7 +13,9 @@ from harness.errors import IadbenchError
 def register(commands) -> None:
     ablate = commands.add_parser("ablate", help="one model, several strategy arms, deltas with paired bootstrap intervals")
     ablate.add_argument("--model", required=True)
-    ablate.add_argument("--strategies", required=True, help="arms separated by commas, strategies in an arm joined by '+': baseline,rag,agent=expert:bbox,rag+agent=expert")
+    ablate.add_argument("--strategies", default="baseline", help="arms separated by commas, strategies in an arm joined by '+': baseline,rag,agent=expert:bbox,rag+agent=expert")
+    ablate.add_argument("--perturb-sweep", metavar="KIND[,KIND]", help="add one arm per severity 1-5 of each degradation kind (iadbench list perturbations); the report draws accuracy against severity")
+    ablate.add_argument("--perturb-templates", action="store_true", help="with --perturb-sweep: degrade the template images too")
     add_run_flags(ablate)
     add_backend_flags(ablate)
     ablate.add_argument("--out", help="ablation folder (default runs/ablate-<time>); give the same one to resume")
@@ -23,12 +25,12 @@ def register(commands) -> None:
 def _ablate(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from harness.ablation import ablation_table, markdown, parse_arms, write_outputs
+    from harness.ablation import ablation_table, markdown, parse_arms, sweep_arms, write_outputs
     from harness.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
     from harness.models.base import ModelOptions, create_model
     from harness.runlog import RunFolder
 
-    arms = parse_arms(args.strategies)
+    arms = parse_arms(args.strategies) + (sweep_arms(args.perturb_sweep) if args.perturb_sweep else [])
     folder = Path(args.out or Path(args.runs_dir) / f"ablate-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
     options = ModelOptions(**given_model_options(args))
     model = create_model(args.model, seed=args.seed, options=options)
@@ -54,6 +56,7 @@ def _ablate(args: argparse.Namespace) -> int:
             overrides = EvalOverrides(
                 data=args.data, limit=args.limit, seed=args.seed, run_id=arm.slug, strategies=arm.strategies, knowledge=args.knowledge,
                 max_connections=args.max_connections, model_options=options, choice_scoring=args.choice_scoring, max_new_tokens=args.max_new_tokens,
+                perturb=list(arm.perturb), perturb_templates=args.perturb_templates and bool(arm.perturb),
             )
             spec = resolve_spec(args.suite or "synthetic-quick", args.model, overrides, model.default_concurrency)
             spec, run, question_set = start_run(spec, folder)

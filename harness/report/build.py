@@ -18,6 +18,7 @@ from harness.report.published import PAPER_ROWS, gpt4vad_references, published_r
 from harness.report.reference import comparison_lines
 from harness.runlog import RunFolder
 from harness.report.runs import RunData
+from harness.report.sections import box_gallery, box_sections, robustness_sections
 from harness.report.stats import COLUMNS, bootstrap_intervals, paired_comparison
 from harness.schema import SUBTASKS
 
@@ -277,6 +278,8 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         "datasets": [{"label": run.label, "rows": _dataset_tables(run, intervals[run_key(run)])} for run in mcq],
         "pairs": [comparison for i, a in enumerate(mcq) for b in mcq[i + 1 :] if (comparison := paired_comparison(a, b))],
         "gpt4vad": _gpt4vad_sections(runs),
+        "boxes": box_sections(runs),
+        "robustness": robustness_sections(mcq, intervals),
         "charts": {},
         "image_metrics": [{"label": run.label, **run.summary.image_metrics} for run in mcq],
         "references": [{"label": run.label, "lines": comparison_lines(run.spec, run.summary, RunFolder(run.path))} for run in mcq],
@@ -301,5 +304,6 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
     report["charts"] |= _curves(runs)
     if runs:
         chosen = runs[min(gallery_run, len(runs) - 1)]
-        report["gallery"] = mcq_gallery(chosen, gallery_size) if chosen.spec.task == "mcq" else gpt4vad_gallery(chosen, gallery_size)
+        galleries = {"mcq": mcq_gallery, "gpt4vad": gpt4vad_gallery, "bbox": box_gallery}
+        report["gallery"] = galleries[chosen.spec.task](chosen, gallery_size)
     return report

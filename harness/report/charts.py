@@ -92,3 +92,25 @@ def curves(series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str, ylabel
     axes.set_ylabel(ylabel)
     axes.legend(fontsize=6, frameon=False)
     return _svg(figure)
+
+
+def severity_curves(severities: list[int], series: dict[str, tuple[list, list, list]], title: str) -> str:
+    """Accuracy against degradation severity, one line per subtask, 95% intervals as error bars."""
+    figure, axes = plt.subplots(figsize=(6.2, 3.6))
+    short = SHORT + ["Average"]
+    columns = list(series)
+    for index, (name, (values, lows, highs)) in enumerate(series.items()):
+        x = np.array(severities, float) + (index - len(columns) / 2) * 0.03  # a nudge keeps bars apart
+        y = np.array([np.nan if v is None else v for v in values], float)
+        low = np.array([np.nan if v is None else v for v in lows], float)
+        high = np.array([np.nan if v is None else v for v in highs], float)
+        errors = np.nan_to_num(np.stack([y - low, high - y]), nan=0.0).clip(min=0)
+        label = short[index] if len(columns) == len(short) else name
+        axes.errorbar(x, y, yerr=errors, marker="o", markersize=3, linewidth=2.2 if name == "Average" else 1.0, capsize=2, label=label)
+    axes.set_xticks(severities)
+    axes.set_xlabel("severity")
+    axes.set_ylabel("accuracy %")
+    axes.set_ylim(0, 100)
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _svg(figure)

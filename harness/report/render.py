@@ -58,6 +58,14 @@ def markdown(report: dict) -> str:
         lines += [f"| {row['name']} † | " + " | ".join(_number(None if v is None else 100 * v) for v in row["cells"]) + " |" for row in section.get("references", [])]
         lines += ["", f"Metrics: {section['definitions']}." + (" † published zero-shot results on this dataset, each with its own paper's metric code." if section.get("references") else "")]
         lines.append("")
+    for section in report.get("boxes", []):
+        lines += [f"## Defect boxes: {section['label']} ({section['format']}, %)", "", "| category | " + " | ".join(section["columns"]) + " | images |", "|---" * (len(section["columns"]) + 2) + "|"]
+        lines += [f"| {row['name']} | " + " | ".join(_number(v) for v in row["cells"]) + f" | {row['images']} |" for row in section["rows"]]
+        lines.append("")
+    for section in report.get("robustness", []):
+        lines += [f"## Robustness: {section['label']}, {section['kind']} (accuracy % by severity; 0 = undegraded)", "", "| severity | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 1) + "|"]
+        lines += [f"| {row['severity']} | " + " | ".join(_number(v) for v in row["cells"]) + " |" for row in section["rows"]]
+        lines.append("")
     lines += ["## Runs", "", "| run | model | data | questions | q/s | tokens | cost |", "|---|---|---|---|---|---|---|"]
     for run in report["runs"]:
         cost = "-" if run["cost_usd"] is None else f"${run['cost_usd']:.2f}"
