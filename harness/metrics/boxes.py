@@ -71,11 +71,15 @@ class BoxOutcome:
 
 
 def box_metrics(outcomes: Sequence[BoxOutcome]) -> dict:
-    """The figures above over a list of images (a category, or all)."""
+    """The figures above over a list of images (a category, or all); one matching per image."""
     anomalous = [o for o in outcomes if o.truth]
     normal = [o for o in outcomes if not o.truth]
-    ious = np.array([image_iou(o.predicted, o.truth) for o in anomalous]) if anomalous else np.zeros(0)
-    hits = sum(int((matched_ious(o.predicted, o.truth) >= MATCH_IOU).sum()) for o in outcomes if o.truth and o.predicted)
+    scores, hits = [], 0
+    for outcome in anomalous:
+        matched = matched_ious(outcome.predicted, outcome.truth) if outcome.predicted else np.zeros(0)
+        scores.append(float(matched.sum()) / max(len(outcome.predicted), len(outcome.truth)))
+        hits += int((matched >= MATCH_IOU).sum())
+    ious = np.array(scores)
     n_predicted, n_true = sum(len(o.predicted) for o in outcomes), sum(len(o.truth) for o in outcomes)
     said_defect = lambda o: o.readable and bool(o.predicted)  # noqa: E731
     said_clean = lambda o: o.readable and not o.predicted  # noqa: E731
