@@ -1,11 +1,10 @@
-"""Data-parallel runs: `iadbench eval --num-processes N` shards the questions over N processes.
+"""`iadbench eval --num-processes N`: the one-command way to a data-parallel run on one machine.
 
-Each process resumes the same run folder as shard i of N (`--shard i/N`), answers one contiguous
-block of questions and writes its own shard file; no two processes write one file. Process i sees
-GPU i (LOCAL_RANK), so N GPUs hold N copies of the model. When all have finished, the launcher
-merges the shard files into samples.jsonl (exactly once per question, even after a kill) and
-summarises as a single-process run would. A process that fails loses only its unfinished questions:
-resume the run to ask them.
+It starts N copies of `iadbench eval --resume RUN` with the environment torchrun would give them
+(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so they take exactly the path of a
+torchrun or accelerate launch run (harness/distributed.py): rank 0 folds in leftovers, each rank
+answers its block into its own shard file on GPU LOCAL_RANK, rank 0 merges and summarises. This
+process only shows their joint progress and returns rank 0's exit code.
 """
 
 from __future__ import annotations
@@ -17,36 +16,32 @@ import sys
 import time
 from pathlib import Path
 
+from harness.distributed import free_port
 from harness.progress import Progress
 from harness.runlog import SHARDS, RunFolder
 
 
-def parse_shard(value: str) -> tuple[int, int]:
-    index, _, count = value.partition("/")
-    try:
-        shard = int(index), int(count)
-    except ValueError:
-        shard = (-1, 0)
-    if not 0 <= shard[0] < shard[1]:
-        raise ValueError(f"--shard expects INDEX/COUNT with 0 <= INDEX < COUNT, got {value!r}")
-    return shard
-
-
-def run_shards(folder: RunFolder, count: int, *, total: int, already_done: int, progress: bool) -> list[int]:
-    """Run `count` shard processes to completion, showing their joint progress; return the exit
-    codes of those that failed."""
+def launch_ranks(folder: RunFolder, count: int, *, base_url: str | None, progress: bool) -> int:
+    """Run `count` ranks over the run folder to completion; rank 0's exit code (or the first
+    failure's, with what to do)."""
+    command = [sys.executable, "-m", "harness.cli", "eval", "--resume", str(folder.path)] + (["--base-url", base_url] if base_url else [])
+    port = free_port()
     processes = []
-    for index in range(count):
-        command = [sys.executable, "-m", "harness.cli", "eval", "--resume", str(folder.path), "--shard", f"{index}/{count}", "--quiet"]
-        environment = os.environ | {"LOCAL_RANK": str(index)}
-        processes.append(subprocess.Popen(command, env=environment))
-    tracker = Progress(total, already_done=already_done) if progress else None
+    for rank in range(count):
+        environment = os.environ | {
+            "RANK": str(rank), "WORLD_SIZE": str(count), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(count),
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+        }
+        processes.append(subprocess.Popen([*command, "--quiet"] if rank else command + (["--quiet"] if not progress else []), env=environment))
+    from harness.schema import sample_type_for
+
+    done = len(folder.read_samples(repair=False, sample_type=sample_type_for(folder.spec().task)))
+    tracker = Progress(_question_count(folder), already_done=done) if progress else None
     watcher = _ShardWatcher(folder.path / SHARDS)
     try:
         while any(p.poll() is None for p in processes):
             time.sleep(0.5)
             watcher.report(tracker)
-        watcher.report(tracker)
     except KeyboardInterrupt:
         for process in processes:
             process.terminate()
@@ -54,7 +49,23 @@ def run_shards(folder: RunFolder, count: int, *, total: int, already_done: int, 
     finally:
         if tracker:
             tracker.finish()
-    return [p.returncode for p in processes if p.returncode != 0]
+    codes = [p.returncode for p in processes]
+    failed = [code for code in codes[1:] if code != 0]
+    if failed and codes[0] == 0:
+        print(f"iadbench: error: {len(failed)} of {count} processes failed (exit codes {failed}); continue with: iadbench eval --resume {folder.path} --num-processes {count}", file=sys.stderr)
+        return failed[0]
+    return codes[0]
+
+
+def _question_count(folder: RunFolder) -> int:
+    """How many questions the run asks, for the progress line (its spec's limit, or its data's)."""
+    try:
+        from harness.evaluate import build_task
+
+        task, _ = build_task(folder.spec(), folder, None)
+        return len(task.ids)
+    except Exception:  # progress is a courtesy: never stop a run over it
+        return 0
 
 
 class _ShardWatcher:

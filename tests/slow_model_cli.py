@@ -5,6 +5,7 @@ seed) after a short sleep, so a test can kill the process while answers are stil
 """
 
 import asyncio
+import os
 import sys
 
 from harness.cli import main
@@ -22,7 +23,8 @@ class SlowRandom:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         rng = per_sample_rng(self.seed, request.sample_id)
-        await asyncio.sleep(0.004 + 0.008 * rng.random())  # uneven latency: answers arrive out of order
+        scale = float(os.environ.get("SLOWTEST_DELAY_SCALE", "1"))  # a test that kills a process mid-run slows it
+        await asyncio.sleep(scale * (0.004 + 0.008 * rng.random()))  # uneven latency: answers arrive out of order
         return GenerateResponse(text=f"The answer is {rng.choice(request.option_letters)}.", latency_s=0.01)
 
     async def aclose(self) -> None:

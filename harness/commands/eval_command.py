@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options
 from harness.strategies import STRATEGY_FORMS
-from harness.errors import IadbenchError
+from harness.errors import FatalBackendError, IadbenchError
 
 # The exit-code contract (README): 0 finished with at least one question answered; 2 bad input (a
 # flag, a file, a record); 3 stopped by --max-cost; 4 every question failed (or the backend cannot
@@ -47,8 +46,7 @@ def register(commands) -> None:
     parser.add_argument("--errata", action="append", default=None, metavar="NAME|FILE", help="leave out known faulty records, e.g. mmad-ds-mvtec-pill (counted and shown)")
     parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: " + ", ".join(STRATEGY_FORMS))
     add_backend_flags(parser)
-    parser.add_argument("--num-processes", type=int, default=1, help="hf/ models, data parallel: shard the questions over N processes (one per GPU) and merge their samples")
-    parser.add_argument("--shard", help=argparse.SUPPRESS)  # INDEX/COUNT: one process of a --num-processes run
+    parser.add_argument("--num-processes", type=int, default=1, help="data parallel on this machine: N processes (one per GPU for hf/ models), as torchrun would start them; their answers are merged")
     parser.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
     parser.add_argument("--no-cache", action="store_true", help="bypass the persistent response cache")
     parser.set_defaults(handler=run)
@@ -144,22 +142,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, held) -> int:
-    from harness.errors import FatalBackendError
+    from harness.distributed import launched_rank
     from harness.runlog import RunFolder
     from harness.evaluate import load_questions, model_for, run_evaluation, start_run
-    from harness.tables import results_table
 
+    if launched_rank() is not None:
+        return _run_as_rank(args, held)
     question_set = model = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not args.shard:
-        raise IadbenchError("launched as one of several processes (WORLD_SIZE is set): use iadbench eval --num-processes N instead of accelerate launch/torchrun")
-    if args.shard:
-        return _eval_shard(args)
     if args.resume:
         folder = RunFolder.open(Path(args.resume))
-        held.enter_context(folder.lock())
+        if args.num_processes <= 1:  # with several processes, their rank 0 holds the lock
+            held.enter_context(folder.lock())
         spec, folder = _resume_spec(args, folder)
-        model = model_for(spec, base_url=args.base_url)
-        getattr(model, "ready", lambda: None)()
+        if args.num_processes <= 1:
+            model = model_for(spec, base_url=args.base_url)
+            getattr(model, "ready", lambda: None)()
     else:
         spec, model = _new_spec(args)
         if args.dump_requests and not args.dry_run:
@@ -177,28 +174,33 @@ def _run(args: argparse.Namespace, held) -> int:
             return 0
         getattr(model, "ready", lambda: None)()  # e.g. an API key: checked before the folder exists
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
-        held.enter_context(folder.lock())
+        if args.num_processes <= 1:
+            held.enter_context(folder.lock())
         print(f"run folder: {folder.path}", file=sys.stderr)
+    if args.num_processes > 1:
+        from harness.parallel import launch_ranks
+
+        if getattr(model, "managed_engine", False):
+            raise IadbenchError("--num-processes with a managed engine would start one engine a process; let the engine parallelise: --engine-args '--data-parallel-size N'")
+        return launch_ranks(folder, args.num_processes, base_url=args.base_url, progress=not args.quiet)
+    getattr(model, "attach_run_folder", lambda path: None)(folder.path)
     try:
-        if args.num_processes > 1:
-            started = time.perf_counter()
-            finished, question_set = _run_in_processes(spec, folder, question_set, args)
-            if not finished:
-                return 2
-            shard_time = time.perf_counter() - started
         summary = run_evaluation(spec, folder, question_set=question_set, model=model, progress=not args.quiet)
-        if args.num_processes > 1:  # the time the shard processes took, besides the final scoring
-            summary = summary.model_copy(update={"wall_time_s": (summary.wall_time_s or 0.0) + shard_time})
-            folder.write_summary(summary)
     except KeyboardInterrupt:
         print(f"\ninterrupted; every finished answer is saved. Continue with: iadbench eval --resume {folder.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FatalBackendError as error:
         print(f"iadbench: error: {error}\nevery finished answer is saved; continue with: iadbench eval --resume {folder.path} --retry-errors", file=sys.stderr)
         return EXIT_ALL_FAILED
-    print(results_table(summary))
-    from harness.report.reference import comparison_lines
+    return _finish(spec, summary, folder)
 
+
+def _finish(spec, summary, folder) -> int:
+    """Print the results and say how the run ended (the exit-code contract above)."""
+    from harness.report.reference import comparison_lines
+    from harness.tables import results_table
+
+    print(results_table(summary))
     for line in comparison_lines(spec, summary, folder):
         print(line)
     print(f"run folder: {folder.path}")
@@ -213,39 +215,58 @@ def _run(args: argparse.Namespace, held) -> int:
     return 0
 
 
-def _eval_shard(args: argparse.Namespace) -> int:
-    """One process of a data-parallel run: answer this shard's block into its own file."""
-    from harness.evaluate import model_for, run_evaluation
-    from harness.parallel import parse_shard
-
-    if not args.resume:
-        raise IadbenchError("--shard is internal to --num-processes and needs --resume RUN")
-    try:
-        shard = parse_shard(args.shard)
-    except ValueError as error:
-        raise IadbenchError(str(error)) from None
+def _run_as_rank(args: argparse.Namespace, held) -> int:
+    """One of WORLD_SIZE processes (torchrun, accelerate launch, --num-processes): see
+    harness/distributed.py for who does what."""
+    from harness.distributed import ProcessGroup
+    from harness.evaluate import model_for, run_evaluation, start_run
     from harness.runlog import RunFolder
+    from harness.schema import sample_type_for
 
-    folder = RunFolder.open(Path(args.resume))
-    spec = folder.spec()  # read only: the launcher settled the spec, and N processes must not rewrite it
-    run_evaluation(spec, folder, model=model_for(spec), progress=not args.quiet, shard=shard)
-    return 0
-
-
-def _run_in_processes(spec, folder, question_set, args: argparse.Namespace):
-    """Answer the run with --num-processes shard processes and merge their samples. Returns
-    (whether all finished, the question set loaded on the way, for the final scoring)."""
-    from harness.evaluate import build_task
-    from harness.parallel import run_shards
-
-    task, data = build_task(spec, folder, question_set)
-    folder.merge_shards(task.sample_type)
-    done = len(folder.read_samples(sample_type=task.sample_type))
-    print(f"answering with {args.num_processes} processes", file=sys.stderr)
-    failed = run_shards(folder, args.num_processes, total=len(task.ids), already_done=done, progress=not args.quiet)
-    merged = folder.merge_shards(task.sample_type)
-    if failed:
-        print(f"iadbench: error: {len(failed)} of {args.num_processes} processes failed (exit codes {failed}); {merged} answers merged. "
-              f"Continue with: iadbench eval --resume {folder.path} --num-processes {args.num_processes}", file=sys.stderr)
-        return False, question_set
-    return True, (data if spec.task == "mcq" else question_set)
+    if args.num_processes > 1:
+        raise IadbenchError("already one of several processes (WORLD_SIZE is set): drop --num-processes under torchrun or accelerate launch")
+    if args.dry_run:
+        raise IadbenchError("--dry-run runs in one process; drop torchrun/accelerate launch")
+    group = ProcessGroup()
+    held.callback(group.close)
+    model, found, failure = None, None, None
+    if group.rank == 0:
+        try:
+            if args.resume:
+                folder = RunFolder.open(Path(args.resume))
+                held.enter_context(folder.lock())
+                spec, folder = _resume_spec(args, folder)
+            else:
+                spec, model = _new_spec(args)
+                getattr(model, "ready", lambda: None)()
+                spec, folder, _ = start_run(spec, Path(args.runs_dir))
+                held.enter_context(folder.lock())
+                print(f"run folder: {folder.path} ({group.world} processes)", file=sys.stderr)
+            folder.merge_shards(sample_type_for(spec.task))  # what a killed run left in shard files
+            found = str(folder.path)
+        except IadbenchError as error:
+            failure = error
+    path, message = group.broadcast((found, None if failure is None else str(failure)))
+    if message is not None:
+        if failure is not None:
+            raise failure
+        return EXIT_BAD_INPUT
+    folder = RunFolder.open(Path(path))
+    spec = folder.spec()
+    if model is None:
+        model = model_for(spec, base_url=args.base_url)
+        getattr(model, "ready", lambda: None)()
+    fatal = None
+    try:
+        run_evaluation(spec, folder, model=model, progress=not args.quiet and group.rank == 0, shard=(group.rank, group.world))
+    except FatalBackendError as error:  # still meet the others, so no rank waits forever
+        fatal = error
+    group.barrier()
+    if group.rank != 0:
+        return EXIT_ALL_FAILED if fatal else 0
+    try:
+        summary = run_evaluation(spec, folder, model=model, progress=False)  # merges the shards; asks what a failed rank left
+    except FatalBackendError as error:
+        print(f"iadbench: error: {error}\nevery finished answer is saved; continue with: iadbench eval --resume {folder.path} --retry-errors", file=sys.stderr)
+        return EXIT_ALL_FAILED
+    return _finish(spec, summary, folder)

@@ -218,8 +218,11 @@ class HFModel:
                     item.future.set_result(response.model_copy(update={"notes": list(self.notes)}) if self.notes else response)
 
     async def aclose(self) -> None:
-        if self._batcher is not None:
-            await asyncio.gather(self._batcher, return_exceptions=True)
+        # A model can serve several event loops in turn (a data-parallel rank answers its shard,
+        # then merges): only this loop's batcher is waited for.
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None and batcher.get_loop() is asyncio.get_running_loop():
+            await asyncio.gather(batcher, return_exceptions=True)
 
     # -- inference (worker thread) ---------------------------------------------------------------
 
