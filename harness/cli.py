@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        engines = sys.modules.get("harness.models.engines")
+        if engines is not None:  # an engine this command started stops with it, whatever happened
+            engines.stop_all()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from harness.models.base import ModelOptions
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "iadbench": harness.__version__}
-    for package in ("numpy", "pillow", "pydantic", "jinja2", "scikit-learn", "scikit-image", "openai", "torch", "transformers", "accelerate", "opencv-python-headless"):
+    for package in ("numpy", "pillow", "pydantic", "jinja2", "scikit-learn", "scikit-image", "openai", "torch", "transformers", "accelerate", "opencv-python-headless", "vllm", "sglang"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -17,6 +17,9 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
     api.add_argument("--image-detail", choices=["low", "high", "auto"], help="the image_url detail level (default low)")
     api.add_argument("--request-timeout", type=float, help="seconds before one request is abandoned and retried (default 60)")
     api.add_argument("--max-attempts", type=int, help="tries per question before it is recorded as failed (default 8)")
+    engines = parser.add_argument_group("managed engines (vllm/<model>, sglang/<model>, transformers-serve/<model>)")
+    engines.add_argument("--engine-args", help='passed to the engine server as written, e.g. "--tensor-parallel-size 4 --data-parallel-size 2 --max-model-len 8192"')
+    engines.add_argument("--engine-startup-timeout", type=float, help="seconds to wait for the engine to answer (default 1800)")
     local = parser.add_argument_group("local Hugging Face models (hf/<hub id> or hf//abs/path)")
     local.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="weights' dtype (default auto: the checkpoint's)")
     local.add_argument("--device", help="cuda:N, cpu or mps (default: this process's GPU, else the CPU)")
@@ -70,5 +73,7 @@ def given_model_options(args: argparse.Namespace) -> dict:
         "trust_remote_code": args.trust_remote_code or None,
         "allow_pickle_weights": args.allow_pickle_weights or None,
         "revision": args.revision,
+        "engine_args": args.engine_args,
+        "engine_startup_timeout_s": args.engine_startup_timeout,
     }
     return {key: value for key, value in given.items() if value is not None}

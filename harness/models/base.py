@@ -121,6 +121,9 @@ class ModelOptions(BaseModel):
     trust_remote_code: bool = False
     allow_pickle_weights: bool = Field(False, description="load .bin (pickle) weights; safetensors only otherwise")
     revision: str | None = Field(None, description="hub revision (branch, tag or commit) of an hf/ model")
+    # Managed engines (vllm/, sglang/, transformers-serve/):
+    engine_args: str | None = Field(None, description="passed to the engine's server as written, e.g. --tensor-parallel-size 4")
+    engine_startup_timeout_s: float = Field(1800.0, description="seconds to wait for the engine to answer its health check")
 
 
 @runtime_checkable
@@ -176,6 +179,8 @@ def create_model(name: str, *, seed: int = 0, options: ModelOptions | None = Non
 register_provider(
     Provider("openai", "harness.models.openai:create_openai", "any OpenAI-compatible chat API: OpenAI, vLLM, Ollama, llama.cpp (--base-url)")
 )
+for _engine, _what in (("vllm", "vLLM"), ("sglang", "SGLang"), ("transformers-serve", "transformers serve")):
+    register_provider(Provider(_engine, "harness.models.engines:create_engine_model", f"{_what} started for the run on a free local port (--engine-args), stopped after: {_engine}/<model>"))
 register_provider(
     Provider("hf", "harness.models.hf:create_hf", "local transformers MLLMs: hf/<hub id> or hf//abs/path (batched, GPU or CPU)")
 )
