@@ -52,6 +52,9 @@ class ProcessGroup:
         if not dist.is_available():
             raise ConfigError("this torch build has no torch.distributed; data-parallel runs need it")
         self._dist = dist
+        missing = [name for name in ("MASTER_ADDR", "MASTER_PORT", "RANK") if name not in os.environ]
+        if missing and not dist.is_initialized():
+            raise ConfigError(f"WORLD_SIZE is {os.environ.get('WORLD_SIZE')} but {', '.join(missing)} not set: launch with torchrun, accelerate launch or --num-processes N, or unset WORLD_SIZE")
         if not dist.is_initialized():
             dist.init_process_group("gloo", timeout=GROUP_TIMEOUT)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()

@@ -294,11 +294,11 @@ def summarise_regions(spec: RunSpec, samples: list, items: list, folder: RunFold
     )
 
 
-def summarise_boxes(spec: RunSpec, samples: list, records: list, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
+def summarise_boxes(spec: RunSpec, samples: list, records: list | int, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
     from harness.tasks.bbox import box_run_metrics
 
     return RunSummary(
-        run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task="bbox", n_questions=len(records),
+        run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task="bbox", n_questions=records if isinstance(records, int) else len(records),
         box_metrics=box_run_metrics(samples), wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples),
     )
 

@@ -216,58 +216,46 @@ class RunSummary(BaseModel):
     image_metrics: dict = Field(default_factory=dict, description="image AUROC/AP/F1-max from detection anomaly scores, or why there are none")
 
 
-class RegionSample(BaseModel):
-    """One line of samples.jsonl in a GPT-4V-AD run: one image, its regions and their scores."""
+class _ImageSample(BaseModel):
+    """What every one-image-a-line sample holds (GPT-4V-AD regions, defect boxes)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    question_id: str = Field(description="the image's path relative to its dataset root")
+    question_id: str = Field(description="the image's path relative to its dataset root, or its id in the question set")
     ordinal: int
     dataset: str
     category: str
     label: Label
     model: str
     request_digest: str
-    regions: int
     reply: str = ""
     parse_status: ParseStatus
     parse_reason: str | None = None
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    attempts: int = 1
+    cached: bool = False
+
+
+class RegionSample(_ImageSample):
+    """One line of samples.jsonl in a GPT-4V-AD run: one image, its regions and their scores."""
+
+    regions: int
     image_score: float | None = Field(None, description="the stated image anomaly score")
     map_max: float | None = None
     region_scores: dict[int, float] = Field(default_factory=dict)
     overlay_path: str = Field(description="the divided image the model saw, relative to the run folder")
     map_path: str | None = Field(None, description="the predicted map (16-bit PNG, 0..65535 = 0..1), relative to the run folder")
-    latency_s: float = 0.0
-    usage: Usage = Field(default_factory=Usage)
-    error: str | None = None
-    attempts: int = 1
-    cached: bool = False
 
 
-class BoxSample(BaseModel):
+class BoxSample(_ImageSample):
     """One line of samples.jsonl in a box localisation run (`--task bbox`): one image, its boxes."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    question_id: str = Field(description="the image's id in the question set")
-    ordinal: int
-    dataset: str
-    category: str
-    label: Label
-    model: str
-    request_digest: str
-    reply: str = ""
-    parse_status: ParseStatus
-    parse_reason: str | None = None
     boxes: list[tuple[float, float, float, float]] = Field(default_factory=list, description="predicted boxes, original-image pixels (x1, y1, x2, y2)")
     truth: list[tuple[float, float, float, float]] = Field(default_factory=list, description="true boxes from the mask (harness/metrics/boxes.py)")
     image_iou: float | None = Field(None, description="matched IoU sum over max(#predicted, #true); None for images without true boxes")
     overlay_path: str | None = Field(None, description="the image with true (green) and predicted (red) boxes, relative to the run folder")
-    latency_s: float = 0.0
-    usage: Usage = Field(default_factory=Usage)
-    error: str | None = None
-    attempts: int = 1
-    cached: bool = False
 
 
 def sample_type_for(task: str) -> type[BaseModel]:

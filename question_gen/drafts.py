@@ -123,13 +123,20 @@ def _written(ctx: ImageContext, attribute: str) -> tuple[str, list[list[str]]] |
     return (correct, [own, dataset]) if len(set(own + dataset) - {correct}) >= DISTRACTORS else None
 
 
+def _from_knowledge_file(ctx: ImageContext, attribute: str, subtask: Subtask, template: str, rng: np.random.Generator) -> Draft | None:
+    written = _written(ctx, attribute)
+    if written is None:
+        return None
+    correct, pools = written
+    distractors = pick_distractors(correct, pools, DISTRACTORS, rng)
+    return Draft(subtask, render_text(template), correct, tuple(distractors), _from(ctx.defect.source))
+
+
 def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
     """From a knowledge file when the category has enough described defects; else from the mask."""
-    written = _written(ctx, "description")
+    written = _from_knowledge_file(ctx, "description", Subtask.DEFECT_DESCRIPTION, "question_gen/defect_description.j2", rng)
     if written is not None:
-        correct, pools = written
-        distractors = pick_distractors(correct, pools, DISTRACTORS, rng)
-        return Draft(Subtask.DEFECT_DESCRIPTION, render_text("question_gen/defect_description.j2"), correct, tuple(distractors), _from(ctx.defect.source))
+        return written
     attributes = ctx.attributes
     assert attributes is not None
     truth = (attributes.size, attributes.shape, attributes.tone, min(attributes.count, 3))
@@ -146,11 +153,9 @@ def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | S
 def defect_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
     """From a knowledge file's impact sentences when there are enough; else the built-in kind's cause
     or consequence against other kinds'."""
-    written = _written(ctx, "impact")
+    written = _from_knowledge_file(ctx, "impact", Subtask.DEFECT_ANALYSIS, "question_gen/defect_analysis_impact.j2", rng)
     if written is not None:
-        correct, pools = written
-        distractors = pick_distractors(correct, pools, DISTRACTORS, rng)
-        return Draft(Subtask.DEFECT_ANALYSIS, render_text("question_gen/defect_analysis_impact.j2"), correct, tuple(distractors), _from(ctx.defect.source))
+        return written
     info = ctx.defect
     if info is not None and info.group:
         return _group_skip(Subtask.DEFECT_ANALYSIS, info)

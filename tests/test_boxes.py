@@ -103,6 +103,10 @@ def test_oracle_scores_100_on_the_synthetic_set(tmp_path, synthetic_set, box_for
     for key in ("mIoU", "ACC@0.3", "ACC@0.5", "box_precision@0.5", "box_recall@0.5", "detection_balanced_accuracy"):
         assert overall[key] == pytest.approx(100.0), key
     assert all((tmp_path / "runs").glob("*/box_overlays/*.png"))
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert main(["score", str(folder)]) == 0  # re-scored from the samples: the same figures
+    assert json.loads((folder / "summary.json").read_text())["box_metrics"] == summary["box_metrics"]
+    assert main(["export", str(folder)]) == 2  # MMAD's answers format is for multiple choice
 
 
 def test_the_expert_gives_boxes_from_its_map(tmp_path, synthetic_set):

@@ -91,3 +91,13 @@ def test_accelerate_launch_takes_the_same_path(tmp_path):
     single = subprocess.run([sys.executable, *common, "--run-id", "one"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0
     assert {s["question_id"]: s["reply"] for s in _samples(tmp_path / "acc")} == {s["question_id"]: s["reply"] for s in _samples(tmp_path / "one")}
+
+
+def test_a_stray_world_size_is_named_not_waited_on(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["eval", "--model", "random", "--runs-dir", str(tmp_path)]) == 2
+    assert "MASTER_ADDR, MASTER_PORT, RANK not set: launch with torchrun" in capsys.readouterr().err

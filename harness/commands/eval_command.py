@@ -1,10 +1,9 @@
-"""`iadbench eval`: a new run, a resumed one, a dry run, or one shard of a data-parallel run."""
+"""`iadbench eval`: a new run, a resumed one, a dry run, or one rank of a data-parallel run."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options

@@ -50,6 +50,18 @@ def _score(args: argparse.Namespace) -> int:
             folder.write_summary(summary)
             print(results_table(summary))
             return 0
+        if spec.task == "bbox":
+            from harness.evaluate import summarise_boxes
+            from harness.schema import BoxSample
+
+            if args.mmad_compat:
+                raise IadbenchError("--mmad-compat scores multiple-choice runs; this is a box localisation run")
+            samples = sorted(folder.read_samples(sample_type=BoxSample), key=lambda s: s.ordinal)
+            earlier = folder.summary()
+            summary = summarise_boxes(spec, samples, earlier.n_questions if earlier else samples, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
+            folder.write_summary(summary)
+            print(results_table(summary))
+            return 0
         if args.mmad_compat or args.strict:
             spec = spec.model_copy(update={"scoring": "mmad-compat" if args.mmad_compat else "strict"})
         samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
@@ -86,7 +98,7 @@ def _export(args: argparse.Namespace) -> int:
 
     folder = RunFolder.open(Path(args.run))
     if folder.spec().task != "mcq":
-        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a GPT-4V-AD run")
+        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {folder.spec().task} run")
     records = answers_file_records(folder.read_samples())
     out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
     out.write_text(json.dumps(records, indent=4) + "\n")
