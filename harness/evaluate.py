@@ -29,7 +29,6 @@ from harness.strategies import parse_strategies
 from harness.perturb import canonical_perturbations
 from harness.protocols import HARMONISED, resolve_protocol
 from harness.suites import load_suite
-from harness.tasks.bbox import pick_box_format
 from harness.tasks.mcq import McqTask, PromptSettings
 
 
@@ -67,6 +66,12 @@ class EvalOverrides:
     perturb_templates: bool = False
 
 
+def _box_format(model: str, requested: str | None) -> str:
+    from harness.tasks.bbox import pick_box_format
+
+    return pick_box_format(model, requested).name
+
+
 def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_concurrency: int) -> RunSpec:
     suite = load_suite(suite_name)
     pick = lambda value, fallback: fallback if value is None else value  # noqa: E731
@@ -97,7 +102,7 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         suite=suite_name,
         task=task,
-        box_format=pick_box_format(model, overrides.box_format).name if task == "bbox" else None,
+        box_format=_box_format(model, overrides.box_format) if task == "bbox" else None,
         perturb=perturb,
         perturb_templates=overrides.perturb_templates,
         regions=pick(overrides.regions, suite.regions),

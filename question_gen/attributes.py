@@ -19,8 +19,8 @@ GRID_COLS = ("left", "center", "right")
 MAIN_CELL_SHARE = 0.5
 # A cell counts as touched by the defect (so it cannot be a distractor) above this share.
 TOUCHED_CELL_SHARE = 0.05
-# Components smaller than this many pixels are specks, not separate defects.
-MIN_COMPONENT_PIXELS = 5
+# Components smaller than this many pixels are specks, not separate defects (shared with the box task).
+from harness.metrics.boxes import MIN_COMPONENT_PIXELS  # noqa: E402
 # Relative area (defect / object): below SMALL is small, below LARGE is medium, else large.
 SMALL_AREA, LARGE_AREA = 0.01, 0.05
 # Elongation = major / minor axis of the largest component.

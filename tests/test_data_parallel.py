@@ -29,8 +29,9 @@ def _launcher(name: str) -> str:
 def test_torchrun_two_processes_give_the_one_process_samples(tmp_path, tiny_models):
     model = f"hf/{tiny_models['qwen2_vl']}"
     common = ["eval", "--model", model, "--limit", "16", "--runs-dir", str(tmp_path), "--choice-scoring", "logprobs", "--no-cache", "--quiet"]
-    one = subprocess.run([sys.executable, "-m", "harness.cli", *common, "--run-id", "one"], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-2000:]
+    from harness.cli import main
+
+    assert main([*common, "--run-id", "one"]) == 0
     two = subprocess.run([_launcher("torchrun"), "--nproc-per-node", "2", "-m", "harness.cli", *common, "--run-id", "two"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     first, second = _samples(tmp_path / "one"), _samples(tmp_path / "two")
@@ -60,9 +61,11 @@ def _rank_pid(run_id: str, rank: int) -> int | None:
 
 
 def test_a_killed_rank_resumes_with_nothing_lost_or_repeated(tmp_path):
-    common = ["-m", "tests.slow_model_cli", "eval", "--model", "slowtest/x", "--runs-dir", str(tmp_path), "--quiet", "--no-cache"]
-    reference = subprocess.run([sys.executable, *common, "--run-id", "ref"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert reference.returncode == 0, reference.stderr[-2000:]
+    common = ["-m", "tests.slow_model_cli", "eval", "--model", "slowtest/x", "--runs-dir", str(tmp_path), "--quiet", "--no-cache", "--limit", "240"]
+    import tests.slow_model_cli  # noqa: F401  (registers slowtest/)
+    from harness.cli import main
+
+    assert main(common[2:] + ["--run-id", "ref"]) == 0
     environment = os.environ | {"SLOWTEST_DELAY_SCALE": "4"}
     torchrun = _launcher("torchrun")
     running = subprocess.Popen([torchrun, "--nproc-per-node", "2", *common, "--run-id", "cut"], cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -88,8 +91,10 @@ def test_accelerate_launch_takes_the_same_path(tmp_path):
     common = ["-m", "tests.slow_model_cli", "eval", "--model", "slowtest/x", "--runs-dir", str(tmp_path), "--quiet", "--no-cache", "--limit", "60"]
     launched = subprocess.run([_launcher("accelerate"), "launch", "--cpu", "--num_processes", "2", *common, "--run-id", "acc"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert launched.returncode == 0, launched.stderr[-3000:]
-    single = subprocess.run([sys.executable, *common, "--run-id", "one"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0
+    import tests.slow_model_cli  # noqa: F401  (registers slowtest/)
+    from harness.cli import main
+
+    assert main(common[2:] + ["--run-id", "one"]) == 0
     assert {s["question_id"]: s["reply"] for s in _samples(tmp_path / "acc")} == {s["question_id"]: s["reply"] for s in _samples(tmp_path / "one")}
 
 

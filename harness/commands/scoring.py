@@ -98,7 +98,8 @@ def _export(args: argparse.Namespace) -> int:
 
     folder = RunFolder.open(Path(args.run))
     if folder.spec().task != "mcq":
-        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {folder.spec().task} run")
+        kind = {"gpt4vad": "GPT-4V-AD", "bbox": "box localisation"}.get(folder.spec().task, folder.spec().task)
+        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {kind} run")
     records = answers_file_records(folder.read_samples())
     out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
     out.write_text(json.dumps(records, indent=4) + "\n")

@@ -22,11 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-
-from question_gen.attributes import MIN_COMPONENT_PIXELS
 
 Box = tuple[float, float, float, float]
+# Components smaller than this are specks, not defects (the question generator's MIN_COMPONENT_PIXELS).
+MIN_COMPONENT_PIXELS = 5
 # Components closer than this share of the image's shorter side are one defect (one box).
 MERGE_GAP = 0.02
 ACC_THRESHOLDS = (0.3, 0.5)
@@ -48,6 +47,8 @@ def iou_matrix(predicted: Sequence[Box], truth: Sequence[Box]) -> np.ndarray:
 
 def matched_ious(predicted: Sequence[Box], truth: Sequence[Box]) -> np.ndarray:
     """The IoUs of the one-to-one matching that maximises their sum."""
+    from scipy.optimize import linear_sum_assignment
+
     ious = iou_matrix(predicted, truth)
     if ious.size == 0:
         return np.zeros(0)

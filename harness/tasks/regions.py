@@ -46,7 +46,13 @@ def _keep(candidates: list[np.ndarray]) -> Division:
 
 
 def _from_label_map(labels: np.ndarray) -> Division:
-    return _keep([labels == value for value in np.unique(labels) if value > 0])
+    """One region a label above 0, in label order, sizes filtered as `_keep` does; built in one
+    comparison from the label counts (no per-region pass over the image)."""
+    values, counts = np.unique(labels, return_counts=True)
+    kept = values[(values > 0) & (counts > MIN_AREA) & (counts < MAX_AREA)]
+    if not kept.size:
+        return Division(np.zeros((0, *labels.shape), bool))
+    return Division(labels[None, :, :] == kept[:, None, None])
 
 
 def slic_division(rgb: np.ndarray, segments: int = SLIC_SEGMENTS, compactness: float = SLIC_COMPACTNESS) -> Division:
@@ -83,8 +89,11 @@ def _resize_mask(mask: np.ndarray) -> np.ndarray:
 
 
 def label_anchor(mask: np.ndarray) -> tuple[int, int]:
-    """The region pixel nearest the region's centroid (y, x)."""
-    ys, xs = np.nonzero(mask)
+    """The region pixel nearest the region's centroid (y, x). Read on the region's bounding box:
+    the same pixels in the same row-major order as the whole mask, at a fraction of the cost."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    ys, xs = np.nonzero(mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    ys, xs = ys + rows[0], xs + cols[0]
     nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
     return int(ys[nearest]), int(xs[nearest])
 
