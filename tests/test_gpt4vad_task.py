@@ -65,7 +65,7 @@ def test_any_api_model_through_the_openai_backend(tmp_path, synthetic_set):
 
 
 def test_expert_gives_a_reference_row(tmp_path, synthetic_set):
-    folder = run(tmp_path, "expert", "--model", "expert/patchknn", "--limit", "30", *GRID)
+    folder = run(tmp_path, "expert", "--model", "expert/patchknn", "--limit", "20", *GRID)
     mean = json.loads((folder / "summary.json").read_text())["ad_metrics"]["mean"]
     assert mean["image_auroc"] > 0.7 and mean["pixel_auroc"] > 0.7
 
