@@ -32,7 +32,7 @@ def launch_ranks(folder: RunFolder, count: int, *, base_url: str | None, progres
             "RANK": str(rank), "WORLD_SIZE": str(count), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(count),
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
         }
-        processes.append(subprocess.Popen([*command, "--quiet"] if rank else command + (["--quiet"] if not progress else []), env=environment))
+        processes.append(subprocess.Popen([*command, "--quiet"], env=environment))  # this process shows their joint progress
     from harness.schema import sample_type_for
 
     done = len(folder.read_samples(repair=False, sample_type=sample_type_for(folder.spec().task)))
