@@ -21,7 +21,7 @@ from harness.progress import Progress
 from harness.runlog import SHARDS, RunFolder
 
 
-def launch_ranks(folder: RunFolder, count: int, *, base_url: str | None, progress: bool) -> int:
+def launch_ranks(folder: RunFolder, count: int, *, total: int, base_url: str | None, progress: bool) -> int:
     """Run `count` ranks over the run folder to completion; rank 0's exit code (or the first
     failure's, with what to do)."""
     command = [sys.executable, "-m", "harness.cli", "eval", "--resume", str(folder.path)] + (["--base-url", base_url] if base_url else [])
@@ -36,7 +36,7 @@ def launch_ranks(folder: RunFolder, count: int, *, base_url: str | None, progres
     from harness.schema import sample_type_for
 
     done = len(folder.read_samples(repair=False, sample_type=sample_type_for(folder.spec().task)))
-    tracker = Progress(_question_count(folder), already_done=done) if progress else None
+    tracker = Progress(total, already_done=done) if progress else None
     watcher = _ShardWatcher(folder.path / SHARDS)
     try:
         while any(p.poll() is None for p in processes):
@@ -55,17 +55,6 @@ def launch_ranks(folder: RunFolder, count: int, *, base_url: str | None, progres
         print(f"iadbench: error: {len(failed)} of {count} processes failed (exit codes {failed}); continue with: iadbench eval --resume {folder.path} --num-processes {count}", file=sys.stderr)
         return failed[0]
     return codes[0]
-
-
-def _question_count(folder: RunFolder) -> int:
-    """How many questions the run asks, for the progress line (its spec's limit, or its data's)."""
-    try:
-        from harness.evaluate import build_task
-
-        task, _ = build_task(folder.spec(), folder, None)
-        return len(task.ids)
-    except Exception:  # progress is a courtesy: never stop a run over it
-        return 0
 
 
 class _ShardWatcher:

@@ -135,7 +135,9 @@ def _usage_lines(summary: RunSummary) -> list[str]:
     if not summary.usage.prompt_tokens + summary.usage.completion_tokens:
         return []
     cost = "unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
-    if summary.model.startswith(("hf/", "vllm/", "sglang/", "transformers-serve/")):
+    from harness.models.engines import engine_providers
+
+    if summary.model.startswith(("hf/", *engine_providers())):
         cost = "none (a local model)"
     rate = f", {summary.n_samples / summary.wall_time_s:.1f} q/s" if summary.wall_time_s else ""
     return [

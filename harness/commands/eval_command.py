@@ -181,7 +181,10 @@ def _run(args: argparse.Namespace, held) -> int:
 
         if getattr(model, "managed_engine", False):
             raise IadbenchError("--num-processes with a managed engine would start one engine a process; let the engine parallelise: --engine-args '--data-parallel-size N'")
-        return launch_ranks(folder, args.num_processes, base_url=args.base_url, progress=not args.quiet)
+        from harness.evaluate import build_task
+
+        total = len(build_task(spec, folder, question_set)[0].ids)  # for the progress line
+        return launch_ranks(folder, args.num_processes, total=total, base_url=args.base_url, progress=not args.quiet)
     getattr(model, "attach_run_folder", lambda path: None)(folder.path)
     try:
         summary = run_evaluation(spec, folder, question_set=question_set, model=model, progress=not args.quiet)

@@ -56,10 +56,12 @@ def matched_ious(predicted: Sequence[Box], truth: Sequence[Box]) -> np.ndarray:
     return ious[rows, cols]
 
 
-def image_iou(predicted: Sequence[Box], truth: Sequence[Box]) -> float:
+def image_iou(predicted: Sequence[Box], truth: Sequence[Box], matched: np.ndarray | None = None) -> float:
+    """Matched IoUs summed over max(#predicted, #true); pass `matched` when already computed."""
     if not len(predicted) and not len(truth):
         return 1.0
-    return float(matched_ious(predicted, truth).sum() / max(len(predicted), len(truth)))
+    matched = matched_ious(predicted, truth) if matched is None else matched
+    return float(matched.sum()) / max(len(predicted), len(truth))
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def box_metrics(outcomes: Sequence[BoxOutcome]) -> dict:
     scores, hits = [], 0
     for outcome in anomalous:
         matched = matched_ious(outcome.predicted, outcome.truth) if outcome.predicted else np.zeros(0)
-        scores.append(float(matched.sum()) / max(len(outcome.predicted), len(outcome.truth)))
+        scores.append(image_iou(outcome.predicted, outcome.truth, matched))
         hits += int((matched >= MATCH_IOU).sum())
     ious = np.array(scores)
     n_predicted, n_true = sum(len(o.predicted) for o in outcomes), sum(len(o.truth) for o in outcomes)

@@ -54,6 +54,11 @@ def engine_specs() -> dict[str, EngineSpec]:
     return {name: EngineSpec(name, e["description"], tuple(e["command"]), e["package"], e["install"], e["health"]) for name, e in raw.items()}
 
 
+def engine_providers() -> tuple[str, ...]:
+    """The model-name prefixes of managed engines (local models: no per-token price)."""
+    return tuple(f"{name}/" for name in engine_specs())
+
+
 def engine_version(spec: EngineSpec) -> str | None:
     try:
         return metadata.version(spec.package)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -19,19 +17,15 @@ from harness.report.reference import comparison_lines
 from harness.runlog import RunFolder
 from harness.report.runs import RunData
 from harness.report.sections import box_gallery, box_sections, robustness_sections
-from harness.report.stats import COLUMNS, bootstrap_intervals, paired_comparison
+from harness.report.media import THUMBNAIL, thumbnail as _thumbnail
+from harness.report.stats import COLUMNS, bootstrap_intervals, finite as _finite, paired_comparison
 from harness.schema import SUBTASKS
 
-THUMBNAIL = 160
 
 
 def _plain(text: str) -> str:
     """Chart labels: matplotlib copies label text into SVG comments, which are inserted unescaped."""
     return re.sub(r"[<>&\-]", " ", text)
-
-
-def _finite(value) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def run_key(run: RunData) -> str:
@@ -108,32 +102,6 @@ def _dataset_tables(run: RunData, intervals: dict) -> list[dict]:
             "cells": [{"value": _finite(row.get(c)), "low": ci.get(c, (None, None))[0], "high": ci.get(c, (None, None))[1], "chance": _finite(chance.get(c))} for c in COLUMNS],
         })
     return table
-
-
-def _thumbnail(path: Path, mask_paths: list[Path] | None = None) -> str | None:
-    """A small JPEG data URL, with the defect mask's outline in red when given."""
-    from harness.adsets.images import UnreadableImage, open_rgb
-
-    try:
-        rgb = open_rgb(path)
-    except UnreadableImage:
-        return None
-    rgb.thumbnail((THUMBNAIL, THUMBNAIL))
-    if mask_paths:
-        union = np.zeros((rgb.size[1], rgb.size[0]), bool)
-        for mask_path in mask_paths:
-            try:
-                with Image.open(mask_path) as mask:
-                    union |= np.asarray(mask.convert("L").resize(rgb.size, Image.NEAREST)) > 0
-            except OSError:
-                continue
-        edge = union & ~np.pad(union, 1)[1:-1, 2:] | union & ~np.pad(union, 1)[2:, 1:-1] | union & ~np.pad(union, 1)[1:-1, :-2] | union & ~np.pad(union, 1)[:-2, 1:-1]
-        pixels = np.asarray(rgb).copy()
-        pixels[edge] = (255, 0, 0)
-        rgb = Image.fromarray(pixels)
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _round_robin(candidates: list[dict], key) -> list[dict]:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from collections import defaultdict
-from pathlib import Path
-
-from PIL import Image
-
 from harness.report import charts
 from harness.report.runs import RunData
-from harness.report.stats import COLUMNS
+from harness.report.media import thumbnail
+from harness.report.stats import COLUMNS, finite as _finite
 from harness.sources import data_label
 from harness.tables import BOX_COLUMNS
-
-
-def _finite(value) -> float | None:
-    return None if value is None or value != value else float(value)
 
 
 def box_sections(runs: list[RunData]) -> list[dict]:
@@ -37,17 +28,6 @@ def box_sections(runs: list[RunData]) -> list[dict]:
     return sections
 
 
-def _jpeg_data_url(path: Path) -> str | None:
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except OSError:
-        return None
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def box_gallery(run: RunData, limit: int) -> dict:
     """The images a box run got most wrong: lowest image IoU first, then boxes drawn on normal
     images; each with true (green) and predicted (red) boxes drawn."""
@@ -57,7 +37,7 @@ def box_gallery(run: RunData, limit: int) -> dict:
     for sample in sorted(samples, key=badness, reverse=True)[:limit]:
         if badness(sample) <= 0:
             break
-        overlay = _jpeg_data_url(run.path / sample["overlay_path"]) if sample.get("overlay_path") else None
+        overlay = thumbnail(run.path / sample["overlay_path"]) if sample.get("overlay_path") else None
         shown.append({**{k: sample[k] for k in ("question_id", "category", "label", "reply", "image_iou", "parse_status", "parse_reason")},
                       "boxes": len(sample["boxes"]), "truth": len(sample["truth"]), "overlay": overlay})
     return {"run": run.label, "kind": "bbox", "items": shown}
@@ -82,16 +62,16 @@ def robustness_sections(runs: list[RunData], intervals: dict[str, dict]) -> list
     for run in runs:
         if run.spec.task != "mcq" or not run.summary.n_samples or (found := _perturbation(run)) is None:
             continue
-        key = (run.spec.model, run.spec.data, tuple(run.spec.strategies), run.spec.seed, run.spec.perturb_templates)
+        setting = (run.spec.model, run.spec.data, tuple(run.spec.strategies), run.spec.seed)
         kind, severity = found
         if kind:
-            groups[key][kind][severity] = run
+            groups[setting + (run.spec.perturb_templates,)][kind][severity] = run
         else:
-            baselines[key[:-1] + (False,)] = baselines[key[:-1] + (True,)] = run  # undegraded: the same for both
+            baselines[setting] = run  # undegraded: the severity 0 of sweeps with and without templates degraded
     sections = []
     for key, kinds in groups.items():
         for kind, by_severity in sorted(kinds.items()):
-            points = ({0: baselines[key]} if key in baselines else {}) | by_severity
+            points = ({0: baselines[key[:4]]} if key[:4] in baselines else {}) | by_severity
             severities = sorted(points)
             series, rows = {}, []
             for column in COLUMNS:

@@ -10,6 +10,8 @@ correction over the columns of one pair.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.stats import binomtest
 
@@ -118,3 +120,8 @@ def paired_comparison(first: RunData, second: RunData, level: float = 0.05) -> d
             verdict = "no significant difference"
         rows.append({"column": column, "questions": n, "only_first": only_first, "only_second": only_second, "p": p, "p_holm": p_adjusted, "verdict": verdict})
     return {"first": first.label, "second": second.label, "shared_questions": int(shared.size), "tests": rows}
+
+
+def finite(value) -> float | None:
+    """A table value, or None for a missing or NaN one."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)

@@ -16,13 +16,16 @@ class PerturbedTask:
     def __init__(self, task, perturbations: list[str], *, templates: bool, seed: int, cache: Path) -> None:
         self.task, self.perturbations, self.templates, self.seed, self.cache = task, perturbations, templates, seed, cache
         self.sample_type = task.sample_type
+        self._copies: dict[str, str] = {}  # image → its degraded copy: read and hashed once, not per question
 
     @property
     def ids(self) -> list[str]:
         return self.task.ids
 
     def _swap(self, path: str) -> str:
-        return str(perturbed_path(Path(path), self.perturbations, self.seed, self.cache))
+        if path not in self._copies:
+            self._copies[path] = str(perturbed_path(Path(path), self.perturbations, self.seed, self.cache))
+        return self._copies[path]
 
     def build_request(self, ordinal: int) -> GenerateRequest:
         request = self.task.build_request(ordinal)
