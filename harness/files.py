@@ -35,3 +35,27 @@ def artifact_stem(record_id: str) -> str:
 
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", str(Path(record_id).with_suffix("")).replace("/", "__")).strip("_")[-80:]
     return f"{readable}-{hashlib.sha256(record_id.encode('utf-8')).hexdigest()[:12]}"
+
+
+# Spreadsheet programs run a cell that starts with one of these as a formula (OWASP: CSV
+# injection). Text cells that do are written with a leading apostrophe; numbers are left alone.
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet runs: text starting like a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+        return "'" + value
+    return value
+
+
+def csv_text(rows) -> str:
+    """Rows as CSV text, every field quoted as RFC 4180 needs (commas, quotes, line breaks) and
+    neutralised against formula injection; the one way iadbench writes CSV."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows([csv_cell(cell) for cell in row] for row in rows)
+    return buffer.getvalue()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.schema import SUBTASKS, RunSummary
+from harness.metrics.headline import headline
+from harness.schema import SUBTASKS, RunSpec, RunSummary
 
 SHORT = {
     "Anomaly Detection": "AD",
@@ -24,6 +25,31 @@ def _on(summary: RunSummary) -> str:
     if not summary.data or summary.suite not in suite_names() or load_suite(summary.suite).data == summary.data:
         return summary.suite
     return f"{data_label(summary.data)} ({summary.suite} settings)"
+
+
+def _title(summary: RunSummary, spec: RunSpec, what: str) -> str:
+    """The first line of every results table: model, data, and the conditions that make this run
+    differ from a plain one (degradations, strategies), so a sweep's tables cannot be confused."""
+    conditions = [f"degraded {'+'.join(spec.perturb)}" + (" (templates too)" if spec.perturb_templates else "")] if spec.perturb else []
+    conditions += [f"strategies {'+'.join(spec.strategies)}"] if spec.strategies else []
+    return f"{summary.model} on {_on(summary)}" + (f" [{'; '.join(conditions)}]" if conditions else "") + f": {what}"
+
+
+def answered(summary: RunSummary) -> int:
+    """Samples with an answer of any kind (parsed or not); failed calls are not answers."""
+    return summary.n_samples - summary.status_counts.get("error", 0)
+
+
+def _no_answers(summary: RunSummary, spec: RunSpec, unit: str) -> str | None:
+    """A run without a single answer has no figures to show, only why."""
+    if answered(summary):
+        return None
+    if summary.n_samples:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.error_counts.items())) or "errors"
+        why = f"every one of the {summary.n_samples} {unit} asked failed ({kinds}); no metrics"
+    else:
+        why = f"no {unit} answered yet (0 of {summary.n_questions}); no metrics"
+    return "\n".join([_title(summary, spec, "no results"), why, *_usage_lines(summary)])
 
 
 def _cell(value: float | None) -> str:
@@ -50,14 +76,17 @@ AD_COLUMNS = (
 )
 
 
-def ad_table(summary: RunSummary) -> str:
+def ad_table(summary: RunSummary, spec: RunSpec) -> str:
     """GPT-4V-AD runs: image and pixel metrics (%) per category and their mean."""
+    empty = _no_answers(summary, spec, "images")
+    if empty:
+        return empty
     metrics = summary.ad_metrics
     rows = dict(metrics.get("per_category", {})) | {"mean": metrics.get("mean", {})}
     width = max([len(r) for r in rows] + [10])
     header = f"{'':<{width}}  " + "  ".join(f"{title:>7}" for _, title in AD_COLUMNS)
     definitions = "ADer's evaluator (image score: pooled map maximum)" if str(metrics.get("definitions", "")).startswith("ader") else "MVTec definitions, image score as stated"
-    lines = [f"{summary.model} on {_on(summary)}: GPT-4V-AD, maps by Text2Segmentation, {definitions} (%)", header, "-" * len(header)]
+    lines = [_title(summary, spec, f"GPT-4V-AD, maps by Text2Segmentation, {definitions} (%)"), header, "-" * len(header)]
     for name, row in rows.items():
         cells = [row.get(key) for key, _ in AD_COLUMNS]
         lines.append(f"{name:<{width}}  " + "  ".join(f"{_cell(None if v is None or v != v else 100 * v):>7}" for v in cells))
@@ -75,13 +104,16 @@ def ad_table(summary: RunSummary) -> str:
 BOX_COLUMNS = [("mIoU", "mIoU"), ("ACC@0.3", "ACC@.3"), ("ACC@0.5", "ACC@.5"), ("box_precision@0.5", "P@.5"), ("box_recall@0.5", "R@.5"), ("detection_balanced_accuracy", "DetBAcc")]
 
 
-def box_table(summary: RunSummary) -> str:
+def box_table(summary: RunSummary, spec: RunSpec) -> str:
     """Box localisation figures (%) per category and overall (harness/metrics/boxes.py)."""
+    empty = _no_answers(summary, spec, "images")
+    if empty:
+        return empty
     metrics = summary.box_metrics
     rows = {**metrics.get("per_category", {}), "overall": metrics.get("overall", {})}
     width = max([len(name) for name in rows] + [8])
     header = f"{'':<{width}}  " + "  ".join(f"{title:>7}" for _, title in BOX_COLUMNS) + "   images"
-    lines = [f"{summary.model} on {_on(summary)}: defect boxes (%; mIoU and ACC over anomalous images)", header, "-" * len(header)]
+    lines = [_title(summary, spec, "defect boxes (%; mIoU and ACC over anomalous images)"), header, "-" * len(header)]
     for name, row in rows.items():
         lines.append(f"{name:<{width}}  " + "  ".join(f"{_cell(row.get(key)):>7}" for key, _ in BOX_COLUMNS) + f"  {row.get('images', 0):>7}")
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
@@ -91,22 +123,32 @@ def box_table(summary: RunSummary) -> str:
     return "\n".join(lines + _usage_lines(summary))
 
 
-def results_table(summary: RunSummary) -> str:
-    """Accuracy (%) per dataset and subtask, the average, and the chance level beside it."""
+def official_table(summary: RunSummary, spec: RunSpec) -> list[str]:
+    """The official MMAD scorer's table (its rows and columns as its CSV has them)."""
+    compat = summary.mmad_compat
+    rows = {r: compat["values"][r] for r in compat["rows"]}
+    lines = _table(_title(summary, spec, "accuracy %, official MMAD scorer"), rows, [s.value for s in SUBTASKS] + ["Average"])
+    lines.append(f"records removed (answer not A-E): {compat['removed']}, skipped after a removal: {compat['skipped']}")
+    return lines
+
+
+def results_table(summary: RunSummary, spec: RunSpec) -> str:
+    """Accuracy (%) per dataset and subtask, the average, and the chance level beside it, headed by
+    the run's headline scoring (harness/metrics/headline.py)."""
     if summary.task == "gpt4vad":
-        return ad_table(summary)
+        return ad_table(summary, spec)
     if summary.task == "bbox":
-        return box_table(summary)
+        return box_table(summary, spec)
+    empty = _no_answers(summary, spec, "questions")
+    if empty:
+        return empty
     columns = [s.value for s in SUBTASKS] + ["Average"]
-    if summary.scoring == "mmad-compat":
-        compat = summary.mmad_compat
-        rows = {r: compat["values"][r] for r in compat["rows"]}
-        lines = _table(f"{summary.model} on {_on(summary)}: accuracy %, official MMAD scorer", rows, columns)
-        lines.append(f"records removed (answer not A-E): {compat['removed']}, skipped after a removal: {compat['skipped']}")
+    if headline(spec, summary).mode == "mmad-compat":
+        lines = official_table(summary, spec)
     else:
         strict = summary.strict
         chance = {"chance": strict["chance"]["Average"]}
-        lines = _table(f"{summary.model} on {_on(summary)}: accuracy % (strict: unanswered = wrong)", strict["accuracy"], columns, chance)
+        lines = _table(_title(summary, spec, "accuracy % (strict: unanswered = wrong)"), strict["accuracy"], columns, chance)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary.status_counts.items()))
     lines.append(f"{summary.n_samples}/{summary.n_questions} questions answered; answer status: {statuses}")
     if summary.circular:

@@ -2,6 +2,7 @@
 the overlay against an independent rendering of the public drawing steps, and the official
 division files read without running pickled code."""
 
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -147,16 +148,29 @@ def test_official_regions_drive_a_run(tmp_path, synthetic_set):
     assert Division(np.stack(grid)).count == 256
 
 
-def test_reports_on_mvtec_show_the_published_zero_shot_rows(tmp_path):
-    """A GPT-4V-AD run on an MVTec AD tree: the report shows the paper's row (77.1 / 68.0) and the
-    CLIP anchors as marked references, and names the metric definitions."""
+def test_reports_on_mvtec_show_the_published_zero_shot_rows_only_for_the_whole_test_split(tmp_path, monkeypatch):
+    """A GPT-4V-AD run on 3 images of an MVTec AD tree is a subset: the report names it and shows no
+    reference row. The same run counted as the whole split (the split's image counts set to this
+    tree's, at the one seam that holds them) shows the paper's row (77.1 / 68.0) and the CLIP
+    anchors as marked references, and names the metric definitions."""
     from harness.cli import main
+    from harness.report import published
     from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
 
     root = tmp_path / "mvtec"
     write_synthetic_dataset(root, seed=0, size=96, counts=SyntheticCounts(train_good=2, test_good=1, per_defect=1))
     assert main(["eval", "--task", "gpt4vad", "--model", "oracle", "--data", f"mvtec:{root}", "--regions", "grid:16", "--limit", "3",
                  "--runs-dir", str(tmp_path / "runs"), "--run-id", "m", "--quiet", "--metrics", "ader"]) == 0
+    assert main(["report", str(tmp_path / "runs/m"), "--format", "md", "--out", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "77.1" not in text and "AnomalyCLIP" not in text
+    assert "Published rows on this dataset are not shown: subset (3 of 1,725 images): not comparable." in text
+    table = published._gpt4vad_table()
+    answered = {}
+    for line in (tmp_path / "runs/m/samples.jsonl").read_text().splitlines():
+        category = json.loads(line)["category"]
+        answered[category] = answered.get(category, 0) + 1
+    monkeypatch.setattr(published, "_gpt4vad_table", lambda: table | {"test_split": {"mvtec": answered}})
     assert main(["report", str(tmp_path / "runs/m"), "--format", "md", "--out", str(tmp_path / "r.md")]) == 0
     text = (tmp_path / "r.md").read_text()
     assert "GPT-4V-AD (paper: GPT-4V, SLIC regions) — Zhang et al., arXiv 2311.02612 † | 77.1 |" in text

@@ -90,7 +90,7 @@ def test_sweep_report_in_a_real_browser(tmp_path, synthetic_set):
     assert main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "r.html")]) == 0
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
     dom = subprocess.run([chromium, *flags, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (tmp_path / "r.html").as_uri()], capture_output=True, text=True, timeout=120)
-    section = dom.stdout.split('id="robustness-jpeg"', 1)[1]
+    section = dom.stdout.split('data-kind="jpeg"', 1)[1]
     assert "<svg" in section.split("</table>", 1)[0]  # the chart, drawn
     rows = section.split("<tbody>", 1)[1].split("</tbody>", 1)[0].count("<tr>")
     assert rows == 6  # severities 0..5

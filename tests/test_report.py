@@ -58,12 +58,13 @@ def _report(runs, tmp_path, *names, fmt="html", extra=()):
 
 def test_html_holds_leaderboard_intervals_tests_charts_and_gallery(runs, tmp_path):
     text = _report(runs, tmp_path, "random", "oracle", "gv").read_text()
-    assert "<h2>Leaderboard</h2>" in text and "oracle (1-shot)" in text and "random (1-shot)" in text
-    assert text.index("oracle (1-shot)") < text.index("random (1-shot)")  # sorted by average
+    board = text.split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
+    assert "oracle · multiple choice" in board and "random · multiple choice" in board
+    assert board.index("oracle · multiple choice") < board.index("random · multiple choice")  # sorted by average
     assert 'class="ci"' in text and "chance 50.0" in text
-    assert "McNemar" in text and "oracle (1-shot) better" in text
-    assert text.count("<svg") >= 6  # radar, bars, overkill/miss, heatmap, ROC, PRO
-    assert "GPT-4V-AD: oracle" in text and "Failure gallery: random (1-shot)" in text
+    assert "McNemar" in text and "oracle · multiple choice better" in text
+    assert text.count("<svg") >= 7  # radar, bars, overkill/miss, a heatmap per MCQ run, ROC, PRO
+    assert "GPT-4V-AD: oracle · GPT-4V-AD" in text and "Failure gallery: random · multiple choice" in text
     assert "data:image/jpeg;base64," in text
     for external in ('src="http', "src='http", 'href="http', "<link ", "@import", "url(http"):  # opens offline
         assert external not in text, external
@@ -79,6 +80,12 @@ def test_published_rows_appear_only_for_runs_on_the_official_release(tmp_path, m
     spec["data_release"] = "MMAD (official, jiang-cc/MMAD @ c4ed190)"  # as a run on the real release records it
     spec_path.write_text(json.dumps(spec))
     text = _report(tmp_path / "runs", tmp_path, "m").read_text()
+    assert "(published)" not in text  # the official release's name, but 5 of its 39,670 questions: a subset
+    summary_path = tmp_path / "runs/m/summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["n_questions"] = 39670  # as a run over the whole release records it
+    summary_path.write_text(json.dumps(summary))
+    text = _report(tmp_path / "runs", tmp_path, "m").read_text()
     assert "Qwen2-VL-72B-Instruct (1-shot) (published)" in text and "Human expert (paper)" in text
     assert "78.6" in text  # Qwen2-VL-72B's published average
 
@@ -90,10 +97,10 @@ def test_two_folders_with_one_run_id_stay_apart(tmp_path, synthetic_set):
         assert main(["eval", "--model", model, "--limit", "20", "--runs-dir", str(tmp_path / name), "--run-id", "same", "--quiet"]) == 0
     report = json.loads(_json_report(tmp_path, tmp_path / "a/same", tmp_path / "b/same"))
     rows = {row["label"]: row for row in report["leaderboard"]["rows"]}
-    assert rows["oracle (1-shot)"]["cells"][-1]["value"] == 100.0 and rows["oracle (1-shot)"]["cells"][-1]["low"] == 100.0  # its own interval
-    assert rows["random (1-shot)"]["cells"][-1]["low"] < 100.0
+    assert rows["oracle"]["cells"][-1]["value"] == 100.0 and rows["oracle"]["cells"][-1]["low"] == 100.0  # its own interval
+    assert rows["random"]["cells"][-1]["low"] < 100.0
     assert main(["report", str(tmp_path / "a/same"), str(tmp_path / "b/same"), "--format", "csv", "--out", str(tmp_path / "csv")]) == 0
-    assert len(list((tmp_path / "csv").glob("*.csv"))) == 2
+    assert len(list((tmp_path / "csv").glob("*_accuracy.csv"))) == 2 and (tmp_path / "csv/runs.csv").is_file()
     shutil.rmtree(tmp_path / "csv")
 
 
@@ -111,7 +118,7 @@ def test_model_output_is_escaped(runs, tmp_path):
 
 def test_markdown_csv_json_exports(runs, tmp_path):
     markdown = _report(runs, tmp_path, "random", "oracle", fmt="md").read_text()
-    assert "| oracle (1-shot) | synthetic | " in markdown and "| 100.0" in markdown and "McNemar" in markdown
+    assert "| oracle | synthetic | " in markdown and "| 100.0" in markdown and "McNemar" in markdown
     out = tmp_path / "csv"
     assert main(["report", str(runs / "random"), str(runs / "oracle"), "--format", "csv", "--out", str(out)]) == 0
     table = list(csv.reader(io.StringIO((out / "oracle_accuracy.csv").read_text())))
@@ -152,13 +159,13 @@ def test_report_renders_in_a_real_browser(runs, tmp_path):
     assert pixels.std() > 10, "the screenshot is blank"
     console = [line for line in (shot.stderr + dom.stderr).splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "Uncaught" in line or "Error" in line], console
-    first_row = dom.stdout.split('<tbody>', 1)[1].split("</tr>", 1)[0]
-    assert "oracle (1-shot)" in first_row
+    first_row = dom.stdout.split('id="leaderboard"', 1)[1].split('<tbody>', 1)[1].split("</tr>", 1)[0]
+    assert "oracle · multiple choice" in first_row
     assert 'data-pwned="1"' not in dom.stdout and "<title>iadbench report</title>" in dom.stdout  # the hostile reply ran nothing
 
 
 def test_small_gallery_spreads_over_subtasks_and_categories():
-    from harness.report.build import _stratified
+    from harness.report.galleries import _stratified
 
     wrong = [{"subtask": s, "category": c, "n": i} for i, (s, c) in enumerate((s, c) for s in "ABC" for c in "xyz" for _ in range(3))]
     picked = _stratified(wrong, 6)
@@ -170,4 +177,4 @@ def test_an_ablation_folder_reports_as_its_arms(tmp_path, synthetic_set):
     assert main(["ablate", "--model", "random", "--strategies", "baseline,circular", "--limit", "20", "--out", str(tmp_path / "abl"), "--quiet"]) == 0
     assert main(["report", str(tmp_path / "abl"), "--format", "md", "--out", str(tmp_path / "r.md")]) == 0
     text = (tmp_path / "r.md").read_text()
-    assert "| random (1-shot) |" in text and "| random (1-shot, circular) |" in text  # the strategy names the row
+    assert "| random · no strategy |" in text and "| random · circular |" in text  # the strategy names the row

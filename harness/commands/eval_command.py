@@ -202,7 +202,7 @@ def _finish(spec, summary, folder) -> int:
     from harness.report.reference import comparison_lines
     from harness.tables import results_table
 
-    print(results_table(summary))
+    print(results_table(summary, spec))
     for line in comparison_lines(spec, summary, folder):
         print(line)
     print(f"run folder: {folder.path}")

@@ -19,16 +19,31 @@ def register(commands) -> None:
     report.set_defaults(handler=_report)
 
 
+def _arms(folder: Path) -> list[Path]:
+    """An ablation folder's arms, in the order the ablation ran them (its baseline first), then
+    any other run folders inside it by name."""
+    if not folder.is_dir() or (folder / "spec.json").is_file():
+        return []
+    found = sorted(p for p in folder.iterdir() if (p / "spec.json").is_file())
+    import json
+
+    try:
+        ordered = [Path(row["run"]).name for row in json.loads((folder / "ablation.json").read_text(encoding="utf-8"))["rows"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        ordered = []
+    rank = {name: index for index, name in enumerate(ordered)}
+    return sorted(found, key=lambda p: (rank.get(p.name, len(rank)), p.name))
+
+
 def _report(args: argparse.Namespace) -> int:
     from harness.report.build import build_report
     from harness.report.render import csv_files, html, json_text, markdown
-    from harness.report.runs import load_run
+    from harness.report.runs import label_runs, load_run
 
     paths = []
     for path in map(Path, args.runs):  # an ablation folder stands for its arms
-        arms = sorted(p for p in path.iterdir() if (p / "spec.json").is_file()) if path.is_dir() and not (path / "spec.json").is_file() else []
-        paths += arms or [path]
-    runs = [load_run(path) for path in paths]
+        paths += _arms(path) or [path]
+    runs = label_runs([load_run(path) for path in paths])
     fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "html")
     fmt = {"htm": "html", "markdown": "md"}.get(fmt, fmt)
     if fmt == "csv":
@@ -43,5 +58,5 @@ def _report(args: argparse.Namespace) -> int:
     out = Path(args.out or f"report.{fmt}")
     out.parent.mkdir(parents=True, exist_ok=True)  # --out into a folder not made yet: make it
     out.write_text(text, encoding="utf-8")
-    print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {len(runs)} runs)")
+    print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {len(runs)} run{'' if len(runs) == 1 else 's'})")
     return 0

@@ -13,8 +13,8 @@ from harness.errors import IadbenchError
 def register(commands) -> None:
     score = commands.add_parser("score", help="score a run folder or an MMAD answers file")
     score.add_argument("target", help="run folder, or an MMAD answers .json")
-    score.add_argument("--mmad-compat", action="store_true", help="the official MMAD scorer, number for number")
-    score.add_argument("--strict", action="store_true", help="headline strict scores (the run's official answers stay in summary.json)")
+    score.add_argument("--mmad-compat", action="store_true", help="also print the official MMAD scorer's table and write its CSV; the run's headline stays as recorded")
+    score.add_argument("--headline", choices=["strict", "mmad-compat"], help="change which score the run leads with; recorded in spec.json")
     score.add_argument("--csv", help="where to write the official-layout CSV")
     score.set_defaults(handler=_score)
     export = commands.add_parser("export", help="write a run in MMAD's answers-file format")
@@ -40,41 +40,49 @@ def _score(args: argparse.Namespace) -> int:
             from harness.schema import RegionSample
             from harness.tasks.gpt4vad import load_region_items
 
-            if args.mmad_compat:
-                raise IadbenchError("--mmad-compat scores multiple-choice runs; this is a GPT-4V-AD run")
+            if args.mmad_compat or args.headline:
+                raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a GPT-4V-AD run")
             items, _ = load_region_items(spec.data, spec.seed)
             items = items[: spec.limit] if spec.limit is not None else items  # as the run selected them
             samples = sorted(folder.read_samples(sample_type=RegionSample), key=lambda s: s.ordinal)
             earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
             summary = summarise_regions(spec, samples, items, folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
             folder.write_summary(summary)
-            print(results_table(summary))
+            print(results_table(summary, spec))
             return 0
         if spec.task == "bbox":
             from harness.evaluate import summarise_boxes
             from harness.schema import BoxSample
 
-            if args.mmad_compat:
-                raise IadbenchError("--mmad-compat scores multiple-choice runs; this is a box localisation run")
+            if args.mmad_compat or args.headline:
+                raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a box localisation run")
             samples = sorted(folder.read_samples(sample_type=BoxSample), key=lambda s: s.ordinal)
             earlier = folder.summary()
             summary = summarise_boxes(spec, samples, earlier.n_questions if earlier else samples, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
             folder.write_summary(summary)
-            print(results_table(summary))
+            print(results_table(summary, spec))
             return 0
-        if args.mmad_compat or args.strict:
-            spec = spec.model_copy(update={"scoring": "mmad-compat" if args.mmad_compat else "strict"})
+        if args.headline and args.headline != spec.scoring:
+            from datetime import datetime, timezone
+
+            note = f"headline changed from {spec.scoring} to {args.headline} by iadbench score on {datetime.now(timezone.utc):%Y-%m-%d}"
+            spec = spec.model_copy(update={"scoring": args.headline, "notes": spec.notes + [note]})
+            folder.update_spec(spec)
+            print(note, file=sys.stderr)
         samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
         earlier = folder.summary()
         summary = summarise(spec, samples, load_questions(spec), earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
         folder.write_summary(summary)
-        print(results_table(summary))
+        print(results_table(summary, spec))
         if args.mmad_compat:
             from harness.export import answers_file_records
+            from harness.tables import official_table
 
+            if spec.scoring != "mmad-compat":
+                print("\n".join(official_table(summary, spec)))
             csv_path = Path(args.csv) if args.csv else folder.path / "mmad_accuracy.csv"
             mmad_compat_table(answers_file_records(samples)).write_csv(csv_path)
-            print(f"official-layout CSV: {csv_path}")
+            print(f"official-layout CSV: {csv_path} (the run's headline stays {spec.scoring}; --headline changes it)")
         return 0
     try:
         answers = json.loads(target.read_text())

@@ -139,9 +139,11 @@ class CompatTable:
     skipped: int  # records never counted because they followed a removed one
 
     def to_csv(self) -> str:
-        lines = ["," + ",".join(self.columns)]
-        lines += [row + "," + ",".join(repr(float(self.values[row][c])) for c in self.columns) for row in self.rows]
-        return "\n".join(lines) + "\n"
+        """The official scorer's CSV layout; row names come from the data (dataset folders), so
+        they go through the one quoting and formula-neutralising writer."""
+        from harness.files import csv_text
+
+        return csv_text([["", *self.columns], *([row, *(float(self.values[row][c]) for c in self.columns)] for row in self.rows)])
 
     def write_csv(self, path: Path) -> None:
         path.write_text(self.to_csv())

@@ -150,8 +150,13 @@ def image_score_from_map(anomaly_map: np.ndarray, mode: str = "max", kernel: int
     if mode != "pooled":
         raise ValueError(f"unknown image score mode {mode!r}; use max or pooled")
     k = min(kernel, *values.shape)
-    summed = np.pad(values, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    windows = summed[k:, k:] - summed[:-k, k:] - summed[k:, :-k] + summed[:-k, :-k]
+    # Each window summed from its own k×k values, rows first, then the row sums: windows holding
+    # the same values get the same score, as avg_pool2d gives them. (A summed-area table rounds
+    # differently at each offset, and then breaks ties that ADer keeps.)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rows = sliding_window_view(values, k, axis=1).sum(axis=-1)
+    windows = sliding_window_view(rows, k, axis=0).sum(axis=-1)
     return float(windows.max() / (k * k))
 
 

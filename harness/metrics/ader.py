@@ -9,7 +9,8 @@
   ADEval path bins in 50 strips on a GPU and is not reproduced);
 - pixel F1-max: the category's maps min–max normalised, thresholds 0, 0.05, …, 1 (21), F1 with
   ε = 1e-8 in every ratio, the best of them;
-- AUPRO (`cal_pro_score`): 200 thresholds from the map minimum in steps of (max − min)/200, a pixel
+- AUPRO (`cal_pro_score`): 100 thresholds from the map minimum in steps of (max − min)/100 (every one
+  of ADer's evaluator configs passes max_step_aupro=100; the function's own default is 200), a pixel
   anomalous when above the threshold; PRO = the mean over all 8-connected ground-truth regions of
   the share of the region above it; FPR over all mask-free pixels; points with FPR < 0.3 kept, their
   FPR rescaled min–max to [0, 1] (not divided by 0.3), the trapezoid area. On maps with few distinct
@@ -18,7 +19,7 @@
 Maps and masks are evaluated at ADer's input resolution, 256×256 (nearest-neighbour).
 
 ADer's configs set its evaluator two ways, both offered: `ader` (pooling 16, the exact pixel path
-above, 200 AUPRO steps) and `ader-adeval` (no pooling; pixel AUROC, AP and AUPRO from the ADEval
+above, 100 AUPRO steps) and `ader-adeval` (no pooling; pixel AUROC, AP and AUPRO from the ADEval
 package's 50-strip histograms: trapezoids over the strip edges, AUPRO with ADEval's interpolation
 at FPR 0.3). ADEval runs in float32 on a GPU; here float64, so a value on a strip edge can fall on
 the other side there.
@@ -37,7 +38,7 @@ from harness.metrics.ad import image_score_from_map, resize_nearest
 ADER_SIDE = 256
 POOLING = 16
 F1_STEP = 0.05
-AUPRO_STEPS = 200
+AUPRO_STEPS = 100  # max_step_aupro in all of ADer's evaluator configs
 AUPRO_FPR_LIMIT = 0.3
 EPS = 1e-8
 MAD_KEYS = ("image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_aupro")
@@ -129,7 +130,9 @@ def _strip_counts(values: np.ndarray, low: float, high: float, strips: int, weig
     weights = np.ones_like(values) if weights is None else weights
     counts = np.zeros(strips + 2)
     inside = (values >= low) & (values <= high)
-    bins = np.minimum(((values[inside] - low) / (high - low) * strips).astype(np.int64), strips - 1)
+    # torch.histc's order of operations, (x − low) · strips / (high − low): dividing first rounds
+    # some values on a strip edge into the strip below
+    bins = np.minimum(((values[inside] - low) * strips / (high - low)).astype(np.int64), strips - 1)
     np.add.at(counts, 1 + bins, weights[inside])
     counts[0] = weights[values < low].sum()
     counts[-1] = weights[values >= high].sum()

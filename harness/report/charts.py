@@ -24,32 +24,57 @@ def _svg(figure) -> str:
     return text[text.index("<svg") :]  # inline: drop the XML prolog and doctype
 
 
+def _colours(count: int) -> list:
+    """Distinct colours for `count` series: the default ten, then tab20 (the default cycle repeats
+    its first colour for an eleventh run, which then looks like the first)."""
+    if count <= 10:
+        return [f"C{i}" for i in range(count)]
+    cmap = plt.get_cmap("tab20")
+    return [cmap(i % 20) for i in range(count)]
+
+
 def radar(series: dict[str, list[float | None]]) -> str:
-    """The 7 subtask accuracies of each run on one polar chart."""
+    """The 7 subtask accuracies of each run on one polar chart; subtask names sit outside the
+    outer ring and the radial scale is written where no name is."""
     angles = np.linspace(0, 2 * np.pi, len(SHORT), endpoint=False).tolist()
-    figure = plt.figure(figsize=(5.2, 4.2))
+    figure = plt.figure(figsize=(5.6, 4.4))
     axes = figure.add_subplot(polar=True)
-    for name, values in series.items():
+    for (name, values), colour in zip(series.items(), _colours(len(series))):
         points = [v if v is not None else 0.0 for v in values]
-        axes.plot(angles + angles[:1], points + points[:1], linewidth=1.5, label=name)
-        axes.fill(angles + angles[:1], points + points[:1], alpha=0.08)
+        axes.plot(angles + angles[:1], points + points[:1], linewidth=1.5, label=name, color=colour)
+        axes.fill(angles + angles[:1], points + points[:1], alpha=0.06, color=colour)
     axes.set_xticks(angles, SHORT)
+    axes.tick_params(axis="x", pad=10)  # names clear of the 100% ring
     axes.set_ylim(0, 100)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.05, 1.0), fontsize=7, frameon=False)
+    axes.set_yticks([25, 50, 75, 100], ["25", "50", "75", "100"], fontsize=6, color="#6b7785")
+    axes.set_rlabel_position(360 / len(SHORT) / 2)  # between the first two names, not on a spoke
+    axes.legend(loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize=7, frameon=False)
     return _svg(figure)
 
 
 def grouped_bars(datasets: list[str], series: dict[str, list[float | None]], ylabel: str = "average accuracy %") -> str:
     figure, axes = plt.subplots(figsize=(max(4.5, 1.2 * len(datasets) + 2), 3.2))
     width = 0.8 / max(1, len(series))
-    for offset, (name, values) in enumerate(series.items()):
+    for offset, ((name, values), colour) in enumerate(zip(series.items(), _colours(len(series)))):
         x = np.arange(len(datasets)) + offset * width - 0.4 + width / 2
-        axes.bar(x, [v if v is not None else 0 for v in values], width, label=name)
+        axes.bar(x, [v if v is not None else 0 for v in values], width, label=name, color=colour)
     axes.set_xticks(np.arange(len(datasets)), datasets)
     axes.set_ylabel(ylabel)
     axes.set_ylim(0, 100)
     axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(figure)
+
+
+def relative_luminance(rgb: tuple[float, float, float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour with channels in 0..1."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def text_colour(background: tuple[float, float, float]) -> str:
+    """Black or white, whichever contrasts more with the cell (WCAG contrast ratio)."""
+    luminance = relative_luminance(background)
+    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
 
 
 def heatmap(rows: list[str], values: np.ndarray, title: str) -> str:
@@ -62,30 +87,38 @@ def heatmap(rows: list[str], values: np.ndarray, title: str) -> str:
     axes.set_xticks(range(len(SHORT)), SHORT)
     axes.set_yticks(range(len(rows)), rows, fontsize=7)
     for (r, c), value in np.ndenumerate(values):
-        axes.text(c, r, "–" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=6)
+        background = (0.85, 0.85, 0.85) if np.isnan(value) else image.cmap(image.norm(value))[:3]
+        axes.text(c, r, "–" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=7, color=text_colour(background))
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.03)
     return _svg(figure)
 
 
 def overkill_miss(points: dict[str, tuple[float, float]]) -> str:
-    """Detection errors of each run: overkill (normal called defective) against miss."""
-    figure, axes = plt.subplots(figsize=(4.2, 3.6))
-    for name, (overkill, miss) in points.items():
-        axes.scatter([overkill], [miss], s=40)
-        axes.annotate(name, (overkill, miss), fontsize=6, xytext=(4, 4), textcoords="offset points")
-    axes.set_xlim(0, 100)
-    axes.set_ylim(0, 100)
+    """Detection errors of each run: overkill (normal called defective) against miss. Runs are
+    told apart by colour in a legend (labels written beside the points overlap as soon as two
+    runs land close); runs on exactly the same point are set slightly apart so each stays visible."""
+    figure, axes = plt.subplots(figsize=(6.2, 3.6))
+    seen: dict[tuple[float, float], int] = {}
+    for (name, (overkill, miss)), colour in zip(points.items(), _colours(len(points))):
+        twin = seen.get((overkill, miss), 0)
+        seen[(overkill, miss)] = twin + 1
+        angle = 2.4 * twin  # a small spiral around the shared point
+        dx, dy = (1.2 * np.sqrt(twin) * np.cos(angle), 1.2 * np.sqrt(twin) * np.sin(angle)) if twin else (0.0, 0.0)
+        axes.scatter([overkill + dx], [miss + dy], s=36, color=colour, label=name, edgecolors="white", linewidths=0.5)
+    axes.set_xlim(-3, 103)
+    axes.set_ylim(-3, 103)
     axes.plot([0, 100], [100, 0], linestyle=":", color="grey", linewidth=0.8)  # chance: a coin flip
     axes.set_xlabel("overkill % (normal images called defective)")
     axes.set_ylabel("miss % (defects not found)")
+    axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(figure)
 
 
 def curves(series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str, ylabel: str, x_limit: float = 1.0) -> str:
     figure, axes = plt.subplots(figsize=(4.2, 3.6))
-    for name, (x, y) in series.items():
-        axes.plot(x, y, linewidth=1.2, label=name)
+    for (name, (x, y)), colour in zip(series.items(), _colours(len(series))):
+        axes.plot(x, y, linewidth=1.2, label=name, color=colour)
     axes.set_xlim(0, x_limit)
     axes.set_ylim(0, 1)
     axes.set_xlabel(xlabel)

@@ -33,10 +33,27 @@ def published_rows() -> list[PublishedRow]:
     return rows
 
 
-def gpt4vad_references(data: str) -> list[dict]:
-    """Published zero-shot rows for a GPT-4V-AD run's dataset (mvtec:DIR, visa:DIR), in %."""
+def _gpt4vad_table() -> dict:
     import tomllib
 
+    return tomllib.loads(resources.files("harness.published").joinpath("gpt4vad_references.toml").read_text())
+
+
+def gpt4vad_references(data: str) -> list[dict]:
+    """Published zero-shot rows for a GPT-4V-AD run's dataset (mvtec:DIR, visa:DIR), in %."""
     kind = data.partition(":")[0]
-    table = tomllib.loads(resources.files("harness.published").joinpath("gpt4vad_references.toml").read_text())
-    return [row for row in table["reference"] if row["dataset"] == kind]
+    return [row for row in _gpt4vad_table()["reference"] if row["dataset"] == kind]
+
+
+def gpt4vad_coverage(data: str, images_per_category: dict[str, int]) -> tuple[bool, str]:
+    """Whether a run answered the dataset's whole test split (the published rows' data), checked
+    category by category; else the words that say why no reference is shown."""
+    kind = data.partition(":")[0]
+    split = _gpt4vad_table().get("test_split", {}).get(kind)
+    if split is None:
+        return False, "no published rows for this dataset"
+    total = sum(split.values())
+    covered = sum(images_per_category.values())
+    if images_per_category != split:
+        return False, f"subset ({covered:,} of {total:,} images): not comparable"
+    return True, ""

@@ -65,11 +65,25 @@ def compat_average_interval(records: list[dict], seed: int = 0, resamples: int =
     return float(low), float(high)
 
 
+def release_coverage(spec: RunSpec, summary: RunSummary) -> tuple[bool, str]:
+    """Whether a run answered MMAD's whole official release (a published row's data), and if not,
+    the words that say why no difference is shown."""
+    from harness.data.releases import releases
+
+    release = next((r for r in releases() if r.name == spec.data_release), None)  # recorded when the run began
+    if release is None or not release.official:
+        return False, "this question file is not the official MMAD release"
+    if summary.n_questions != release.questions:
+        return False, f"subset ({summary.n_questions:,} of {release.questions:,} questions): not comparable"
+    return True, ""
+
+
 def comparison_lines(spec: RunSpec, summary: RunSummary, folder) -> list[str]:
     """What the printed table needs beside it: the protocol, the other score, the published row."""
     if summary.task != "mcq":
         return []
     from harness.export import answers_file_records
+    from harness.metrics.headline import headline
 
     lines = []
     if spec.protocol == "harmonised":
@@ -79,19 +93,18 @@ def comparison_lines(spec: RunSpec, summary: RunSummary, folder) -> list[str]:
         unrecorded = summary.mmad_compat.get("unrecorded", 0)
         if unrecorded:
             lines.append(f"{unrecorded} questions the official script would have recorded no answer for (left out of its score; strict counts them wrong)")
-    compat_average = summary.mmad_compat.get("values", {}).get("Average", {}).get("Average")
-    strict_average = summary.strict.get("accuracy", {}).get("Average", {}).get("Average")
-    if summary.scoring == "mmad-compat" and strict_average is not None:
-        lines.append(f"strict average (unparsable = wrong, every question counted): {strict_average:.2f}")
-    elif compat_average is not None:
-        lines.append(f"official-scorer average: {compat_average:.2f}")
+    lead = headline(spec, summary)
+    if lead.other_average is not None:
+        lines.append(f"{'strict average (unparsable = wrong, every question counted)' if lead.mode == 'mmad-compat' else 'official-scorer average'}: {lead.other_average:.2f}")
     row = published_row_for(spec.model, spec.shots)
     if row is None:
         return lines
     published = row.averages["Average"]
-    if spec.data_release is None or "official" not in spec.data_release:
-        lines.append(f"published MMAD row {row.model} ({row.shots}-shot): {published:.2f}; no difference shown: this question file is not the official MMAD release")
+    comparable, why = release_coverage(spec, summary)
+    if not comparable:
+        lines.append(f"published MMAD row {row.model} ({row.shots}-shot): {published:.2f}; no difference shown: {why}")
         return lines
+    compat_average = summary.mmad_compat.get("values", {}).get("Average", {}).get("Average")
     samples = folder.read_samples(sample_type=SampleResult)
     records = answers_file_records(samples)
     interval = compat_average_interval(records)

@@ -24,62 +24,102 @@ def html(report: dict) -> str:
     return template.render(report=report, number=_number, short=SHORT)
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _md_cell(text) -> str:
+    """A Markdown table cell: a pipe or a line break in a value must not open a new column or row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def markdown(report: dict) -> str:
-    lines = [f"# {report['title']}", "", f"Generated {report['generated_at']}.", ""]
+    lines = [f"# {report['title']}", "", f"Generated {report['generated_at']} from {_plural(len(report['runs']), 'run')}.", ""]
+    differences = report.get("differences") or {}
+    if len(report["runs"]) > 1:
+        columns = differences.get("columns", [])
+        lines += ["## What differs", "", "| run | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += [f"| {_md_cell(row['label'])} | " + " | ".join(_md_cell(c) for c in row["cells"]) + " |" for row in differences.get("rows", [])]
+        if differences.get("shared"):
+            lines += ["", "Shared by every run: " + "; ".join(differences["shared"]) + "."]
+        lines.append("")
     board = report.get("leaderboard")
     if board:
-        lines += ["## Leaderboard (accuracy %, 95% bootstrap interval)", "", "| model | data | date | " + " | ".join(board["columns"]) + " |", "|---" * (len(board["columns"]) + 3) + "|"]
+        lines += ["## Leaderboard (strict accuracy %, 95% bootstrap interval)", "", "| run | data | date | " + " | ".join(board["columns"]) + " |", "|---" * (len(board["columns"]) + 3) + "|"]
         for row in board["rows"]:
             marker = {"published": " †", "paper": " ‡"}.get(row["kind"], "")
             cells = [
                 _number(c["value"]) + (f" [{_number(c['low'])}, {_number(c['high'])}]" if c["low"] is not None else "")
                 for c in row["cells"]
             ]
-            lines.append(f"| {row['label']}{marker} | {row['data']} | {row['date']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_md_cell(row['label'])}{marker} | {_md_cell(row['data'])} | {row['date']} | " + " | ".join(cells) + " |")
         if board["published_shown"]:
             lines += ["", "† MMAD's published results (official CSVs, 1-shot unless named). ‡ From the MMAD paper (average only)."]
         lines.append("")
-    if report.get("references"):
-        lines += ["## Protocols and published rows", ""]
-        for run in (r for r in report["runs"] if r["task"] == "mcq"):
-            lines.append(f"- **{run['label']}**: protocol {run['protocol']}; parser: {run['parser']}; headline: {run['headline']}; data: {run['release']}")
-            for reference in (r for r in report["references"] if r["label"] == run["label"]):
-                lines += [f"  - {line}" for line in reference["lines"]]
-            lines += [f"  - differs from the official run: {difference}" for difference in run["differences"]]
-        lines.append("")
+    lines += ["## Runs: how each was asked and scored", ""]
+    if report.get("common_notes"):
+        lines += ["Every run: " + "; ".join(report["common_notes"]) + ".", ""]
+    for run in report["runs"]:
+        if run["task"] == "mcq":
+            lines.append(f"- **{_md_cell(run['label'])}** ({run['id']}): protocol {run['protocol']}; parser: {run['parser']}; headline: {run['headline']}; data: {run['release']}; failures: {run['failures']}")
+        else:
+            lines.append(f"- **{_md_cell(run['label'])}** ({run['id']}): {run['task']} on {run['data']}; failures: {run['failures']}")
+        lines += [f"  - {line}" for line in run["notes"]]
+        lines += [f"  - backend: {note}" for note in run["backend_notes"]]
+        lines += [f"  - differs from the official run: {difference}" for difference in run["differences"]]
+    lines.append("")
+    if report["pairs"]:
+        lines += [f"Paired tests: {report['pairing']}.", ""]
     for pair in report["pairs"]:
-        lines += [f"## {pair['first']} vs {pair['second']} ({pair['shared_questions']} shared questions, McNemar, Holm-adjusted)", ""]
+        lines += [f"## {_md_cell(pair['first'])} vs {_md_cell(pair['second'])} ({pair['shared_questions']} shared questions, McNemar, Holm-adjusted)", ""]
         lines += ["| subtask | only first right | only second right | p (Holm) | verdict |", "|---|---|---|---|---|"]
-        lines += [f"| {t['column']} | {t['only_first']} | {t['only_second']} | {t['p_holm']:.3g} | {t['verdict']} |" for t in pair["tests"]]
+        lines += [f"| {t['column']} | {t['only_first']} | {t['only_second']} | {t['p_holm']:.3g} | {_md_cell(t['verdict'])} |" for t in pair["tests"]]
         lines.append("")
     for section in report["gpt4vad"]:
-        lines += [f"## GPT-4V-AD: {section['label']} (%)", "", "| category | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 1) + "|"]
-        lines += [f"| {row['name']} | " + " | ".join(_number(None if v is None else 100 * v) for v in row["cells"]) + " |" for row in section["rows"]]
-        lines += [f"| {row['name']} † | " + " | ".join(_number(None if v is None else 100 * v) for v in row["cells"]) + " |" for row in section.get("references", [])]
-        lines += ["", f"Metrics: {section['definitions']}." + (" † published zero-shot results on this dataset, each with its own paper's metric code." if section.get("references") else "")]
+        lines += [f"## GPT-4V-AD: {_md_cell(section['label'])} (%)", ""]
+        if not section["answered"]:
+            lines += ["No image was answered: no metrics.", ""]
+            continue
+        lines += ["| category | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 1) + "|"]
+        lines += [f"| {_md_cell(row['name'])} | " + " | ".join(_number(None if v is None else 100 * v) for v in row["cells"]) + " |" for row in section["rows"]]
+        lines += [f"| {_md_cell(row['name'])} † | " + " | ".join(_number(None if v is None else 100 * v) for v in row["cells"]) + " |" for row in section.get("references", [])]
+        lines += ["", f"Metrics: {section['definitions']}." + (" † published zero-shot results on this dataset, each with its own paper's metric code." if section.get("references") else "") + (f" {section['reference_note']}" if section.get("reference_note") else "")]
         lines.append("")
     for section in report.get("boxes", []):
-        lines += [f"## Defect boxes: {section['label']} ({section['format']}, %)", "", "| category | " + " | ".join(section["columns"]) + " | images |", "|---" * (len(section["columns"]) + 2) + "|"]
-        lines += [f"| {row['name']} | " + " | ".join(_number(v) for v in row["cells"]) + f" | {row['images']} |" for row in section["rows"]]
+        lines += [f"## Defect boxes: {_md_cell(section['label'])} ({section['format']}, %)", ""]
+        if not section["answered"]:
+            lines += ["No image was answered: no metrics.", ""]
+            continue
+        lines += ["| category | " + " | ".join(section["columns"]) + " | images |", "|---" * (len(section["columns"]) + 2) + "|"]
+        lines += [f"| {_md_cell(row['name'])} | " + " | ".join(_number(v) for v in row["cells"]) + f" | {row['images']} |" for row in section["rows"]]
         lines.append("")
     for section in report.get("robustness", []):
-        lines += [f"## Robustness: {section['label']}, {section['kind']} (accuracy % by severity; 0 = undegraded)", "", "| severity | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 1) + "|"]
-        lines += [f"| {row['severity']} | " + " | ".join(_number(v) for v in row["cells"]) + " |" for row in section["rows"]]
+        zero = f"0 = {section['baseline']}" if section["baseline"] else "no matching clean run"
+        lines += [f"## Robustness: {_md_cell(section['label'])}, {section['kind']} (accuracy % by severity; {_md_cell(zero)})", "", "| severity | run | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 2) + "|"]
+        lines += [f"| {row['severity']} | {_md_cell(row['label'])} | " + " | ".join(_number(v) for v in row["cells"]) + " |" for row in section["rows"]]
         lines.append("")
-    lines += ["## Runs", "", "| run | model | data | questions | q/s | tokens | cost |", "|---|---|---|---|---|---|---|"]
+    lines += ["## Cost and speed", "", "| run | run id | data | answered | q/s | tokens | cost | failures |", "|---|---|---|---|---|---|---|---|"]
     for run in report["runs"]:
         cost = "-" if run["cost_usd"] is None else f"${run['cost_usd']:.2f}"
-        lines.append(f"| {run['id']} | {run['model']} | {run['data']} | {run['answered']}/{run['questions']} | {_number(run['questions_per_s'])} | {run['prompt_tokens'] + run['completion_tokens']:,} | {cost} |")
+        lines.append(f"| {_md_cell(run['label'])} | {run['id']} | {_md_cell(run['data'])} | {run['answered']}/{run['questions']} | {_number(run['questions_per_s'])} | {run['prompt_tokens'] + run['completion_tokens']:,} | {cost} | {_md_cell(run['failures'])} |")
     return "\n".join(lines) + "\n"
 
 
 def csv_files(runs: list[RunData], out: Path) -> list[Path]:
-    """Each MCQ run's official-scorer table, in exactly the layout of MMAD's published CSVs."""
+    """Each MCQ run's official-scorer table, in exactly the layout of MMAD's published CSVs, named
+    by its run id; with several runs, runs.csv beside them says which file is which run (its label,
+    the settings that differ, both averages)."""
+    from harness.files import csv_text
+    from harness.metrics.headline import headline
+    from harness.report.identity import difference_table
+
     written = []
     names = [run.spec.run_id for run in runs]
     # two folders with one run id (copies, other machines) must not overwrite each other's CSV
     stems = [name if names.count(name) == 1 else f"{name}_{index}" for index, name in enumerate(names, start=1)]
-    targets = [out] if out.suffix == ".csv" and len(runs) == 1 else [out / f"{stem}_accuracy.csv" for stem in stems]
+    single = out.suffix == ".csv" and len(runs) == 1
+    targets = [out] if single else [out / f"{stem}_accuracy.csv" for stem in stems]
+    files = {}
     for run, target in zip(runs, targets):
         compat = run.summary.mmad_compat
         if not compat:
@@ -88,6 +128,19 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         table.write_csv(target)
         written.append(target)
+        files[id(run)] = target.name
+    if not single and runs:
+        differences = difference_table([run.spec for run in runs], [run.label for run in runs])
+        rows = [["label", "run id", "folder", "task", *differences["columns"], "headline", "headline average", "strict average", "official-layout file"]]
+        for run, row in zip(runs, differences["rows"]):
+            lead = headline(run.spec, run.summary) if run.spec.task == "mcq" else None
+            strict = run.summary.strict.get("accuracy", {}).get("Average", {}).get("Average")
+            rows.append([run.label, run.spec.run_id, str(run.path), run.spec.task, *row["cells"], lead.mode if lead else "",
+                         "" if lead is None or lead.average is None else lead.average, "" if strict is None else strict, files.get(id(run), "")])
+        index = out / "runs.csv"
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text(csv_text(rows), encoding="utf-8")
+        written.append(index)
     return written
 
 

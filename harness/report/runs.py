@@ -7,7 +7,7 @@ kept: twenty MMAD-size runs are 800,000 lines.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +31,22 @@ class RunData:
     anomalous: np.ndarray  # bool: the image's label
     correct: np.ndarray  # bool
     status: np.ndarray  # object: ok, unparsable, …
+    label: str = field(default="")  # set for a report by label_runs: the model plus what tells this run apart
 
-    @property
-    def label(self) -> str:
-        """A short name for tables and legends: model, plus what distinguishes the run."""
-        extras = [f"{self.spec.shots}-shot"]
-        if self.spec.templates != "random" and self.spec.shots:
-            extras.append(f"{self.spec.templates} templates")
-        if self.spec.choice_scoring != "generate":
-            extras.append(self.spec.choice_scoring)
-        extras += self.spec.strategies
-        if self.spec.protocol != "harmonised":
-            extras.append(f"protocol {self.spec.protocol}")
-        return f"{self.spec.model} ({', '.join(extras)})"
+    def same_questions(self, other: "RunData") -> bool:
+        """Whether two runs answered exactly the same questions (the condition for pairing them)."""
+        if self.ids.shape == other.ids.shape and np.array_equal(self.ids, other.ids):
+            return True
+        return self.ids.size == other.ids.size and np.array_equal(np.sort(self.ids.astype(str)), np.sort(other.ids.astype(str)))
+
+
+def label_runs(runs: list[RunData]) -> list[RunData]:
+    """Give each run of a report its distinct label (harness/report/identity.py), once."""
+    from harness.report.identity import run_labels
+
+    for run, label in zip(runs, run_labels([r.spec for r in runs], [str(r.path) for r in runs])):
+        run.label = label
+    return runs
 
 
 def load_run(path: Path, *, circular: bool = False) -> RunData:
@@ -87,4 +90,5 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
         anomalous=np.array(columns[5], dtype=bool),
         correct=np.array(columns[6], dtype=bool),
         status=np.array(columns[7], dtype=object),
+        label=spec.model,
     )

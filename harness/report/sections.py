@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from harness.report import charts
+from harness.report.identity import clean_twin_key
 from harness.report.runs import RunData
 from harness.report.media import thumbnail
 from harness.report.stats import COLUMNS, finite as _finite
@@ -21,6 +22,7 @@ def box_sections(runs: list[RunData]) -> list[dict]:
         rows = {**metrics.get("per_category", {}), "overall": metrics.get("overall", {})}
         sections.append({
             "label": run.label,
+            "answered": bool(run.summary.n_samples - run.summary.status_counts.get("error", 0)),
             "format": run.spec.box_format,
             "columns": [title for _, title in BOX_COLUMNS],
             "rows": [{"name": name, "cells": [_finite(row.get(key)) for key, _ in BOX_COLUMNS], "images": row.get("images", 0)} for name, row in rows.items()],
@@ -54,24 +56,28 @@ def _perturbation(run: RunData) -> tuple[str, int] | None:
 
 
 def robustness_sections(runs: list[RunData], intervals: dict[str, dict]) -> list[dict]:
-    """Accuracy against severity, per degradation kind and subtask, with 95% bootstrap intervals,
-    for runs of one model on one data set with one set of strategies (an `ablate --perturb-sweep`
-    folder, or runs given together). Severity 0 is the undegraded run."""
+    """Accuracy against severity, per degradation kind and subtask, with 95% bootstrap intervals.
+    Severity 0 is the degraded runs' clean twin: the run equal to them in every answer-changing
+    setting but the degradation, over the same questions (harness/report/identity.py). Without one
+    in the report the section says so, rather than borrow another run's figures."""
+    twins: dict[tuple, RunData] = {}
     groups: dict[tuple, dict[str, dict[int, RunData]]] = defaultdict(lambda: defaultdict(dict))
-    baselines: dict[tuple, RunData] = {}
     for run in runs:
         if run.spec.task != "mcq" or not run.summary.n_samples or (found := _perturbation(run)) is None:
             continue
-        setting = (run.spec.model, run.spec.data, tuple(run.spec.strategies), run.spec.seed)
         kind, severity = found
         if kind:
-            groups[setting + (run.spec.perturb_templates,)][kind][severity] = run
+            groups[(clean_twin_key(run.spec), run.spec.perturb_templates)][kind].setdefault(severity, run)
         else:
-            baselines[setting] = run  # undegraded: the severity 0 of sweeps with and without templates degraded
+            twins.setdefault(clean_twin_key(run.spec), run)
     sections = []
-    for key, kinds in groups.items():
-        for kind, by_severity in sorted(kinds.items()):
-            points = ({0: baselines[key[:4]]} if key[:4] in baselines else {}) | by_severity
+    for (key, templates), kinds in groups.items():
+        for kind, degraded in sorted(kinds.items()):
+            member = next(iter(degraded.values()))
+            baseline = twins.get(key)
+            if baseline is not None and not all(baseline.same_questions(run) for run in degraded.values()):
+                baseline = None
+            points = ({0: baseline} if baseline is not None else {}) | dict(sorted(degraded.items()))
             severities = sorted(points)
             series, rows = {}, []
             for column in COLUMNS:
@@ -85,13 +91,17 @@ def robustness_sections(runs: list[RunData], intervals: dict[str, dict]) -> list
                 if any(v is not None for v in values):
                     series[column] = (values, lows, highs)
             for severity in severities:
-                accuracy = points[severity].summary.strict["accuracy"]["Average"]
-                rows.append({"severity": severity, "cells": [_finite(accuracy.get(c)) for c in COLUMNS]})
+                run = points[severity]
+                rows.append({"severity": severity, "label": run.label, "run_id": run.spec.run_id, "cells": [_finite(run.summary.strict["accuracy"]["Average"].get(c)) for c in COLUMNS]})
+            spec = member.spec
+            title = f"{kind}: accuracy % against severity" + (" (0 = its clean twin)" if baseline is not None else " (no matching clean run)")
             sections.append({
-                "label": f"{key[0]} on {data_label(key[1])}" + (f" with {', '.join(key[2])}" if key[2] else "") + (", templates degraded too" if key[4] else ""),
+                "label": f"{spec.model} on {data_label(spec.data)}" + (f" with {', '.join(spec.strategies)}" if spec.strategies else "") + (", templates degraded too" if templates else ""),
                 "kind": kind,
+                "baseline": baseline.label if baseline is not None else None,
+                "baseline_note": None if baseline is not None else "no matching clean run: the report holds no run equal to these in every setting but the degradation, over the same questions, so severity 0 is not drawn",
                 "columns": COLUMNS,
                 "rows": rows,
-                "chart": charts.severity_curves(severities, series, f"{kind}: accuracy % against severity (0 = undegraded)"),
+                "chart": charts.severity_curves(severities, series, title),
             })
     return sections

@@ -35,7 +35,7 @@ from harness.tasks.regions import (
     load_square,
     masks_division,
     masks_from_list,
-    overlapping_regions,
+    region_purity,
     save_division,
     slic_division,
     text_to_segmentation,
@@ -151,12 +151,13 @@ def _sam_device() -> str:
 
 
 def reference_reply(division: Division, item: RegionItem) -> str:
-    """What an ideal responder says: every region touching the ground truth, score 1."""
+    """What an ideal responder says: image score 1 for a defect, and each region touching the ground
+    truth scored by the share of its pixels inside it (the ceiling of any region answer)."""
     if item.label == "normal" or not item.mask_paths:
         return "image anomaly score: 0.0."
     mask = load_mask(item.mask_paths, image_shape(item.image_path))
-    regions = overlapping_regions(division, mask)
-    return "image anomaly score: 1.0" + "".join(f"; region {r}: 1.0" for r in regions) + "."
+    purity = region_purity(division, mask)
+    return "image anomaly score: 1.0" + "".join(f"; region {r}: {share:.6f}" for r, share in purity.items()) + "."
 
 
 class Gpt4vadTask:

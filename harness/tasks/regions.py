@@ -177,6 +177,16 @@ def text_to_segmentation(division: Division, region_scores: dict[int, float], sh
     return resize_nearest(square, shape)
 
 
+def region_purity(division: Division, mask: np.ndarray) -> dict[int, float]:
+    """For each region (1-based) touching a ground-truth mask, the share of its pixels inside the
+    mask. Scoring regions so is the best any region answer can do: ranking regions by purity gives
+    the highest pixel ROC and PR curves among maps constant on these regions."""
+    square = _resize_mask(mask)
+    inside = (division.masks & square).reshape(division.count, -1).sum(1)
+    areas = division.masks.reshape(division.count, -1).sum(1)
+    return {i + 1: float(inside[i] / areas[i]) for i in np.flatnonzero(inside)}
+
+
 def overlapping_regions(division: Division, mask: np.ndarray) -> list[int]:
     """Regions (1-based) that touch a ground-truth mask: what an ideal responder would name."""
     square = _resize_mask(mask)

@@ -1,0 +1,97 @@
+"""Failure galleries: the questions (or images) a run got wrong, with their images, for a person to look at."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+from harness.report.media import THUMBNAIL, thumbnail as _thumbnail
+from harness.report.runs import RunData
+
+
+def _round_robin(candidates: list[dict], key) -> list[dict]:
+    """The candidates reordered so that consecutive items come from different groups."""
+    groups: dict[str, list[dict]] = {}
+    for item in candidates:
+        groups.setdefault(key(item), []).append(item)
+    ordered, queues = [], [list(v) for _, v in sorted(groups.items())]
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+def _stratified(candidates: list[dict], limit: int) -> list[dict]:
+    """A small gallery that still shows every subtask, and within each, every category."""
+    by_subtask: dict[str, list[dict]] = {}
+    for item in candidates:
+        by_subtask.setdefault(item["subtask"], []).append(item)
+    spread = {subtask: _round_robin(items, lambda s: s["category"]) for subtask, items in by_subtask.items()}
+    return _round_robin([item for items in spread.values() for item in items], lambda s: s["subtask"])[:limit]
+
+
+def mcq_gallery(run: RunData, limit: int) -> dict:
+    """Wrong answers of a run, sampled across subtasks and categories, with images from its data."""
+    from harness.sources import resolve_data
+
+    from harness.errors import ConfigError
+    from harness.files import file_sha256
+
+    data = resolve_data(run.spec.data, run.spec.data_root)
+    if run.spec.data_digest and data.json_path.is_file() and file_sha256(data.json_path) != run.spec.data_digest:
+        raise ConfigError(f"{data.json_path} is not the question file run {run.path} used (sha256 differs from its spec.json); point --data/IADBENCH_MMAD at that file")
+    records = json.loads(data.json_path.read_text(encoding="utf-8"))
+    wrong = []
+    with (run.path / "samples.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            sample = json.loads(line)
+            if not sample["correct"]:
+                wrong.append(sample)
+    chosen = _stratified(wrong, limit)
+    items = []
+    for sample in chosen:
+        record = records.get(sample["image_id"], {})
+        dataset, category = sample["image_id"].split("/")[:2]
+        mask = record.get("mask_path")
+        masks = [data.root / dataset / category / mask] if mask else []
+        templates = (record.get(f"{run.spec.templates}_templates") or [])[: max(run.spec.shots, 1)]
+        items.append({
+            **{k: sample[k] for k in ("question_id", "subtask", "category", "question", "options", "answer", "reply", "parsed", "parse_status", "parse_reason")},
+            "query": _thumbnail(data.root / sample["image_id"], masks),
+            "template": _thumbnail(data.root / templates[0]) if templates else None,
+            "link": str(data.root / sample["image_id"]),
+        })
+    return {"run": run.label, "kind": "mcq", "wrong": len(wrong), "items": items}
+
+
+def gpt4vad_gallery(run: RunData, limit: int) -> dict:
+    """The images a GPT-4V-AD run got most wrong: overlay, predicted map and the ground truth."""
+    from harness.tasks.gpt4vad import load_region_items
+
+    items_by_id = {item.id: item for item in load_region_items(run.spec.data, run.spec.seed)[0]}
+    samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
+    error = lambda s: abs((1.0 if s["label"] == "anomaly" else 0.0) - (s["image_score"] or 0.0))  # noqa: E731
+    shown = []
+    for sample in sorted(samples, key=error, reverse=True)[:limit]:
+        item = items_by_id.get(sample["question_id"])
+        map_thumb = None
+        if sample.get("map_path"):
+            with Image.open(run.path / sample["map_path"]) as stored:
+                scores = np.asarray(stored, dtype=np.float32) / 65535
+            heat = Image.fromarray((np.stack([scores, np.zeros_like(scores), 1 - scores], -1) * 255).astype(np.uint8))
+            heat.thumbnail((THUMBNAIL, THUMBNAIL))
+            buffer = io.BytesIO()
+            heat.save(buffer, format="PNG")
+            map_thumb = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        shown.append({
+            **{k: sample[k] for k in ("question_id", "category", "label", "reply", "image_score", "parse_status", "parse_reason")},
+            "overlay": _thumbnail(run.path / sample["overlay_path"]),
+            "map": map_thumb,
+            "truth": _thumbnail(item.image_path, list(item.mask_paths)) if item else None,
+        })
+    return {"run": run.label, "kind": "gpt4vad", "items": shown}
