@@ -45,7 +45,8 @@ ANSWERS_CONFIG = "answers_config.json"
 # The settings that decide answers. Written once when a run is created; a resume whose spec.json
 # differs in any of them would mix answers from two configurations under one name.
 ANSWER_FIELDS = ("task", "data", "data_root", "data_digest", "model", "shots", "templates", "image_max_side", "decoding", "choice_scoring",
-                 "protocol", "strategies", "knowledge", "errata", "seed", "regions", "gpt4vad_prompt", "metric_definitions")
+                 "protocol", "strategies", "knowledge", "errata", "seed", "regions", "gpt4vad_prompt", "metric_definitions",
+                 "perturb", "perturb_templates", "box_format")
 ANSWER_OPTIONS = ("image_detail", "dtype", "revision", "attn_implementation", "trust_remote_code")
 
 
@@ -136,7 +137,8 @@ class RunFolder:
         import json
 
         recorded, current = json.loads(recorded_path.read_text(encoding="utf-8")), answer_config(spec)
-        changed = [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if recorded.get(k) != current.get(k)]
+        # a field newer than the run's record (runs made before it was recorded) cannot have changed
+        changed = [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if k in recorded and recorded[k] != current[k]]
         if changed:
             raise RunFolderError(f"{self.path / SPEC} was changed since the run's answers were made ({'; '.join(changed)}); restore it, or start a new run with those settings")
 

@@ -68,3 +68,51 @@ def test_adeval_strips_by_hand():
     # PRO (one region, weights 1/2) equals the TPR here; ADEval's tail at FPR 0.3: 1/10 of the
     # rectangle between FPR 2/7 and 3/7
     assert got["pixel_aupro"] == pytest.approx((1 / 14 + 1 / 70) / 0.3)
+
+
+def test_aupro_takes_the_100_steps_every_ader_config_passes():
+    """One 1×12 image: a 2-pixel region (1.0 and 0.4025) and ten normal pixels (0.9925, 0.2025 and
+    eight zeros). 100 thresholds i/100: FPR 0.2 up to 0.20, then 0.1 (PRO 1 to 0.40, then 0.5); the
+    0.9925 pixel stays above the last threshold 0.99, so FPR never reaches 0 and rescales 0.1→0,
+    0.2→1: area 1. 200 thresholds reach 0.995, add FPR 0: rescaled 0, 0.5, 1, area 0.75."""
+    maps = np.zeros((1, 1, 12))
+    masks = np.zeros((1, 1, 12), bool)
+    masks[0, 0, :2] = True
+    maps[0, 0, :4] = [1.0, 0.4025, 0.9925, 0.2025]
+    assert ader_aupro(maps, masks) == pytest.approx(1.0)
+    assert ader_aupro(maps, masks, steps=200) == pytest.approx(0.75)
+
+
+def test_pooled_image_score_keeps_ties_like_avg_pool():
+    """The same 16×16 pattern at several places of a 64×64 map (the map's other values differ):
+    every placement gives the same score, as avg_pool2d does. A summed-area table gave 4 different
+    values here, which reorders images that ADer ranks as ties."""
+    from harness.metrics.ad import image_score_from_map
+
+    rng = np.random.default_rng(0)
+    pattern = rng.random((16, 16))
+    scores = set()
+    for offset in range(0, 40, 3):
+        anomaly_map = np.full((64, 64), 0.05)
+        anomaly_map[:offset] = rng.random((offset, 64)) * 0.04
+        anomaly_map[offset:offset + 16, offset:offset + 16] = pattern
+        scores.add(image_score_from_map(anomaly_map, "pooled", 16))
+    assert len(scores) == 1
+    assert scores.pop() == pytest.approx(pattern.mean(), abs=1e-15)
+
+
+def test_adeval_strips_in_histc_order():
+    """A value on a strip edge goes where torch.histc puts it: (x − low)·strips/(high − low).
+    3·0.7/50 = 0.041999999999999996 is strip 2 so (dividing first gives 3.0000000000000004: strip 3)."""
+    import torch
+
+    from harness.metrics.ader import _strip_counts
+
+    low, high, strips = 0.0, 0.7, 50
+    edge = 3 * high / strips
+    counts = _strip_counts(np.array([edge]), low, high, strips)
+    assert int(np.argmax(counts[1:-1])) == 2
+    edges = np.array([k * high / strips for k in range(strips + 1)])
+    ours = _strip_counts(edges, low, high, strips)[1:-1]
+    theirs = torch.histc(torch.tensor(edges, dtype=torch.float64), bins=strips, min=low, max=high).numpy()
+    assert np.array_equal(ours, theirs)

@@ -200,11 +200,12 @@ def _run(args: argparse.Namespace, held) -> int:
 def _finish(spec, summary, folder) -> int:
     """Print the results and say how the run ended (the exit-code contract above)."""
     from harness.report.reference import comparison_lines
-    from harness.tables import results_table
+    from harness.tables import answered, results_table
 
     print(results_table(summary, spec))
-    for line in comparison_lines(spec, summary, folder):
-        print(line)
+    if answered(summary):  # a run without answers has no scores to compare, only why (above)
+        for line in comparison_lines(spec, summary, folder):
+            print(line)
     print(f"run folder: {folder.path}")
     if summary.stopped_reason:
         print(f"stopped early ({summary.stopped_reason}); continue with: iadbench eval --resume {folder.path} --max-cost <higher>", file=sys.stderr)
