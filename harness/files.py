@@ -11,12 +11,19 @@ from pathlib import Path
 def write_json_atomically(path: Path, payload: object) -> None:
     """Write JSON so a reader (or a crash) never sees half a file: temp file, fsync, rename."""
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes never share a temp file
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, Ctrl-C: the old file stays whole and no temp file is left
+        try:
+            temporary.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def file_sha256(path: Path) -> str:
@@ -59,3 +66,44 @@ def csv_text(rows) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows([csv_cell(cell) for cell in row] for row in rows)
     return buffer.getvalue()
+
+
+_BOMS = ((b"\xef\xbb\xbf", "UTF-8 with a byte-order mark"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
+def read_text_file(path: Path, *, what: str = "file") -> str:
+    """A data file's text as UTF-8, or a one-line error naming the file and what it is instead
+    (UTF-16, Latin-1, …), so a file saved by another tool is never misread or a traceback."""
+    from harness.errors import DataError
+
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a {what}") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            if bom == b"\xef\xbb\xbf":
+                data = data[len(bom):]  # a spreadsheet's byte-order mark: the text is UTF-8
+                break
+            raise DataError(f"{path}: the {what} is {name}, not UTF-8; save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        guess = "Latin-1 or Windows-1252" if all(b >= 0x80 for b in data[error.start:error.end]) else "not text"
+        raise DataError(f"{path}: the {what} is not UTF-8 (byte {error.start}: {data[error.start:error.start + 1]!r}; it looks {guess}); save it as UTF-8") from None
+
+
+def read_json_file(path: Path, *, what: str = "JSON file", object_pairs_hook=None):
+    """A JSON data file, every way it can be wrong named in one line: unreadable, not UTF-8, not
+    JSON, or nested deeper than Python's parser goes."""
+    from harness.errors import DataError
+
+    text = read_text_file(path, what=what)
+    try:
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: the {what} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise DataError(f"{path}: the {what} is nested too deeply to read (thousands of levels); it is not a file iadbench writes or reads") from None

@@ -1,27 +1,49 @@
-"""Resolving paths that come from data files, without ever leaving the dataset root."""
+"""Resolving paths that come from data files, without ever leaving their root.
+
+One rule for every path built from data, read or written (question files, labels.csv, generated
+sets, exports): resolved inside its root or refused, before anything is read, written or removed.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 
 from harness.errors import DataError
+
+# Characters a single folder name from data may not hold: separators, NUL and other controls.
+_NOT_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def resolve_inside(root: Path, relative: str, *, what: str) -> Path:
     """Join a path taken from a data file onto `root`, refusing anything that escapes it.
 
     Both the lexical path (absolute paths, `..` segments) and the resolved path (symlinks
-    pointing outside) are checked: a question file must never make us read arbitrary files.
+    pointing outside, or in a loop) are checked: a data file must never make us read or write
+    arbitrary files.
     """
     if not isinstance(relative, str) or not relative.strip():
         raise DataError(f"{what}: empty path")
+    if "\x00" in relative:
+        raise DataError(f"{what}: path {relative!r} holds a NUL character")
     pure = PurePosixPath(relative.replace("\\", "/"))
     if pure.is_absolute() or (pure.parts and pure.parts[0].endswith(":")):
         raise DataError(f"{what}: absolute path {relative!r} is not allowed; paths must be relative to the data root {root}")
     if ".." in pure.parts:
         raise DataError(f"{what}: path {relative!r} escapes the data root {root} ('..' is not allowed)")
-    root_resolved = root.resolve()
-    candidate = (root_resolved / Path(*pure.parts)).resolve()
+    try:
+        root_resolved = root.resolve()
+        candidate = (root_resolved / Path(*pure.parts)).resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before Python 3.13)
+        raise DataError(f"{what}: path {relative!r} cannot be resolved ({error}); a symbolic link loops or is broken") from None
     if candidate != root_resolved and root_resolved not in candidate.parents:
         raise DataError(f"{what}: path {relative!r} resolves outside the data root {root}")
     return candidate
+
+
+def check_folder_name(name: str, *, what: str) -> str:
+    """A name from data that becomes one folder of an output (a category, a dataset name): no
+    separators, no '.' or '..', no control characters, so it can never lead out of its parent."""
+    if not isinstance(name, str) or not name.strip() or name.strip() in (".", "..") or _NOT_IN_NAME.search(name) or PurePosixPath(name).is_absolute():
+        raise DataError(f"{what}: {name!r} cannot name a folder (no '/', '\\', '.', '..' or control characters); rename it")
+    return name

@@ -21,6 +21,21 @@ from harness.models.base import ContentPart, ImagePart, TextPart
 _IMAGE = "\x00image:{}\x00"
 _BREAK = "\x00break\x00"
 _SENTINEL = re.compile(r"\x00(image:[^\x00]*|break)\x00")
+# What a NUL in untrusted text (a question, an option, a category name) is shown as: only the
+# template's own image(...) and part_break() may write the marker character.
+_NUL_SHOWN_AS = "\ufffd"
+
+
+class _Structure(str):
+    """Prompt structure the template itself writes (an image slot, a part break)."""
+
+
+def _as_text(value: Any) -> Any:
+    """Jinja's finalize hook, applied to every {{ expression }}: values from data are text, never
+    structure, so any NUL in them is replaced before the markers are parsed."""
+    if isinstance(value, str) and not isinstance(value, _Structure) and "\x00" in value:
+        return value.replace("\x00", _NUL_SHOWN_AS)
+    return value
 
 
 def prompts_dir() -> Path:
@@ -50,9 +65,10 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,  # templates do not change during a run; don't stat them on every render
+        finalize=_as_text,
     )
-    env.globals["image"] = lambda name: _IMAGE.format(name)
-    env.globals["part_break"] = lambda: _BREAK
+    env.globals["image"] = lambda name: _Structure(_IMAGE.format(str(name).replace("\x00", _NUL_SHOWN_AS)))
+    env.globals["part_break"] = lambda: _Structure(_BREAK)
     return env
 
 

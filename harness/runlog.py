@@ -23,6 +23,12 @@ from harness.schema import RunSpec, RunSummary, SampleResult
 SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"
 
 
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"iadbench: warning: {message}", file=sys.stderr)
+
+
 def new_run_id(model: str, suite: str, now: datetime | None = None, digest: str = "") -> str:
     """Time to the millisecond, model, suite (or data) and a short digest of the spec: runs started
     in the same second with other settings (a seed loop) get their own folders."""
@@ -122,11 +128,22 @@ class RunFolder:
         path = runs_dir / spec.run_id
         if path.exists():
             raise RunFolderError(f"{path} already exists; pass --resume {path} to continue it or choose another --run-id")
-        path.mkdir(parents=True)
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise RunFolderError(f"--runs-dir {runs_dir} is a file, not a folder; name a folder (it is made if missing)")
+        try:
+            path.mkdir(parents=True)
+        except OSError as error:
+            raise RunFolderError(f"cannot make the run folder {path} ({error.strerror or error}); choose a --runs-dir you can write to") from None
         folder = cls(path)
-        write_json_atomically(path / SPEC, spec.model_dump(mode="json"))
-        write_json_atomically(path / ANSWERS_CONFIG, answer_config(spec))
-        (path / SAMPLES).touch()
+        try:
+            write_json_atomically(path / SPEC, spec.model_dump(mode="json"))
+            write_json_atomically(path / ANSWERS_CONFIG, answer_config(spec))
+            (path / SAMPLES).touch()
+        except OSError as error:
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)  # a run that could not start leaves no half-made folder
+            raise RunFolderError(f"cannot write the run folder {path} ({error.strerror or error}); free space or choose another --runs-dir") from None
         return folder
 
     def check_answer_config(self, spec: RunSpec) -> None:
@@ -143,19 +160,28 @@ class RunFolder:
             raise RunFolderError(f"{self.path / SPEC} was changed since the run's answers were made ({'; '.join(changed)}); restore it, or start a new run with those settings")
 
     @contextmanager
-    def lock(self):
-        """One writer per run: a second `eval --resume` of the same run (or a run writing into it)
-        is refused instead of asking the same questions twice."""
+    def lock(self, *, shared: bool = False):
+        """One writer per run, readers only while no one writes: eval and score hold it exclusively
+        (a second eval --resume, or a score during an eval, is refused instead of writing the same
+        files twice); report holds it shared, so it never reads a summary half rewritten."""
         try:
             import fcntl
         except ImportError:  # no advisory locks on this platform
             yield
             return
-        with (self.path / LOCK).open("a") as handle:
+        try:
+            handle = (self.path / LOCK).open("a")
+        except OSError as error:
+            if shared:  # a read-only run folder (someone else's, an archive): nobody writes it here either
+                yield
+                return
+            raise RunFolderError(f"cannot lock {self.path} ({error.strerror or error}); is the run folder writable?") from None
+        with handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RunFolderError(f"{self.path} is being written by another iadbench process; wait for it to finish (or stop it), then resume") from None
+                doing = "read" if shared else "written"
+                raise RunFolderError(f"{self.path} is being written by another iadbench process, so it cannot be {doing} now; wait for it to finish (or stop it), then try again") from None
             try:
                 yield
             finally:
@@ -169,41 +195,76 @@ class RunFolder:
 
     def spec(self) -> RunSpec:
         try:
-            return RunSpec.model_validate_json((self.path / SPEC).read_text())
+            return RunSpec.model_validate_json((self.path / SPEC).read_bytes())
         except ValidationError as error:
-            raise RunFolderError(f"{self.path / SPEC}: not a valid run spec ({error.error_count()} problems)") from None
+            raise RunFolderError(f"{self.path / SPEC}: not a valid run spec ({error.error_count()} problems, first: {error.errors()[0]['msg']}); restore it from the run's answers_config.json or start a new run") from None
+        except OSError as error:
+            raise RunFolderError(f"cannot read {self.path / SPEC} ({error.strerror or error})") from None
 
     def read_samples(self, *, repair: bool = False, sample_type: type = SampleResult) -> list:
-        """All finished samples. With `repair`, a last line cut off by a kill is truncated away."""
+        """All finished samples, in file order. A line that is not a valid sample (damaged, or
+        holding a value its schema refuses) or that repeats a question is named on stderr and
+        left out, so every other answer stays usable and its question counts as unanswered. With
+        `repair` (a resume) such lines move to samples.rejected.jsonl, so the question is asked
+        again; a last line cut off by a kill is simply dropped."""
         path = self.samples_path
         if not path.exists():
             return []
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise RunFolderError(f"cannot read {path} ({error.strerror or error})") from None
         samples: list = []
         seen: set[str] = set()
-        offset = 0
-        for number, line in enumerate(data.splitlines(keepends=True), start=1):
+        kept: list[bytes] = []
+        rejected: list[bytes] = []
+        changed = False
+        lines = data.splitlines(keepends=True)
+        for number, line in enumerate(lines, start=1):
             complete = line.endswith(b"\n")
+            if not line.strip():
+                changed = True
+                continue
             try:
                 sample = sample_type.model_validate_json(line)
-            except ValidationError:
-                if not complete:  # the write in flight when the run was killed
-                    if repair:
-                        with path.open("r+b") as handle:
-                            handle.truncate(offset)
-                    break
-                raise RunFolderError(
-                    f"{path}: line {number} is not a valid sample; remove that line to resume (its question will be asked again)"
-                ) from None
+            except ValidationError as error:
+                changed = True
+                if complete or number < len(lines):
+                    rejected.append(line if complete else line + b"\n")
+                    _warn(f"{path}: line {number} is not a valid sample ({error.errors()[0]['msg'] if error.errors() else error}); left out, its question counts as unanswered"
+                          + ("; moved to samples.rejected.jsonl and asked again" if repair else ""))
+                continue  # else: the write in flight when the run was killed
             if sample.question_id in seen:
-                raise RunFolderError(f"{path}: line {number} repeats question {sample.question_id!r}; remove the duplicate line")
+                changed = True
+                rejected.append(line if complete else line + b"\n")
+                _warn(f"{path}: line {number} repeats question {sample.question_id!r}; the first answer is kept")
+                continue
             seen.add(sample.question_id)
             samples.append(sample)
-            offset += len(line)
-            if not complete and repair:  # valid JSON but no newline: finish the line
-                with path.open("ab") as handle:
-                    handle.write(b"\n")
+            changed |= not complete
+            kept.append(line if complete else line + b"\n")
+        if repair and changed:
+            if rejected:
+                with path.with_name("samples.rejected.jsonl").open("ab") as handle:
+                    handle.writelines(rejected)
+            self._rewrite_samples(kept)
         return samples
+
+    def _rewrite_samples(self, lines: list[bytes]) -> None:
+        """samples.jsonl replaced whole (temp file, fsync, rename): a kill leaves the old or the new."""
+        path = self.samples_path
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            with temporary.open("wb") as handle:
+                handle.writelines(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException as error:
+            temporary.unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise RunFolderError(f"cannot rewrite {path} ({error.strerror or error}); it is unchanged: free space, then resume") from None
+            raise
 
     def update_spec(self, spec: RunSpec) -> None:
         write_json_atomically(self.path / SPEC, spec.model_dump(mode="json"))
@@ -215,40 +276,63 @@ class RunFolder:
         kept = [s for s in samples if s.parse_status != "error"]
         if len(kept) == len(samples):
             return 0
-        path = self.samples_path
-        temporary = path.with_name(path.name + ".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.writelines(s.model_dump_json() + "\n" for s in kept)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        self._rewrite_samples([(s.model_dump_json() + "\n").encode() for s in kept])
         return len(samples) - len(kept)
 
     def sample_writer(self) -> "SampleWriter":
         return SampleWriter(self.samples_path)
 
     def write_summary(self, summary: RunSummary) -> None:
-        write_json_atomically(self.path / SUMMARY, summary.model_dump(mode="json"))
+        try:
+            write_json_atomically(self.path / SUMMARY, summary.model_dump(mode="json"))
+        except OSError as error:
+            raise RunFolderError(f"cannot write {self.path / SUMMARY} ({error.strerror or error}); the answers are all in samples.jsonl: free space, then iadbench score {self.path}") from None
 
     def summary(self) -> RunSummary | None:
+        """summary.json, or None when there is none yet. One that cannot be read is named and taken
+        as none: the answers are in samples.jsonl, and `iadbench score` writes it again."""
         path = self.path / SUMMARY
-        return RunSummary.model_validate_json(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return RunSummary.model_validate_json(path.read_bytes())
+        except (ValidationError, OSError) as error:
+            _warn(f"{path} cannot be read ({type(error).__name__}); taken as missing: iadbench score {self.path} writes it again from the answers")
+            return None
 
 
 class SampleWriter:
     """Appends one JSON line per sample and flushes it to the OS before returning."""
 
     def __init__(self, path: Path) -> None:
-        self._handle: IO[str] = path.open("a", encoding="utf-8")
+        self._path = path
+        self._failed = False
+        try:
+            self._handle: IO[str] = path.open("a", encoding="utf-8")
+        except OSError as error:
+            raise RunFolderError(f"cannot open {path} for writing ({error.strerror or error}); check the run folder's permissions and free space") from None
 
     def write(self, sample: SampleResult) -> None:
-        self._handle.write(sample.model_dump_json() + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(sample.model_dump_json() + "\n")
+            self._handle.flush()
+        except OSError as error:
+            self._failed = True
+            # A line cut short by a full disk is removed on resume; everything before it is kept.
+            raise RunFolderError(f"cannot write {self._path} ({error.strerror or error}); every answer before this one is saved: free space, then resume the run") from None
 
     def close(self) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
+        try:
+            if not self._failed:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+        except OSError:
+            pass  # a failed write was already reported; closing must not raise a second error
+        finally:
+            try:
+                self._handle.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> "SampleWriter":
         return self

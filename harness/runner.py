@@ -15,8 +15,8 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from harness.cache import ResponseCache
-from harness.errors import FatalBackendError, RunFolderError
-from harness.models.base import GenerateRequest, GenerateResponse, Model
+from harness.errors import FatalBackendError, IadbenchError, RunFolderError
+from harness.models.base import MAX_REPLY_CHARS, GenerateRequest, GenerateResponse, Model, cut_reply
 from harness.models.pricing import cost_usd
 from harness.progress import Progress
 from harness.runlog import RunFolder, shard_block
@@ -115,9 +115,13 @@ async def _ask(model: Model, request) -> GenerateResponse:
         raise  # nothing can be answered: stop, keeping every finished sample
     except Exception as error:  # a backend bug must cost one sample, not the run
         return GenerateResponse(error=f"{type(error).__name__}: {error}", latency_s=time.perf_counter() - started)
+    updates: dict = {}
     if not response.latency_s:
-        response = response.model_copy(update={"latency_s": time.perf_counter() - started})
-    return response
+        updates["latency_s"] = time.perf_counter() - started
+    if len(response.text) > MAX_REPLY_CHARS:  # parsed, cached and stored the same way, once
+        updates["text"] = cut_reply(response.text)
+        updates["notes"] = [*response.notes, f"replies longer than {MAX_REPLY_CHARS:,} characters are kept as their first and last {MAX_REPLY_CHARS // 2:,}"]
+    return response.model_copy(update=updates) if updates else response
 
 
 async def run_plan(
@@ -166,6 +170,22 @@ async def run_plan(
     shared_calls: dict[str, asyncio.Future] = {}
     early_stop = EarlyStop(concurrency)
 
+    async def answer(ordinal: int) -> tuple[str, GenerateResponse]:
+        if getattr(task, "blocking", False):  # CPU-heavy preparation must not stall other requests
+            request = await asyncio.to_thread(task.build_request, ordinal)
+        else:
+            request = task.build_request(ordinal)
+        digest = digester.digest(model.cache_identity, request)
+        response = cache.get(digest) if cache else None
+        if response is not None:
+            return digest, response.model_copy(update={"cached": True})
+        if request.shared_call:
+            return digest, await _ask_shared(model, request, digest, shared_calls, cache)
+        response = await _ask(model, request)
+        if cache:
+            cache.put(digest, response)
+        return digest, response
+
     with writes_to.sample_writer() as writer:
 
         async def worker() -> None:
@@ -174,22 +194,14 @@ async def run_plan(
                     ordinal = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                if getattr(task, "blocking", False):  # CPU-heavy preparation must not stall other requests
-                    request = await asyncio.to_thread(task.build_request, ordinal)
-                else:
-                    request = task.build_request(ordinal)
-                digest = digester.digest(model.cache_identity, request)
-                response = cache.get(digest) if cache else None
-                if response is not None:
-                    response = response.model_copy(update={"cached": True})
-                elif request.shared_call:
-                    response = await _ask_shared(model, request, digest, shared_calls, cache)
-                else:
-                    response = await _ask(model, request)
-                    if cache:
-                        cache.put(digest, response)
-                notes.extend(n for n in response.notes if n not in notes)
-                sample = task.score(ordinal, model.name, digest, response)
+                try:
+                    digest, response = await answer(ordinal)
+                    notes.extend(n for n in response.notes if n not in notes)
+                    sample = task.score(ordinal, model.name, digest, response)
+                except (IadbenchError, OSError):
+                    raise  # bad input, a backend that answers nothing, a disk that takes nothing: stop, keeping what is written
+                except Exception as error:  # a bug preparing or scoring one question costs that sample, not the run
+                    sample = task.score(ordinal, model.name, "", GenerateResponse(error=f"InternalError: {type(error).__name__}: {error}"))
                 writer.write(sample)  # flushed before the next await: a kill loses nothing finished
                 results.append(sample)
                 budget.add(sample)

@@ -6,10 +6,11 @@ report all speak the same vocabulary.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Subtask(StrEnum):
@@ -40,6 +41,20 @@ Label = Literal["normal", "anomaly"]
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A score as a run folder keeps it: NaN and infinities (a broken backend's) become None, so
+    every line written can be read back by the same schema."""
+    return value if value is None or math.isfinite(value) else None
+
+
+def finite_scores(scores: dict | None) -> dict | None:
+    """Per-option or per-region scores without their non-finite entries (None when none is left)."""
+    if scores is None:
+        return None
+    kept = {key: value for key, value in scores.items() if math.isfinite(value)}
+    return kept or None
 
 
 class ImageRecord(_Record):
@@ -116,6 +131,14 @@ class SampleResult(BaseModel):
     official_answer: str | None = None
     official_reason: str | None = None
     option_order: list[str] | None = Field(None, description="shuffling protocols: the file's letters in the order shown")
+
+    _finite_logprobs = field_validator("option_logprobs")(finite_scores)
+    _finite_scores = field_validator("anomaly_score", "consistency")(finite_or_none)
+
+    @field_validator("latency_s")
+    @classmethod
+    def _finite_latency(cls, value: float) -> float:
+        return value if math.isfinite(value) else 0.0
 
 
 class DecodingSpec(BaseModel):
@@ -247,6 +270,13 @@ class RegionSample(_ImageSample):
     region_scores: dict[int, float] = Field(default_factory=dict)
     overlay_path: str = Field(description="the divided image the model saw, relative to the run folder")
     map_path: str | None = Field(None, description="the predicted map (16-bit PNG, 0..65535 = 0..1), relative to the run folder")
+
+    _finite_scores = field_validator("image_score", "map_max")(finite_or_none)
+
+    @field_validator("region_scores")
+    @classmethod
+    def _finite_regions(cls, value: dict[int, float]) -> dict[int, float]:
+        return finite_scores(value) or {}
 
 
 class BoxSample(_ImageSample):

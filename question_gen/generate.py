@@ -24,6 +24,7 @@ from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
 from harness.adsets.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
+from harness.paths import check_folder_name, resolve_inside
 from harness.models.base import Model
 from question_gen import knowledge
 from question_gen.attributes import MIN_COMPONENT_PIXELS, defect_attributes, estimate_object_area
@@ -96,13 +97,24 @@ def placed(category: str, relative: str) -> str:
     return relative if relative.split("/", 1)[0] == category else f"{category}/{relative}"
 
 
+def _placements(source_root: Path, dataset_dir: Path, files: list[tuple[str, str]]) -> list[tuple[Path, Path]]:
+    """Every (source, target) pair, each checked to stay inside its root, before anything is
+    written: a crafted labels.csv cannot make generation write, replace or delete a file outside
+    the output folder."""
+    return [
+        (resolve_inside(source_root, relative, what=f"{source_root}: source file"), resolve_inside(dataset_dir, place, what=f"{dataset_dir}: generated file"))
+        for relative, place in files
+    ]
+
+
 def _materialise(source_root: Path, dataset_dir: Path, files: list[tuple[str, str]]) -> None:
     """Make the set self-contained: link (or copy) each needed file (source path, place in the set)
-    under the output folder. A file already there is replaced when the source changed since."""
+    under the output folder. A file already there (from an earlier generation into the same
+    folder) is replaced when the source changed since; nothing outside the folder is touched."""
     if source_root.resolve() == dataset_dir.resolve():
         return
-    for relative, place in files:
-        source, target = source_root / relative, dataset_dir / place
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    for source, target in _placements(source_root, dataset_dir, files):
         if target.exists():
             if target.samefile(source) or (target.stat().st_size == source.stat().st_size and target.stat().st_mtime >= source.stat().st_mtime):
                 continue
@@ -140,6 +152,9 @@ def generate_question_set(
     """Write `out/mmad.json`, `out/domain_knowledge.json` and `out/generation_report.json` for a
     dataset read by one of harness.adsets.layouts' readers (MVTec AD layout by default)."""
     categories = categories if categories is not None else read_mvtec_layout(source_root)
+    check_folder_name(dataset_name, what="dataset name (--name)")
+    for category in categories:  # category names come from data (labels.csv, split files): each must stay one folder
+        check_folder_name(category.name, what=f"{source_root}: category")
     dataset_dir = out / dataset_name
     report = GenerationReport(dataset=dataset_name, strict=strict)
     entries = read_knowledge_file(knowledge_file, dataset_name=dataset_name, knowledge_key=knowledge_key) if knowledge_file else None

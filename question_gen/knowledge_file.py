@@ -14,12 +14,11 @@ answer away by length.
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.knowledge import read_knowledge
 from harness.errors import DataError
 
 # MMAD's top-level keys for iadbench's dataset kinds (DS-MVTec queries use the MVTec key).
@@ -86,28 +85,16 @@ class KnowledgeEntries:
         if not isinstance(entry, dict) or not entry.get("name"):
             return None
         where = f"{self.label}/{category}/object"
-        facts = []
-        for index, fact in enumerate(entry.get("facts", [])):
-            try:
-                facts.append((str(fact["question"]), str(fact["answer"]), tuple(str(d) for d in fact["distractors"])))
-            except (KeyError, TypeError):
-                raise DataError(f"{where}: fact {index + 1} needs question, answer and distractors (a list)") from None
-        return str(entry["name"]), facts, where
+        # the file was checked when read (harness/data/knowledge.py): every field has its type
+        facts = [(fact["question"], fact["answer"], tuple(fact["distractors"])) for fact in entry.get("facts", [])]
+        return entry["name"], facts, where
 
 
 def read_knowledge_file(path: Path, *, dataset_name: str, knowledge_key: str) -> KnowledgeEntries:
     """The entries of `path` for this dataset: the top-level key named like the dataset (`--name` or
     the folder's name), else MMAD's key for its kind (MVTec, MVTec-LOCO, VisA, GoodsAD), else the
     only key. Anything else is an error that lists the keys."""
-    try:
-        raw = path.read_bytes().decode("utf-8-sig")
-        data = tomllib.loads(raw) if path.suffix.lower() == ".toml" else json.loads(raw)
-    except FileNotFoundError:
-        raise DataError(f"{path}: knowledge file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise DataError(f"{path}: not a readable knowledge file ({error}); expected MMAD's domain_knowledge.json shape (JSON) or the same shape in TOML") from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise DataError(f"{path}: expected {{dataset: {{category: {{defect or good: text}}}}}} (MMAD's domain_knowledge.json shape)")
+    data = read_knowledge(path)
     wanted = [_normalise(dataset_name), _normalise(MMAD_KEYS.get(knowledge_key, knowledge_key))]
     key = next((k for w in wanted for k in data if _normalise(k) == w), None)
     if key is None and len(data) == 1:

@@ -155,12 +155,14 @@ def test_published_row_beside_a_run_on_the_official_release(tmp_path, mmad_tree)
     lines = comparison_lines(spec, summary, folder)
     assert any("no difference shown: this question file is not the official MMAD release" in line for line in lines)
     official = spec.model_copy(update={"data_release": "MMAD (official, jiang-cc/MMAD @ c4ed190)"})
-    line = next(line for line in comparison_lines(official, summary, folder) if "yours − published" in line)
+    assert any(f"no difference shown: subset ({summary.n_questions} of 39,670 questions): not comparable" in line for line in comparison_lines(official, summary, folder))
+    whole = summary.model_copy(update={"n_questions": 39670})  # as a run over the whole release records it
+    line = next(line for line in comparison_lines(official, whole, folder) if "yours − published" in line)
     ours = summary.mmad_compat["values"]["Average"]["Average"]
     low, high = (float(x) for x in line.split("[", 1)[1].split("]")[0].split(", "))
     assert f"{ours - 74.31:+.2f}" in line and low <= ours - 74.31 <= high and low < high
     assert main(["report", str(folder.path), "--format", "md", "--out", str(tmp_path / "r.md")]) == 0
-    assert "## Protocols and published rows" in (tmp_path / "r.md").read_text() and "protocol harmonised" in (tmp_path / "r.md").read_text()
+    assert "## Runs: how each was asked and scored" in (tmp_path / "r.md").read_text() and "protocol harmonised" in (tmp_path / "r.md").read_text()
 
 
 def test_the_qwen2_vl_protocol_sends_what_the_qwen25_script_sent(tmp_path):

@@ -133,15 +133,21 @@ def test_spec_records_the_resolved_configuration(tmp_path, synthetic_set):
     assert len(_samples(folder.path)) == 20
 
 
-def test_damaged_line_in_the_middle_is_an_error_naming_it(tmp_path, synthetic_set):
+def test_a_damaged_line_is_named_and_only_its_question_asked_again(tmp_path, synthetic_set, capsys):
     folder, _ = _run(tmp_path, "damaged", limit=5)
     lines = (folder.path / "samples.jsonl").read_text().splitlines()
+    damaged_id = json.loads(lines[2])["question_id"]
     lines[2] = lines[2][:40]
     (folder.path / "samples.jsonl").write_text("\n".join(lines) + "\n")
-    from harness.errors import RunFolderError
-
-    with pytest.raises(RunFolderError, match="line 3 is not a valid sample"):
-        RunFolder(folder.path).read_samples(repair=True)
+    kept = RunFolder(folder.path).read_samples()  # a reader (score, report) keeps the other answers
+    assert len(kept) == 4 and damaged_id not in {s.question_id for s in kept}
+    assert "line 3 is not a valid sample" in capsys.readouterr().err
+    spec = folder.spec()
+    summary = run_evaluation(spec, folder, progress=False)  # a resume: only the damaged question is asked again
+    assert summary.n_samples == 5
+    rows = [json.loads(line) for line in (folder.path / "samples.jsonl").read_text().splitlines()]
+    assert [r["question_id"] for r in rows].count(damaged_id) == 1 and len(rows) == 5
+    assert (folder.path / "samples.rejected.jsonl").read_text() == lines[2] + "\n"  # kept aside, not lost
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path, synthetic_set):

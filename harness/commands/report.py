@@ -36,14 +36,24 @@ def _arms(folder: Path) -> list[Path]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.report.build import build_report
-    from harness.report.render import csv_files, html, json_text, markdown
+    from contextlib import ExitStack
+
     from harness.report.runs import label_runs, load_run
+    from harness.runlog import RunFolder
 
     paths = []
     for path in map(Path, args.runs):  # an ablation folder stands for its arms
         paths += _arms(path) or [path]
-    runs = label_runs([load_run(path) for path in paths])
+    with ExitStack() as held:
+        for path in paths:  # read while no eval or score writes them
+            held.enter_context(RunFolder.open(path).lock(shared=True))
+        return _write_report(args, label_runs([load_run(path) for path in paths]))
+
+
+def _write_report(args: argparse.Namespace, runs) -> int:
+    from harness.report.build import build_report
+    from harness.report.render import csv_files, html, json_text, markdown
+
     fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "html")
     fmt = {"htm": "html", "markdown": "md"}.get(fmt, fmt)
     if fmt == "csv":

@@ -25,71 +25,81 @@ def register(commands) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from harness.metrics.accuracy import mmad_compat_table
     from harness.runlog import RunFolder
 
     target = Path(args.target)
     if target.is_dir():
-        from harness.evaluate import load_questions, summarise
-        from harness.tables import results_table
-
         folder = RunFolder.open(target)
-        spec = folder.spec()
-        if spec.task == "gpt4vad":
-            from harness.evaluate import summarise_regions
-            from harness.schema import RegionSample
-            from harness.tasks.gpt4vad import load_region_items
+        with folder.lock():  # no eval may write the run while it is re-scored
+            return _score_run(args, folder)
+    return _score_answers_file(args, target)
 
-            if args.mmad_compat or args.headline:
-                raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a GPT-4V-AD run")
-            items, _ = load_region_items(spec.data, spec.seed)
-            items = items[: spec.limit] if spec.limit is not None else items  # as the run selected them
-            samples = sorted(folder.read_samples(sample_type=RegionSample), key=lambda s: s.ordinal)
-            earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
-            summary = summarise_regions(spec, samples, items, folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
-            folder.write_summary(summary)
-            print(results_table(summary, spec))
-            return 0
-        if spec.task == "bbox":
-            from harness.evaluate import summarise_boxes
-            from harness.schema import BoxSample
 
-            if args.mmad_compat or args.headline:
-                raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a box localisation run")
-            samples = sorted(folder.read_samples(sample_type=BoxSample), key=lambda s: s.ordinal)
-            earlier = folder.summary()
-            summary = summarise_boxes(spec, samples, earlier.n_questions if earlier else samples, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
-            folder.write_summary(summary)
-            print(results_table(summary, spec))
-            return 0
-        if args.headline and args.headline != spec.scoring:
-            from datetime import datetime, timezone
+def _score_run(args: argparse.Namespace, folder) -> int:
+    from harness.evaluate import load_questions, summarise
+    from harness.metrics.accuracy import mmad_compat_table
+    from harness.tables import results_table
 
-            note = f"headline changed from {spec.scoring} to {args.headline} by iadbench score on {datetime.now(timezone.utc):%Y-%m-%d}"
-            spec = spec.model_copy(update={"scoring": args.headline, "notes": spec.notes + [note]})
-            folder.update_spec(spec)
-            print(note, file=sys.stderr)
-        samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
-        earlier = folder.summary()
-        summary = summarise(spec, samples, load_questions(spec), earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
+    spec = folder.spec()
+    if spec.task == "gpt4vad":
+        from harness.evaluate import summarise_regions
+        from harness.schema import RegionSample
+        from harness.tasks.gpt4vad import load_region_items
+
+        if args.mmad_compat or args.headline:
+            raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a GPT-4V-AD run")
+        items, _ = load_region_items(spec.data, spec.seed)
+        items = items[: spec.limit] if spec.limit is not None else items  # as the run selected them
+        samples = sorted(folder.read_samples(sample_type=RegionSample), key=lambda s: s.ordinal)
+        earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
+        summary = summarise_regions(spec, samples, items, folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
         folder.write_summary(summary)
         print(results_table(summary, spec))
-        if args.mmad_compat:
-            from harness.export import answers_file_records
-            from harness.tables import official_table
-
-            if spec.scoring != "mmad-compat":
-                print("\n".join(official_table(summary, spec)))
-            csv_path = Path(args.csv) if args.csv else folder.path / "mmad_accuracy.csv"
-            mmad_compat_table(answers_file_records(samples)).write_csv(csv_path)
-            print(f"official-layout CSV: {csv_path} (the run's headline stays {spec.scoring}; --headline changes it)")
         return 0
-    try:
-        answers = json.loads(target.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise IadbenchError(f"{target}: cannot read an MMAD answers file ({error})") from None
-    if not isinstance(answers, list) or not all(isinstance(a, dict) and {"image", "question_type", "correct_answer", "gpt_answer"} <= a.keys() for a in answers):
-        raise IadbenchError(f"{target}: expected MMAD's answers format, a list of {{image, question_type, correct_answer, gpt_answer}}")
+    if spec.task == "bbox":
+        from harness.evaluate import summarise_boxes
+        from harness.schema import BoxSample
+
+        if args.mmad_compat or args.headline:
+            raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a box localisation run")
+        samples = sorted(folder.read_samples(sample_type=BoxSample), key=lambda s: s.ordinal)
+        earlier = folder.summary()
+        summary = summarise_boxes(spec, samples, earlier.n_questions if earlier else samples, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
+        folder.write_summary(summary)
+        print(results_table(summary, spec))
+        return 0
+    if args.headline and args.headline != spec.scoring:
+        from datetime import datetime, timezone
+
+        note = f"headline changed from {spec.scoring} to {args.headline} by iadbench score on {datetime.now(timezone.utc):%Y-%m-%d}"
+        spec = spec.model_copy(update={"scoring": args.headline, "notes": spec.notes + [note]})
+        folder.update_spec(spec)
+        print(note, file=sys.stderr)
+    samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
+    earlier = folder.summary()
+    summary = summarise(spec, samples, load_questions(spec), earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
+    folder.write_summary(summary)
+    print(results_table(summary, spec))
+    if args.mmad_compat:
+        from harness.export import answers_file_records
+        from harness.tables import official_table
+
+        if spec.scoring != "mmad-compat":
+            print("\n".join(official_table(summary, spec)))
+        csv_path = Path(args.csv) if args.csv else folder.path / "mmad_accuracy.csv"
+        mmad_compat_table(answers_file_records(samples)).write_csv(csv_path)
+        print(f"official-layout CSV: {csv_path} (the run's headline stays {spec.scoring}; --headline changes it)")
+    return 0
+
+
+def _score_answers_file(args: argparse.Namespace, target: Path) -> int:
+    from harness.files import read_json_file
+    from harness.metrics.accuracy import mmad_compat_table
+
+    answers = read_json_file(target, what="MMAD answers file")
+    fields = ("image", "question_type", "correct_answer", "gpt_answer")
+    if not isinstance(answers, list) or not all(isinstance(a, dict) and all(isinstance(a.get(f), str) for f in fields) for a in answers):
+        raise IadbenchError(f"{target}: expected MMAD's answers format, a list of {{image, question_type, correct_answer, gpt_answer}}, each a string")
     if not args.mmad_compat:
         print("note: an MMAD answers file holds letters only, so it is scored with the official rules (--mmad-compat)", file=sys.stderr)
     table = mmad_compat_table(answers)

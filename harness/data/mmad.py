@@ -7,14 +7,13 @@ run summary reports; it is never dropped silently.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import DataError
-from harness.files import file_sha256
+from harness.files import file_sha256, read_json_file
 from harness.paths import resolve_inside
 from harness.schema import (
     MMAD_TYPE_TO_SUBTASK,
@@ -65,11 +64,10 @@ def load_mmad(
         raise DataError(f"{json_path}: question file not found")
     root = root or json_path.parent
     try:
-        raw = json.loads(json_path.read_text(encoding="utf-8"), object_pairs_hook=_refuse_duplicate_keys)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{json_path}: not valid JSON ({error}); is this MMAD's mmad.json?") from None
+        raw = read_json_file(json_path, what="question file (MMAD's mmad.json format)", object_pairs_hook=_refuse_duplicate_keys)
     except DataError as error:
-        raise DataError(f"{json_path}: {error}") from None
+        message = str(error)
+        raise DataError(message if message.startswith(str(json_path)) else f"{json_path}: {message}") from None
     if not isinstance(raw, dict) or not raw:
         found = "an empty object" if isinstance(raw, dict) else type(raw).__name__
         raise DataError(f"{json_path}: expected one JSON object keyed by image path (MMAD's format), found {found}")

@@ -11,10 +11,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.errors import ConfigError
-from harness.schema import DecodingSpec, Usage
+from harness.schema import DecodingSpec, Usage, finite_or_none, finite_scores
 
 
 class TextPart(BaseModel):
@@ -84,6 +84,20 @@ class GenerateRequest(BaseModel):
     shared_call: bool = Field(False, description="several questions share this exact call (an official two-call protocol): ask it once")
 
 
+# Replies are kept up to this many characters: the first and last halves, with the cut said
+# between them. Answers sit at a reply's start or end; a 100 MB reply must not be stored (in the
+# run folder, the cache, the report) at full size, and every reader sees the same text.
+MAX_REPLY_CHARS = 100_000
+
+
+def cut_reply(text: str, limit: int = MAX_REPLY_CHARS) -> str:
+    """A reply as iadbench keeps it: whole up to `limit` characters, else its two ends around a note."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[… iadbench cut {len(text) - 2 * half:,} of {len(text):,} characters here …]\n{text[-half:]}"
+
+
 class GenerateResponse(BaseModel):
     text: str = ""
     option_logprobs: dict[str, float] | None = None
@@ -97,6 +111,16 @@ class GenerateResponse(BaseModel):
     reasoning: str | None = Field(None, description="what a strategy kept besides the answer: a CoT description, SC votes")
     consistency: float | None = Field(None, description="self-consistency: share of samples that agreed with the answer")
     notes: list[str] = Field(default_factory=list, description="one-time remarks for the run spec, e.g. 'no logprobs'")
+
+    @field_validator("option_logprobs")
+    @classmethod
+    def _finite_logprobs(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        return finite_scores(value)
+
+    @field_validator("anomaly_score", "consistency")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        return finite_or_none(value)
 
 
 class ModelOptions(BaseModel):

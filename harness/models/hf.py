@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import math
 import os
 import threading
 import time
@@ -192,30 +193,41 @@ class HFModel:
         return await pending.future
 
     async def _run_batches(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)  # let every worker that is ready hand in its question first
-            if not self._loaded:
+        batch: list[_Pending] = []
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # let every worker that is ready hand in its question first
+                if not self._loaded:
+                    try:
+                        await asyncio.to_thread(self._load)
+                    except Exception as error:
+                        # A model that cannot load answers nothing: stop the run once, with the reason,
+                        # instead of retrying the load (and the hub) for every batch.
+                        self._fail_pending([], error if isinstance(error, FatalBackendError) else FatalBackendError(f"{self.name}: {error}"))
+                        return
+                batch = group_by_images(self._pending, self._batch_cap or 1, self._config_samples)
+                chosen = {id(item) for item in batch}
+                self._pending = [item for item in self._pending if id(item) not in chosen]
                 try:
-                    await asyncio.to_thread(self._load)
-                except Exception as error:
-                    # A model that cannot load answers nothing: stop the run once, with the reason,
-                    # instead of retrying the load (and the hub) for every batch.
-                    error = error if isinstance(error, FatalBackendError) else FatalBackendError(f"{self.name}: {error}")
-                    for item in self._pending:
-                        if not item.future.done():
-                            item.future.set_exception(error)
-                    self._pending.clear()
-                    return
-            batch = group_by_images(self._pending, self._batch_cap or 1, self._config_samples)
-            chosen = {id(item) for item in batch}
-            self._pending = [item for item in self._pending if id(item) not in chosen]
-            try:
-                responses = await asyncio.to_thread(self._answer, [item.request for item in batch])
-            except Exception as error:  # a bug in a batch must cost its samples, not hang the run
-                responses = [GenerateResponse(error=f"{type(error).__name__}: {error}") for _ in batch]
-            for item, response in zip(batch, responses):
-                if not item.future.done():
-                    item.future.set_result(response.model_copy(update={"notes": list(self.notes)}) if self.notes else response)
+                    responses = await asyncio.to_thread(self._answer, [item.request for item in batch])
+                except Exception as error:  # a bug in a batch must cost its samples, not hang the run
+                    responses = [GenerateResponse(error=f"{type(error).__name__}: {error}") for _ in batch]
+                for item, response in zip(batch, responses):
+                    if not item.future.done():
+                        item.future.set_result(response.model_copy(update={"notes": list(self.notes)}) if self.notes else response)
+                batch = []
+        except BaseException as error:
+            # Whatever stops the batcher (a bug in the scheduling itself, a cancellation) fails the
+            # requests it holds, each recorded as its sample's error: no request waits forever.
+            self._fail_pending(batch, RuntimeError(f"the hf/ batcher stopped: {type(error).__name__}: {error}"))
+            if not isinstance(error, Exception):
+                raise
+
+    def _fail_pending(self, batch: list[_Pending], error: Exception) -> None:
+        for item in [*batch, *self._pending]:
+            if not item.future.done():
+                item.future.set_exception(error)
+        self._pending.clear()
 
     async def aclose(self) -> None:
         # A model can serve several event loops in turn (a data-parallel rank answers its shard,
@@ -328,8 +340,12 @@ class HFModel:
         responses = []
         for row, (item, length) in enumerate(zip(batch, lengths)):
             letters = item.request.option_letters or []
-            scores = {letter: float(torch.logsumexp(logprobs[row, self._letter_token_ids(letter)], dim=0)) for letter in letters}
-            best = _sample_letter(scores, item.request) if _sampled(item.request) else max(letters, key=lambda letter: scores[letter])
+            raw = {letter: float(torch.logsumexp(logprobs[row, self._letter_token_ids(letter)], dim=0)) for letter in letters}
+            scores = {letter: value for letter, value in raw.items() if math.isfinite(value)}
+            if not scores:  # NaN logits (a broken checkpoint, an fp16 overflow): no answer, said once
+                responses.append(GenerateResponse(error="NonFiniteLogits: the model's log-probabilities for every option letter are NaN or infinite", usage=Usage(prompt_tokens=int(length))))
+                continue
+            best = _sample_letter(scores, item.request) if _sampled(item.request) else max(scores, key=scores.__getitem__)
             responses.append(GenerateResponse(text=best, option_logprobs=scores, usage=Usage(prompt_tokens=int(length), completion_tokens=1)))
         return responses
 

@@ -28,7 +28,7 @@ OPENAI_HOST = "api.openai.com"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 CONNECT_TRIES_BEFORE_GIVING_UP = 3  # nothing ever answered: a wrong --base-url, not a hiccup
 TOP_LOGPROBS = 20
-
+NON_FINITE_NOTE = "the server returned non-finite log-probabilities (NaN or ±Infinity) for some tokens; they were left out, as if not in the top list"
 
 def redact_url(url: str) -> str:
     """A base URL fit for spec.json and logs: user:password@ and query strings removed."""
@@ -46,6 +46,8 @@ def letter_logprobs(top_logprobs: list[tuple[str, float]], letters: list[str]) -
     """
     mass: dict[str, list[float]] = {}
     for token, logprob in top_logprobs:
+        if not isinstance(token, str) or not isinstance(logprob, (int, float)) or not math.isfinite(logprob):
+            continue  # a broken server's NaN or ±Infinity says nothing about the letter (NON_FINITE_NOTE)
         key = token.strip().strip("(*[").strip()
         if key in letters:
             mass.setdefault(key, []).append(logprob)
@@ -164,11 +166,15 @@ class OpenAIChatModel:
         except ImageDecodeError as error:
             return GenerateResponse(error=f"ImageDecodeError: {error}")
         started = time.monotonic()
+        deadline = started + self._policy.max_sample_seconds  # all attempts of this question together
         attempt = 0
         refusals = 0
         while True:
             attempt += 1
-            wait, failure = await self._attempt(arguments, request, attempt, started)
+            if time.monotonic() >= deadline:
+                elapsed = time.monotonic() - started
+                return GenerateResponse(error=f"QuestionDeadline: no answer within {self._policy.max_sample_seconds:g} s over {attempt - 1} attempts", attempts=attempt - 1, latency_s=elapsed)
+            wait, failure = await self._attempt(arguments, request, attempt, started, deadline)
             if isinstance(failure, GenerateResponse):
                 if failure.error is None and refused(failure.text, request.retry_keywords):
                     # The official scripts ask again when a reply holds a refusal word, then give up.
@@ -182,17 +188,25 @@ class OpenAIChatModel:
                 return GenerateResponse(error=f"{failure} (gave up after {attempt} attempts, {elapsed:.1f} s)", attempts=attempt, latency_s=elapsed)
             await _sleep(wait)
 
-    async def _attempt(self, arguments: dict, request: GenerateRequest, attempt: int, started: float) -> tuple[float, GenerateResponse | str]:
+    async def _attempt(self, arguments: dict, request: GenerateRequest, attempt: int, started: float, deadline: float) -> tuple[float, GenerateResponse | str]:
         """One try: (0, response) on success or a final error; (wait, reason) when worth retrying."""
         openai, limiter = self._openai, self._limiter
         assert limiter is not None
         sent_at = await limiter.acquire()
+        # --request-timeout is a deadline for the whole exchange (connect, headers and every byte of
+        # the body), not the client's wait between two bytes: a server trickling its body must not
+        # hold a question longer. Nor may an attempt outlive the question's own deadline.
+        budget = max(0.0, min(self.options.request_timeout_s, deadline - time.monotonic()))
         try:
             # The client's generic post: the same auth, errors and connection pool as
             # chat.completions.create, without its per-request walk over every message
             # (about 4 ms of CPU per multi-image request, more than everything else together).
-            raw = await self._client.post("/chat/completions", cast_to=self._http.Response, body=arguments)
+            raw = await asyncio.wait_for(self._client.post("/chat/completions", cast_to=self._http.Response, body=arguments), timeout=budget)
             completion = json.loads(raw.content)
+        except TimeoutError:
+            if not self._answered_once and attempt >= CONNECT_TRIES_BEFORE_GIVING_UP:
+                raise FatalBackendError(f"nothing answered at {redact_url(self._base_url)} within {budget:.1f} s, {attempt} times; start the server or fix --base-url, then continue with --resume") from None
+            return self._policy.backoff(attempt, self._rng), f"RequestDeadline: no complete response within {budget:.1f} s (connect, headers and body)"
         except openai.RateLimitError as error:
             wait = retry_after_seconds(error.response.headers)
             limiter.on_rate_limited(wait, sent_at)
@@ -215,10 +229,22 @@ class OpenAIChatModel:
             await limiter.release()
         limiter.on_success()
         self._answered_once = True
+        provider_error = self._provider_error(completion)
+        if provider_error:  # often an upstream's passing overload: retried like a 5xx, its message kept
+            return self._policy.backoff(attempt, self._rng), provider_error
         quota_wait = quota_exhausted_for(raw.headers)
         if quota_wait:
             limiter.on_rate_limited(quota_wait, sent_at)
         return 0.0, self._response(completion, request, attempt, time.monotonic() - started)
+
+    def _provider_error(self, completion) -> str | None:
+        """Some providers (proxies, routers) answer 200 with an error object and no choices."""
+        if not isinstance(completion, dict) or not completion.get("error") or completion.get("choices"):
+            return None
+        error = completion["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        code = error.get("code") if isinstance(error, dict) else None
+        return f"ProviderError{f' {code}' if code else ''}: {self._scrub(str(message))[:300]}"
 
     def _describe(self, error: Exception) -> str:
         status = getattr(error, "status_code", None)
@@ -227,21 +253,27 @@ class OpenAIChatModel:
 
     def _response(self, completion: dict, request: GenerateRequest, attempt: int, latency: float) -> GenerateResponse:
         choices = completion.get("choices") if isinstance(completion, dict) else None
-        if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
+        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
             return GenerateResponse(error="MalformedResponse: no choices in the response", attempts=attempt, latency_s=latency)
         choice = choices[0]
-        usage = completion.get("usage") or {}
+        text = _message_text(choice["message"].get("content"))
+        if text is None:
+            return GenerateResponse(error=f"MalformedResponse: the message content is a {type(choice['message'].get('content')).__name__}, not text", attempts=attempt, latency_s=latency)
+        usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
         response = GenerateResponse(
-            text=choice["message"].get("content") or "",
-            usage=Usage(prompt_tokens=usage.get("prompt_tokens") or 0, completion_tokens=usage.get("completion_tokens") or 0),
+            text=text,
+            usage=Usage(prompt_tokens=_count(usage.get("prompt_tokens")), completion_tokens=_count(usage.get("completion_tokens"))),
             attempts=attempt,
             latency_s=latency,
         )
         if request.choice_scoring == "logprobs":
-            content = (choice.get("logprobs") or {}).get("content")
-            if content:
-                top = [(item["token"], item["logprob"]) for item in content[0].get("top_logprobs") or []]
-                response.option_logprobs = letter_logprobs(top, request.option_letters or [])
+            logprobs = choice.get("logprobs")
+            content = logprobs.get("content") if isinstance(logprobs, dict) else None
+            if content and isinstance(content, list) and isinstance(content[0], dict):
+                top = [(item.get("token"), item.get("logprob")) for item in content[0].get("top_logprobs") or [] if isinstance(item, dict)]
+                response.option_logprobs = letter_logprobs(top, request.option_letters or []) or None
+                if any(not isinstance(value, (int, float)) or not math.isfinite(value) for _, value in top):
+                    response.notes.append(NON_FINITE_NOTE)
             else:
                 note = f"{self.cache_identity} returned no logprobs: answers are parsed from text instead"
                 response.notes.append(note)
@@ -255,6 +287,25 @@ class OpenAIChatModel:
             await self._client.close()
             # a later event loop (generation runs two) makes its own client and limiter
             self._client, self._limiter = None, None
+
+
+def _message_text(content) -> str | None:
+    """A message's text: a string, or the text parts of a list of content parts; None otherwise."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text", ""), str))
+    return None
+
+
+def _count(value) -> int:
+    """A token count as a server may write it (an int, a float, a string, nothing)."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def refused(text: str, keywords: list[str]) -> bool:

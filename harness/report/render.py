@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from harness.metrics.accuracy import CompatTable
@@ -114,7 +115,8 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
     from harness.report.identity import difference_table
 
     written = []
-    names = [run.spec.run_id for run in runs]
+    # file names from run ids, which come from spec.json (data): one plain name each, never a path
+    names = [re.sub(r"[^A-Za-z0-9._-]+", "_", run.spec.run_id).strip("._") or "run" for run in runs]
     # two folders with one run id (copies, other machines) must not overwrite each other's CSV
     stems = [name if names.count(name) == 1 else f"{name}_{index}" for index, name in enumerate(names, start=1)]
     single = out.suffix == ".csv" and len(runs) == 1

@@ -7,6 +7,7 @@ kept: twenty MMAD-size runs are 800,000 lines.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,22 +60,28 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
         raise RunFolderError(f"{path}: no summary.json yet; finish the run (iadbench eval --resume {path}) or score it (iadbench score {path})")
     rows: list[tuple] = []
     wrong_rotation: set[str] = set()
-    with (path / SAMPLES).open(encoding="utf-8") as handle:
+    seen: set[str] = set()
+    with (path / SAMPLES).open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 sample = json.loads(line)
-            except json.JSONDecodeError:
-                raise RunFolderError(f"{path / SAMPLES}: line {number} is not valid JSON; resume the run to repair it") from None
-            if spec.task == "mcq":
-                if "@rot" in sample["question_id"]:  # circular evaluation: tables use the questions as written
-                    if not sample["correct"]:
-                        wrong_rotation.add(sample["question_id"].split("@rot", 1)[0])
-                    continue
-                rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], SUBTASK_INDEX[sample["subtask"]], sample["label"] == "anomaly", sample["correct"], sample["parse_status"]))
-            else:
-                rows.append((sample["ordinal"], sample["question_id"], sample["dataset"], sample["category"], -1, sample["label"] == "anomaly", False, sample["parse_status"]))
+                key = sample["question_id"]
+                mcq = spec.task == "mcq"
+                row = (sample["ordinal"], key, sample["dataset"], sample["category"], SUBTASK_INDEX[sample["subtask"]] if mcq else -1,
+                       sample["label"] == "anomaly", bool(sample["correct"]) if mcq else False, sample["parse_status"])
+            except (ValueError, KeyError, TypeError):  # the same lines iadbench's own reader leaves out, named
+                print(f"iadbench: warning: {path / SAMPLES}: line {number} is not a valid sample; left out of the report (resume the run to ask it again)", file=sys.stderr)
+                continue
+            if key in seen:
+                continue  # a repeated question: the first answer counts, as the run's reader keeps it
+            seen.add(key)
+            if mcq and "@rot" in key:  # circular evaluation: tables use the questions as written
+                if not sample["correct"]:
+                    wrong_rotation.add(key.split("@rot", 1)[0])
+                continue
+            rows.append(row)
     if circular and "circular" in spec.strategies:
         rows = [row[:6] + (row[6] and row[1] not in wrong_rotation,) + row[7:] for row in rows]
     rows.sort(key=lambda row: row[0])

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
-from harness.errors import DataError
 
 # MMAD's queries start with DS-MVTec; its knowledge file calls that dataset MVTec.
 DATASET_ALIASES = {"DS-MVTec": "MVTec"}
@@ -16,10 +13,9 @@ DATASET_ALIASES = {"DS-MVTec": "MVTec"}
 
 class KnowledgeBase:
     def __init__(self, path: Path) -> None:
-        try:
-            self.data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise DataError(f"{path}: cannot read domain knowledge ({error}); expected MMAD's domain_knowledge.json format") from None
+        from harness.data.knowledge import read_knowledge
+
+        self.data = read_knowledge(path)
         self.path = path
 
     def entries(self, dataset: str, category: str) -> list[str]:

@@ -127,7 +127,7 @@ class BoxTask:
 
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> BoxSample:
         record = self.records[ordinal]
-        truth, size, frame = self._prepared.pop(ordinal)
+        truth, size, frame = self._prepared.pop(ordinal, ([], (1, 1), (1.0, 1.0)))  # none if preparing it failed
         common = dict(
             question_id=record.id, ordinal=ordinal, dataset=record.dataset, category=record.category, label=record.label, model=model,
             request_digest=digest, reply=response.text, truth=truth, latency_s=response.latency_s, usage=response.usage,

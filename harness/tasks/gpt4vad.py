@@ -212,7 +212,7 @@ class Gpt4vadTask:
 
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> RegionSample:
         item = self.items[ordinal]
-        division = self._divisions.pop(ordinal)
+        division = self._divisions.pop(ordinal, None) or Division(np.zeros((0, 768, 768), bool))  # none if preparing it failed
         overlay_path, map_path, _ = self._paths(item)
         common = dict(
             question_id=item.id, ordinal=ordinal, dataset=item.dataset, category=item.category, label=item.label, model=model,

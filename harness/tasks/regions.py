@@ -181,6 +181,8 @@ def region_purity(division: Division, mask: np.ndarray) -> dict[int, float]:
     """For each region (1-based) touching a ground-truth mask, the share of its pixels inside the
     mask. Scoring regions so is the best any region answer can do: ranking regions by purity gives
     the highest pixel ROC and PR curves among maps constant on these regions."""
+    if not division.count:
+        return {}
     square = _resize_mask(mask)
     inside = (division.masks & square).reshape(division.count, -1).sum(1)
     areas = division.masks.reshape(division.count, -1).sum(1)
