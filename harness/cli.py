@@ -81,5 +81,17 @@ def _report_error(error: Exception) -> int:
     return EXIT_UNEXPECTED
 
 
+def entry() -> None:
+    """The console script (and `python -m harness.cli`): main's exit code, also for Ctrl-C. After an
+    interrupt CPython may still end the process by SIGINT at exit (when the interrupt arrived
+    inside code it ran through PyRun_*), which a shell sees as -2, not the promised 130."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -43,6 +43,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def open_rgb(path: str | Path) -> Image.Image:
     """The image at `path` as 8-bit RGB (fully loaded; the file is closed)."""
+    if not Path(path).is_file():  # a folder, a pipe (reading it would wait forever), a broken or looping link
+        raise UnreadableImage(f"cannot decode image {path}: not a regular file")
     try:
         with Image.open(path) as image:
             image.load()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options
+from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options, number_at_least
 from harness.strategies import STRATEGY_FORMS
 from harness.errors import FatalBackendError, IadbenchError
 
@@ -29,10 +29,10 @@ def register(commands) -> None:
     parser.add_argument("--metrics", choices=["exact", "ader", "ader-adeval"], help="gpt4vad metrics: exact MVTec definitions (default); ADer's evaluator (pooled image score, 256 px, its F1 and AUPRO; mean named mAD); or ADer with ADEval's 50-strip pixel metrics")
     parser.add_argument("--model", default=None, help="provider/model or a baseline: random, oracle (iadbench list models)")
     parser.add_argument("--data-root", help="folder the question file's paths are relative to (default: its folder)")
-    parser.add_argument("--shots", type=int, help="normal template images per question (0, 1, k)")
+    parser.add_argument("--shots", type=number_at_least(0), help="normal template images per question (0, 1, k)")
     parser.add_argument("--templates", choices=["random", "similar"], help="which template list to take shots from")
-    parser.add_argument("--image-max-side", type=int, help="longest image side sent to the model, in pixels")
-    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--image-max-side", type=number_at_least(1), help="longest image side sent to the model, in pixels")
+    parser.add_argument("--temperature", type=number_at_least(0, float))
     parser.add_argument("--mmad-compat", action="store_true", help="headline scores by the official MMAD scorer")
     parser.add_argument("--strict", action="store_true", help="headline scores strict (unparsable = wrong), also under --suite mmad-official")
     parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted and reported) instead of stopping")
@@ -45,8 +45,8 @@ def register(commands) -> None:
     parser.add_argument("--errata", action="append", default=None, metavar="NAME|FILE", help="leave out known faulty records, e.g. mmad-ds-mvtec-pill (counted and shown)")
     parser.add_argument("--strategy", action="append", default=None, metavar="NAME", help="enhancement strategy, repeatable: " + ", ".join(STRATEGY_FORMS))
     add_backend_flags(parser)
-    parser.add_argument("--num-processes", type=int, default=1, help="data parallel on this machine: N processes (one per GPU for hf/ models), as torchrun would start them; their answers are merged")
-    parser.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
+    parser.add_argument("--num-processes", type=number_at_least(1), default=1, help="data parallel on this machine: N processes (one per GPU for hf/ models), as torchrun would start them; their answers are merged")
+    parser.add_argument("--max-cost", type=number_at_least(0, float), metavar="USD", help="stop cleanly (resumable) once paid tokens reach this cost")
     parser.add_argument("--no-cache", action="store_true", help="bypass the persistent response cache")
     parser.set_defaults(handler=run)
 

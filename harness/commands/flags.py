@@ -15,11 +15,12 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
     api.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 for vLLM (default $OPENAI_BASE_URL or OpenAI)")
     api.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY; the key itself is never recorded)")
     api.add_argument("--image-detail", choices=["low", "high", "auto"], help="the image_url detail level (default low)")
-    api.add_argument("--request-timeout", type=float, help="seconds before one request is abandoned and retried (default 60)")
-    api.add_argument("--max-attempts", type=int, help="tries per question before it is recorded as failed (default 8)")
+    api.add_argument("--request-timeout", type=POSITIVE_SECONDS, help="seconds one request may take in all (connect, headers and the whole body) before it is abandoned and retried (default 60)")
+    api.add_argument("--question-timeout", type=POSITIVE_SECONDS, help="seconds all attempts at one question may take together before it is recorded as failed (default 600)")
+    api.add_argument("--max-attempts", type=number_at_least(1), help="tries per question before it is recorded as failed (default 8)")
     engines = parser.add_argument_group("managed engines (vllm/<model>, sglang/<model>, transformers-serve/<model>)")
     engines.add_argument("--engine-args", help='passed to the engine server as written, e.g. "--tensor-parallel-size 4 --data-parallel-size 2 --max-model-len 8192"')
-    engines.add_argument("--engine-startup-timeout", type=float, help="seconds to wait for the engine to answer (default 1800)")
+    engines.add_argument("--engine-startup-timeout", type=POSITIVE_SECONDS, help="seconds to wait for the engine to answer (default 1800)")
     local = parser.add_argument_group("local Hugging Face models (hf/<hub id> or hf//abs/path)")
     local.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], help="weights' dtype (default auto: the checkpoint's)")
     local.add_argument("--device", help="cuda:N, cpu or mps (default: this process's GPU, else the CPU)")
@@ -36,12 +37,30 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default=None, help="suite name (iadbench list suites); default synthetic-quick, or gpt4vad-zero-shot with --task gpt4vad")
     parser.add_argument("--data", help="overrides the suite's data: " + "; ".join(f"{form}: {what}" for form, what in DATA_SOURCES.items()))
     parser.add_argument("--knowledge", help="domain knowledge for rag (MMAD's domain_knowledge.json format); default: beside the question file")
-    parser.add_argument("--limit", type=int, help="only the first N questions (for a quick look)")
+    parser.add_argument("--limit", type=number_at_least(1), help="only the first N questions (for a quick look)")
     parser.add_argument("--seed", type=int, default=0, help="recorded in spec.json; seeds every random choice")
-    parser.add_argument("--max-connections", type=int, help="requests in flight at once")
-    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--max-connections", type=number_at_least(1), help="requests in flight at once")
+    parser.add_argument("--max-new-tokens", type=number_at_least(1))
     parser.add_argument("--runs-dir", default="runs", help="where run folders are created (default: runs/)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def number_at_least(low: float, kind: type = int):
+    """An argparse type: a finite number of `kind` not below `low` (a negative --limit would
+    silently drop the last questions, a zero timeout would fail every request)."""
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")) or number < low:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} of at least {low:g}, got {value!r}")
+        return number
+
+    return parse
+
+
+POSITIVE_SECONDS = number_at_least(0.001, float)
 
 
 def _batch_size(value: str) -> int | str:
@@ -63,6 +82,7 @@ def given_model_options(args: argparse.Namespace) -> dict:
         "api_key_env": args.api_key_env,
         "image_detail": args.image_detail,
         "request_timeout_s": args.request_timeout,
+        "max_sample_seconds": args.question_timeout,
         "max_attempts": args.max_attempts,
         "max_connections": args.max_connections,
         "dtype": args.dtype,

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands.flags import add_backend_flags, given_model_options
+from harness.commands.flags import add_backend_flags, given_model_options, number_at_least
 from harness.errors import IadbenchError
 
 
@@ -19,14 +19,14 @@ def register(commands) -> None:
     generate.add_argument("--llm", metavar="MODEL", help="write Defect Description/Analysis and Object Analysis questions with this model (any backend), each verified")
     generate.add_argument("--knowledge", metavar="FILE", help="domain knowledge in MMAD's domain_knowledge.json shape (JSON, or TOML of the same shape): defect names, description/analysis options and object facts from its texts")
     generate.add_argument("--mmad-shape", action="store_true", help="at most 5 questions per image in MMAD's mix (detection first; defect questions for anomalies, object questions for normal images)")
-    generate.add_argument("--llm-concurrency", type=int, default=16, help="images written at once with --llm")
+    generate.add_argument("--llm-concurrency", type=number_at_least(1), default=16, help="images written at once with --llm")
     generate.add_argument("--max-connections", type=int, help=argparse.SUPPRESS)
     add_backend_flags(generate)
     generate.add_argument("--report", action="store_true", help="print the quality report (balance, length bias, discards) instead of the counts")
     generate.add_argument("--out", required=True)
     generate.add_argument("--name", help="dataset name used as the first path component (default: DIR's name)")
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--size", type=int, default=256, help="image size of the synthetic source")
+    generate.add_argument("--size", type=number_at_least(32), default=256, help="image size of the synthetic source")
     generate.set_defaults(handler=_generate)
     convert = commands.add_parser("convert", help="a question set to a Hugging Face dataset (mmad:PATH) or back to mmad.json (hf:PATH)")
     convert.add_argument("source", help="mmad:PATH/mmad.json or hf:PATH")
@@ -36,7 +36,7 @@ def register(commands) -> None:
     synth = commands.add_parser("synth", help="write the built-in synthetic dataset (MVTec AD layout)")
     synth.add_argument("--out", required=True)
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--size", type=int, default=256)
+    synth.add_argument("--size", type=number_at_least(32), default=256)
     synth.set_defaults(handler=_synth)
 
 

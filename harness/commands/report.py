@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.commands.flags import number_at_least
 from harness.errors import IadbenchError
 
 
@@ -14,8 +15,8 @@ def register(commands) -> None:
     report.add_argument("--out", help="output file (default report.<format>; a folder for csv with several runs)")
     report.add_argument("--format", choices=["html", "md", "csv", "json"], help="default: from --out's suffix, else html")
     report.add_argument("--published", choices=["auto", "always", "never"], default="auto", help="MMAD's published rows: auto shows them for runs on MMAD data")
-    report.add_argument("--gallery-run", type=int, default=0, help="which run (0-based, in the order given) the failure gallery shows")
-    report.add_argument("--gallery-size", type=int, default=60, help="failures shown in the gallery")
+    report.add_argument("--gallery-run", type=number_at_least(0), default=0, help="which run (0-based, in the order given) the failure gallery shows")
+    report.add_argument("--gallery-size", type=number_at_least(0), default=60, help="failures shown in the gallery")
     report.set_defaults(handler=_report)
 
 

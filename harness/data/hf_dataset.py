@@ -137,6 +137,16 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
 
 
 def _load(path: Path):
+    """The DatasetDict at `path`; a damaged or truncated file is named, not a traceback."""
+    try:
+        return _load_unchecked(path)
+    except (ConfigError, DataError):
+        raise
+    except Exception as error:  # pyarrow and datasets raise many kinds for a cut or foreign file
+        raise DataError(f"{path}: cannot read it as a Hugging Face dataset ({type(error).__name__}: {str(error)[:200]}); write it again with iadbench convert") from None
+
+
+def _load_unchecked(path: Path):
     datasets = _datasets()
     if (path / "dataset").is_dir():
         return datasets.load_from_disk(str(path / "dataset"))
@@ -164,6 +174,13 @@ def read_hf_dataset(path: Path, out: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(image["bytes"])
 
+    try:
+        return _unpack(path, bundle, out, write_file)
+    except (KeyError, TypeError, ValueError) as error:  # a set not written by iadbench, or hand-edited
+        raise DataError(f"{path}: a row does not have the fields iadbench writes ({type(error).__name__}: {error}); write it again with iadbench convert") from None
+
+
+def _unpack(path: Path, bundle, out: Path, write_file) -> Path:
     mmad = {}
     for row in bundle["questions"]:
         key = row["image_path"]
@@ -204,5 +221,15 @@ def materialised(path: Path, cache: Path) -> Path:
         digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     target = cache / "hf-sets" / digest.hexdigest()[:16]
     if not (target / "mmad.json").is_file():
-        read_hf_dataset(path, target)
+        import shutil
+        import tempfile
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=target.parent))
+        try:
+            read_hf_dataset(path, building)
+            shutil.rmtree(target, ignore_errors=True)
+            building.rename(target)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)  # a failed or killed unpacking leaves nothing
     return target / "mmad.json"

@@ -45,7 +45,9 @@ def load_errata(name_or_path: str) -> Errata:
     records: the question file's keys)."""
     path = Path(name_or_path)
     if path.is_file():
-        text = path.read_text(encoding="utf-8")
+        from harness.files import read_text_file
+
+        text = read_text_file(path, what="errata file")
     else:
         resource = resources.files("harness.data").joinpath("errata", f"{name_or_path}.toml")
         if not resource.is_file():
@@ -53,9 +55,15 @@ def load_errata(name_or_path: str) -> Errata:
         text = resource.read_text()
     try:
         data = tomllib.loads(text)
-        return Errata(data["name"], data["description"], data["source"], frozenset(data["records"]))
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
-        raise ConfigError(f"errata {name_or_path}: needs name, description, source and records ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"errata {name_or_path}: not valid TOML ({error})") from None
+    for key in ("name", "description", "source"):
+        if not isinstance(data.get(key), str):
+            raise ConfigError(f"errata {name_or_path}: {key} must be a string (errata files hold name, description, source and records)")
+    records = data.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
+        raise ConfigError(f"errata {name_or_path}: records must be a list of the question file's keys (strings)")
+    return Errata(data["name"], data["description"], data["source"], frozenset(records))
 
 
 def release_name(protocol: str, digest: str) -> str | None:

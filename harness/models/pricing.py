@@ -13,9 +13,21 @@ from harness.schema import Usage
 
 @lru_cache(maxsize=4)
 def price_table(path: str | None = None) -> dict[str, dict[str, float]]:
+    """{model: {input, output}} in USD per million tokens; a malformed table is named, entry by entry."""
+    from harness.errors import ConfigError
+    from harness.files import read_text_file
+
     path = path or os.environ.get("IADBENCH_PRICES")
-    text = Path(path).read_text() if path else resources.files("harness.models").joinpath("prices.toml").read_text()
-    return tomllib.loads(text)
+    where = path or "harness/models/prices.toml"
+    text = read_text_file(Path(path), what="price table") if path else resources.files("harness.models").joinpath("prices.toml").read_text()
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML ({error})") from None
+    for model, prices in table.items():
+        if not isinstance(prices, dict) or not all(isinstance(prices.get(k), (int, float)) and not isinstance(prices.get(k), bool) and prices[k] >= 0 for k in ("input", "output")):
+            raise ConfigError(f"{where}: [{model}] needs input and output prices (USD per million tokens, numbers ≥ 0)")
+    return table
 
 
 def cost_usd(model: str, usage: Usage) -> float | None:

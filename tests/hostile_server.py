@@ -1,0 +1,67 @@
+"""An OpenAI-compatible endpoint whose replies a test writes byte for byte (served over real HTTP by
+harness.testing.fake_openai.RunningServer): bodies trickled a byte at a time, NaN log-probabilities,
+error objects in a 200, replies of megabytes, content of the wrong type."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Reply:
+    body: bytes
+    status: int = 200
+    chunk: int = 0  # >0: send the body this many bytes at a time ...
+    pause_s: float = 0.0  # ... with this pause between chunks
+
+
+def completion(content, *, logprobs: str | None = None) -> bytes:
+    """A chat completion whose message content is `content` (any JSON value); `logprobs` is raw JSON
+    text for choices[0].logprobs, so it can hold NaN and Infinity as a broken server writes them."""
+    message = json.dumps({"role": "assistant", "content": content})
+    extra = f', "logprobs": {logprobs}' if logprobs else ""
+    return (f'{{"id": "x", "object": "chat.completion", "choices": [{{"index": 0, "message": {message}{extra}, "finish_reason": "stop"}}], '
+            '"usage": {"prompt_tokens": 10, "completion_tokens": 1}}').encode()
+
+
+@dataclass
+class ScriptedServer:
+    """ASGI app: every chat request is answered by `reply(request_body)`; requests are recorded."""
+
+    reply: Callable[[dict], Reply]
+    bodies: list = field(default_factory=list)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = json.loads(body) if body else {}
+        self.bodies.append(request)
+        reply = self.reply(request)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(reply.body)).encode())]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if not reply.chunk:
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        try:
+            for start in range(0, len(reply.body), reply.chunk):
+                last = start + reply.chunk >= len(reply.body)
+                await send({"type": "http.response.body", "body": reply.body[start : start + reply.chunk], "more_body": not last})
+                if not last:
+                    await asyncio.sleep(reply.pause_s)
+        except Exception:  # the client gave up mid-body: what a deadline is for
+            return
