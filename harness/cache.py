@@ -40,8 +40,12 @@ class ResponseCache:
             raise CacheError(f"{self.path}: cannot read the response cache ({error}); delete it or run with --no-cache") from None
         if row is None:
             return None
+        try:
+            response = GenerateResponse.model_validate_json(row[0])
+        except ValueError:  # a damaged row (or one an older iadbench wrote): a miss, replaced by the next answer
+            return None
         self.hits += 1
-        return GenerateResponse.model_validate_json(row[0])
+        return response
 
     def put(self, key: str, response: GenerateResponse) -> None:
         if response.error is not None:

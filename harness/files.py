@@ -10,11 +10,20 @@ from pathlib import Path
 
 def write_json_atomically(path: Path, payload: object) -> None:
     """Write JSON so a reader (or a crash) never sees half a file: temp file, fsync, rename."""
+    write_atomically(path, lambda handle: (json.dump(payload, handle, indent=2, ensure_ascii=False), handle.write("\n")))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """A whole text file (a report, an export) or none: never half of one after a full disk or Ctrl-C."""
+    write_atomically(path, lambda handle: handle.write(text))
+
+
+def write_atomically(path: Path, fill) -> None:
+    """Temp file beside `path`, filled by `fill(handle)`, fsynced, renamed over `path`."""
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes never share a temp file
     try:
         with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

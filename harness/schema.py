@@ -287,6 +287,13 @@ class BoxSample(_ImageSample):
     image_iou: float | None = Field(None, description="matched IoU sum over max(#predicted, #true); None for images without true boxes")
     overlay_path: str | None = Field(None, description="the image with true (green) and predicted (red) boxes, relative to the run folder")
 
+    _finite_iou = field_validator("image_iou")(finite_or_none)
+
+    @field_validator("boxes")
+    @classmethod
+    def _finite_boxes(cls, value: list) -> list:
+        return [box for box in value if all(math.isfinite(c) for c in box)]
+
 
 def sample_type_for(task: str) -> type[BaseModel]:
     """The samples.jsonl line type of a task."""

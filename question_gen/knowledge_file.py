@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.data.knowledge import read_knowledge
+from harness.adsets.knowledge import read_knowledge
 from harness.errors import DataError
 
 # MMAD's top-level keys for iadbench's dataset kinds (DS-MVTec queries use the MVTec key).
@@ -85,7 +85,7 @@ class KnowledgeEntries:
         if not isinstance(entry, dict) or not entry.get("name"):
             return None
         where = f"{self.label}/{category}/object"
-        # the file was checked when read (harness/data/knowledge.py): every field has its type
+        # the file was checked when read (harness/adsets/knowledge.py): every field has its type
         facts = [(fact["question"], fact["answer"], tuple(fact["distractors"])) for fact in entry.get("facts", [])]
         return entry["name"], facts, where
 

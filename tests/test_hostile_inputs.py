@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from harness.cli import main
 from harness.testing.fake_openai import FakeOpenAI, RunningServer, ServerConfig
@@ -412,3 +410,20 @@ def test_a_bug_preparing_one_question_costs_that_sample(tmp_path, synthetic_set,
     samples = {json.loads(line)["ordinal"]: json.loads(line) for line in (runs / "s/samples.jsonl").read_text().splitlines()}
     assert len(samples) == 10 and samples[3]["parse_status"] == "error" and "InternalError: ValueError: a preparation bug" in samples[3]["error"]
     assert all(samples[i]["parse_status"] != "error" for i in samples if i != 3)
+
+
+def test_an_engine_that_died_mid_run_stops_the_run_with_its_log(tmp_path):
+    import asyncio
+
+    from harness.errors import FatalBackendError
+    from harness.models.base import GenerateRequest, ModelOptions
+    from harness.models.engines import ManagedEngine, engine_specs
+
+    engine = ManagedEngine("vllm/some-model", seed=0, options=ModelOptions(), spec=engine_specs()["vllm"])
+    engine.log_path = tmp_path / "engine.log"
+    with engine.log_path.open("wb") as log:  # a real process that dies the way engines die
+        engine.process = subprocess.Popen([sys.executable, "-c", "print('torch.OutOfMemoryError: CUDA out of memory'); raise SystemExit(3)"], stdout=log)
+    engine.process.wait()
+    engine.inner = object()  # the server it fronted is gone: never asked
+    with pytest.raises(FatalBackendError, match="(?s)exited with code 3 during the run.*CUDA out of memory"):
+        asyncio.run(engine.generate(GenerateRequest(messages=[])))

@@ -52,6 +52,6 @@ def load_mask_union(paths: Iterable[Path], shape: tuple[int, int]) -> np.ndarray
                 if gray.size != (shape[1], shape[0]):
                     gray = gray.resize((shape[1], shape[0]), Image.NEAREST)
                 union |= mask_pixels(np.asarray(gray), Path(path))
-        except (OSError, UnidentifiedImageError, ValueError) as error:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
             raise DataError(f"cannot read mask {path}: {error}; fix or remove the file") from None
     return union

@@ -52,6 +52,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_report(args: argparse.Namespace, runs) -> int:
+    from harness.files import write_text_atomically
     from harness.report.build import build_report
     from harness.report.render import csv_files, html, json_text, markdown
 
@@ -68,6 +69,6 @@ def _write_report(args: argparse.Namespace, runs) -> int:
     text = {"html": html, "md": markdown, "json": json_text}[fmt](report)
     out = Path(args.out or f"report.{fmt}")
     out.parent.mkdir(parents=True, exist_ok=True)  # --out into a folder not made yet: make it
-    out.write_text(text, encoding="utf-8")
+    write_text_atomically(out, text)
     print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {len(runs)} run{'' if len(runs) == 1 else 's'})")
     return 0

@@ -120,6 +120,8 @@ def _export(args: argparse.Namespace) -> int:
         raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {kind} run")
     records = answers_file_records(folder.read_samples())
     out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
-    out.write_text(json.dumps(records, indent=4) + "\n")
+    from harness.files import write_text_atomically
+
+    write_text_atomically(out, json.dumps(records, indent=4) + "\n")
     print(f"wrote {len(records)} answers in MMAD's format to {out}")
     return 0

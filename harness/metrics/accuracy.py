@@ -146,7 +146,9 @@ class CompatTable:
         return csv_text([["", *self.columns], *([row, *(float(self.values[row][c]) for c in self.columns)] for row in self.rows)])
 
     def write_csv(self, path: Path) -> None:
-        path.write_text(self.to_csv())
+        from harness.files import write_text_atomically
+
+        write_text_atomically(path, self.to_csv())
 
 
 # Plain strings: this runs once per record of a 40k-record file, where enum lookups show up.

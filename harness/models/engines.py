@@ -30,7 +30,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from harness.distributed import free_port
-from harness.errors import ConfigError
+from harness.errors import ConfigError, FatalBackendError
 from harness.models.base import GenerateRequest, GenerateResponse, ModelOptions
 
 HOST = "127.0.0.1"
@@ -172,10 +172,22 @@ class ManagedEngine:
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         if self.inner is None:
             self.ready()
+        self._check_alive()
         response = await self.inner.generate(request)
+        if response.error is not None:
+            self._check_alive()  # a failure because the engine died stops the run, with its log
         if self.note not in response.notes:
             response.notes.append(self.note)
         return response
+
+    def _check_alive(self) -> None:
+        """An engine that exited mid-run answers nothing again: every request it would have held
+        fails at once, as a stopped run with the engine's own last words, not retries until each
+        question's deadline."""
+        code = self.process.poll() if self.process is not None else None
+        if code is not None:
+            tail = self.log_path.read_text(errors="replace")[-800:] if self.log_path.is_file() else ""
+            raise FatalBackendError(f"{self.spec.name} exited with code {code} during the run; its log ends:\n{tail}\nfix the cause, then continue with --resume")
 
     async def aclose(self) -> None:
         # The engine outlives one event loop (generation runs two); stop() ends it.

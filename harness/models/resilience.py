@@ -11,6 +11,7 @@ server's limit instead of oscillating between bursts of 429s and idle waits.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import time
@@ -49,8 +50,21 @@ def parse_duration(text: str) -> float | None:
     return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts)
 
 
+# A server's retry-after is obeyed up to this long: "retry after 10^9 s" (or Infinity, or NaN) from a
+# broken or hostile server must not pause every request of the run for ever.
+MAX_SERVER_WAIT_S = 300.0
+
+
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """The server's requested wait: retry-after-ms, retry-after (seconds or HTTP date)."""
+    """The server's requested wait, at most MAX_SERVER_WAIT_S (None when it gives none or nonsense)."""
+    wait = _retry_after(headers)
+    if wait is None or not math.isfinite(wait):
+        return None
+    return min(max(0.0, wait), MAX_SERVER_WAIT_S)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """retry-after-ms, retry-after (seconds or HTTP date), as written."""
     if not headers:
         return None
     milliseconds = headers.get("retry-after-ms")
@@ -76,7 +90,8 @@ def quota_exhausted_for(headers: Mapping[str, str] | None) -> float | None:
     if not headers or headers.get("x-ratelimit-remaining-requests") != "0":
         return None
     reset = headers.get("x-ratelimit-reset-requests")
-    return parse_duration(reset) if reset else None
+    wait = parse_duration(reset) if reset else None
+    return min(max(0.0, wait), MAX_SERVER_WAIT_S) if wait is not None and math.isfinite(wait) else None
 
 
 class AdaptiveLimiter:

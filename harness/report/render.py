@@ -110,7 +110,7 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
     """Each MCQ run's official-scorer table, in exactly the layout of MMAD's published CSVs, named
     by its run id; with several runs, runs.csv beside them says which file is which run (its label,
     the settings that differ, both averages)."""
-    from harness.files import csv_text
+    from harness.files import csv_text, write_text_atomically
     from harness.metrics.headline import headline
     from harness.report.identity import difference_table
 
@@ -141,7 +141,7 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
                          "" if lead is None or lead.average is None else lead.average, "" if strict is None else strict, files.get(id(run), "")])
         index = out / "runs.csv"
         index.parent.mkdir(parents=True, exist_ok=True)
-        index.write_text(csv_text(rows), encoding="utf-8")
+        write_text_atomically(index, csv_text(rows))
         written.append(index)
     return written
 

@@ -13,7 +13,7 @@ DATASET_ALIASES = {"DS-MVTec": "MVTec"}
 
 class KnowledgeBase:
     def __init__(self, path: Path) -> None:
-        from harness.data.knowledge import read_knowledge
+        from harness.adsets.knowledge import read_knowledge
 
         self.data = read_knowledge(path)
         self.path = path

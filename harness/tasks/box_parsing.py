@@ -14,6 +14,7 @@ within 0..1 is read as 0..1 (noted).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -120,6 +121,9 @@ def parse_box_reply(text: str, convention: Convention, sent: tuple[int, int], or
         result.reasons.append(f"coordinates within 0..1 read as 0..1, not 0..{convention.scale:g}")
     width, height = original
     for box in raw:
+        if not all(math.isfinite(v) for v in box):  # NaN or Infinity written as a coordinate says nowhere
+            result.reasons.append("box with a non-finite coordinate dropped")
+            continue
         x1, y1, x2, y2 = convention.to_pixels(box, sent, original, unit)
         if x1 > x2 or y1 > y2:
             x1, x2, y1, y2 = min(x1, x2), max(x1, x2), min(y1, y2), max(y1, y2)
