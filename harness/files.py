@@ -116,3 +116,9 @@ def read_json_file(path: Path, *, what: str = "JSON file", object_pairs_hook=Non
         raise DataError(f"{path}: the {what} is not valid JSON ({error})") from None
     except RecursionError:
         raise DataError(f"{path}: the {what} is nested too deeply to read (thousands of levels); it is not a file iadbench writes or reads") from None
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string. JSON's escapes are TOML's, but TOML takes no surrogate pair
+    (so non-ASCII stays as it is, in UTF-8) and no raw DEL."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -1,12 +1,22 @@
-"""Facts about a defect that can be read off its mask (and the image under it).
+"""Facts about a defect that its pixels support (and where it sits, from its mask).
 
-These facts make the localization and description questions true by construction. Thresholds are
-module constants so the README can state them and tests can pin them.
+These facts make the localization and description questions true by construction. A description
+must hold for what a person sees, not for the annotator's outline, so:
+
+- tone is the defect's pixels against a ring of the object's own pixels around it (background left
+  out), read off medians;
+- the mask's outline gives the shape only where the mask is tight: where the band just inside the
+  outline differs from the surroundings as the core does (a coarse blob drawn around a jagged hole
+  is not a round defect);
+- size is the defect's area (for a loose mask, its pixels that differ) against the object's area;
+- a value within a margin of a class boundary is unknown (None): it is neither keyed nor offered as
+  a distractor, because a person could fairly read it either way.
+Thresholds and margins are module constants, so the README can state them and tests can pin them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -15,18 +25,40 @@ from skimage import measure
 GRID_ROWS = ("top", "middle", "bottom")
 GRID_COLS = ("left", "center", "right")
 
-# A defect is "mainly" in a cell when that cell holds at least this share of its area.
-MAIN_CELL_SHARE = 0.5
-# A cell counts as touched by the defect (so it cannot be a distractor) above this share.
-TOUCHED_CELL_SHARE = 0.05
 # Components smaller than this many pixels are specks, not separate defects (shared with the box task).
 from harness.metrics.boxes import MIN_COMPONENT_PIXELS  # noqa: E402
-# Relative area (defect / object): below SMALL is small, below LARGE is medium, else large.
-SMALL_AREA, LARGE_AREA = 0.01, 0.05
-# Elongation = major / minor axis of the largest component.
-ELONGATED_RATIO, ROUND_RATIO, ROUND_SOLIDITY = 3.0, 1.6, 0.85
-# Mean luminance change (0..1) inside the defect against a ring around it.
-TONE_DELTA = 0.06
+
+
+def _margins() -> dict:
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads(resources.files("question_gen.data").joinpath("attributes.toml").read_text())
+
+
+_M = _margins()
+# A defect is "mainly" in a cell holding MAIN_CELL_SHARE of its area; a cell holding more than
+# TOUCHED_CELL_SHARE is touched by it (never a distractor).
+MAIN_CELL_SHARE, TOUCHED_CELL_SHARE = _M["grid"]["main_cell_share"], _M["grid"]["touched_cell_share"]
+# Relative area (defect / object): below SMALL is small, below LARGE is medium, else large; within a
+# factor SIZE_MARGIN of either boundary the size is not said.
+SMALL_AREA, LARGE_AREA, SIZE_MARGIN = _M["size"]["small_below"], _M["size"]["large_from"], _M["size"]["margin"]
+# Shape of the largest component (a tight mask only): elongated at a major/minor axis ratio of at
+# least ELONGATED_RATIO, round below ROUND_RATIO with a solidity of at least ROUND_SOLIDITY,
+# irregular when neither and clearly so (solidity below IRREGULAR_SOLIDITY, or a ratio between the
+# two ranges with a margin on each side).
+ELONGATED_RATIO, ROUND_RATIO, ROUND_SOLIDITY = _M["shape"]["elongated_ratio"], _M["shape"]["round_ratio"], _M["shape"]["round_solidity"]
+IRREGULAR_SOLIDITY, IRREGULAR_RATIOS = _M["shape"]["irregular_solidity"], tuple(_M["shape"]["irregular_ratios"])
+# Tone: the median luminance (0..1) of the defect against its ring; darker or brighter beyond
+# TONE_DELTA + TONE_MARGIN, similar within TONE_DELTA - TONE_MARGIN (and no colour shift), unknown
+# in between. A colour shift is the largest per-channel difference once luminance is set aside.
+TONE_DELTA, TONE_MARGIN, COLOUR_SHIFT = _M["tone"]["delta"], _M["tone"]["margin"], _M["tone"]["colour_shift"]
+# A mask is loose (drawn well around the defect) when a clear share (CLEAR_CONTRAST) of its core's
+# pixels differ from the ring around it while the band just inside its outline has less than
+# LOOSE_BAND of that share: the outline then runs over the intact surface. A mask too thin for a
+# core is tight.
+CLEAR_CONTRAST, LOOSE_BAND, BAND_PIXELS = _M["tightness"]["clear_contrast"], _M["tightness"]["loose_band"], _M["tightness"]["band_pixels"]
+RING_PIXELS = _M["tightness"]["ring_pixels"]
 
 Size = Literal["small", "medium", "large"]
 Shape = Literal["elongated", "round", "irregular"]
@@ -38,11 +70,13 @@ class DefectAttributes:
     cell_shares: tuple[tuple[float, ...], ...]  # 3×3 share of the defect area per grid cell
     main_cell: tuple[int, int] | None  # (row, col) holding ≥ MAIN_CELL_SHARE, else None
     relative_area: float
-    size: Size
-    shape: Shape
+    size: Size | None  # None: too close to a class boundary to say
+    shape: Shape | None  # None: the mask is not tight around the defect, or the shape is borderline
     count: int
-    tone: Tone
+    tone: Tone | None  # None: too close to a class boundary to say
     tone_vs_template: Tone | None = None  # the defect area against the same area of the nearest normal image
+    tightness: float = 1.0  # how much the band inside the outline differs from the ring, relative to the core
+    measures: dict = field(default_factory=dict, compare=False)  # the numbers behind each attribute, for the report and the audit
 
 
 def cell_name(row: int, col: int) -> str:
@@ -74,42 +108,128 @@ def adjacent_cells(row: int, col: int) -> set[tuple[int, int]]:
     return {(r, c) for r, c in ((row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1)) if 0 <= r < 3 and 0 <= c < 3}
 
 
-def _size(relative_area: float) -> Size:
-    if relative_area < SMALL_AREA:
+def _size(relative_area: float) -> Size | None:
+    if relative_area < SMALL_AREA / SIZE_MARGIN:
         return "small"
-    return "medium" if relative_area < LARGE_AREA else "large"
+    if SMALL_AREA * SIZE_MARGIN <= relative_area < LARGE_AREA / SIZE_MARGIN:
+        return "medium"
+    if relative_area >= LARGE_AREA * SIZE_MARGIN:
+        return "large"
+    return None
 
 
-def _shape(region) -> Shape:
-    minor = max(region.axis_minor_length, 1.0)
-    ratio = region.axis_major_length / minor
+def _shape(region) -> tuple[Shape | None, float, float]:
+    """(shape or None, axis ratio, solidity) of a component."""
+    ratio = region.axis_major_length / max(region.axis_minor_length, 1.0)
+    solidity = float(region.solidity)
     if ratio >= ELONGATED_RATIO:
-        return "elongated"
-    if ratio < ROUND_RATIO and region.solidity >= ROUND_SOLIDITY:
-        return "round"
-    return "irregular"
+        return "elongated", ratio, solidity
+    if ratio < ROUND_RATIO and solidity >= ROUND_SOLIDITY:
+        return "round", ratio, solidity
+    low, high = IRREGULAR_RATIOS
+    if solidity < IRREGULAR_SOLIDITY or low <= ratio <= high:
+        return "irregular", ratio, solidity
+    return None, ratio, solidity
 
 
-def _tone(image: np.ndarray, mask: np.ndarray) -> Tone:
-    """Compare the defect with a ring of pixels around it in the same image (no alignment needed)."""
+def ruled_out(attributes: DefectAttributes) -> dict[str, frozenset[str]]:
+    """Per attribute, the values the measures make clearly false (past the boundary and its margin):
+    a distractor may say only these, and an audit finds a description wrong only when it says one.
+    A value near a boundary is neither the attribute nor ruled out."""
+    m = attributes.measures
+    out: dict[str, set[str]] = {"size": set(), "shape": set(), "tone": set()}
+    area = m.get("relative_area", attributes.relative_area)
+    if area >= SMALL_AREA * SIZE_MARGIN:
+        out["size"].add("small")
+    if area < SMALL_AREA / SIZE_MARGIN or area >= LARGE_AREA * SIZE_MARGIN:
+        out["size"].add("medium")
+    if area < LARGE_AREA / SIZE_MARGIN:
+        out["size"].add("large")
+    if "luminance_delta" in m:
+        delta, shift = m["luminance_delta"], m["colour_shift"]
+        if delta > -(TONE_DELTA - TONE_MARGIN):
+            out["tone"].add("darker")
+        if delta < TONE_DELTA - TONE_MARGIN:
+            out["tone"].add("brighter")
+        if shift < COLOUR_SHIFT - TONE_MARGIN:
+            out["tone"].add("discoloured")
+        if abs(delta) >= TONE_DELTA + TONE_MARGIN or shift >= COLOUR_SHIFT + TONE_MARGIN:
+            out["tone"].add("similar")
+    if attributes.shape is not None and "axis_ratio" in m:  # a loose mask's outline says nothing of the shape
+        ratio, solidity = m["axis_ratio"], m["solidity"]
+        if ratio < IRREGULAR_RATIOS[1]:
+            out["shape"].add("elongated")
+        if ratio >= IRREGULAR_RATIOS[0] or solidity < IRREGULAR_SOLIDITY:
+            out["shape"].add("round")
+        if solidity >= ROUND_SOLIDITY and (ratio < ROUND_RATIO or ratio >= ELONGATED_RATIO):
+            out["shape"].add("irregular")
+    return {name: frozenset(values) for name, values in out.items()}
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _ring(mask: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
+    """The pixels around the defect it is compared with: the object's own, not the background
+    (a defect at an object's edge would otherwise be compared with the table it lies on)."""
     from scipy import ndimage
 
-    ring = ndimage.binary_dilation(mask, iterations=4) & ~mask
+    ring = ndimage.binary_dilation(mask, iterations=RING_PIXELS) & ~mask
+    if foreground is not None:
+        on_object = ring & foreground
+        if on_object.sum() >= max(20, 0.3 * ring.sum()):
+            return on_object
+    return ring
+
+
+def _tone(inside: np.ndarray, reference: np.ndarray) -> tuple[Tone | None, float, float]:
+    """(tone or None, luminance delta, colour shift) of the defect's pixels against the reference
+    pixels (both N×3, 0..1), by medians."""
+    if not len(inside) or not len(reference):
+        return None, 0.0, 0.0
+    a, b = np.median(inside, axis=0), np.median(reference, axis=0)
+    delta = float(_luminance(a) - _luminance(b))
+    shift = float(np.abs((a - a.mean()) - (b - b.mean())).max())
+    if delta <= -(TONE_DELTA + TONE_MARGIN):
+        return "darker", delta, shift
+    if delta >= TONE_DELTA + TONE_MARGIN:
+        return "brighter", delta, shift
+    if abs(delta) <= TONE_DELTA - TONE_MARGIN:
+        if shift >= COLOUR_SHIFT + TONE_MARGIN:
+            return "discoloured", delta, shift
+        if shift <= COLOUR_SHIFT - TONE_MARGIN:
+            return "similar", delta, shift
+    return None, delta, shift
+
+
+def _differing(pixels: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Which pixels (N×3, 0..1) differ from the reference pixels: farther from their median than 95%
+    of the reference pixels themselves are (with a floor, so a flat surface does not flag noise)."""
+    centre = np.median(reference, axis=0)
+    spread = max(float(np.quantile(np.abs(reference - centre).max(axis=1), 0.95)), 0.06)
+    return np.abs(pixels - centre).max(axis=1) > spread
+
+
+def tightness(rgb: np.ndarray, mask: np.ndarray, ring: np.ndarray) -> tuple[float, np.ndarray]:
+    """(how much the band inside the outline differs from the ring, relative to the core: 1.0 where
+    it cannot be judged; the mask's pixels that differ from the ring). A mask too thin for a core
+    (a crack, a scratch), or one whose core hardly differs (a subtle defect on a busy texture), is
+    taken as drawn: tight."""
+    from scipy import ndimage
+
+    differing = np.zeros_like(mask)
     if not ring.any():
-        return "similar"
-    rgb = image.astype(np.float32) / 255.0
-    return _compare(rgb[mask].mean(axis=0), rgb[ring].mean(axis=0))
-
-
-def _compare(inside: np.ndarray, reference: np.ndarray) -> Tone:
-    """Mean RGB (0..1) of the defect against a reference colour: luminance first, then a colour shift."""
-    delta_luma = float(inside.mean() - reference.mean())
-    if delta_luma <= -TONE_DELTA:
-        return "darker"
-    if delta_luma >= TONE_DELTA:
-        return "brighter"
-    chroma_shift = float(np.abs((inside - inside.mean()) - (reference - reference.mean())).max())
-    return "discoloured" if chroma_shift >= TONE_DELTA else "similar"
+        return 1.0, mask
+    differing[mask] = _differing(rgb[mask], rgb[ring])
+    core = ndimage.binary_erosion(mask, iterations=BAND_PIXELS)
+    band = mask & ~core
+    if core.sum() < 20 or band.sum() < 20:
+        return 1.0, differing
+    core_share = float(differing[core].mean())
+    if core_share < CLEAR_CONTRAST:
+        return 1.0, differing
+    return min(1.0, float(differing[band].mean()) / core_share), differing
 
 
 def change_against_template(image: np.ndarray, template: np.ndarray, mask: np.ndarray) -> Tone | None:
@@ -118,14 +238,15 @@ def change_against_template(image: np.ndarray, template: np.ndarray, mask: np.nd
     images differ in size: then there is no pixel correspondence to trust."""
     if template.shape != image.shape or not mask.any():
         return None
-    inside = image[mask].astype(np.float32).mean(axis=0) / 255.0
-    reference = template[mask].astype(np.float32).mean(axis=0) / 255.0
-    return _compare(inside, reference)
+    inside = image[mask].astype(np.float32) / 255.0
+    reference = template[mask].astype(np.float32) / 255.0
+    return _tone(inside, reference)[0]
 
 
-def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, template: np.ndarray | None = None) -> DefectAttributes:
+def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, template: np.ndarray | None = None, foreground: np.ndarray | None = None) -> DefectAttributes:
     """Attributes of a binary defect mask over an RGB uint8 image of the same size; with `template`
-    (the nearest normal image), also the change against it."""
+    (the nearest normal image), also the change against it; with `foreground` (the object's pixels
+    in a normal image), the ring is kept on the object."""
     labels = measure.label(mask, connectivity=2)
     regions = [r for r in measure.regionprops(labels) if r.area >= MIN_COMPONENT_PIXELS]
     if not regions:
@@ -134,29 +255,54 @@ def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, t
     shares = grid_cell_shares(mask)
     row, col = np.unravel_index(int(shares.argmax()), shares.shape)
     main_cell = (int(row), int(col)) if shares[row, col] >= MAIN_CELL_SHARE else None
-    relative_area = float(mask.sum()) / max(object_area, 1.0)
+    if foreground is not None and foreground.shape != mask.shape:
+        foreground = None
+    rgb = image.astype(np.float32) / 255.0
+    ring = _ring(mask, foreground)
+    tight_ratio, differing = tightness(rgb, mask, ring)
+    tight = tight_ratio >= LOOSE_BAND
+    # a loose mask overstates the defect: its size and tone are read from the pixels that differ
+    defect = mask if tight or differing.sum() < MIN_COMPONENT_PIXELS else differing
+    relative_area = float(defect.sum()) / max(object_area, 1.0)
+    tone, delta, shift = _tone(rgb[defect], rgb[ring])
+    shape, ratio, solidity = _shape(largest)
     return DefectAttributes(
         cell_shares=tuple(tuple(float(v) for v in row_) for row_ in shares),
         main_cell=main_cell,
         relative_area=relative_area,
         size=_size(relative_area),
-        shape=_shape(largest),
+        shape=shape if tight else None,
         count=len(regions),
-        tone=_tone(image, mask),
+        tone=tone,
         tone_vs_template=change_against_template(image, template, mask) if template is not None else None,
+        tightness=tight_ratio,
+        measures={"luminance_delta": round(delta, 4), "colour_shift": round(shift, 4), "axis_ratio": round(float(ratio), 3), "solidity": round(solidity, 3),
+                  "relative_area": round(relative_area, 5), "tightness": round(tight_ratio, 3)},
     )
 
 
-def estimate_object_area(template_rgb: np.ndarray) -> float:
-    """Object extent from a normal image: pixels that differ from the border colour.
-
-    Textures (where almost everything, or almost nothing, differs from the border) count the whole
-    image as the object.
-    """
+def foreground_mask(template_rgb: np.ndarray) -> np.ndarray | None:
+    """The object's pixels in a normal image: those that differ from the border colour; None for
+    textures (almost everything, or almost nothing, differs), where the whole image is the object."""
     rgb = template_rgb.astype(np.float32)
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
     distance = np.abs(rgb - np.median(border, axis=0)).max(axis=-1)
-    share = float((distance > 40).mean())
-    if share < 0.03 or share > 0.9:
-        return float(rgb.shape[0] * rgb.shape[1])
-    return share * rgb.shape[0] * rgb.shape[1]
+    foreground = distance > 40
+    share = float(foreground.mean())
+    return None if share < 0.03 or share > 0.9 else foreground
+
+
+def estimate_object_area(template_rgb: np.ndarray) -> float:
+    """Object extent from a normal image (foreground_mask); a texture counts the whole image."""
+    foreground = foreground_mask(template_rgb)
+    return float(foreground.sum()) if foreground is not None else float(template_rgb.shape[0] * template_rgb.shape[1])
+
+
+# Normal images an object's extent is estimated from: one image's background may fool the estimate
+# (a shadow, a reflection), the median of a few does not.
+AREA_TEMPLATES = 5
+
+
+def median_object_area(templates: list[np.ndarray]) -> float:
+    """The median extent of the object over the first AREA_TEMPLATES normal images."""
+    return float(np.median([estimate_object_area(t) for t in templates[:AREA_TEMPLATES]]))

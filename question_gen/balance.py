@@ -12,12 +12,17 @@ import numpy as np
 from harness.schema import OPTION_LETTERS
 
 
-def balanced_positions(option_counts: list[int], rng: np.random.Generator) -> list[int]:
-    """For each question (by its option count) the index of its right answer."""
+def balanced_positions(option_counts: list[int], rng: np.random.Generator, starts: dict[int, int] | None = None) -> list[int]:
+    """For each question (by its option count) the index of its right answer. With `starts`, the deal
+    of each option count continues where the previous call's left off (and updates it), so several
+    groups dealt one after another are balanced each and together."""
     positions = [0] * len(option_counts)
+    starts = {} if starts is None else starts
     for n_options in sorted(set(option_counts)):
         members = [i for i, n in enumerate(option_counts) if n == n_options]
-        deck = np.tile(np.arange(n_options), -(-len(members) // n_options))[: len(members)]
+        start = starts.get(n_options, 0)
+        deck = (start + np.arange(len(members))) % n_options
+        starts[n_options] = (start + len(members)) % n_options
         rng.shuffle(deck)
         for question_index, position in zip(members, deck):
             positions[question_index] = int(position)

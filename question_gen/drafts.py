@@ -9,6 +9,7 @@ provenance.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,8 @@ import numpy as np
 from harness.prompting import render_text
 from harness.schema import Subtask
 from question_gen.attributes import TOUCHED_CELL_SHARE, DefectAttributes, adjacent_cells, cell_name
-from question_gen.knowledge import CategoryKnowledge, DefectInfo, defect_kinds, generic_objects
+from question_gen import descriptions
+from question_gen.knowledge import CategoryKnowledge, DefectInfo, defect_kinds, exclusive, generic_objects
 from question_gen.options import pick_distractors, same_thing
 
 N_OPTIONS = 4
@@ -73,9 +75,10 @@ def defect_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft 
     if info.group:
         return _group_skip(Subtask.DEFECT_CLASSIFICATION, info)
     kind = info.kind.kind if info.kind else None
-    # The category's own other defects first (the hard, realistic confusions), then generic ones of another kind.
+    # The category's own other defects first (the hard, realistic confusions: its folders say which
+    # is which), then generic names of kinds that cannot be mistaken for this one (a dent is a deformation).
     own = [other.name for other in ctx.knowledge.defects.values() if not other.group and other.folder != info.folder]
-    generic = [name for name, generic_kind in defect_kinds()[1] if generic_kind != kind]
+    generic = [name for name, generic_kind in defect_kinds()[1] if (exclusive(kind, generic_kind) if kind else True)]
     distractors = pick_distractors(info.name, [own, generic], DISTRACTORS, rng)
     return Draft(Subtask.DEFECT_CLASSIFICATION, render_text("question_gen/defect_classification.j2"), info.name, tuple(distractors), _from(info.source))
 
@@ -99,73 +102,54 @@ def defect_localization(ctx: ImageContext, rng: np.random.Generator) -> Draft | 
     return Draft(Subtask.DEFECT_LOCALIZATION, render_text("question_gen/defect_localization.j2"), option((row, col)), tuple(distractors))
 
 
-_SIZES, _SHAPES, _TONES, _COUNTS = ("small", "medium", "large"), ("elongated", "round", "irregular"), (
-    "darker",
-    "brighter",
-    "discoloured",
-    "similar",
-), (1, 2, 3)
-
-
-def _description(size: str, shape: str, tone: str, count: int) -> str:
-    return render_text("question_gen/description_option.j2", size=size, shape=shape, tone=tone, count=count)
-
-
-def _written(ctx: ImageContext, attribute: str) -> tuple[str, list[list[str]]] | None:
-    """The image's defect's sentence from a knowledge file, and as distractor pools those of the
-    category's other defects, then of the dataset's other categories, when they are enough."""
-    info = ctx.defect
-    if info is None or info.group or getattr(info, attribute) is None:
+def _drafted(subtask: Subtask, described: descriptions.Described | None, rng: np.random.Generator) -> Draft | None:
+    if described is None:
         return None
-    correct = getattr(info, attribute)
-    own = [getattr(o, attribute) for o in ctx.knowledge.defects.values() if o.folder != info.folder and not o.group and getattr(o, attribute)]
-    dataset = list(getattr(ctx.knowledge, f"other_{attribute}s"))
-    return (correct, [own, dataset]) if len(set(own + dataset) - {correct}) >= DISTRACTORS else None
-
-
-def _from_knowledge_file(ctx: ImageContext, attribute: str, subtask: Subtask, template: str, rng: np.random.Generator) -> Draft | None:
-    written = _written(ctx, attribute)
-    if written is None:
-        return None
-    correct, pools = written
-    distractors = pick_distractors(correct, pools, DISTRACTORS, rng)
-    return Draft(subtask, render_text(template), correct, tuple(distractors), _from(ctx.defect.source))
+    distractors = pick_distractors(described.correct, described.pools, DISTRACTORS, rng)
+    return Draft(subtask, render_text(described.template), described.correct, tuple(distractors), _from(described.source))
 
 
 def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
-    """From a knowledge file when the category has enough described defects; else from the mask."""
-    written = _from_knowledge_file(ctx, "description", Subtask.DEFECT_DESCRIPTION, "question_gen/defect_description.j2", rng)
-    if written is not None:
-        return written
+    """From the knowledge file's appearance sentence, against the same object's other defects'
+    (never another object's); else, for a mark, what its pixels show for sure; else, for what no
+    outline describes (a flipped, bent, missing or wrong part), how that kind looks."""
+    info = ctx.defect
+    if info is not None and info.group:
+        return _group_skip(Subtask.DEFECT_DESCRIPTION, info)
+    written = descriptions.written_description(ctx.knowledge, info) if info is not None else None
+    drafted = _complete(_drafted(Subtask.DEFECT_DESCRIPTION, written, rng)) if written else None
+    if isinstance(drafted, Draft):
+        return drafted
+    kind = info.kind if info is not None else None
+    if kind is not None and not kind.mark:
+        return _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.looks(kind), rng)
     attributes = ctx.attributes
     assert attributes is not None
-    truth = (attributes.size, attributes.shape, attributes.tone, min(attributes.count, 3))
-    # Distractors change one or two attributes: close enough to need looking, far enough to be wrong.
-    alternatives = [
-        _description(*combo)
-        for combo in itertools.product(_SIZES, _SHAPES, _TONES, _COUNTS)
-        if 1 <= sum(a != b for a, b in zip(combo, truth)) <= 2
-    ]
-    distractors = pick_distractors(_description(*truth), [alternatives], DISTRACTORS, rng)
-    return Draft(Subtask.DEFECT_DESCRIPTION, render_text("question_gen/defect_description.j2"), _description(*truth), tuple(distractors))
+    noun = kind.noun if kind is not None else ("defect area", "defect areas")
+    result = _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.measured(attributes, noun), rng)
+    return result or Skip(Subtask.DEFECT_DESCRIPTION, "too few attributes the image shows for sure (size, shape or tone near a class boundary, or a loose mask)")
 
 
 def defect_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
-    """From a knowledge file's impact sentences when there are enough; else the built-in kind's cause
-    or consequence against other kinds'."""
-    written = _from_knowledge_file(ctx, "impact", Subtask.DEFECT_ANALYSIS, "question_gen/defect_analysis_impact.j2", rng)
-    if written is not None:
-        return written
+    """From the knowledge file's consequence sentence when the same object's other defects give
+    enough of other families; else a cause or consequence of the kind (true of the object's
+    material) against those of other families."""
     info = ctx.defect
     if info is not None and info.group:
         return _group_skip(Subtask.DEFECT_ANALYSIS, info)
     if info is None or info.kind is None:
         return Skip(Subtask.DEFECT_ANALYSIS, f"no knowledge entry for defect {ctx.defect_folder!r} (question_gen/data/taxonomy.toml, or --knowledge)")
-    known = info.kind
-    aspect = "cause" if rng.random() < 0.5 else "consequence"
-    pool = [getattr(k, aspect) for k in defect_kinds()[0].values() if k.kind != known.kind]
-    distractors = pick_distractors(getattr(known, aspect), [pool], DISTRACTORS, rng)
-    return Draft(Subtask.DEFECT_ANALYSIS, render_text(f"question_gen/defect_analysis_{aspect}.j2"), getattr(known, aspect), tuple(distractors), _from(f"defects.toml#{known.kind}.{aspect}"))
+    written = _drafted(Subtask.DEFECT_ANALYSIS, descriptions.written_analysis(ctx.knowledge, info), rng)
+    if written is not None and isinstance(_complete(written), Draft):
+        return written
+    aspects = ["cause", "consequence"]
+    first = "cause" if rng.random() < 0.5 else "consequence"
+    pick = int(rng.integers(1 << 16))  # which of the kind's true statements is the key
+    for aspect in sorted(aspects, key=lambda a: a != first):
+        drafted = _drafted(Subtask.DEFECT_ANALYSIS, descriptions.analysis(ctx.knowledge, info, aspect, pick), rng)
+        if drafted is not None:
+            return drafted
+    return Skip(Subtask.DEFECT_ANALYSIS, f"no cause or consequence of {info.kind.kind} holds for a {ctx.knowledge.material or 'object of unknown material'}")
 
 
 def object_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
@@ -176,15 +160,14 @@ def object_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft 
 
 
 def object_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
+    """A fact of the object (objects.toml, the knowledge file's object table, or an LLM fact
+    verified on normal images), against its own wrong answers. Never a summary of another object
+    against this one's: the object's name would give the answer away."""
     knowledge = ctx.knowledge
     if knowledge.facts:
         fact = knowledge.facts[int(rng.integers(len(knowledge.facts)))]
         distractors = pick_distractors(fact.answer, [fact.distractors], DISTRACTORS, rng)
         return Draft(Subtask.OBJECT_ANALYSIS, fact.question, fact.answer, tuple(distractors), _from(fact.source))
-    others = [s for s in knowledge.other_normal_summaries if s != knowledge.normal_summary]
-    if knowledge.normal_summary and len(set(others)) >= DISTRACTORS:
-        distractors = pick_distractors(knowledge.normal_summary, [others], DISTRACTORS, rng)
-        return Draft(Subtask.OBJECT_ANALYSIS, render_text("question_gen/object_normal_appearance.j2"), knowledge.normal_summary, tuple(distractors), _from(knowledge.normal_source))
     return Skip(Subtask.OBJECT_ANALYSIS, f"no object facts for category {ctx.category!r} (question_gen/data/objects.toml, --knowledge, or --llm)")
 
 
@@ -200,14 +183,16 @@ def _complete(result: Draft | Skip) -> Draft | Skip:
     return result
 
 
-def draft_questions(ctx: ImageContext, rng: np.random.Generator) -> tuple[list[Draft], list[Skip]]:
-    """Detection first (as in MMAD), then the defect questions for anomalies, then object questions."""
+def draft_questions(ctx: ImageContext, stream: Callable[[str], np.random.Generator]) -> tuple[list[Draft], list[Skip]]:
+    """Detection first (as in MMAD), then the defect questions for anomalies, then object questions.
+    Each question draws from its own random stream (`stream(subtask)`), so adding a source of
+    questions (a knowledge file) changes nothing else about the image."""
     builders = [anomaly_detection]
     if ctx.label == "anomaly":
         builders += DEFECT_BUILDERS
     builders += OBJECT_BUILDERS
     drafts, skips = [], []
     for build in builders:
-        result = _complete(build(ctx, rng))
+        result = _complete(build(ctx, stream(build.__name__)))
         (skips if isinstance(result, Skip) else drafts).append(result)
     return drafts, skips

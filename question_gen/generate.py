@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,10 +23,12 @@ from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
 from harness.adsets.similarity import descriptor, most_similar
 from harness.files import write_json_atomically
-from harness.paths import check_folder_name, resolve_inside
+from harness.paths import check_folder_name
+from question_gen.placement import materialise, placed
 from harness.models.base import Model
 from question_gen import knowledge
-from question_gen.attributes import MIN_COMPONENT_PIXELS, defect_attributes, estimate_object_area
+from question_gen.attributes import MIN_COMPONENT_PIXELS, DefectAttributes, defect_attributes, foreground_mask, median_object_area
+from question_gen.audit.run import audit_records
 from question_gen.balance import arrange_options, balanced_positions
 from question_gen.drafts import Draft, ImageContext, Skip, draft_questions
 from question_gen.knowledge_file import read_knowledge_file
@@ -38,6 +39,9 @@ from question_gen.quality import quality_report
 from harness.adsets.layouts import SourceCategory, SourceImage, read_mvtec_layout
 
 N_TEMPLATES = 4
+# The order answer positions are dealt in: the subtasks whose number of questions a knowledge file
+# can change come last, so it moves no letter of the others.
+DEAL_ORDER = ("Anomaly Detection", "Object Classification", "Defect Localization", "Defect Classification", "Object Analysis", "Defect Description", "Defect Analysis")
 PARALLEL_MIN_IMAGES = 200  # below this, starting worker processes costs more than it saves
 
 
@@ -58,6 +62,8 @@ class GenerationReport:
     quality: dict = field(default_factory=dict)
     llm: dict | None = None  # LLM-assisted generation: accepted, discarded, blind-answerable, requests
     llm_facts: dict | None = None  # category facts the LLM wrote, and which survived verification
+    kind: str = ""  # the dataset kind whose tables were used (the audit reads the set with the same)
+    audit: dict = field(default_factory=dict)  # the self-audit: questions checked, dropped, verdicts
 
     def warn(self, message: str) -> None:
         """A problem generation can work around; with --strict it stops generation instead."""
@@ -68,12 +74,14 @@ class GenerationReport:
     def as_dict(self) -> dict:
         return {
             "dataset": self.dataset,
+            "kind": self.kind,
             "images": self.images,
             "questions": sum(self.questions_by_subtask.values()),
             "questions_by_subtask": dict(self.questions_by_subtask),
             "answer_positions": dict(sorted(self.answer_positions.items())),
             "skipped": dict(self.skipped),
             "warnings": self.warnings,
+            "audit": self.audit,
             "quality": self.quality,
             **({"llm": self.llm} if self.llm is not None else {}),
             **({"llm_facts": self.llm_facts} if self.llm_facts is not None else {}),
@@ -90,48 +98,13 @@ def _load_rgb(path: Path) -> np.ndarray:
     return load_rgb_array(path)
 
 
-def placed(category: str, relative: str) -> str:
-    """Where a source file sits in the generated set: MMAD keys read `<dataset>/<category>/...`, so a
-    file not already under a folder named after its category (a labelled folder's imgs/a.png)
-    is placed under one (part/imgs/a.png): the category comes from the labels, not the first folder."""
-    return relative if relative.split("/", 1)[0] == category else f"{category}/{relative}"
-
-
-def _placements(source_root: Path, dataset_dir: Path, files: list[tuple[str, str]]) -> list[tuple[Path, Path]]:
-    """Every (source, target) pair, each checked to stay inside its root, before anything is
-    written: a crafted labels.csv cannot make generation write, replace or delete a file outside
-    the output folder."""
-    return [
-        (resolve_inside(source_root, relative, what=f"{source_root}: source file"), resolve_inside(dataset_dir, place, what=f"{dataset_dir}: generated file"))
-        for relative, place in files
-    ]
-
-
-def _materialise(source_root: Path, dataset_dir: Path, files: list[tuple[str, str]]) -> None:
-    """Make the set self-contained: link (or copy) each needed file (source path, place in the set)
-    under the output folder. A file already there (from an earlier generation into the same
-    folder) is replaced when the source changed since; nothing outside the folder is touched."""
-    if source_root.resolve() == dataset_dir.resolve():
-        return
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    for source, target in _placements(source_root, dataset_dir, files):
-        if target.exists():
-            if target.samefile(source) or (target.stat().st_size == source.stat().st_size and target.stat().st_mtime >= source.stat().st_mtime):
-                continue
-            target.unlink()  # generating again after a source image was replaced: never keep the old copy
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copy2(source, target)
-
-
 @dataclass
 class _PendingImage:
     key: str
     entry: dict
     drafts: list[Draft]
     llm: LlmImage | None = None
+    attributes: DefectAttributes | None = None  # what the mask and pixels showed (the audit reads them again)
 
 
 def generate_question_set(
@@ -156,7 +129,7 @@ def generate_question_set(
     for category in categories:  # category names come from data (labels.csv, split files): each must stay one folder
         check_folder_name(category.name, what=f"{source_root}: category")
     dataset_dir = out / dataset_name
-    report = GenerationReport(dataset=dataset_name, strict=strict)
+    report = GenerationReport(dataset=dataset_name, strict=strict, kind=knowledge_key)
     entries = read_knowledge_file(knowledge_file, dataset_name=dataset_name, knowledge_key=knowledge_key) if knowledge_file else None
     known = knowledge.category_knowledge(knowledge_key, {c.name: c.defect_folders for c in categories}, entries)
     for category in categories:
@@ -182,7 +155,7 @@ def generate_question_set(
             report.images += 1
     for category in categories:
         needed_files += [(p, placed(category.name, p)) for p in category.train_good + [q for image in category.test for q in (image.path, *image.mask_paths)]]
-    _materialise(source_root, dataset_dir, needed_files)
+    materialise(source_root, dataset_dir, needed_files)
     blind = None
     if llm is not None:
         targets = [image for image in pending if image.llm is not None]
@@ -193,25 +166,61 @@ def generate_question_set(
         report.skipped.update(outcome.discarded)
         blind = report.llm["blind_answerability"]
 
-    drafts = [draft for image in pending for draft in image.drafts]
-    positions = iter(balanced_positions([1 + len(d.distractors) for d in drafts], _rng(seed, "answer-positions")))
-    mmad: dict[str, dict] = {}
-    for image in pending:
-        rng = _rng(seed, "options:" + image.key)
-        conversation = []
-        for draft in image.drafts:
-            options, answer = arrange_options(draft.correct, draft.distractors, next(positions), rng)
-            conversation.append({"Question": draft.text, "Options": options, "Answer": answer, "type": draft.subtask.value, **with_provenance(draft)})
-            report.questions_by_subtask[draft.subtask.value] += 1
-            report.answer_positions[answer] += 1
-        mmad[image.key] = {"conversation": conversation, **image.entry}
+    knowledge_by_category = {c.name: knowledge.domain_knowledge_texts(known[c.name]) for c in categories}
+    mmad = _assemble(pending, seed)
+    # The set audits itself (question_gen/audit): a question whose key the evidence contradicts, or
+    # with a second true option, or an option naming another object, is dropped and counted.
+    audited = audit_records(mmad, out, set_path=str(out / "mmad.json"), kind=knowledge_key,
+                            knowledge={dataset_name: knowledge_by_category},
+                            measured={image.key: image.attributes for image in pending if image.attributes is not None})
+    flagged = {row["id"]: row for row in audited.flagged()}
+    if flagged:
+        for image in pending:
+            kept = []
+            for index, draft in enumerate(image.drafts):
+                row = flagged.get(f"{image.key}#{index}")
+                if row is None:
+                    kept.append(draft)
+                else:
+                    finding = next(f for f in row["findings"] if f["verdict"] == row["verdict"])
+                    report.skipped[f"{draft.subtask.value}: audit: {row['verdict']} ({finding['check']})"] += 1
+            image.drafts = kept
+        mmad = _assemble(pending, seed)
+    report.audit = {"checked": len(audited.questions), "dropped": len(flagged), "verdicts": audited.summary()["verdicts"]}
+    for record in mmad.values():
+        for question in record["conversation"]:
+            report.questions_by_subtask[question["type"]] += 1
+            report.answer_positions[question["Answer"]] += 1
     report.quality = quality_report(mmad, dict(report.skipped), blind)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out / "mmad.json", mmad)
-    knowledge_by_category = {c.name: knowledge.domain_knowledge_texts(known[c.name]) for c in categories}
     write_json_atomically(out / "domain_knowledge.json", {dataset_name: knowledge_by_category})
     write_json_atomically(out / "generation_report.json", report.as_dict())
     return report
+
+
+def _assemble(pending: list[_PendingImage], seed: int) -> dict[str, dict]:
+    """The records of the drafts: right-answer positions dealt per subtask (and option count),
+    options ordered per question, so questions a knowledge file adds to one subtask (or the audit
+    drops from one) move no other subtask's letters."""
+    by_subtask: dict[str, list[tuple[tuple[str, int], int]]] = {}
+    for image in pending:
+        for index, draft in enumerate(image.drafts):
+            by_subtask.setdefault(draft.subtask.value, []).append(((image.key, index), 1 + len(draft.distractors)))
+    positions: dict[tuple[str, int], int] = {}
+    starts: dict[int, int] = {}  # the deal goes on from one subtask to the next: letters balanced in each and overall
+    for subtask in sorted(by_subtask, key=DEAL_ORDER.index):
+        members = by_subtask[subtask]
+        positions.update(zip((place for place, _ in members), balanced_positions([count for _, count in members], _rng(seed, f"answer-positions|{subtask}"), starts)))
+    mmad: dict[str, dict] = {}
+    for image in pending:
+        conversation = []
+        for index, draft in enumerate(image.drafts):
+            order = _rng(seed, f"{image.key}|{draft.subtask.value}|order")
+            options, answer = arrange_options(draft.correct, draft.distractors, positions[(image.key, index)], order)
+            conversation.append({"Question": draft.text, "Options": options, "Answer": answer, "type": draft.subtask.value, **with_provenance(draft)})
+        mmad[image.key] = {"conversation": conversation, **image.entry}
+    return mmad
 
 
 @dataclass(frozen=True)
@@ -236,6 +245,7 @@ def _use_states(states: dict[int, _CategoryState]) -> None:
     global _STATES
     _STATES = states
     _template_rgb.cache_clear()  # indices refer to this run's categories
+    _template_foreground.cache_clear()
 
 
 def _category_state(source_root: Path, category: SourceCategory, dataset_name: str, known: knowledge.CategoryKnowledge, seed: int, mmad_shape: bool) -> _CategoryState:
@@ -245,7 +255,7 @@ def _category_state(source_root: Path, category: SourceCategory, dataset_name: s
         category=category,
         dataset_name=dataset_name,
         seed=seed,
-        object_area=estimate_object_area(templates[0]),
+        object_area=median_object_area(templates),
         template_descriptors=np.stack([descriptor(t) for t in templates]),
         knowledge=known,
         mmad_shape=mmad_shape,
@@ -259,6 +269,12 @@ def _template_rgb(category_index: int, template_index: int) -> np.ndarray:
     return _load_rgb(state.source_root / state.category.train_good[template_index])
 
 
+@lru_cache(maxsize=32)
+def _template_foreground(category_index: int, template_index: int) -> np.ndarray | None:
+    """A template's object pixels, found once per worker (the nearest template repeats)."""
+    return foreground_mask(_template_rgb(category_index, template_index))
+
+
 def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None, list[str], list[str]]:
     """One query image: mask attributes, question drafts and template lists. Returns the image (or
     None when it cannot be read), warnings and skip reasons; the caller folds them into the report.
@@ -269,7 +285,7 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
     # a query is never its own template (a labelled folder may list one image for both)
     template_indices = [i for i, p in enumerate(category.train_good) if p != image.path]
     template_keys = [f"{state.dataset_name}/{placed(category.name, category.train_good[i])}" for i in template_indices]
-    rng = _rng(state.seed, key)
+    stream = lambda purpose: _rng(state.seed, f"{key}|{purpose}")  # noqa: E731 - one independent stream per use
     try:
         rgb = _load_rgb(source_root / image.path)
     except (OSError, UnidentifiedImageError, UnreadableImage) as error:
@@ -288,7 +304,7 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
             return None, [f"{error}; {image.path} skipped"], ["unreadable mask"]
         template = _template_rgb(task[0], ranked[0])
         try:
-            attributes = defect_attributes(mask, rgb, state.object_area, template)
+            attributes = defect_attributes(mask, rgb, state.object_area, template, _template_foreground(task[0], ranked[0]))
         except ValueError:  # an empty or speck-only mask: no defect to ask about
             return None, [f"{source_root / image.mask_paths[0]}: the mask of anomalous image {image.path} marks {int(mask.sum())} pixels, no defect of {MIN_COMPONENT_PIXELS}+; skipped (fix the mask)"], ["empty mask"]
     context = ImageContext(
@@ -298,19 +314,19 @@ def _analyse_image(task: tuple[int, SourceImage]) -> tuple[_PendingImage | None,
         attributes=attributes,
         knowledge=state.knowledge,
     )
-    drafts, skips = draft_questions(context, rng)
+    drafts, skips = draft_questions(context, stream)
     if state.mmad_shape:
         shaped = mmad_shaped(drafts)
         skips += [Skip(d.subtask, f"--mmad-shape: at most {MMAD_MAX_QUESTIONS} questions per image") for d in drafts if all(d is not kept for kept in shaped)]
         drafts = shaped
-    random_pick = rng.choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
+    random_pick = stream("templates").choice(len(template_keys), min(N_TEMPLATES, len(template_keys)), replace=False)
     entry = {
         "mask_path": _mask_path_in_category(image, category.name) or "",
         "similar_templates": [template_keys[i] for i in nearest],
         "random_templates": [template_keys[i] for i in random_pick],
     }
     llm_image = LlmImage(key, source_root / image.path, source_root / category.train_good[ranked[0]], [source_root / p for p in image.mask_paths], context, drafts)
-    return _PendingImage(key, entry, drafts, llm_image), warnings, [f"{skip.subtask.value}: {skip.reason}" for skip in skips]
+    return _PendingImage(key, entry, drafts, llm_image, attributes), warnings, [f"{skip.subtask.value}: {skip.reason}" for skip in skips]
 
 
 def _analysed(tasks: list[tuple[int, SourceImage]], states: dict[int, _CategoryState], workers: int):

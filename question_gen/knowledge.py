@@ -16,12 +16,38 @@ GROUP = "group"  # a folder that covers several defect kinds (combined, logical_
 
 
 @dataclass(frozen=True)
+class Statement:
+    """One cause or consequence of a kind, with its family (options come from different families)
+    and the materials it is true of."""
+
+    text: str
+    family: str
+    materials: frozenset[str] | None = None  # only these (None: any)
+    excluded: frozenset[str] = frozenset()  # never these
+
+    def applies(self, material: str | None) -> bool:
+        """True of an object made of `material`; an unknown material takes only what holds of any."""
+        if self.materials is None and not self.excluded:
+            return True
+        if material is None:
+            return False
+        return (self.materials is None or material in self.materials) and material not in self.excluded
+
+
+@dataclass(frozen=True)
 class DefectKind:
     kind: str
     name: str
-    cause: str
-    consequence: str
     looks: str
+    near: frozenset[str]  # kinds whose looks could also be true of this one (symmetric)
+    mark: bool  # a visible mark whose pixels a measured description can describe
+    terms: re.Pattern  # words that name the kind
+    noun: tuple[str, str]  # (singular, plural) in a measured description
+    causes: tuple[Statement, ...]
+    consequences: tuple[Statement, ...]
+
+    def statements(self, aspect: str) -> tuple[Statement, ...]:
+        return self.causes if aspect == "cause" else self.consequences
 
 
 @dataclass(frozen=True)
@@ -41,8 +67,9 @@ class DefectInfo:
     kind: DefectKind | None  # None: unknown, or a group of kinds
     group: bool
     source: str  # provenance of the name: "taxonomy.toml#folders/cut", "domain_knowledge.json#MVTec/cable/cut_lead"
-    description: str | None = None  # from a knowledge file: what the defect looks like (one sentence)
-    impact: str | None = None  # from a knowledge file: what the defect does (one sentence)
+    description: str | None = None  # from a knowledge file: what the defect looks like (one appearance sentence)
+    impact: str | None = None  # from a knowledge file: what the defect does (one consequence sentence)
+    cause: str | None = None  # from a knowledge file: where the defect comes from (one cause sentence)
     known: bool = True  # False: the name is the folder made readable (reported as unknown)
 
 
@@ -51,15 +78,18 @@ class CategoryKnowledge:
     category: str
     object_name: str
     object_source: str
+    material: str | None = None  # objects.toml or the knowledge file's object table: keeps analysis options true of it
     facts: tuple[ObjectFact, ...] = ()
-    normal_summary: str | None = None  # from a knowledge file's "good" entry
+    normal_summary: str | None = None  # from a knowledge file's "good" entry (the knowledge text written for the set)
     normal_source: str = ""
-    defects: dict[str, DefectInfo] = field(default_factory=dict)
+    defects: dict[str, DefectInfo] = field(default_factory=dict)  # the folders with images
+    # every defect of this object the knowledge file describes, images or not: the own alternatives
+    # of a knowledge-based question (never another object's sentences, which give the answer away)
+    described: dict[str, DefectInfo] = field(default_factory=dict)
+    # the described defects of categories of the same object kind (VisA's pcb1 to pcb4): written for
+    # this kind of object, so also never a giveaway
+    kin_described: tuple[DefectInfo, ...] = ()
     other_objects: tuple[str, ...] = ()  # names of the dataset's other categories' objects
-    other_normal_summaries: tuple[str, ...] = ()
-    # knowledge-file sentences of the other categories' defects: distractors when a category has few defects
-    other_descriptions: tuple[str, ...] = ()
-    other_impacts: tuple[str, ...] = ()
 
     def with_facts(self, facts: tuple[ObjectFact, ...]) -> "CategoryKnowledge":
         return replace(self, facts=self.facts + facts)
@@ -69,12 +99,43 @@ def _load(name: str) -> dict:
     return tomllib.loads(resources.files("question_gen.data").joinpath(name).read_text())
 
 
+def _statements(entries: list[dict], groups: dict[str, list[str]]) -> tuple[Statement, ...]:
+    def expand(names: list[str] | None) -> frozenset[str] | None:
+        return None if names is None else frozenset(m for name in names for m in groups.get(name, [name]))
+
+    return tuple(Statement(e["text"], e["family"], expand(e.get("materials")), expand(e.get("except")) or frozenset()) for e in entries)
+
+
 @lru_cache(maxsize=1)
 def defect_kinds() -> tuple[dict[str, DefectKind], tuple[tuple[str, str], ...]]:
     """(kind → knowledge, generic distractor [name, kind] pairs)."""
     raw = _load("defects.toml")
     generic = tuple((name, kind) for name, kind in raw.pop("generic")["names"])
-    return {kind: DefectKind(kind, e["name"], e["cause"], e["consequence"], e["looks"]) for kind, e in raw.items()}, generic
+    groups = raw.pop("materials")
+    near: dict[str, set[str]] = {kind: set(entry.get("looks_near", [])) for kind, entry in raw.items()}
+    for kind, others in list(near.items()):  # "could look alike" goes both ways
+        for other in others:
+            near.setdefault(other, set()).add(kind)
+    kinds = {
+        kind: DefectKind(
+            kind, e["name"], e["looks"], frozenset(near[kind]), bool(e["mark"]), re.compile(e["terms"], re.I), tuple(e.get("noun", ["mark", "marks"])),  # type: ignore[arg-type]
+            _statements(e["causes"], groups), _statements(e["consequences"], groups),
+        )
+        for kind, e in raw.items()
+    }
+    return kinds, generic
+
+
+def names_kind_or_near(text: str, kind: str) -> bool:
+    """Whether a sentence names `kind`, or a kind that could be mistaken for it."""
+    kinds = defect_kinds()[0]
+    return any(kinds[k].terms.search(text) for k in (kind, *kinds[kind].near) if k in kinds) if kind in kinds else False
+
+
+def exclusive(a: str, b: str) -> bool:
+    """Two kinds whose looks cannot both be true of one defect: one may be the other's distractor."""
+    kinds = defect_kinds()[0]
+    return a != b and b not in kinds[a].near if a in kinds else a != b
 
 
 @lru_cache(maxsize=1)
@@ -113,57 +174,67 @@ def generic_objects() -> tuple[str, ...]:
     return tuple(_objects()["generic_objects"])
 
 
-def _builtin_object(knowledge_key: str, category: str) -> tuple[str, tuple[ObjectFact, ...], str] | None:
+def _builtin_object(knowledge_key: str, category: str) -> tuple[str, str | None, tuple[ObjectFact, ...], str] | None:
     entry = _objects().get(knowledge_key, {}).get(category)
     if entry is None:
         return None
     source = f"objects.toml#{knowledge_key}/{category}"
-    return entry["name"], tuple(ObjectFact(f["question"], f["answer"], tuple(f["distractors"]), source) for f in entry.get("facts", [])), source
+    facts = tuple(ObjectFact(f["question"], f["answer"], tuple(f["distractors"]), source) for f in entry.get("facts", []))
+    return entry["name"], entry.get("material"), facts, source
 
 
-def _object(knowledge_key: str, category: str, entries: KnowledgeEntries | None) -> tuple[str, tuple[ObjectFact, ...], str]:
-    """The object's name and facts: the knowledge file's, else the tables', else the folder's name."""
+def _object(knowledge_key: str, category: str, entries: KnowledgeEntries | None) -> tuple[str, str | None, tuple[ObjectFact, ...], str]:
+    """The object's name, material and facts: the knowledge file's, else the tables', else the folder's name."""
+    builtin = _builtin_object(knowledge_key, category)
     from_file = entries.object(category) if entries else None
     if from_file is not None:
-        name, facts, source = from_file
-        return name, tuple(ObjectFact(*fact, source=source) for fact in facts), source
-    builtin = _builtin_object(knowledge_key, category)
-    return builtin if builtin is not None else (readable(category), (), "folder name")
+        name, material, facts, source = from_file
+        return name, material or (builtin[1] if builtin else None), tuple(ObjectFact(*fact, source=source) for fact in facts), source
+    return builtin if builtin is not None else (readable(category), None, (), "folder name")
 
 
-def _defect(folder: str, knowledge_key: str, category: str, entries: KnowledgeEntries | None) -> DefectInfo:
+def option_name(title: str, object_words: set[str]) -> str:
+    """A knowledge file's title as a Defect Classification option: without the object's own name
+    (MMAD titles "Hazelnut Shell Hole", "Broken Grid": the only option naming the object gives the
+    answer away) and in sentence case like the built-in names (acronyms kept)."""
+    words = [w for w in title.split() if w.lower().rstrip("s") not in object_words and w.lower() not in object_words] or title.split()
+    return " ".join(w if w.isupper() and len(w) > 1 else (w.capitalize() if i == 0 else w.lower()) for i, w in enumerate(words))
+
+
+def _defect(folder: str, knowledge_key: str, category: str, entries: KnowledgeEntries | None, object_name: str = "") -> DefectInfo:
     """The built-in entry, with the knowledge file's title and sentences over it where it has them."""
     info = defect_info(folder, knowledge_key, category)
     written = entries.defect(category, folder) if entries else None
     if written is None:
         return info
-    title, description, impact, source = written
-    return replace(info, name=info.name if info.group else title, description=description, impact=impact, source=source, known=True)
+    parsed, source = written
+    object_words = {w.lower().rstrip("s") for w in re.findall(r"[A-Za-z]+", f"{object_name} {category}")}
+    name = info.name if info.group else option_name(parsed.title, object_words)
+    return replace(info, name=name, description=parsed.appearance, impact=parsed.consequence, cause=parsed.cause, source=source, known=True)
 
 
 def category_knowledge(knowledge_key: str, categories: dict[str, tuple[str, ...]], entries: KnowledgeEntries | None = None) -> dict[str, CategoryKnowledge]:
     """Per category (name → its defect folders): everything the question builders may use."""
     objects = {name: _object(knowledge_key, name, entries) for name in categories}
-    summaries = {name: entries.normal(name) if entries else None for name in categories}
-    defects_by_category = {name: {folder: _defect(folder, knowledge_key, name, entries) for folder in folders} for name, folders in categories.items()}
+    described = {name: {folder: _defect(folder, knowledge_key, name, entries, objects[name][0]) for folder in (entries.defect_folders(name) if entries else [])} for name in categories}
     result = {}
     for name, folders in categories.items():
-        defects = defects_by_category[name]
-        others = [info for other, infos in defects_by_category.items() if other != name for info in infos.values() if not info.group]
-        object_name, facts, source = objects[name]
-        normal = summaries[name]
+        defects = {folder: _defect(folder, knowledge_key, name, entries, objects[name][0]) for folder in folders}
+        object_name, material, facts, source = objects[name]
+        kin = tuple(info for other in categories if other != name and folder_key(objects[other][0]) == folder_key(object_name) for info in described[other].values())
+        normal = entries.normal(name) if entries else None
         result[name] = CategoryKnowledge(
             category=name,
             object_name=object_name,
             object_source=source,
+            material=material,
             facts=facts,
             normal_summary=normal[0] if normal else None,
             normal_source=normal[1] if normal else "",
             defects=defects,
+            described=described[name],
+            kin_described=kin,
             other_objects=tuple(objects[other][0] for other in categories if other != name),
-            other_normal_summaries=tuple(summaries[other][0] for other in categories if other != name and summaries[other]),
-            other_descriptions=tuple(info.description for info in others if info.description),
-            other_impacts=tuple(info.impact for info in others if info.impact),
         )
     return result
 

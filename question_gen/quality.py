@@ -57,6 +57,7 @@ def length_bias(mmad: dict) -> dict:
     hits = eligible = 0
     expected = 0.0
     lengths: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    longest: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # per subtask: questions with one longest option, and how often it is right
     for _, question in _questions(mmad):
         options, subtask = question["Options"], question.get("type", "")
         right = question["Answer"]
@@ -72,8 +73,12 @@ def length_bias(mmad: dict) -> dict:
             continue  # no single longest option
         eligible += 1
         hits += ranked[-1][1] == right
+        longest[subtask][0] += 1
+        longest[subtask][1] += ranked[-1][1] == right
         expected += 1.0 / len(options)
     per_subtask = {k: {"questions": int(n), "right_mean_chars": r / n, "distractor_mean_chars": d / n} for k, (n, r, d) in sorted(lengths.items())}
+    for subtask, (n, right_longest) in longest.items():
+        per_subtask[subtask]["longest_is_right_percent"] = 100.0 * right_longest / n
     if not eligible:
         return {"questions": 0, "fixed_option_subtasks": sorted(fixed), "mean_length_by_subtask": per_subtask}
     return {"questions": eligible, "longest_is_right_percent": 100.0 * hits / eligible, "expected_percent": 100.0 * expected / eligible,

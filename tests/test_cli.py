@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
+from tests.conftest import question_count
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +61,7 @@ def test_export_then_official_scoring_matches_the_summary(tmp_path, synthetic_se
     folder = tmp_path / "runs/r"
     iadbench("export", str(folder), "--format", "mmad", cwd=tmp_path)
     answers = json.loads((folder / "mmad_answers.json").read_text())
-    assert len(answers) == 562 and set(answers[0]) == {"image", "question", "question_type", "correct_answer", "gpt_answer"}
+    assert len(answers) == question_count(synthetic_set / "mmad.json") and set(answers[0]) == {"image", "question", "question_type", "correct_answer", "gpt_answer"}
     assert answers[0]["question"]["text"].startswith("Question 1: ")
     scored = iadbench("score", str(folder / "mmad_answers.json"), "--mmad-compat", cwd=tmp_path)
     csv_text = (folder / "mmad_answers_accuracy.csv").read_text()

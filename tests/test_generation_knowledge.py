@@ -2,6 +2,7 @@
 shape, and without answer leaks (options that name the same thing, or stand out by length)."""
 
 import json
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -100,47 +101,78 @@ def test_synthetic_set_has_no_length_leak(synthetic_set):
     assert bias["fixed_option_subtasks"] == ["Anomaly Detection"]  # Yes/No: the label balance, reported apart
     assert abs(bias["longest_is_right_percent"] - bias["expected_percent"]) <= 5.0, bias
     for subtask, row in bias["mean_length_by_subtask"].items():
-        if subtask != "Anomaly Detection":
-            assert row["right_mean_chars"] <= row["distractor_mean_chars"], (subtask, row)
+        if subtask != "Anomaly Detection":  # no more than a character longer than its distractors on average
+            assert row["right_mean_chars"] <= row["distractor_mean_chars"] + 1.0, (subtask, row)
+    # and within each subtask, picking the longest option buys little over a blind guess (25%)
+    for subtask in {q["type"] for r in mmad.values() for q in r["conversation"]} - {"Anomaly Detection"}:
+        questions = [q for r in mmad.values() for q in r["conversation"] if q["type"] == subtask]
+        longest = sum(all(len(q["Options"][q["Answer"]]) > len(v) for k, v in q["Options"].items() if k != q["Answer"]) for q in questions)
+        assert longest / len(questions) <= 0.35, (subtask, longest, len(questions))
 
 
-def _knowledge(tmp_path, categories: dict[str, list[str]]) -> dict:
+# One consequence sentence per family (analysis_families.toml), so that a category's entries say
+# different things and a knowledge-based Defect Analysis question can be drawn from them.
+_CONSEQUENCES = (
+    "This defect weakens the structural integrity of part {x}.",
+    "This defect could compromise how part {x} fits its mating parts.",
+    "This defect could lead to a short circuit in the electric paths of part {x}.",
+    "This defect poses a hygiene risk to anyone using part {x}.",
+    "This defect could cause the contents of part {x} to leak out.",
+    "This defect could cause confusion, as the label of part {x} becomes unreadable.",
+)
+# Defects the file describes beyond the folders with images (MMAD's file does the same): the own
+# alternatives of a knowledge-based question.
+_EXTRA_FOLDERS = ("fold", "print", "thread")
+
+
+def _knowledge(categories: dict[str, list[str]]) -> dict:
     """An MMAD-shaped domain_knowledge.json for these categories (prose as MMAD writes it)."""
     entries = {}
     for c, (category, defects) in enumerate(categories.items()):
         entry = {"good": f" <Normal Characteristics>\n Description: The {category} sample shows its regular pattern, variant {c}. Minor variations in texture are normal."}
-        for d, folder in enumerate(defects):
-            entry[folder] = (f" <{folder.title()} Flaw {c}{d}>\n Description: The defect on the {category} looks like mark {c}{d}.\n"
-                             f" It sits anywhere. This defect could compromise the part {c}{d}.")
+        for d, folder in enumerate([*defects, *_EXTRA_FOLDERS]):
+            entry[folder] = (f" <{folder.title()} Flaw {c}{d}>\n Description: The defect on the {category} looks like a dark spot {c}{d}.\n"
+                             f" It sits anywhere. {_CONSEQUENCES[d % len(_CONSEQUENCES)].format(x=f'{c}{d}')}")
         entry["combined"] = " <All Defects>\n Description: A summary of the category's defects."
         entries[category] = entry
     return {"MVTec": entries, "VisA": {}}
 
 
-def test_mmad_knowledge_file_grounds_names_options_and_object_questions(tmp_path):
+def test_mmad_knowledge_file_grounds_names_and_options_from_the_same_object(tmp_path):
+    """Names come from the file; a Description or Analysis key from the file is the defect's own
+    sentence of that role, against the same object's other entries (never another object's, which
+    would give the answer away); questions the file does not touch are the same with it or without."""
     assert main(["synth", "--out", str(tmp_path / "data"), "--size", "64"]) == 0
     categories = {p.name: sorted(d.name for d in (p / "test").iterdir() if d.name != "good") for p in sorted((tmp_path / "data").iterdir()) if p.is_dir()}
-    (tmp_path / "domain_knowledge.json").write_text(json.dumps(_knowledge(tmp_path, categories)))
+    (tmp_path / "domain_knowledge.json").write_text(json.dumps(_knowledge(categories)))
     mmad, report = _generate(tmp_path, f"mvtec:{tmp_path / 'data'}", "--knowledge", str(tmp_path / "domain_knowledge.json"))
-    by_subtask = Counter(q["type"] for r in mmad.values() for q in r["conversation"])
-    assert by_subtask["Object Analysis"] == by_subtask["Object Classification"] == by_subtask["Anomaly Detection"]  # every image, every category
+    plain, _ = _generate(tmp_path / "plain", f"mvtec:{tmp_path / 'data'}")
+    templates = lambda records: {k: (r["random_templates"], r["similar_templates"]) for k, r in records.items()}  # noqa: E731
+    assert templates(mmad) == templates(plain)  # a 1-shot model sees the same template with the file or without
+    from_file = Counter()
     for key, record in mmad.items():
         category, folder = key.split("/")[1], key.split("/")[-2]
         c = list(categories).index(category)
+        own = [*categories[category], *_EXTRA_FOLDERS]
+        appearance = {f"The defect on the {category} looks like a dark spot {c}{d}." for d in range(len(own))}
+        consequence = {_CONSEQUENCES[d % len(_CONSEQUENCES)].format(x=f"{c}{d}") for d in range(len(own))}
+        unchanged = {q["type"]: q for q in plain[key]["conversation"]}
         for q in record["conversation"]:
             right, source = q["Options"][q["Answer"]], q.get("provenance", {}).get("knowledge", "")
-            if q["type"] == "Object Analysis":
-                assert right == f"The {category} sample shows its regular pattern, variant {c}." and source == f"domain_knowledge.json#MVTec/{category}/good"
-            if folder == "good":
+            if q["type"] in ("Anomaly Detection", "Defect Localization", "Object Classification", "Object Analysis"):
+                assert q == unchanged[q["type"]], (key, q)  # the file adds nothing to these, and moves no draw
                 continue
-            d = categories[category].index(folder)
-            expected = {"Defect Classification": f"{folder.title()} Flaw {c}{d}", "Defect Description": f"The defect on the {category} looks like mark {c}{d}.",
-                        "Defect Analysis": f"This defect could compromise the part {c}{d}."}
-            if q["type"] in expected:
-                assert right == expected[q["type"]] and source == f"domain_knowledge.json#MVTec/{category}/{folder}", (q, source)
-                assert len(set(q["Options"].values())) == 4
+            d = own.index(folder)
+            if q["type"] == "Defect Classification":
+                assert right == f"{folder.title()} Flaw {c}{d}".capitalize() and source == f"domain_knowledge.json#MVTec/{category}/{folder}"
+            if source.startswith("domain_knowledge.json") and q["type"] in ("Defect Description", "Defect Analysis"):
+                mine = appearance if q["type"] == "Defect Description" else consequence
+                assert right in mine and set(q["Options"].values()) <= mine, q  # every option is this object's
+                assert source == f"domain_knowledge.json#MVTec/{category}/{folder}"
+                from_file[q["type"]] += 1
+    assert from_file["Defect Description"] > 20 and from_file["Defect Analysis"] > 20, from_file
     domain = json.loads((tmp_path / "set/domain_knowledge.json").read_text())
-    assert domain["data"]["brick"]["crack"].startswith(" <Crack Flaw")  # the user's texts travel with the set
+    assert domain["data"]["brick"]["crack"].startswith(" <Crack flaw 00>")  # the file's names travel with the set
 
 
 def test_toml_knowledge_with_object_facts_and_a_file_for_another_dataset(tmp_path, capsys):
@@ -160,12 +192,15 @@ def test_toml_knowledge_with_object_facts_and_a_file_for_another_dataset(tmp_pat
 
 
 def test_knowledge_text_parsing():
-    title, description, impact = parse_entry(' <Broken Teeth>\n Description: The defect is characterized by one or more missing teeth within the zipper\'s sequence. '
-                                             'The affected area shows a gap. The presence of broken teeth not only affects the aesthetic but also compromises the operation.')
-    assert title == "Broken Teeth" and description == "The defect is characterized by one or more missing teeth within the zipper's sequence."
-    assert impact == "The presence of broken teeth not only affects the aesthetic but also compromises the operation."
+    entry = parse_entry(' <Broken Teeth>\n Description: The defect is characterized by one or more missing teeth within the zipper\'s sequence. '
+                        'The affected area is often located near the top of the image. '
+                        'The presence of broken teeth not only affects the aesthetic but also compromises the operation. '
+                        'It is caused by rough handling during assembly.')
+    assert entry.title == "Broken Teeth" and entry.appearance == "The defect is characterized by one or more missing teeth within the zipper's sequence."
+    assert entry.consequence == "The presence of broken teeth not only affects the aesthetic but also compromises the operation."
+    assert entry.cause == "It is caused by rough handling during assembly."  # the location sentence keys nothing
     long = parse_entry(" <X>\n Description: " + " ".join(["word"] * 40) + ".")
-    assert long[1] == " ".join(["word"] * 24) + " …" and long[2] is None  # cut at 24 words, no impact sentence
+    assert long.appearance == " ".join(["word"] * 24) + " …" and long.consequence is None  # cut at 24 words
     assert parse_entry("no title here") is None
 
 
@@ -179,3 +214,56 @@ def test_mmad_shape_caps_five_questions_detection_first(tmp_path):
         else:
             assert "Defect Classification" in types and "Object Analysis" not in types
     assert sum(v for k, v in report["skipped"].items() if "--mmad-shape" in k) > 0
+
+
+def _labelled_sentences() -> list[tuple[str, str, str, str]]:
+    path = Path(__file__).parent / "data" / "mmad_knowledge_roles.tsv"
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    return [tuple(row) for row in rows if len(row) == 4 and row[0] != "role"]
+
+
+def test_sentence_roles_on_mmads_own_knowledge_texts():
+    """Each sentence's role (appearance, location, cause, consequence) against a hand-labelled table
+    of MMAD's domain_knowledge.json: the cues were fitted on one part and are checked on the other;
+    a location sentence is never taken for a consequence (it once keyed Defect Analysis)."""
+    from question_gen.sentence_roles import sentence_role
+
+    rows = _labelled_sentences()
+    by_split = {split: [(role, sentence) for role, _, sentence, split_ in rows if split_ == split] for split in ("fit", "held-out")}
+    assert len(by_split["fit"]) == 130 and len(by_split["held-out"]) == 40
+    accuracy = {split: sum(sentence_role(s) == role for role, s in pairs) / len(pairs) for split, pairs in by_split.items()}
+    assert accuracy["fit"] >= 0.95 and accuracy["held-out"] >= 0.85, accuracy  # 96.9% and 87.5% when written
+    assert not [s for role, _, s, _ in rows if role == "location" and sentence_role(s) in ("consequence", "cause", "appearance")]
+
+
+def test_analysis_options_hold_for_the_material_and_never_say_the_same():
+    """A cause or consequence key is true of the object's material (no short circuit on a hazelnut,
+    no insect in a metal nut); each distractor belongs to a kind that cannot be mistaken for the
+    defect's, and to a family none of the kind's own statements has (never "it spoils the looks",
+    which is weakly true of any defect)."""
+    from question_gen import descriptions
+    from question_gen.knowledge import CategoryKnowledge, DefectInfo, defect_kinds, exclusive
+
+    kinds = defect_kinds()[0]
+    texts_of = {s.text: (k, s) for k, entry in kinds.items() for s in (*entry.causes, *entry.consequences)}
+    for material in ("food", "metal", "electronic", None):
+        knowledge = CategoryKnowledge(category="x", object_name="X", object_source="", material=material)
+        for kind in kinds.values():
+            info = DefectInfo(kind.kind, kind.name, kind, False, "test")
+            for aspect in ("cause", "consequence"):
+                for pick in range(3):
+                    described = descriptions.analysis(knowledge, info, aspect, pick)
+                    if described is None:
+                        assert not [s for s in kind.statements(aspect) if s.applies(material)]
+                        continue
+                    owner, key = texts_of[described.correct]
+                    assert owner == kind.kind and key.applies(material)
+                    own_families = {s.family for s in kind.statements(aspect)}
+                    for text in described.pools[0]:
+                        other, statement = texts_of[text]
+                        assert exclusive(kind.kind, other) and statement.applies(material), (kind.kind, text)
+                        assert statement.family not in own_families | {"looks"}, (kind.kind, text)
+    hole = kinds["hole"]
+    food = CategoryKnowledge(category="hazelnut", object_name="Hazelnut", object_source="", material="food")
+    causes = {descriptions.analysis(food, DefectInfo("hole", "Hole", hole, False, "t"), "cause", p).correct for p in range(4)}
+    assert causes == {"An insect or pest that bored a way through the shell or skin"}  # never "a sharp tool" for a nut

@@ -11,6 +11,7 @@ from harness.cli import main
 from harness.models.openai import letter_logprobs, redact_url
 from harness.models.resilience import AdaptiveLimiter, parse_duration, retry_after_seconds
 from harness.testing.fake_openai import FAULT_KINDS
+from tests.conftest import question_count
 
 logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
 LIMIT = "120"
@@ -189,13 +190,14 @@ def test_a_wrong_key_stops_the_run_with_a_resume_hint(tmp_path, server, own_cach
     assert running.app.state.requests <= 32  # stopped, not 20 retried failures each
 
 
-def test_dry_run_calls_nothing(tmp_path, own_cache, capsys):
+def test_dry_run_calls_nothing(tmp_path, own_cache, capsys, synthetic_set):
     code = main(["eval", "--model", "openai/gpt-4o", "--base-url", "http://127.0.0.1:9/v1", "--dry-run", "--runs-dir", str(tmp_path / "runs")])
     assert code == 0 and not (tmp_path / "runs").exists()
     out = capsys.readouterr().out
-    assert "requests: 562" in out and "distinct images (queries and templates):" in out
+    total = question_count(synthetic_set / "mmad.json")
+    assert f"requests: {total}" in out and "distinct images (queries and templates):" in out
     prompt_tokens = int(out.split("estimated tokens: ")[1].split(" prompt")[0].replace(",", ""))
-    assert prompt_tokens > 562 * 2 * 85  # two low-detail images per question
+    assert prompt_tokens > total * 2 * 85  # two low-detail images per question
     assert "estimated cost: $" in out
 
 

@@ -42,12 +42,12 @@ def test_defect_across_cells_has_no_main_cell():
 
 def test_size_shape_count_and_tone():
     image = _gray()
-    image[40:42, 10:40] = 20  # a dark bar of 60 px: 0.7% of the object (small is < 1%)
-    bar = defect_attributes(_mask((40, 10, 42, 40)), image, object_area=90 * 90)
+    image[40:42, 10:30] = 20  # a dark bar of 40 px: 0.5% of the object (small is < 1%, said below 1%/1.4)
+    bar = defect_attributes(_mask((40, 10, 42, 30)), image, object_area=90 * 90)
     assert (bar.shape, bar.size, bar.count, bar.tone) == ("elongated", "small", 1, "darker")
 
     ys, xs = np.mgrid[0:90, 0:90]
-    disc = (ys - 45) ** 2 + (xs - 45) ** 2 <= 15**2
+    disc = (ys - 45) ** 2 + (xs - 45) ** 2 <= 18**2  # 12.6% of the object: large (said from 8% × 1.4)
     bright = _gray()
     bright[disc] = 230
     round_ = defect_attributes(disc, bright, object_area=90 * 90)
@@ -61,6 +61,36 @@ def test_size_shape_count_and_tone():
     tinted = _gray()
     tinted[40:60, 40:60] = (160, 128, 90)  # same brightness, other colour
     assert defect_attributes(_mask((40, 40, 60, 60)), tinted, 90 * 90).tone == "discoloured"
+
+
+def test_values_near_a_class_boundary_are_not_said():
+    """An attribute a person could read either way is unknown: neither keyed nor a distractor."""
+    boundary = _mask((10, 10, 19, 19))  # 81 px: 1.0% of the object, the small/medium boundary
+    assert defect_attributes(boundary, _gray(), object_area=90 * 90).size is None
+    faint = _gray()
+    faint[40:50, 40:50] = 128 - 18  # 0.07 darker: between "similar" (≤ 0.04) and "darker" (≥ 0.08)
+    assert defect_attributes(_mask((40, 40, 50, 50)), faint, 90 * 90).tone is None
+    plain = _gray()
+    plain[40:50, 40:50] = 128 - 25  # 0.098 darker: said
+    assert defect_attributes(_mask((40, 40, 50, 50)), plain, 90 * 90).tone == "darker"
+
+
+def test_a_coarse_mask_gives_no_shape_and_the_core_decides_size_and_tone():
+    """A round mask drawn well around a small jagged dark hole (as annotators do): the band inside
+    its outline looks like the intact surface, so its round outline says nothing of the defect's
+    shape; size and tone come from the core."""
+    size = 120
+    image = np.full((size, size, 3), 150, np.uint8)
+    ys, xs = np.mgrid[0:size, 0:size]
+    hole = (abs(ys - 60) + abs(xs - 60) <= 12) | ((ys - 60) ** 2 <= 4) & (abs(xs - 60) <= 20)
+    image[hole] = 30
+    coarse = (ys - 60) ** 2 + (xs - 60) ** 2 <= 26**2
+    attributes = defect_attributes(coarse, image, object_area=size * size)
+    assert attributes.shape is None and attributes.tightness < 0.45
+    assert attributes.tone == "darker"
+    assert attributes.relative_area < coarse.sum() / size**2  # the core, not the whole outline
+    tight = defect_attributes(hole, image, object_area=size * size)
+    assert tight.tightness >= 0.45 and tight.shape == "irregular"
 
 
 def test_grid_names_and_adjacency():
@@ -109,11 +139,15 @@ def test_mmad_format_and_every_subtask(generated):
         if "/good/" in key:
             assert subtasks == {"Anomaly Detection", "Object Classification", "Object Analysis"} and entry["mask_path"] == ""
         else:
-            assert {"Defect Classification", "Defect Description", "Defect Analysis"} <= subtasks
+            assert {"Defect Classification", "Defect Analysis"} <= subtasks  # Description only where the pixels say for sure
             assert entry["mask_path"].startswith("ground_truth/")
         assert len(entry["random_templates"]) == 3 and all("/train/good/" in t for t in entry["random_templates"])
         assert sorted(entry["similar_templates"]) == sorted(entry["random_templates"])  # all 3 train images, ranked
     assert sum(report.questions_by_subtask.values()) == sum(len(e["conversation"]) for e in data.values())
+    anomalous = [e for k, e in data.items() if "/good/" not in k]
+    described = sum(any(q["type"] == "Defect Description" for q in e["conversation"]) for e in anomalous)
+    assert described >= 0.6 * len(anomalous)
+    assert sum(v for k, v in report.skipped.items() if k.startswith("Defect Description")) == len(anomalous) - described  # each one skipped is counted
 
 
 def test_generated_set_is_readable_and_self_contained(generated):
@@ -147,9 +181,13 @@ def test_answers_are_true_by_construction(generated):
 def test_answer_positions_balanced_across_the_set(generated):
     root, report = generated
     data = json.loads((root / "out/mmad.json").read_text())
-    four = [q["Answer"] for e in data.values() for q in e["conversation"] if len(q["Options"]) == 4]
+    for subtask in {q["type"] for e in data.values() for q in e["conversation"]}:  # dealt per subtask: "always A" scores chance in each
+        letters = [q["Answer"] for e in data.values() for q in e["conversation"] if q["type"] == subtask]
+        counts = np.bincount([ord(a) - 65 for a in letters], minlength=len(next(q["Options"] for e in data.values() for q in e["conversation"] if q["type"] == subtask)))
+        assert counts.max() - counts.min() <= 1, (subtask, counts)
+    four = [q["Answer"] for e in data.values() for q in e["conversation"] if len(q["Options"]) == 4]  # and over the whole set
     counts = np.bincount([ord(a) - 65 for a in four], minlength=4)
-    assert counts.max() - counts.min() <= 1
+    assert counts.max() - counts.min() <= 1, counts
 
 
 def test_same_seed_same_set_other_seed_other_order(tmp_path, generated):
@@ -189,7 +227,7 @@ def test_change_against_the_template_is_read_at_the_same_pixels():
     darker, brighter, tinted = _gray(value=128), _gray(value=128), _gray(value=128)
     darker[mask] = 90
     brighter[mask] = 170
-    tinted[mask] = (150, 118, 116)  # same luminance, a red shift
+    tinted[mask] = (160, 113, 113)  # same luminance, a red shift past COLOUR_SHIFT and its margin
     assert change_against_template(darker, template, mask) == "darker"
     assert change_against_template(brighter, template, mask) == "brighter"
     assert change_against_template(tinted, template, mask) == "discoloured"

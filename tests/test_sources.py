@@ -90,8 +90,11 @@ def test_loco_mask_folders(tmp_path):
     assert main(["generate", "--source", f"loco:{root}", "--out", str(tmp_path / "set")]) == 0
     record = json.loads((tmp_path / "set/mmad.json").read_text())["loco/juice/test/logical_anomalies/000.png"]
     assert record["mask_path"] == "ground_truth/logical_anomalies/000"  # a folder, as in MMAD's LOCO records
-    description = next(q for q in record["conversation"] if q["type"] == "Defect Description")
-    assert description["Options"][description["Answer"]].startswith("Two")  # the union of both masks: two areas
+    # the union of both masks is read (a localization question), but a folder of many kinds (a
+    # missing item, a wrong one) gets no description: its mask need not outline a mark
+    assert {q["type"] for q in record["conversation"]} == {"Anomaly Detection", "Defect Localization", "Object Classification"}
+    report = json.loads((tmp_path / "set/generation_report.json").read_text())
+    assert report["skipped"]["Defect Description: defect folder 'logical_anomalies' names several defect kinds (Logical anomaly), not one"] == 1
     assert main(["eval", "--model", "oracle", "--data", f"mmad:{tmp_path / 'set/mmad.json'}", "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     write_image(root / "juice/test/structural_anomalies/001.png")
     with pytest.raises(DataError, match="without its mask folder"):

@@ -17,6 +17,7 @@ from harness.strategies.agent import render, suspicious_areas
 from harness.strategies.rag import KnowledgeBase
 from harness.tasks.mcq import PromptSettings, build_request
 from tests.test_prompting import GOLDEN, _render
+from tests.conftest import question_count
 
 logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
 
@@ -177,12 +178,14 @@ def test_circular_evaluation_exposes_position_bias(tmp_path, synthetic_set):
     bias = json.loads((tmp_path / "bias/summary.json").read_text())
     assert 20 < bias["strict"]["micro_accuracy"] < 40  # positions are balanced over the set: A is right ~30% of the time
     assert bias["circular"]["accuracy"]["Average"]["Average"] == 0.0  # never right in every rotation
-    assert bias["n_samples"] == bias["n_questions"] == 2038 and bias["circular"]["questions"] == 562
+    total = question_count(synthetic_set / "mmad.json")
+    rotations = sum(len(q["Options"]) for r in json.loads((synthetic_set / "mmad.json").read_text()).values() for q in r["conversation"])
+    assert bias["n_samples"] == bias["n_questions"] == rotations and bias["circular"]["questions"] == total
     circular, plain = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("rc", "plain"))
     assert circular["strict"] == plain["strict"]  # rotation 0 is the plain run, question for question
     assert circular["circular"]["accuracy"]["Average"]["Anomaly Detection"] < 40  # about 0.5 x 0.5
     assert main(["export", str(tmp_path / "rc")]) == 0
-    assert len(json.loads((tmp_path / "rc/mmad_answers.json").read_text())) == 562
+    assert len(json.loads((tmp_path / "rc/mmad_answers.json").read_text())) == total
 
 
 def test_parse_call_pattern_strategies():
@@ -252,3 +255,4 @@ def test_cot_and_sc_runs_against_an_api_model(tmp_path, synthetic_set):
     assert all(s["reasoning"].startswith("votes: ") and 0.25 <= s["consistency"] <= 1 for s in sc)
     assert any(s["consistency"] < 1 for s in sc)  # sampled answers disagree sometimes
     assert json.loads((tmp_path / "sc/spec.json").read_text())["strategies"] == ["sc=4:0.8"]
+

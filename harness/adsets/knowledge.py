@@ -30,6 +30,8 @@ def _expect(value: object, kind: type, where: str, what: str) -> None:
 def _check_object(entry: object, where: str) -> None:
     _expect(entry, dict, where, "a table {name, facts}")
     _expect(entry.get("name"), str, f"{where}.name", "a string (the object's name)")
+    if "material" in entry:
+        _expect(entry["material"], str, f"{where}.material", "a string (metal, glass, plastic, food, …)")
     facts = entry.get("facts", [])
     _expect(facts, list, f"{where}.facts", "a list of {question, answer, distractors}")
     for index, fact in enumerate(facts, start=1):

@@ -24,6 +24,8 @@ class Errata:
     description: str
     source: str
     records: frozenset[str]
+    questions: frozenset[str] = frozenset()  # single questions by id ('<record key>#<index>'): an audit's or a review's findings
+    reasons: dict[str, str] | None = None  # per record or question: why it is listed
 
 
 def releases() -> list[Release]:
@@ -60,10 +62,14 @@ def load_errata(name_or_path: str) -> Errata:
     for key in ("name", "description", "source"):
         if not isinstance(data.get(key), str):
             raise ConfigError(f"errata {name_or_path}: {key} must be a string (errata files hold name, description, source and records)")
-    records = data.get("records")
+    records, questions, reasons = data.get("records", []), data.get("questions", []), data.get("reasons", {})
     if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
         raise ConfigError(f"errata {name_or_path}: records must be a list of the question file's keys (strings)")
-    return Errata(data["name"], data["description"], data["source"], frozenset(records))
+    if not isinstance(questions, list) or not all(isinstance(q, str) and "#" in q for q in questions):
+        raise ConfigError(f"errata {name_or_path}: questions must be a list of question ids ('<record key>#<index>', as `iadbench audit` writes them)")
+    if not isinstance(reasons, dict) or not all(isinstance(v, str) for v in reasons.values()):
+        raise ConfigError(f"errata {name_or_path}: reasons must be a table of strings (id = \"why\")")
+    return Errata(data["name"], data["description"], data["source"], frozenset(records), frozenset(questions), reasons or None)
 
 
 def release_name(protocol: str, digest: str) -> str | None:
@@ -87,4 +93,14 @@ def exclude_errata(question_set, name: str) -> None:
         del question_set.images[key]
         question_set.skipped.append(SkippedRecord(record=key, reason=f"errata {errata.name}: {errata.description} ({errata.source})"))
     dropped = set(listed)
-    question_set.questions = [q for q in question_set.questions if q.image_id not in dropped]
+    reasons = errata.reasons or {}
+    kept = []
+    for question in question_set.questions:
+        if question.image_id in dropped:
+            continue
+        if question.id in errata.questions:
+            why = reasons.get(question.id, errata.description)
+            question_set.skipped.append(SkippedRecord(record=question.id, reason=f"errata {errata.name}: {why}"))
+            continue
+        kept.append(question)
+    question_set.questions = kept

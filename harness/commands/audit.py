@@ -1,0 +1,79 @@
+"""`iadbench audit` and `iadbench review`: is a question set's every key right? The audit checks each
+question against its image's folder, mask and pixels; the review page shows them to a person."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.commands.flags import number_at_least
+from harness.errors import ConfigError
+
+
+def register(commands) -> None:
+    audit = commands.add_parser("audit", help="check every question of a set (MMAD's or a generated one) against its image's folder, mask and pixels")
+    audit.add_argument("set", help="the question file (mmad.json, or mmad:PATH, or its folder); images and masks are read beside it")
+    audit.add_argument("--out", default="audit.json", help="where the per-question verdicts and the summary go (default: audit.json)")
+    audit.add_argument("--errata", metavar="FILE", help="also write the flagged questions as an errata file for `eval --errata FILE`")
+    audit.add_argument("--errata-verdicts", default="likely wrong", help="which verdicts the errata file lists, comma-separated (default: likely wrong; also: ambiguous, giveaway)")
+    audit.add_argument("--kind", choices=["mvtec-ad", "visa", "loco", "goodsad", "synthetic"], help="the dataset kind whose tables apply, when the keys do not say (DS-MVTec, VisA, … do)")
+    audit.add_argument("--knowledge", metavar="FILE", help="a domain_knowledge.json to read Description/Analysis keys against (default: the one beside the set)")
+    audit.set_defaults(handler=_audit)
+    review = commands.add_parser("review", help="a self-contained HTML page to look at questions beside their images and mark wrong keys")
+    review.add_argument("set", help="the question file (mmad.json, or mmad:PATH, or its folder)")
+    review.add_argument("--out", default="review.html")
+    review.add_argument("--audit", metavar="AUDIT_JSON", help="show this audit's verdicts and evidence on each question")
+    review.add_argument("--flagged", action="store_true", help="only the questions the audit flagged (needs --audit)")
+    review.add_argument("--limit", type=number_at_least(1), default=400, help="questions on the page (default 400; each carries its image)")
+    review.set_defaults(handler=_review)
+
+
+def _set_path(given: str) -> Path:
+    path = Path(given.removeprefix("mmad:"))
+    if path.is_dir():
+        path = path / "mmad.json"
+    if not path.is_file():
+        raise ConfigError(f"{given}: no question file there (give mmad.json or the folder that holds it)")
+    return path
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from harness.files import write_json_atomically, write_text_atomically
+    from question_gen.audit.checks import SEVERITY
+    from question_gen.audit.run import audit_set, errata_text
+
+    verdicts = tuple(v.strip() for v in args.errata_verdicts.split(",") if v.strip())
+    unknown = [v for v in verdicts if v not in SEVERITY or v in ("ok", "not checked")]
+    if unknown:
+        raise ConfigError(f"--errata-verdicts: {', '.join(map(repr, unknown))} is no verdict to list; use likely wrong, ambiguous, giveaway")
+    path = _set_path(args.set)
+    report = audit_set(path, kind=args.kind, knowledge_path=Path(args.knowledge) if args.knowledge else None, progress=True)
+    summary = report.summary()
+    write_json_atomically(Path(args.out), {"set": str(path), "summary": summary, "questions": report.questions})
+    print(f"audited {summary['questions']} questions of {path}: " + ", ".join(f"{v} {n}" for v, n in summary["verdicts"].items()))
+    for subtask, counts in summary["by_subtask"].items():
+        print(f"  {subtask:<22} " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+    if summary["missing_evidence"]:
+        print("  evidence missing: " + ", ".join(f"{k} ({n} images)" for k, n in summary["missing_evidence"].items()))
+    flagged = report.flagged()
+    for row in flagged[:10]:
+        finding = next(f for f in row["findings"] if f["verdict"] == row["verdict"])
+        print(f"  {row['verdict']}: {row['id']} ({row['subtask']}): {finding['check']}: {finding['evidence']}")
+    if len(flagged) > 10:
+        print(f"  ... {len(flagged) - 10} more in {args.out}")
+    print(f"verdicts and evidence: {args.out}")
+    if args.errata:
+        write_text_atomically(Path(args.errata), errata_text(report, name=f"audit-{path.parent.name or 'set'}", verdicts=verdicts))  # type: ignore[arg-type]
+        print(f"errata ({len(report.flagged(verdicts))} questions): {args.errata}  (leave them out with: iadbench eval --data mmad:{path} --errata {args.errata})")  # type: ignore[arg-type]
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from question_gen.audit.review import build_review
+
+    if args.flagged and not args.audit:
+        raise ConfigError("--flagged shows the audit's flagged questions: give --audit AUDIT_JSON (from `iadbench audit`)")
+    path = _set_path(args.set)
+    shown = build_review(path, Path(args.out), audit_path=Path(args.audit) if args.audit else None, only_flagged=args.flagged, limit=args.limit)
+    print(f"review page ({shown} questions): {args.out}  (open it in a browser; o/w/a mark a key, n/p move, x exports the errata)")
+    return 0

@@ -1,0 +1,271 @@
+"""`iadbench audit SET`: every question of an MMAD-format set (MMAD's own, or one iadbench
+generated) checked against its image's folder, mask and pixels (question_gen/audit/checks.py), with
+a verdict and its evidence per question, counts per subtask and dataset, the set's answer-position
+and option-length biases, and an errata file of the flagged questions for `eval --errata`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from harness.adsets.masks import load_mask_union
+from harness.errors import DataError
+from harness.paths import resolve_inside
+from question_gen import knowledge as known
+from question_gen.attributes import AREA_TEMPLATES, DefectAttributes, defect_attributes, estimate_object_area, foreground_mask
+from question_gen.audit.checks import FLAGGED, SEVERITY, Finding, ImageFacts, Verdict, check_question
+from question_gen.options import same_thing
+from question_gen.quality import length_bias, position_balance
+
+# A key's first path part → the dataset kind whose tables (taxonomy overrides, objects) apply.
+KIND_OF_PREFIX = {"dsmvtec": "mvtec-ad", "mvtecad": "mvtec-ad", "mvtec": "mvtec-ad", "mvtecloco": "loco", "loco": "loco", "visa": "visa", "goodsad": "goodsad", "synthetic": "synthetic"}
+# A key's first path part → the top-level key of MMAD's domain_knowledge.json.
+KNOWLEDGE_KEY_OF_PREFIX = {"dsmvtec": "mvtec", "mvtecad": "mvtec"}
+_MASK_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass
+class AuditReport:
+    set_path: str
+    questions: list[dict] = field(default_factory=list)  # one row per question: id, subtask, verdict, findings
+    notes: Counter = field(default_factory=Counter)  # why evidence was missing, counted
+    biases: dict = field(default_factory=dict)  # the set's answer-position balance and option-length bias (question_gen/quality.py)
+
+    def summary(self) -> dict:
+        by_subtask: dict[str, Counter] = defaultdict(Counter)
+        by_dataset: dict[str, Counter] = defaultdict(Counter)
+        by_check: Counter = Counter()
+        for row in self.questions:
+            by_subtask[row["subtask"]][row["verdict"]] += 1
+            by_dataset[row["id"].split("/", 1)[0]][row["verdict"]] += 1
+            by_check.update(f"{f['check']}: {f['verdict']}" for f in row["findings"])
+        total = Counter(row["verdict"] for row in self.questions)
+        return {
+            "questions": len(self.questions),
+            "verdicts": _ordered(total),
+            "flagged": sum(total[v] for v in FLAGGED),
+            "by_subtask": {k: _ordered(v) for k, v in sorted(by_subtask.items())},
+            "by_dataset": {k: _ordered(v) for k, v in sorted(by_dataset.items())},
+            "by_check": dict(sorted(by_check.items())),
+            "missing_evidence": dict(self.notes.most_common()),
+            **self.biases,
+        }
+
+    def flagged(self, verdicts: tuple[Verdict, ...] = FLAGGED) -> list[dict]:
+        return [row for row in self.questions if row["verdict"] in verdicts]
+
+
+def _ordered(counts: Counter) -> dict[str, int]:
+    return {verdict: counts[verdict] for verdict in sorted(SEVERITY, key=SEVERITY.__getitem__, reverse=True) if counts[verdict]}
+
+
+def _kind(prefix: str, default: str | None) -> str | None:
+    return KIND_OF_PREFIX.get(_norm(prefix), default)
+
+
+def _object_names(kind: str | None, category: str) -> tuple[str, ...]:
+    """Names that are right for the category's object: the tables' name, the folder made readable,
+    and the folder without its number (VisA's pcb1 is a PCB)."""
+    names = []
+    entry = known._objects().get(kind or "", {}).get(category) if kind else None
+    if entry:
+        names.append(entry["name"])
+    names += [known.readable(category), known.readable(re.sub(r"\d+$", "", category))]
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def _knowledge_texts(data: dict | None, prefix: str, category: str) -> dict[str, str]:
+    if not isinstance(data, dict):
+        return {}
+    wanted = {_norm(prefix), KNOWLEDGE_KEY_OF_PREFIX.get(_norm(prefix), _norm(prefix))}
+    for key, categories in data.items():
+        if _norm(key) in wanted and isinstance(categories, dict):
+            for name, texts in categories.items():
+                if _norm(name) == _norm(category) and isinstance(texts, dict):
+                    return {folder: text for folder, text in texts.items() if isinstance(text, str)}
+    return {}
+
+
+def _mask(root: Path, prefix: str, category: str, record: dict, shape: tuple[int, int]) -> np.ndarray | None:
+    """The record's mask (MMAD: relative to the category folder; a folder stands for its masks)."""
+    mask_path = record.get("mask_path")
+    if not mask_path or not isinstance(mask_path, str):
+        return None
+    path = resolve_inside(root, f"{prefix}/{category}/{mask_path}", what="mask path")
+    paths = sorted(p for p in path.iterdir() if p.suffix.lower() in _MASK_SUFFIXES) if path.is_dir() else [path]
+    if not paths or not all(p.is_file() for p in paths):
+        raise FileNotFoundError(path)
+    return load_mask_union(paths, shape)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    from harness.adsets.images import load_rgb_array
+
+    return load_rgb_array(path)
+
+
+def image_facts(root: Path, key: str, record: dict, *, kind: str | None, categories: dict[str, list[str]], knowledge: dict | None,
+                measured: DefectAttributes | None = None, needs_pixels: bool = True) -> ImageFacts:
+    """What the audit can know about one record: its folder and kind, its objects, its mask and (when
+    a description is asked about) its measured attributes."""
+    parts = key.split("/")
+    prefix, category, folder = parts[0], parts[1] if len(parts) > 2 else "", parts[-2] if len(parts) > 2 else ""
+    kind = _kind(prefix, kind)
+    info = known.defect_info(folder, kind or "", category) if folder and folder != "good" else None
+    label = "normal" if folder == "good" else ("anomaly" if record.get("mask_path") or (info is not None and (info.kind or info.group)) else None)
+    others = tuple(name for other in categories.get(prefix, []) if other != category for name in _object_names(kind, other)[:1])
+    own = _object_names(kind, category)
+    builtin = known._builtin_object(kind, category) if kind else None
+    facts = ImageFacts(key, category, folder, label, info if info is not None and info.known else None, own,
+                       tuple(o for o in others if not any(same_thing(o, name) for name in own)), knowledge=_knowledge_texts(knowledge, prefix, category),
+                       facts=builtin[2] if builtin else ())
+    if label != "anomaly" or not needs_pixels:
+        return facts
+    wants_pixels = measured is None and any(isinstance(q, dict) and q.get("type") == "Defect Description" for q in record.get("conversation", []))
+    try:
+        image_path = resolve_inside(root, key, what="image path")
+        rgb = _rgb(image_path) if wants_pixels else None
+        facts.mask = _mask(root, prefix, category, record, rgb.shape[:2] if rgb is not None else _size(image_path))
+    except (OSError, DataError, Image.DecompressionBombError) as error:
+        facts.notes.append("image or mask not readable" if not isinstance(error, FileNotFoundError) else "image or mask not on disk")
+        return facts
+    if facts.mask is None:
+        facts.notes.append("no mask")
+        return facts
+    facts.attributes = _measure(root, record, rgb, facts.mask) if rgb is not None else measured
+    return facts
+
+
+def _size(path: Path) -> tuple[int, int]:
+    """(height, width) from the image's header, without decoding it."""
+    try:
+        with Image.open(path) as image:
+            return image.size[1], image.size[0]
+    except UnidentifiedImageError as error:
+        raise DataError(f"{path}: not an image ({error})") from None
+
+
+@lru_cache(maxsize=32)
+def _template(path: Path) -> tuple[np.ndarray, np.ndarray | None, float] | None:
+    """A template's pixels, foreground and object extent, read once: records of a category share
+    their templates (MMAD draws them from one pool of normal images)."""
+    try:
+        rgb = _rgb(path)
+    except (OSError, DataError):
+        return None
+    return rgb, foreground_mask(rgb), estimate_object_area(rgb)
+
+
+def _measure(root: Path, record: dict, rgb: np.ndarray, mask: np.ndarray) -> DefectAttributes | None:
+    """The attributes the generator measures: the object's extent as the median over the record's
+    templates, its foreground and the tone reference from the nearest (the first similar) one."""
+    relatives = list(dict.fromkeys(t for t in (*record.get("similar_templates", []), *record.get("random_templates", [])) if isinstance(t, str)))
+    templates = []
+    for relative in relatives[:AREA_TEMPLATES]:
+        try:
+            loaded = _template(resolve_inside(root, relative, what="template path"))
+        except DataError:
+            continue
+        if loaded is not None and loaded[0].shape == rgb.shape:
+            templates.append(loaded)
+    try:
+        if not templates:
+            return defect_attributes(mask, rgb, estimate_object_area(rgb))
+        nearest, foreground, _ = templates[0]
+        return defect_attributes(mask, rgb, float(np.median([area for _, _, area in templates])), nearest, foreground)
+    except ValueError:  # a speck-only mask: nothing to measure
+        return None
+
+
+def audit_records(mmad: dict, root: Path, *, set_path: str, kind: str | None = None, knowledge: dict | None = None,
+                  measured: dict[str, DefectAttributes] | None = None, progress: bool = False) -> AuditReport:
+    """Audit records already read (the generator audits its own before writing them)."""
+    report = AuditReport(set_path)
+    _template.cache_clear()  # files may have changed since an earlier audit in this process
+    wellformed = {k: r for k, r in mmad.items() if all(isinstance(q, dict) and isinstance(q.get("Options"), dict) for q in r.get("conversation", []))}
+    report.biases = {"answer_positions": position_balance(wellformed), "option_lengths": length_bias(wellformed)}
+    categories: dict[str, list[str]] = defaultdict(list)
+    for key in mmad:
+        parts = key.split("/")
+        if len(parts) > 2 and parts[1] not in categories[parts[0]]:
+            categories[parts[0]].append(parts[1])
+    ticker = _Ticker(len(mmad)) if progress else None
+    for key, record in mmad.items():
+        conversation = record.get("conversation", []) if isinstance(record, dict) else []
+        facts = image_facts(root, key, record, kind=kind, categories=categories, knowledge=knowledge, measured=(measured or {}).get(key))
+        report.notes.update(facts.notes)
+        for index, question in enumerate(conversation):
+            verdict, findings = check_question(question, facts) if isinstance(question, dict) else ("likely wrong", [Finding("well formed", "likely wrong", "not a question object")])
+            report.questions.append({"id": f"{key}#{index}", "subtask": str(question.get("type", "")) if isinstance(question, dict) else "", "verdict": verdict,
+                                     "findings": [{"check": f.check, "verdict": f.verdict, "evidence": f.evidence} for f in findings]})
+        if ticker:
+            ticker.tick()
+    return report
+
+
+def read_set(path: Path) -> dict:
+    from harness.files import read_json_file
+
+    data = read_json_file(path, what="question file")
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise DataError(f"{path}: not an MMAD question file (an object of records keyed by image path)")
+    return data
+
+
+def audit_set(path: Path, *, kind: str | None = None, knowledge_path: Path | None = None, progress: bool = False) -> AuditReport:
+    """Audit the set at `path` (mmad.json); its images and masks are read relative to its folder. The
+    dataset kind comes from the keys (DS-MVTec, VisA, …), else `kind`, else generation_report.json."""
+    from harness.files import read_json_file
+
+    mmad = read_set(path)
+    root = path.parent
+    if kind is None and (root / "generation_report.json").is_file():
+        kind = read_json_file(root / "generation_report.json", what="generation report").get("kind")
+    knowledge_path = knowledge_path or (root / "domain_knowledge.json" if (root / "domain_knowledge.json").is_file() else None)
+    knowledge = read_json_file(knowledge_path, what="knowledge file") if knowledge_path else None
+    return audit_records(mmad, root, set_path=str(path), kind=kind, knowledge=knowledge, progress=progress)
+
+
+class _Ticker:
+    """Images done, rate and ETA on stderr every few seconds."""
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self.total, self.done, self._time = total, 0, time.monotonic
+        self._start = self._last = self._time()
+
+    def tick(self) -> None:
+        self.done += 1
+        now = self._time()
+        if now - self._last >= 2.0 or self.done == self.total:
+            self._last = now
+            rate = self.done / max(now - self._start, 1e-9)
+            eta = (self.total - self.done) / rate if rate else 0.0
+            print(f"[iadbench audit] {self.done}/{self.total} images  {rate:.0f} images/s  ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+
+def errata_text(report: AuditReport, name: str, verdicts: tuple[Verdict, ...] = ("likely wrong",)) -> str:
+    """A TOML errata file listing the flagged questions by id, each with its evidence: `eval --errata FILE`
+    leaves them out of a run."""
+    from harness.files import toml_string
+
+    rows = report.flagged(verdicts)
+    lines = [f"name = {toml_string(name)}", f"description = {toml_string(f'{len(rows)} questions the audit found ' + ' or '.join(verdicts))}",
+             f"source = {toml_string('iadbench audit ' + report.set_path)}", "records = []", "questions = ["]
+    lines += [f"  {toml_string(row['id'])}," for row in rows]
+    lines += ["]", "", "[reasons]"]
+    lines += [f"{toml_string(row['id'])} = {toml_string('; '.join(f['check'] + ': ' + f['evidence'] for f in row['findings'] if f['verdict'] == row['verdict']))}" for row in rows]
+    return "\n".join(lines) + "\n"
