@@ -125,6 +125,7 @@ def ablation_table(folders: list[tuple[Arm, Path]]) -> dict:
         rows.append({
             "arm": arm.name,
             "run": str(run.path),
+            "circular": "circular" in run.spec.strategies,
             "accuracy": {c: accuracy.get(c) for c in COLUMNS},
             "delta": {c: deltas.get(c) for c in COLUMNS},
             "tokens": summary.usage.prompt_tokens + summary.usage.completion_tokens,
@@ -135,22 +136,35 @@ def ablation_table(folders: list[tuple[Arm, Path]]) -> dict:
 
 
 def markdown(table: dict) -> str:
+    """Two narrow tables: accuracy with the difference from the first arm (* where its 95% interval
+    leaves out zero), then the intervals themselves."""
     short = ["AD", "DefCls", "DefLoc", "DefDesc", "DefAna", "ObjCls", "ObjAna", "Average"]
+    first = table["rows"][0]["arm"]
     lines = ["| arm | " + " | ".join(short) + " | tokens | cost | time |", "|---" * (len(short) + 4) + "|"]
-    for row in table["rows"]:
-        cells = []
+    intervals = ["| arm | " + " | ".join(short) + " |", "|---" * (len(short) + 1) + "|"]
+    for index, row in enumerate(table["rows"]):
+        cells, bounds = [], []
         for column in table["columns"]:
             value, delta = row["accuracy"][column], row["delta"][column]
             text = "-" if value is None else f"{value:.1f}"
-            if delta and row["arm"] != table["rows"][0]["arm"]:
-                text += f" ({delta[0]:+.1f} [{delta[1]:+.1f}, {delta[2]:+.1f}])"
+            if delta and index > 0:
+                text += f" {delta[0]:+.1f}" + ("*" if delta[1] > 0 or delta[2] < 0 else "")
+                bounds.append(f"[{delta[1]:+.1f}, {delta[2]:+.1f}]")
+            else:
+                bounds.append("-")
             cells.append(text)
         cost = "-" if row["cost_usd"] is None else f"${row['cost_usd']:.2f}"
         time = "-" if row["wall_time_s"] is None else f"{row['wall_time_s']:.0f} s"
         lines.append(f"| {row['arm']} | " + " | ".join(cells) + f" | {row['tokens']:,} | {cost} | {time} |")
+        if index > 0:
+            intervals.append(f"| {row['arm']} | " + " | ".join(bounds) + " |")
     lines.append("")
-    lines.append("Circular arms count a question right only if it was answered right in every rotation of its options.")
-    lines.append(f"Accuracy % (strict, MMAD macro means); in brackets the difference from {table['rows'][0]['arm']} with a 95% paired bootstrap interval ({table['resamples']} resamples of the same questions).")
+    lines.append(f"Accuracy % (strict, MMAD macro means), then the difference from {first}; * where its 95% paired bootstrap interval "
+                 f"({table['resamples']} resamples of the same questions) leaves out zero.")
+    if any(row.get("circular") for row in table["rows"]):
+        lines.append("Circular arms count a question right only if it was answered right in every rotation of its options.")
+    if len(intervals) > 2:
+        lines += ["", f"95% intervals of the difference from {first}:", "", *intervals]
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ from harness.sources import cache_dir, data_label, resolve_data
 from harness.errors import ConfigError
 from harness.export import answers_file_records, officially_unrecorded
 from harness.metrics.accuracy import mmad_compat_table, strict_scores
-from harness.models.base import Model, ModelOptions, create_model
+from harness.models.base import Model, ModelOptions, create_model, provider_of
 from harness.models.pricing import cost_usd
 from harness.runlog import RunFolder, check_run_id, new_run_id
 from harness.accounting import run_accounting
@@ -81,7 +81,11 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         top_p=suite.decoding.top_p,
     )
     max_connections = pick(overrides.max_connections, default_concurrency)
-    strategies = parse_strategies(overrides.strategies or []).names
+    parsed_strategies = parse_strategies(overrides.strategies or [])
+    strategies = parsed_strategies.names
+    provider = provider_of(model)
+    if parsed_strategies.cot and provider is not None and not provider.free_text:
+        raise ConfigError(f"--strategy cot asks {model} to describe the image in words first; {provider.name} writes no free text ({provider.description}): use a language model")
     data = pick(overrides.data, suite.data)
     run_suffix = suite_name + (f"@{data_label(data)}" if data != suite.data else "") + "".join("+" + re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-") for s in strategies)
     options = (overrides.model_options or ModelOptions()).model_copy(update={"max_connections": max_connections})

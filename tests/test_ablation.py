@@ -47,7 +47,10 @@ def test_ablation_against_an_api_model(tmp_path, synthetic_set, capsys):
             changed += value != 0
         assert row["tokens"] > 0
     assert changed, "the strategies change the prompts, so some answers must change"
-    assert "paired bootstrap" in (out / "ablation.md").read_text()
+    text = (out / "ablation.md").read_text()
+    assert "paired bootstrap" in text and "95% intervals of the difference from baseline" in text
+    assert "Circular arms" not in text  # no arm here is circular: no footnote about them
+    assert max(len(line) for line in text.splitlines() if line.startswith("|")) <= 160  # two narrow tables, not one 250 wide
     assert "| rag |" in capsys.readouterr().out
 
 

@@ -256,3 +256,11 @@ def test_cot_and_sc_runs_against_an_api_model(tmp_path, synthetic_set):
     assert any(s["consistency"] < 1 for s in sc)  # sampled answers disagree sometimes
     assert json.loads((tmp_path / "sc/spec.json").read_text())["strategies"] == ["sc=4:0.8"]
 
+
+def test_cot_with_a_model_that_writes_no_text_is_refused_before_the_run(tmp_path, capsys):
+    """random and the expert pick letters or boxes: a description turn would fail on every question
+    (once 128 failures and exit 4, with a folder left behind); now exit 2 and no folder."""
+    for model in ("random", "expert/patchknn"):
+        assert main(["eval", "--model", model, "--strategy", "cot", "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 2
+        assert f"--strategy cot asks {model} to describe the image in words first" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

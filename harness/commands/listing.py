@@ -6,7 +6,7 @@ import argparse
 
 
 def register(commands) -> None:
-    listing = commands.add_parser("list", help="list suites or models")
+    listing = commands.add_parser("list", help="list suites, models (providers), protocols, box formats or degradations")
     listing.add_argument("what", choices=["suites", "models", "protocols", "box-formats", "perturbations"])
     listing.set_defaults(handler=_list)
 

@@ -171,6 +171,9 @@ class Provider:
     factory: str  # "module:function", imported lazily; called as f(model_name, seed=…, options=…)
     description: str
     needs_model_part: bool = True
+    # Whether it writes free text (a chain-of-thought description turn); a baseline that only picks
+    # letters or boxes cannot, and --strategy cot with it is refused before a run starts.
+    free_text: bool = True
 
 
 _PROVIDERS: dict[str, Provider] = {}
@@ -182,6 +185,11 @@ def register_provider(provider: Provider) -> None:
 
 def providers() -> list[Provider]:
     return sorted(_PROVIDERS.values(), key=lambda p: p.name)
+
+
+def provider_of(name: str) -> Provider | None:
+    """The provider a model name belongs to (None: unknown; create_model names the known ones)."""
+    return _PROVIDERS.get(name.partition("/")[0])
 
 
 def create_model(name: str, *, seed: int = 0, options: ModelOptions | None = None) -> Model:
@@ -209,10 +217,10 @@ register_provider(
     Provider("hf", "harness.models.hf:create_hf", "local transformers MLLMs: hf/<hub id> or hf//abs/path (batched, GPU or CPU)")
 )
 register_provider(
-    Provider("expert", "harness.models.expert:create_expert", "training-free non-LLM detectors: expert/patchknn")
+    Provider("expert", "harness.models.expert:create_expert", "training-free non-LLM detectors: expert/patchknn", free_text=False)
 )
 register_provider(
-    Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False)
+    Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False, free_text=False)
 )
 register_provider(
     Provider("oracle", "harness.models.baselines:create_oracle", "always answers right: proves scoring gives 100", False)
