@@ -86,6 +86,11 @@ def entry() -> None:
     interrupt CPython may still end the process by SIGINT at exit (when the interrupt arrived
     inside code it ran through PyRun_*), which a shell sees as -2, not the promised 130."""
     code = main()
+    import signal
+
+    # the work is done: a Ctrl-C arriving while the interpreter shuts down must not turn the exit
+    # code into death by SIGINT (-2)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code == EXIT_INTERRUPTED:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -7,7 +7,7 @@ from harness.prompting import render_text
 from harness.schema import SampleResult
 
 
-def answers_file_records(samples: list[SampleResult]) -> list[dict]:
+def answers_file_records(samples: list[SampleResult], *, with_text: bool = True) -> list[dict]:
     """MMAD answer entries in question-set order. `gpt_answer` is what the official script would
     have recorded: under an official protocol its family's parser (records it would not have
     written are left out, and for two-call protocols the whole image with them); otherwise the last
@@ -19,7 +19,8 @@ def answers_file_records(samples: list[SampleResult]) -> list[dict]:
             continue
         if sample.image_id in dropped_images or (sample.protocol and sample.official_answer is None):
             continue
-        question_text = render_text("mmad/question.j2", number=1, question=sample.question, options=sample.options)
+        # the question's text is for the file MMAD's scripts read; scoring needs only the letters
+        question_text = render_text("mmad/question.j2", number=1, question=sample.question, options=sample.options) if with_text else ""
         records.append(
             {
                 "image": sample.image_id,

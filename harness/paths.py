@@ -6,7 +6,9 @@ sets, exports): resolved inside its root or refused, before anything is read, wr
 
 from __future__ import annotations
 
+import os
 import re
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from harness.errors import DataError
@@ -32,13 +34,21 @@ def resolve_inside(root: Path, relative: str, *, what: str) -> Path:
     if ".." in pure.parts:
         raise DataError(f"{what}: path {relative!r} escapes the data root {root} ('..' is not allowed)")
     try:
-        root_resolved = root.resolve()
-        candidate = (root_resolved / Path(*pure.parts)).resolve()
-    except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before Python 3.13)
+        root_resolved = _real(str(root))
+        candidate = os.path.realpath(os.path.join(root_resolved, *pure.parts), strict=False)
+    except (OSError, RuntimeError, ValueError) as error:  # a symlink loop (RuntimeError before Python 3.13)
         raise DataError(f"{what}: path {relative!r} cannot be resolved ({error}); a symbolic link loops or is broken") from None
-    if candidate != root_resolved and root_resolved not in candidate.parents:
+    if os.path.islink(candidate):  # realpath leaves a link it could not follow: a loop
+        raise DataError(f"{what}: path {relative!r} cannot be resolved; a symbolic link loops or is broken")
+    if candidate != root_resolved and not candidate.startswith(root_resolved.rstrip(os.sep) + os.sep):
         raise DataError(f"{what}: path {relative!r} resolves outside the data root {root}")
-    return candidate
+    return Path(candidate)
+
+
+@lru_cache(maxsize=64)
+def _real(root: str) -> str:
+    """A root's real path, resolved once (a question file's 70,000 paths share one root)."""
+    return os.path.realpath(root)
 
 
 def check_folder_name(name: str, *, what: str) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import RunFolderError
 from harness.files import write_json_atomically
@@ -214,12 +215,15 @@ class RunFolder:
             data = path.read_bytes()
         except OSError as error:
             raise RunFolderError(f"cannot read {path} ({error.strerror or error})") from None
+        lines = data.splitlines(keepends=True)
+        whole = _all_valid(lines, sample_type)
+        if whole is not None:  # the usual case, validated in one pass; else line by line below, to name what is wrong
+            return whole
         samples: list = []
         seen: set[str] = set()
         kept: list[bytes] = []
         rejected: list[bytes] = []
         changed = False
-        lines = data.splitlines(keepends=True)
         for number, line in enumerate(lines, start=1):
             complete = line.endswith(b"\n")
             if not line.strip():
@@ -339,3 +343,20 @@ class SampleWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@lru_cache(maxsize=8)
+def _list_adapter(sample_type: type) -> TypeAdapter:
+    return TypeAdapter(list[sample_type])  # type: ignore[valid-type]
+
+
+def _all_valid(lines: list[bytes], sample_type: type) -> list | None:
+    """Every line a whole, valid sample of a distinct question: the samples (one validation of the
+    whole file, several times faster than one per line at 40,000 answers); else None."""
+    if not lines or not all(line.endswith(b"\n") and line.strip() for line in lines):
+        return None
+    try:
+        samples = _list_adapter(sample_type).validate_json(b"[" + b",".join(line.strip() for line in lines) + b"]")
+    except ValidationError:
+        return None
+    return samples if len({s.question_id for s in samples}) == len(samples) else None

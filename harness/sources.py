@@ -44,7 +44,7 @@ def cache_dir() -> Path:
 
 def synthetic_question_set(seed: int = 0, size: int = SYNTHETIC_SIZE) -> Path:
     """The synthetic question set's folder, built once and atomically (a killed build leaves nothing)."""
-    from question_gen.synthetic.writer import GENERATOR_VERSION
+    from question_gen.synthetic.version import GENERATOR_VERSION
 
     final = cache_dir() / f"synthetic-v{GENERATOR_VERSION}-seed{seed}-size{size}"
     if (final / "mmad.json").is_file():

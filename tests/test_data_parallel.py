@@ -2,6 +2,7 @@
 the samples equal a one-process run's, and a run with a killed rank resumes with nothing lost or
 asked twice."""
 
+import pytest
 import json
 import math
 import os
@@ -26,6 +27,7 @@ def _launcher(name: str) -> str:
     return found
 
 
+@pytest.mark.slow  # 8 s: torchrun starts two interpreters
 def test_torchrun_two_processes_give_the_one_process_samples(tmp_path, tiny_models):
     model = f"hf/{tiny_models['qwen2_vl']}"
     common = ["eval", "--model", model, "--limit", "16", "--runs-dir", str(tmp_path), "--choice-scoring", "logprobs", "--no-cache", "--quiet"]
@@ -60,6 +62,7 @@ def _rank_pid(run_id: str, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow  # 12 s: two ranks started, one killed, the run resumed
 def test_a_killed_rank_resumes_with_nothing_lost_or_repeated(tmp_path):
     common = ["-m", "tests.slow_model_cli", "eval", "--model", "slowtest/x", "--runs-dir", str(tmp_path), "--quiet", "--no-cache", "--limit", "240"]
     import tests.slow_model_cli  # noqa: F401  (registers slowtest/)

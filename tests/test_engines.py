@@ -50,6 +50,7 @@ def _gone(marker: str, within: float = 30.0) -> bool:
     return False
 
 
+@pytest.mark.slow  # 5 s: a server process started for the run
 def test_a_run_through_a_started_engine(tmp_path, tiny_llava, synthetic_set):
     model = f"transformers-serve/{tiny_llava}"
     command = ["eval", "--model", model, "--limit", "4", "--max-new-tokens", "4", "--runs-dir", str(tmp_path), "--run-id", "served",
@@ -67,6 +68,7 @@ def test_a_run_through_a_started_engine(tmp_path, tiny_llava, synthetic_set):
     assert "POST /v1/chat/completions" in log and "200" in log
 
 
+@pytest.mark.slow  # 5 s: a server process started, then stopped
 def test_an_error_after_the_start_stops_the_engine(tmp_path, tiny_llava, capsys):
     assert main(["eval", "--model", f"transformers-serve/{tiny_llava}", "--data", f"mmad:{tmp_path / 'missing.json'}", "--runs-dir", str(tmp_path)]) == 2
     assert "question file not found" in capsys.readouterr().err
@@ -81,6 +83,7 @@ def test_an_engine_that_cannot_start_is_named_with_its_log(tmp_path, tiny_llava,
     assert _gone(str(tiny_llava), within=5)
 
 
+@pytest.mark.slow  # 6 s each: a real server process started and stopped by a signal
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_the_engine_stops_when_iadbench_is_stopped(tmp_path, tiny_llava, synthetic_set, how):
     served = tmp_path / "model"

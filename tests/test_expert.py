@@ -74,6 +74,7 @@ def test_area_mean_reads_the_right_cells():
     assert area_mean(anomaly_map, {2}, {0}) == 1.0 and area_mean(anomaly_map, {0}, {2}) == 0.0
 
 
+@pytest.mark.slow  # 6 s: the expert over the whole synthetic set
 def test_expert_as_a_model_in_a_run(tmp_path, synthetic_set):
     result = subprocess.run([sys.executable, "-m", "harness.cli", "eval", "--model", "expert/patchknn", "--run-id", "e", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

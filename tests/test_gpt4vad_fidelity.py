@@ -129,6 +129,7 @@ def test_a_division_file_that_runs_code_is_refused(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow  # 9 s: a region run on the official region files
 def test_official_regions_drive_a_run(tmp_path, synthetic_set):
     """--regions official:DIR: a run uses exactly the saved regions (here each image's division is
     its own 16×16 grid saved in the public format) and answers like --regions grid:16."""

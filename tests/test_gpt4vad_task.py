@@ -22,6 +22,7 @@ def run(tmp_path, run_id, *args, expect=0):
     return tmp_path / "runs" / run_id
 
 
+@pytest.mark.slow  # 26 s: two 30-image region runs at 768 px and the bound computed beside them
 def test_oracle_reaches_the_region_granularity_bound(tmp_path, synthetic_set):
     folder = run(tmp_path, "oracle", "--model", "oracle", "--limit", "30", *GRID)
     summary = json.loads((folder / "summary.json").read_text())
@@ -60,6 +61,7 @@ def test_oracle_reaches_the_region_granularity_bound(tmp_path, synthetic_set):
     assert Image.open(folder / sample["overlay_path"]).size == (768, 768)
 
 
+@pytest.mark.slow  # 5 s: a region run over HTTP
 def test_any_api_model_through_the_openai_backend(tmp_path, synthetic_set):
     with RunningServer(FakeOpenAI(ServerConfig())) as server:
         folder = run(tmp_path, "api", "--model", "openai/fake-vlm", "--base-url", server.base_url, "--limit", "12", "--no-cache", *GRID)
@@ -71,12 +73,14 @@ def test_any_api_model_through_the_openai_backend(tmp_path, synthetic_set):
     assert 0.0 <= summary["ad_metrics"]["mean"]["pixel_auroc"] <= 1.0
 
 
+@pytest.mark.slow  # 11 s: the expert's regions over the synthetic set
 def test_expert_gives_a_reference_row(tmp_path, synthetic_set):
     folder = run(tmp_path, "expert", "--model", "expert/patchknn", "--limit", "20", *GRID)
     mean = json.loads((folder / "summary.json").read_text())["ad_metrics"]["mean"]
     assert mean["image_auroc"] > 0.7 and mean["pixel_auroc"] > 0.7
 
 
+@pytest.mark.slow  # 9 s: the same region run twice
 def test_resume_after_a_partial_run_gives_the_same_result(tmp_path, synthetic_set):
     straight = run(tmp_path, "straight", "--model", "expert/patchknn", "--limit", "8", *GRID)
     partial = run(tmp_path, "partial", "--model", "expert/patchknn", "--limit", "8", *GRID)

@@ -194,6 +194,7 @@ def _samples(run: Path) -> dict[str, dict]:
     return {s["question_id"]: s for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.slow  # 6 s: a local model at three batch sizes and in two processes
 def test_cli_runs_at_any_batch_size_and_in_two_processes_with_the_same_answers(tiny_models, tmp_path, capsys):
     model = f"hf/{tiny_models['qwen2_vl']}"
     common = ["eval", "--model", model, "--limit", "24", "--runs-dir", str(tmp_path), "--choice-scoring", "logprobs", "--no-cache", "--quiet"]
@@ -219,6 +220,7 @@ def test_cli_runs_at_any_batch_size_and_in_two_processes_with_the_same_answers(t
     assert summary["n_samples"] == 24 and summary["image_metrics"]["scored"] > 0  # P(Yes) kept as the anomaly score
 
 
+@pytest.mark.slow  # 5 s: two processes, one interrupted
 def test_an_interrupted_sharded_run_merges_what_its_processes_finished(tiny_models, tmp_path):
     from harness.runlog import RunFolder
 

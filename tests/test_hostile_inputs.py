@@ -146,6 +146,7 @@ def test_csv_exports_neutralise_formulas_and_quote_commas(tmp_path, synthetic_se
 # -- 4. a timeout that is a deadline -------------------------------------------------------------
 
 
+@pytest.mark.slow  # 12 s: the trickling server finishes its replies before it stops
 def test_a_trickled_body_is_cut_at_the_request_timeout(tmp_path, synthetic_set, capsys):
     app = ScriptedServer(lambda body: Reply(completion("A"), chunk=1, pause_s=0.25))
     runs = tmp_path / "runs"
@@ -296,7 +297,7 @@ def test_a_full_disk_loses_no_answer_and_leaves_no_temp_file(tmp_path, synthetic
     assert not list((runs / "full").glob("*.tmp")) and len((runs / "full/summary.json").read_bytes()) == summary_size
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8, 1.5, 3.0])
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8, 1.5, pytest.param(3.0, marks=pytest.mark.slow)])  # 3 s waited: the full tier
 def test_ctrl_c_at_any_moment_is_130_without_a_traceback(tmp_path, synthetic_set, delay):
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", "eval", "--model", "random", "--runs-dir", str(tmp_path / "runs"), "--quiet"],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
@@ -378,6 +379,7 @@ def test_score_and_report_wait_for_no_writer(tmp_path, synthetic_set, capsys):
 # -- 9. background tasks fail what they hold -----------------------------------------------------
 
 
+@pytest.mark.slow  # 5 s: a local model whose batcher breaks
 def test_a_failing_hf_batcher_fails_its_requests_instead_of_hanging(tmp_path, synthetic_set, tiny_models):
     script = (
         "import sys\n"

@@ -1,6 +1,7 @@
 """The house's shape: no import cycle between harness.data and question_gen, no oversized module,
 and a regular (non-editable) install that carries its prompts and data files."""
 
+import pytest
 import ast
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def test_no_module_is_past_400_lines():
     assert {p: n for p, n in sizes.items() if n > 400} == {}
 
 
+@pytest.mark.slow  # 7 s: builds the wheel and installs it
 def test_a_regular_install_carries_its_prompts_and_data(tmp_path):
     """pip wheel, then the wheel installed into a bare folder and run from elsewhere: the prompts
     and data files come from the installed package, not from this checkout."""

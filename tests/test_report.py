@@ -147,6 +147,7 @@ def test_bootstrap_interval_covers_the_estimate(runs):
         assert low <= value <= high and high - low < 40
 
 
+@pytest.mark.slow  # 3 s: two Chromium starts
 def test_report_renders_in_a_real_browser(runs, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is needed for this test: apt-get install -y chromium (bash tests/run.sh does, as root)"

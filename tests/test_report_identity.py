@@ -42,6 +42,7 @@ def _first_number(cell: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+@pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it
 def test_every_run_is_named_apart_and_every_figure_is_its_own(sweep, tmp_path):
     report = json.loads(_report(tmp_path, "json", sweep).read_text())
     runs = {run["key"]: run for run in report["runs"]}
@@ -75,6 +76,7 @@ def test_every_run_is_named_apart_and_every_figure_is_its_own(sweep, tmp_path):
         assert pair["shared_questions"] == 60
 
 
+@pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it
 def test_markdown_html_and_csv_use_the_same_labels_and_figures(sweep, tmp_path):
     labels = [run["label"] for run in json.loads(_report(tmp_path, "json", sweep).read_text())["runs"]]
     folders = {label: sweep / arm for label, arm in zip(labels, ARMS)}
@@ -113,6 +115,7 @@ def test_markdown_html_and_csv_use_the_same_labels_and_figures(sweep, tmp_path):
         assert float(row["strict average"]) == pytest.approx(own["strict"]["accuracy"]["Average"]["Average"])
 
 
+@pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it
 def test_severity_zero_is_the_matching_clean_run(sweep, tmp_path):
     report = json.loads(_report(tmp_path, "json", sweep).read_text())
     assert sorted(section["kind"] for section in report["robustness"]) == ["defocus_blur", "jpeg"]
@@ -139,6 +142,7 @@ def test_severity_zero_is_the_matching_clean_run(sweep, tmp_path):
         assert block.count("official-scorer average") == 1
 
 
+@pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it
 def test_paired_tests_pair_only_runs_over_the_same_questions(sweep, tmp_path):
     other = tmp_path / "other"
     assert main(["eval", "--model", "expert/patchknn", "--limit", "40", "--runs-dir", str(other), "--run-id", "forty", "--quiet"]) == 0
@@ -147,6 +151,7 @@ def test_paired_tests_pair_only_runs_over_the_same_questions(sweep, tmp_path):
     assert [(pair["first"], pair["second"], pair["shared_questions"]) for pair in report["pairs"]] == [("expert/patchknn · clean · first 60", "expert/patchknn · jpeg:1 · first 60", 60)]
 
 
+@pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it
 def test_the_sweep_report_in_a_real_browser(sweep, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is needed for this test: apt-get install -y chromium (bash tests/run.sh does, as root)"
@@ -205,6 +210,7 @@ def test_the_results_header_names_degradations_and_strategies(tmp_path, syntheti
     assert first.startswith("random on synthetic-quick [degraded jpeg:3; strategies circular]: accuracy %")
 
 
+@pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it
 def test_cell_text_contrasts_with_its_colour_and_one_run_is_one_run(sweep, tmp_path, capsys):
     from matplotlib import colormaps
 

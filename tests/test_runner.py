@@ -31,6 +31,7 @@ def _samples(folder: Path) -> dict[str, dict]:
     return {s["question_id"]: {k: v for k, v in s.items() if k not in RESULT_FIELDS_THAT_VARY} for s in samples}
 
 
+@pytest.mark.slow  # 4 s: a run killed with SIGKILL, resumed, and run again whole
 def test_kill_minus_nine_then_resume_equals_uninterrupted_run(tmp_path, synthetic_set):
     runs = tmp_path / "runs"
     common = ["eval", "--model", "slowtest/m", "--runs-dir", str(runs), "--quiet", "--seed", "3"]

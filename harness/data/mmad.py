@@ -58,11 +58,26 @@ def load_mmad(
     shots: int = 1,
     skip_bad: bool = False,
     digest: str | None = None,
+    cache: Path | None = None,
 ) -> QuestionSet:
-    """Load and validate a question file; templates the run will use (the first `shots`) must exist."""
+    """Load and validate a question file; templates the run will use (the first `shots`) must exist.
+    With `cache` (a folder), a file already read with the same settings is taken from there
+    (harness/data/question_cache.py) instead of parsed and path-checked again."""
     if not json_path.is_file():
         raise DataError(f"{json_path}: question file not found")
     root = root or json_path.parent
+    if cache is not None:
+        from harness.data import question_cache
+
+        digest = digest or file_sha256(json_path)
+        key = question_cache.cache_key(digest, root, templates, shots, skip_bad)
+        entry = question_cache.read_entry(cache, key)
+        if entry is not None:
+            images, questions, skipped = entry
+            return QuestionSet(root=root, source=json_path, digest=digest, images=images, questions=questions, skipped=skipped)
+        question_set = load_mmad(json_path, root=root, templates=templates, shots=shots, skip_bad=skip_bad, digest=digest)
+        question_cache.write_entry(cache, key, question_set.images, question_set.questions, question_set.skipped)
+        return question_set
     try:
         raw = read_json_file(json_path, what="question file (MMAD's mmad.json format)", object_pairs_hook=_refuse_duplicate_keys)
     except DataError as error:

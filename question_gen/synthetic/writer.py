@@ -23,8 +23,7 @@ from PIL import Image as PILImage
 from question_gen.synthetic import canvas as cv
 from question_gen.synthetic.defects import paint_defect
 from question_gen.synthetic.scenes import make_scene
-
-GENERATOR_VERSION = 3  # 2: question sets carry domain_knowledge.json; 3: taxonomy names, object questions for every category, length-balanced distractors
+from question_gen.synthetic.version import GENERATOR_VERSION
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,7 @@
+"""The synthetic set's version, apart from the writer (which imports scipy): the cached set's folder
+name holds it, so a changed generator never serves an old set."""
+
+# 2: question sets carry domain_knowledge.json; 3: taxonomy names, object questions for every
+# category, length-balanced distractors; 4: attributes read from the pixels with margins, the
+# generator's own audit, answer letters balanced per subtask
+GENERATOR_VERSION = 4
