@@ -63,7 +63,7 @@ def estimate(spec: RunSpec, question_set: QuestionSet, model=None, dump_dir: Pat
     as the backend would send it (see `dump_request`)."""
     import tempfile
 
-    from harness.evaluate import prompt_settings
+    from harness.tasks.mcq_kind import prompt_settings
     from harness.tasks.mcq import McqTask, RequestDigester
 
     settings = prompt_settings(spec, question_set, Path(tempfile.mkdtemp(prefix="iadbench-dryrun-")))

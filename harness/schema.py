@@ -26,7 +26,8 @@ class Subtask(StrEnum):
 
 
 SUBTASKS: tuple[Subtask, ...] = tuple(Subtask)
-TaskName = Literal["mcq", "gpt4vad", "bbox"]
+# A task kind's name (harness/tasks/kinds.py: mcq, gpt4vad, bbox, or one registered by a user).
+TaskName = str
 
 # MMAD's files use nine `type` strings; two of them are reported under Object Analysis.
 MMAD_TYPE_TO_SUBTASK: dict[str, Subtask] = {s.value: s for s in Subtask} | {
@@ -227,6 +228,7 @@ class RunSummary(BaseModel):
     mmad_compat: dict = Field(default_factory=dict)
     ad_metrics: dict = Field(default_factory=dict, description="gpt4vad: image and pixel metrics per category and mean")
     box_metrics: dict = Field(default_factory=dict, description="bbox: mIoU, ACC@IoU, box precision/recall and detection per category and overall")
+    metrics: dict = Field(default_factory=dict, description="a task kind's own figures (one registered outside iadbench)")
     circular: dict = Field(default_factory=dict, description="--strategy circular: accuracy when right in every rotation of the options")
     skipped_records: list[SkippedRecord] = Field(default_factory=list)
     wall_time_s: float | None = None
@@ -239,8 +241,8 @@ class RunSummary(BaseModel):
     image_metrics: dict = Field(default_factory=dict, description="image AUROC/AP/F1-max from detection anomaly scores, or why there are none")
 
 
-class _ImageSample(BaseModel):
-    """What every one-image-a-line sample holds (GPT-4V-AD regions, defect boxes)."""
+class ImageSample(BaseModel):
+    """What every one-image-a-line sample holds (GPT-4V-AD regions, defect boxes, a plugin kind's)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -261,7 +263,7 @@ class _ImageSample(BaseModel):
     cached: bool = False
 
 
-class RegionSample(_ImageSample):
+class RegionSample(ImageSample):
     """One line of samples.jsonl in a GPT-4V-AD run: one image, its regions and their scores."""
 
     regions: int
@@ -279,7 +281,7 @@ class RegionSample(_ImageSample):
         return finite_scores(value) or {}
 
 
-class BoxSample(_ImageSample):
+class BoxSample(ImageSample):
     """One line of samples.jsonl in a box localisation run (`--task bbox`): one image, its boxes."""
 
     boxes: list[tuple[float, float, float, float]] = Field(default_factory=list, description="predicted boxes, original-image pixels (x1, y1, x2, y2)")
@@ -293,8 +295,3 @@ class BoxSample(_ImageSample):
     @classmethod
     def _finite_boxes(cls, value: list) -> list:
         return [box for box in value if all(math.isfinite(c) for c in box)]
-
-
-def sample_type_for(task: str) -> type[BaseModel]:
-    """The samples.jsonl line type of a task."""
-    return {"gpt4vad": RegionSample, "bbox": BoxSample}.get(task, SampleResult)

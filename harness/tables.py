@@ -133,12 +133,15 @@ def official_table(summary: RunSummary, spec: RunSpec) -> list[str]:
 
 
 def results_table(summary: RunSummary, spec: RunSpec) -> str:
+    """The run's results as its task kind prints them (harness/tasks/kinds.py)."""
+    from harness.tasks.kinds import task_kind
+
+    return task_kind(spec.task).table(summary, spec)
+
+
+def mcq_table(summary: RunSummary, spec: RunSpec) -> str:
     """Accuracy (%) per dataset and subtask, the average, and the chance level beside it, headed by
     the run's headline scoring (harness/metrics/headline.py)."""
-    if summary.task == "gpt4vad":
-        return ad_table(summary, spec)
-    if summary.task == "bbox":
-        return box_table(summary, spec)
     empty = _no_answers(summary, spec, "questions")
     if empty:
         return empty

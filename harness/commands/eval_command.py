@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options, number_at_least
 from harness.strategies import STRATEGY_FORMS
 from harness.errors import FatalBackendError, IadbenchError
+from harness.tasks.kinds import task_kind, task_kind_help, task_kind_names
 
 # The exit-code contract (README): 0 finished with at least one question answered; 2 bad input (a
 # flag, a file, a record); 3 stopped by --max-cost; 4 every question failed (or the backend cannot
@@ -20,7 +21,7 @@ EXIT_BAD_INPUT, EXIT_COST_LIMIT, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 2, 3, 4, 13
 def register(commands) -> None:
     parser = commands.add_parser("eval", help="evaluate a model on a suite (default: the built-in synthetic set)")
     add_run_flags(parser)
-    parser.add_argument("--task", choices=["mcq", "gpt4vad", "bbox"], help="multiple-choice questions; GPT-4V-AD region scoring with image/pixel metrics; or bounding boxes of every defect (mIoU, ACC@IoU)")
+    parser.add_argument("--task", choices=task_kind_names(), help="; ".join(f"{name}: {task_kind_help(name)}" for name in task_kind_names()))
     parser.add_argument("--box-format", help="bbox: how boxes are asked for and read (iadbench list box-formats; default: by model family)")
     parser.add_argument("--perturb", action="append", default=None, metavar="KIND:SEVERITY", help="degrade query images, repeatable: gaussian_noise, defocus_blur, motion_blur, jpeg, brightness, contrast at 1..5")
     parser.add_argument("--perturb-templates", action="store_true", help="degrade the template images too")
@@ -77,9 +78,8 @@ def _resume_spec(args: argparse.Namespace, folder):
     spec = spec.model_copy(update=updates)
     folder.update_spec(spec)
     if args.retry_errors:
-        from harness.schema import sample_type_for
 
-        dropped = folder.drop_failed_samples(sample_type_for(spec.task))
+        dropped = folder.drop_failed_samples(task_kind(spec.task).sample_type)
         print(f"--retry-errors: {dropped} failed samples will be asked again", file=sys.stderr)
     print(f"resuming {folder.path}", file=sys.stderr)
     return spec, folder
@@ -127,7 +127,7 @@ def _new_spec(args: argparse.Namespace):
     from harness.strategies.wrappers import wrap
 
     model = wrap(create_model(model_name, seed=args.seed, options=options), parse_strategies(args.strategy or []))
-    suite = args.suite or ("gpt4vad-zero-shot" if args.task == "gpt4vad" else "synthetic-quick")
+    suite = args.suite or task_kind(args.task or "mcq").default_suite
     return resolve_spec(suite, model_name, overrides, model.default_concurrency), model
 
 
@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, held) -> int:
     from harness.distributed import launched_rank
     from harness.runlog import RunFolder
-    from harness.evaluate import load_questions, model_for, run_evaluation, start_run
+    from harness.evaluate import model_for, run_evaluation, start_run
+    from harness.tasks.questions import load_questions
 
     if launched_rank() is not None:
         return _run_as_rank(args, held)
@@ -163,7 +164,7 @@ def _run(args: argparse.Namespace, held) -> int:
         if args.dry_run:
             from harness.dryrun import estimate
 
-            if spec.task != "mcq":
+            if not task_kind(spec.task).answers_questions:
                 raise IadbenchError("--dry-run estimates multiple-choice runs only")
 
             dump = Path(args.dump_requests) if args.dump_requests else None
@@ -224,7 +225,6 @@ def _run_as_rank(args: argparse.Namespace, held) -> int:
     from harness.distributed import ProcessGroup
     from harness.evaluate import model_for, run_evaluation, start_run
     from harness.runlog import RunFolder
-    from harness.schema import sample_type_for
 
     if args.num_processes > 1:
         raise IadbenchError("already one of several processes (WORLD_SIZE is set): drop --num-processes under torchrun or accelerate launch")
@@ -245,7 +245,7 @@ def _run_as_rank(args: argparse.Namespace, held) -> int:
                 spec, folder, _ = start_run(spec, Path(args.runs_dir))
                 held.enter_context(folder.lock())
                 print(f"run folder: {folder.path} ({group.world} processes)", file=sys.stderr)
-            folder.merge_shards(sample_type_for(spec.task))  # what a killed run left in shard files
+            folder.merge_shards(task_kind(spec.task).sample_type)  # what a killed run left in shard files
             found = str(folder.path)
         except IadbenchError as error:
             failure = error

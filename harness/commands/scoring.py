@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -36,38 +35,14 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _score_run(args: argparse.Namespace, folder) -> int:
-    from harness.evaluate import load_questions, summarise
     from harness.metrics.accuracy import mmad_compat_table
     from harness.tables import results_table
+    from harness.tasks.kinds import task_kind
 
     spec = folder.spec()
-    if spec.task == "gpt4vad":
-        from harness.evaluate import summarise_regions
-        from harness.schema import RegionSample
-        from harness.tasks.gpt4vad import load_region_items
-
-        if args.mmad_compat or args.headline:
-            raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a GPT-4V-AD run")
-        items, _ = load_region_items(spec.data, spec.seed)
-        items = items[: spec.limit] if spec.limit is not None else items  # as the run selected them
-        samples = sorted(folder.read_samples(sample_type=RegionSample), key=lambda s: s.ordinal)
-        earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
-        summary = summarise_regions(spec, samples, items, folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
-        folder.write_summary(summary)
-        print(results_table(summary, spec))
-        return 0
-    if spec.task == "bbox":
-        from harness.evaluate import summarise_boxes
-        from harness.schema import BoxSample
-
-        if args.mmad_compat or args.headline:
-            raise IadbenchError("--mmad-compat and --headline score multiple-choice runs; this is a box localisation run")
-        samples = sorted(folder.read_samples(sample_type=BoxSample), key=lambda s: s.ordinal)
-        earlier = folder.summary()
-        summary = summarise_boxes(spec, samples, earlier.n_questions if earlier else samples, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
-        folder.write_summary(summary)
-        print(results_table(summary, spec))
-        return 0
+    kind = task_kind(spec.task)
+    if (args.mmad_compat or args.headline) and not kind.answers_questions:
+        raise IadbenchError(f"--mmad-compat and --headline score multiple-choice runs; this is a {kind.title} run")
     if args.headline and args.headline != spec.scoring:
         from datetime import datetime, timezone
 
@@ -75,9 +50,9 @@ def _score_run(args: argparse.Namespace, folder) -> int:
         spec = spec.model_copy(update={"scoring": args.headline, "notes": spec.notes + [note]})
         folder.update_spec(spec)
         print(note, file=sys.stderr)
-    samples = sorted(folder.read_samples(), key=lambda s: s.ordinal)
-    earlier = folder.summary()
-    summary = summarise(spec, samples, load_questions(spec), earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
+    samples = sorted(folder.read_samples(sample_type=kind.sample_type), key=lambda s: s.ordinal)
+    earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
+    summary = kind.summarise(spec, samples, kind.load(spec), folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
     folder.write_summary(summary)
     print(results_table(summary, spec))
     if args.mmad_compat:
@@ -87,7 +62,7 @@ def _score_run(args: argparse.Namespace, folder) -> int:
         if spec.scoring != "mmad-compat":
             print("\n".join(official_table(summary, spec)))
         csv_path = Path(args.csv) if args.csv else folder.path / "mmad_accuracy.csv"
-        mmad_compat_table(answers_file_records(samples)).write_csv(csv_path)
+        mmad_compat_table(answers_file_records(samples, with_text=False)).write_csv(csv_path)
         print(f"official-layout CSV: {csv_path} (the run's headline stays {spec.scoring}; --headline changes it)")
     return 0
 
@@ -111,17 +86,11 @@ def _score_answers_file(args: argparse.Namespace, target: Path) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from harness.export import answers_file_records
     from harness.runlog import RunFolder
+    from harness.tasks.kinds import task_kind
 
     folder = RunFolder.open(Path(args.run))
-    if folder.spec().task != "mcq":
-        kind = {"gpt4vad": "GPT-4V-AD", "bbox": "box localisation"}.get(folder.spec().task, folder.spec().task)
-        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {kind} run")
-    records = answers_file_records(folder.read_samples())
     out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
-    from harness.files import write_text_atomically
-
-    write_text_atomically(out, json.dumps(records, indent=4) + "\n")
-    print(f"wrote {len(records)} answers in MMAD's format to {out}")
+    written = task_kind(folder.spec().task).export(folder, out)
+    print(f"wrote {written} answers in MMAD's format to {out}")
     return 0

@@ -111,9 +111,10 @@ class PatchKnnExpert:
         return self._thresholds[key]
 
     def _answer(self, request: GenerateRequest) -> GenerateResponse:
-        if request.subtask == "gpt4vad":
+        # the request says what shape of answer it wants: scored regions, or boxes in a frame
+        if request.regions_file is not None:
             return self._regions_reply(request)
-        if request.subtask == "bbox":
+        if request.box_frame is not None:
             return self._boxes_reply(request)
         images = [p for m in request.messages for p in m.content if isinstance(p, ImagePart)]
         query = next((p.path for p in images if p.role == "query"), None)

@@ -7,24 +7,20 @@ note can be attributed to another run, and the renderers look runs up by key, ne
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import datetime, timezone
 from itertools import combinations
 
 import numpy as np
 
-from harness.metrics.headline import headline
 from harness.report import charts
-from harness.report.galleries import gpt4vad_gallery, mcq_gallery
 from harness.report.identity import clean_twin_key, difference_table
-from harness.report.published import PAPER_ROWS, gpt4vad_coverage, gpt4vad_references, published_rows
-from harness.report.reference import comparison_lines, release_coverage
+from harness.report.published import PAPER_ROWS, published_rows
+from harness.report.reference import release_coverage
 from harness.report.runs import RunData
-from harness.report.sections import box_gallery, box_sections, robustness_sections
+from harness.report.sections import robustness_sections
 from harness.report.stats import COLUMNS, bootstrap_intervals, finite as _finite, paired_comparison
-from harness.runlog import RunFolder
 from harness.schema import SUBTASKS
+from harness.tasks.kinds import task_kind, task_kind_names
 
 # Beyond this many runs, all pairs would be more tables than anyone reads: each run is tested
 # against the first (an ablation's baseline arm) and a degraded run against its clean twin.
@@ -32,9 +28,7 @@ ALL_PAIRS_UP_TO = 5
 HEATMAPS_AT_MOST = 24
 
 
-def _plain(text: str) -> str:
-    """Chart labels: matplotlib copies label text into SVG comments, which are inserted unescaped."""
-    return re.sub(r"[<>&\-]", " ", text)
+_plain = charts.plain_label
 
 
 def run_key(run: RunData) -> str:
@@ -48,12 +42,8 @@ def _failures(run: RunData) -> str:
 
 
 def _notes(run: RunData) -> list[str]:
-    """What a reader must know about this run's figures, said once, under this run."""
-    if run.spec.task == "mcq":
-        return comparison_lines(run.spec, run.summary, RunFolder(run.path))
-    if run.spec.task == "gpt4vad":
-        return list(run.summary.ad_metrics.get("notes", []))
-    return []
+    """What a reader must know about this run's figures, said once, under this run (its kind says)."""
+    return task_kind(run.spec.task).report_notes(run)
 
 
 def _run_info(run: RunData, key: str) -> dict:
@@ -90,14 +80,8 @@ def _run_info(run: RunData, key: str) -> dict:
         "errors": summary.error_counts,
         "failures": _failures(run),
     }
-    if run.spec.task == "mcq":
-        lead = headline(run.spec, summary)
-        info |= {
-            "parser": "strict (iadbench)" if run.spec.protocol == "harmonised" else f"the {run.spec.protocol} script's parser (official scorer), strict beside it",
-            "headline": lead.name,
-            "headline_average": _finite(lead.average),
-            "strict_average": _finite(summary.strict.get("accuracy", {}).get("Average", {}).get("Average")),
-        }
+    kind = task_kind(run.spec.task)
+    info |= {"answers_questions": kind.answers_questions, "kind_title": kind.title} | kind.report_info(run)
     return info
 
 
@@ -168,57 +152,6 @@ def comparable_pairs(runs: list[RunData]) -> tuple[list[tuple[RunData, RunData]]
     return chosen, f"each run against {first.label} (the first run), and each degraded run against its clean twin"
 
 
-def _gpt4vad_sections(runs: list[RunData], keys: dict[str, str]) -> list[dict]:
-    from harness.tables import AD_COLUMNS
-
-    sections = []
-    for run in runs:
-        if run.spec.task != "gpt4vad":
-            continue
-        metrics = run.summary.ad_metrics
-        rows = [{"name": name, "cells": [_finite(row.get(key)) for key, _ in AD_COLUMNS]} for name, row in {**metrics.get("per_category", {}), "mean": metrics.get("mean", {})}.items()]
-        covered = {c: int((run.category == c).sum()) for c in sorted(set(run.category))}
-        comparable, why = gpt4vad_coverage(run.spec.data, covered)
-        references = [
-            {"name": f"{ref['name']} — {ref['source']}", "cells": [None if ref.get(key) is None else ref[key] / 100 for key, _ in AD_COLUMNS]}
-            for ref in gpt4vad_references(run.spec.data)
-        ] if comparable else []
-        reference_note = "" if comparable or not gpt4vad_references(run.spec.data) else f"Published rows on this dataset are not shown: {why}."
-        definitions = {"ader": "ADer's evaluator", "ader-adeval": "ADer's evaluator with ADEval's 50-strip pixel metrics"}.get(metrics.get("definitions", "exact"), "MVTec definitions")
-        sections.append({"key": keys[run_key(run)], "label": run.label, "columns": [title for _, title in AD_COLUMNS], "rows": rows, "references": references,
-                         "reference_note": reference_note, "definitions": definitions, "answered": bool(run.summary.n_samples - run.summary.status_counts.get("error", 0))})
-    return sections
-
-
-def _curves(runs: list[RunData]) -> dict[str, str]:
-    """ROC and PRO curves of GPT-4V-AD runs, from their saved maps (all categories pooled)."""
-    from harness.metrics.ad import PixelAccumulator
-    from harness.schema import RegionSample
-    from harness.tasks.gpt4vad import _maps_and_masks, load_region_items
-
-    roc, pro = {}, {}
-    for run in runs:
-        if run.spec.task != "gpt4vad":
-            continue
-        samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
-        by_id = {s["question_id"]: RegionSample.model_validate(s) for s in samples}
-        items = [i for i in load_region_items(run.spec.data, run.spec.seed)[0] if i.id in by_id]
-        accumulator = PixelAccumulator(bins=1000)
-        for anomaly_map, mask in _maps_and_masks(run.path, by_id, items):
-            accumulator.add(anomaly_map, mask)
-        counts = accumulator.counts()
-        if counts.positives and counts.negatives:
-            fpr = np.concatenate(([0], counts.false_positives / counts.negatives))
-            roc[_plain(run.label)] = (fpr, np.concatenate(([0], counts.true_positives / counts.positives)))
-            pro[_plain(run.label)] = (fpr, np.concatenate(([0], counts.region_overlap / max(counts.regions, 1))))
-    if not roc:
-        return {}
-    return {
-        "roc": charts.curves(roc, "false positive rate (pixels)", "true positive rate (pixels)"),
-        "pro": charts.curves(pro, "false positive rate (pixels)", "per-region overlap", x_limit=0.3),
-    }
-
-
 def _mcq_charts(charted: list[RunData], keys: dict[str, str]) -> dict:
     if not charted:
         return {}
@@ -247,7 +180,7 @@ def _mcq_charts(charted: list[RunData], keys: dict[str, str]) -> dict:
 def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: int = 0, gallery_size: int = 60) -> dict:
     """The report of runs already labelled (harness/report/runs.py: label_runs)."""
     keys = {run_key(run): f"run{index}" for index, run in enumerate(runs, start=1)}
-    mcq = [run for run in runs if run.spec.task == "mcq"]
+    mcq = [run for run in runs if task_kind(run.spec.task).answers_questions]  # accuracy per subtask: tables, pairs, charts
     intervals = {run_key(run): bootstrap_intervals(run) for run in mcq}
     pairs, pairing = comparable_pairs(mcq)
     report: dict = {
@@ -255,20 +188,27 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runs": [_run_info(run, keys[run_key(run)]) for run in runs],
         "differences": difference_table([run.spec for run in runs], [run.label for run in runs]),
-        "kinds": sorted({run.spec.task for run in runs}),
+        "methods": [task_kind(name).method for name in sorted({run.spec.task for run in runs}) if task_kind(name).method],
         "leaderboard": _leaderboard(mcq, keys, intervals, published) if mcq else None,
         "datasets": [{"key": keys[run_key(run)], "label": run.label, "rows": _dataset_tables(run, intervals[run_key(run)])} for run in mcq if run.summary.n_samples],
         "pairs": [comparison | {"first_key": keys[run_key(a)], "second_key": keys[run_key(b)]} for a, b in pairs if (comparison := paired_comparison(a, b))],
         "pairing": pairing,
-        "gpt4vad": _gpt4vad_sections(runs, keys),
-        "boxes": box_sections(runs),
         "robustness": robustness_sections(mcq, intervals),
         "image_metrics": [{"key": keys[run_key(run)], "label": run.label, **run.summary.image_metrics} for run in mcq if run.summary.image_metrics.get("mean")],
     }
     report["common_notes"] = _hoist_common_notes(report["runs"])
-    report["charts"] = _mcq_charts([run for run in mcq if run.summary.n_samples], keys) | _curves(runs)
+    report["charts"] = _mcq_charts([run for run in mcq if run.summary.n_samples], keys)
+    for name in task_kind_names():  # every kind's sections exist, empty when no run of it is here
+        report |= {section: [] for section in task_kind(name).section_names}
+    by_kind: dict[str, list[RunData]] = {}
+    for run in runs:
+        by_kind.setdefault(run.spec.task, []).append(run)
+    for name, members in by_kind.items():
+        report |= task_kind(name).report_sections(members, keys)
+        report["charts"] |= task_kind(name).report_charts(members)
     if runs:
         chosen = runs[min(gallery_run, len(runs) - 1)]
-        galleries = {"mcq": mcq_gallery, "gpt4vad": gpt4vad_gallery, "bbox": box_gallery}
-        report["gallery"] = galleries[chosen.spec.task](chosen, gallery_size) | {"key": keys[run_key(chosen)]}
+        gallery = task_kind(chosen.spec.task).gallery(chosen, gallery_size)
+        if gallery is not None:
+            report["gallery"] = gallery | {"key": keys[run_key(chosen)]}
     return report

@@ -147,3 +147,10 @@ def severity_curves(severities: list[int], series: dict[str, tuple[list, list, l
     axes.set_title(title, fontsize=9)
     axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(figure)
+
+
+def plain_label(text: str) -> str:
+    """Chart labels: matplotlib copies label text into SVG comments, which are inserted unescaped."""
+    import re
+
+    return re.sub(r"[<>&\-]", " ", text)

@@ -66,7 +66,7 @@ def mcq_gallery(run: RunData, limit: int) -> dict:
             "template": _thumbnail(data.root / templates[0]) if templates else None,
             "link": str(data.root / sample["image_id"]),
         })
-    return {"run": run.label, "kind": "mcq", "wrong": len(wrong), "items": items}
+    return {"run": run.label, "layout": "questions", "wrong": len(wrong), "items": items}
 
 
 def gpt4vad_gallery(run: RunData, limit: int) -> dict:
@@ -94,4 +94,4 @@ def gpt4vad_gallery(run: RunData, limit: int) -> dict:
             "map": map_thumb,
             "truth": _thumbnail(item.image_path, list(item.mask_paths)) if item else None,
         })
-    return {"run": run.label, "kind": "gpt4vad", "items": shown}
+    return {"run": run.label, "layout": "maps", "items": shown}

@@ -14,6 +14,7 @@ from typing import Callable
 
 from harness.schema import RunSpec
 from harness.sources import data_label
+from harness.tasks.kinds import task_kind
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ def _decoding(spec: RunSpec) -> str:
     return f"{sampled}, {decoding.max_new_tokens} tokens"
 
 
+def _of_kind(field: str):
+    """A spec field that describes runs of the kinds that list it (harness/tasks/kinds.py: settings)."""
+    return lambda s: getattr(s, field) if field in task_kind(s.task).settings else None
+
+
 def _option(key: str, title: str) -> Setting:
     return Setting(title, lambda s: s.model_options.get(key), lambda s: f"{title} {s.model_options.get(key)}")
 
@@ -49,22 +55,22 @@ def _option(key: str, title: str) -> Setting:
 # In label order: what changes the answers first, bookkeeping last.
 SETTINGS: tuple[Setting, ...] = (
     Setting("model", lambda s: s.model, lambda s: s.model),
-    Setting("task", lambda s: s.task, lambda s: {"mcq": "multiple choice", "gpt4vad": "GPT-4V-AD", "bbox": "boxes"}.get(s.task, s.task)),
+    Setting("task", lambda s: s.task, lambda s: task_kind(s.task).title),
     Setting("data", lambda s: s.data, lambda s: data_label(s.data)),
     Setting("protocol", lambda s: s.protocol, lambda s: f"protocol {s.protocol}"),
-    Setting("shots", lambda s: s.shots if s.task != "gpt4vad" else None, lambda s: f"{s.shots}-shot"),
+    Setting("shots", _of_kind("shots"), lambda s: f"{s.shots}-shot"),
     Setting("templates", lambda s: s.templates if s.shots else None, lambda s: f"{s.templates} templates" if s.shots else "no templates"),
     Setting("strategies", lambda s: tuple(s.strategies), _strategies),
     Setting("knowledge", lambda s: s.knowledge, lambda s: f"knowledge {s.knowledge}"),
     Setting("degradation", lambda s: tuple(s.perturb), _perturb),
     Setting("templates degraded", lambda s: s.perturb_templates, lambda s: "templates degraded" if s.perturb_templates else "templates clean"),
     Setting("decoding", lambda s: s.decoding.model_dump_json(), _decoding),
-    Setting("choice scoring", lambda s: s.choice_scoring if s.task == "mcq" else None, lambda s: f"{s.choice_scoring} scoring"),
+    Setting("choice scoring", _of_kind("choice_scoring"), lambda s: f"{s.choice_scoring} scoring"),
     Setting("image size", lambda s: s.image_max_side, lambda s: f"≤{s.image_max_side} px" if s.image_max_side else "native size"),
-    Setting("regions", lambda s: s.regions if s.task == "gpt4vad" else None, lambda s: f"regions {s.regions}"),
-    Setting("prompt", lambda s: s.gpt4vad_prompt if s.task == "gpt4vad" else None, lambda s: f"prompt {s.gpt4vad_prompt}"),
-    Setting("metrics", lambda s: s.metric_definitions if s.task == "gpt4vad" else None, lambda s: f"{s.metric_definitions} metrics"),
-    Setting("box format", lambda s: s.box_format if s.task == "bbox" else None, lambda s: f"boxes as {s.box_format}"),
+    Setting("regions", _of_kind("regions"), lambda s: f"regions {s.regions}"),
+    Setting("prompt", _of_kind("gpt4vad_prompt"), lambda s: f"prompt {s.gpt4vad_prompt}"),
+    Setting("metrics", _of_kind("metric_definitions"), lambda s: f"{s.metric_definitions} metrics"),
+    Setting("box format", _of_kind("box_format"), lambda s: f"boxes as {s.box_format}"),
     Setting("errata", lambda s: tuple(s.errata), lambda s: "errata " + "+".join(s.errata) if s.errata else "no errata"),
     Setting("seed", lambda s: s.seed, lambda s: f"seed {s.seed}"),
     Setting("limit", lambda s: s.limit, lambda s: "all questions" if s.limit is None else f"first {s.limit}"),
@@ -72,7 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
     _option("dtype", "dtype"),
     _option("revision", "revision"),
     Setting("data version", lambda s: s.data_digest, lambda s: f"sha256 {s.data_digest[:12]}", in_label=False),
-    Setting("headline", lambda s: s.scoring if s.task == "mcq" else None, lambda s: f"headline {s.scoring}", in_label=False),
+    Setting("headline", _of_kind("scoring"), lambda s: f"headline {s.scoring}", in_label=False),
     Setting("suite", lambda s: s.suite, lambda s: f"suite {s.suite}", in_label=False),
 )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.metrics.accuracy import CompatTable
 from harness.prompting import environment
 from harness.report.runs import RunData
+from harness.tasks.kinds import task_kind
 
 
 def _number(value, digits: int = 1) -> str:
@@ -61,10 +62,10 @@ def markdown(report: dict) -> str:
     if report.get("common_notes"):
         lines += ["Every run: " + "; ".join(report["common_notes"]) + ".", ""]
     for run in report["runs"]:
-        if run["task"] == "mcq":
+        if run["answers_questions"]:
             lines.append(f"- **{_md_cell(run['label'])}** ({run['id']}): protocol {run['protocol']}; parser: {run['parser']}; headline: {run['headline']}; data: {run['release']}; failures: {run['failures']}")
         else:
-            lines.append(f"- **{_md_cell(run['label'])}** ({run['id']}): {run['task']} on {run['data']}; failures: {run['failures']}")
+            lines.append(f"- **{_md_cell(run['label'])}** ({run['id']}): {run['kind_title']} on {run['data']}; failures: {run['failures']}")
         lines += [f"  - {line}" for line in run["notes"]]
         lines += [f"  - backend: {note}" for note in run["backend_notes"]]
         lines += [f"  - differs from the official run: {difference}" for difference in run["differences"]]
@@ -135,7 +136,7 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
         differences = difference_table([run.spec for run in runs], [run.label for run in runs])
         rows = [["label", "run id", "folder", "task", *differences["columns"], "headline", "headline average", "strict average", "official-layout file"]]
         for run, row in zip(runs, differences["rows"]):
-            lead = headline(run.spec, run.summary) if run.spec.task == "mcq" else None
+            lead = headline(run.spec, run.summary) if task_kind(run.spec.task).answers_questions else None
             strict = run.summary.strict.get("accuracy", {}).get("Average", {}).get("Average")
             rows.append([run.label, run.spec.run_id, str(run.path), run.spec.task, *row["cells"], lead.mode if lead else "",
                          "" if lead is None or lead.average is None else lead.average, "" if strict is None else strict, files.get(id(run), "")])

@@ -16,6 +16,7 @@ import numpy as np
 from harness.errors import RunFolderError
 from harness.runlog import SAMPLES, RunFolder
 from harness.schema import SUBTASKS, RunSpec, RunSummary
+from harness.tasks.kinds import task_kind
 
 SUBTASK_INDEX = {s.value: i for i, s in enumerate(SUBTASKS)}
 
@@ -55,6 +56,7 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
     right only if every rotation of its options was answered right (the arm's own measure)."""
     folder = RunFolder.open(path)
     spec = folder.spec()
+    answers_questions = task_kind(spec.task).answers_questions
     summary = folder.summary()
     if summary is None:
         raise RunFolderError(f"{path}: no summary.json yet; finish the run (iadbench eval --resume {path}) or score it (iadbench score {path})")
@@ -68,7 +70,7 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
             try:
                 sample = json.loads(line)
                 key = sample["question_id"]
-                mcq = spec.task == "mcq"
+                mcq = answers_questions  # per-subtask correctness: the kinds that ask MMAD questions
                 row = (sample["ordinal"], key, sample["dataset"], sample["category"], SUBTASK_INDEX[sample["subtask"]] if mcq else -1,
                        sample["label"] == "anomaly", bool(sample["correct"]) if mcq else False, sample["parse_status"])
             except (ValueError, KeyError, TypeError):  # the same lines iadbench's own reader leaves out, named

@@ -11,13 +11,12 @@ from harness.report.media import thumbnail
 from harness.report.stats import COLUMNS, finite as _finite
 from harness.sources import data_label
 from harness.tables import BOX_COLUMNS
+from harness.tasks.kinds import task_kind
 
 
 def box_sections(runs: list[RunData]) -> list[dict]:
     sections = []
-    for run in runs:
-        if run.spec.task != "bbox":
-            continue
+    for run in runs:  # the box runs of a report (harness/tasks/bbox_kind.py hands them over)
         metrics = run.summary.box_metrics
         rows = {**metrics.get("per_category", {}), "overall": metrics.get("overall", {})}
         sections.append({
@@ -42,7 +41,7 @@ def box_gallery(run: RunData, limit: int) -> dict:
         overlay = thumbnail(run.path / sample["overlay_path"]) if sample.get("overlay_path") else None
         shown.append({**{k: sample[k] for k in ("question_id", "category", "label", "reply", "image_iou", "parse_status", "parse_reason")},
                       "boxes": len(sample["boxes"]), "truth": len(sample["truth"]), "overlay": overlay})
-    return {"run": run.label, "kind": "bbox", "items": shown}
+    return {"run": run.label, "layout": "boxes", "items": shown}
 
 
 def _perturbation(run: RunData) -> tuple[str, int] | None:
@@ -63,7 +62,7 @@ def robustness_sections(runs: list[RunData], intervals: dict[str, dict]) -> list
     twins: dict[tuple, RunData] = {}
     groups: dict[tuple, dict[str, dict[int, RunData]]] = defaultdict(lambda: defaultdict(dict))
     for run in runs:
-        if run.spec.task != "mcq" or not run.summary.n_samples or (found := _perturbation(run)) is None:
+        if not task_kind(run.spec.task).answers_questions or not run.summary.n_samples or (found := _perturbation(run)) is None:
             continue
         kind, severity = found
         if kind:

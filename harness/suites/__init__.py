@@ -20,7 +20,7 @@ class Suite(BaseModel):
     name: str
     description: str
     data: str
-    task: Literal["mcq", "gpt4vad", "bbox"] = "mcq"
+    task: str = "mcq"  # a task kind's name (harness/tasks/kinds.py)
     regions: str = "slic"
     gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "iadbench-one-shot", "one-shot"] = "zero-shot"
     shots: int = 1

@@ -1,0 +1,64 @@
+"""The report's sections for GPT-4V-AD runs: per-category image and pixel metrics beside the
+published rows (only for runs on the whole test split), and pooled ROC and PRO curves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from harness.report import charts
+from harness.report.published import gpt4vad_coverage, gpt4vad_references
+from harness.report.runs import RunData
+from harness.report.stats import finite as _finite
+
+
+def run_key(run: RunData) -> str:
+    return str(run.path.resolve())
+
+
+def gpt4vad_sections(runs: list[RunData], keys: dict[str, str]) -> list[dict]:
+    from harness.tables import AD_COLUMNS
+
+    sections = []
+    for run in runs:
+        metrics = run.summary.ad_metrics
+        rows = [{"name": name, "cells": [_finite(row.get(key)) for key, _ in AD_COLUMNS]} for name, row in {**metrics.get("per_category", {}), "mean": metrics.get("mean", {})}.items()]
+        covered = {c: int((run.category == c).sum()) for c in sorted(set(run.category))}
+        comparable, why = gpt4vad_coverage(run.spec.data, covered)
+        references = [
+            {"name": f"{ref['name']} — {ref['source']}", "cells": [None if ref.get(key) is None else ref[key] / 100 for key, _ in AD_COLUMNS]}
+            for ref in gpt4vad_references(run.spec.data)
+        ] if comparable else []
+        reference_note = "" if comparable or not gpt4vad_references(run.spec.data) else f"Published rows on this dataset are not shown: {why}."
+        definitions = {"ader": "ADer's evaluator", "ader-adeval": "ADer's evaluator with ADEval's 50-strip pixel metrics"}.get(metrics.get("definitions", "exact"), "MVTec definitions")
+        sections.append({"key": keys[run_key(run)], "label": run.label, "columns": [title for _, title in AD_COLUMNS], "rows": rows, "references": references,
+                         "reference_note": reference_note, "definitions": definitions, "answered": bool(run.summary.n_samples - run.summary.status_counts.get("error", 0))})
+    return sections
+
+
+def region_curves(runs: list[RunData]) -> dict[str, str]:
+    """ROC and PRO curves of GPT-4V-AD runs, from their saved maps (all categories pooled)."""
+    from harness.metrics.ad import PixelAccumulator
+    from harness.schema import RegionSample
+    from harness.tasks.gpt4vad import _maps_and_masks, load_region_items
+
+    roc, pro = {}, {}
+    for run in runs:
+        samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
+        by_id = {s["question_id"]: RegionSample.model_validate(s) for s in samples}
+        items = [i for i in load_region_items(run.spec.data, run.spec.seed)[0] if i.id in by_id]
+        accumulator = PixelAccumulator(bins=1000)
+        for anomaly_map, mask in _maps_and_masks(run.path, by_id, items):
+            accumulator.add(anomaly_map, mask)
+        counts = accumulator.counts()
+        if counts.positives and counts.negatives:
+            fpr = np.concatenate(([0], counts.false_positives / counts.negatives))
+            roc[charts.plain_label(run.label)] = (fpr, np.concatenate(([0], counts.true_positives / counts.positives)))
+            pro[charts.plain_label(run.label)] = (fpr, np.concatenate(([0], counts.region_overlap / max(counts.regions, 1))))
+    if not roc:
+        return {}
+    return {
+        "roc": charts.curves(roc, "false positive rate (pixels)", "true positive rate (pixels)"),
+        "pro": charts.curves(pro, "false positive rate (pixels)", "per-region overlap", x_limit=0.3),
+    }

@@ -1,0 +1,67 @@
+"""Defect boxes (`--task bbox`): where is every defect, as boxes in the model's own coordinate frame,
+scored with mIoU, ACC@IoU, box precision/recall and detection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.schema import BoxSample, RunSpec, RunSummary
+from harness.tasks.kinds import TaskKind
+from harness.tasks.questions import check_digest, load_questions, prepared
+
+
+class BoxKind(TaskKind):
+    name = "bbox"
+    title = "box localisation"
+    help = "bounding boxes of every defect (mIoU, ACC@IoU, box precision/recall)"
+    sample_type = BoxSample
+    perturbable = True
+    fixed_protocol = "harmonised"  # boxes are asked as harness/tasks/box_formats.toml says, whatever the suite's protocol
+    settings = frozenset({"shots", "box_format"})
+    method = ("Defect boxes: the model's boxes matched to boxes drawn from the masks, scored with mIoU, ACC@IoU, box precision/recall and detection "
+              "balanced accuracy; an unanswered image counts as no box.")
+    section_names = ("boxes",)
+
+    def spec_fields(self, model: str, overrides: Any) -> dict:
+        from harness.tasks.bbox import pick_box_format
+
+        return {"box_format": pick_box_format(model, overrides.box_format).name}
+
+    def prepare(self, spec: RunSpec):
+        return prepared(spec)
+
+    def load(self, spec: RunSpec) -> list:
+        question_set = load_questions(spec)
+        records = list(question_set.images.values())
+        return records[: spec.limit] if spec.limit is not None else records
+
+    def build(self, spec: RunSpec, folder, data: Any) -> tuple[Any, list]:
+        from harness.tasks.bbox import build_box_task
+
+        question_set = data or load_questions(spec)
+        check_digest(spec, question_set.digest, str(question_set.source))
+        return build_box_task(spec, folder, question_set)
+
+    def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
+        from harness.accounting import run_accounting
+        from harness.tasks.bbox import box_run_metrics
+
+        return RunSummary(
+            run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
+            box_metrics=box_run_metrics(samples), wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples),
+        )
+
+    def table(self, summary, spec) -> str:
+        from harness.tables import box_table
+
+        return box_table(summary, spec)
+
+    def report_sections(self, runs: list, keys: dict[str, str]) -> dict[str, list]:
+        from harness.report.sections import box_sections
+
+        return {"boxes": box_sections(runs)}
+
+    def gallery(self, run, limit: int) -> dict | None:
+        from harness.report.sections import box_gallery
+
+        return box_gallery(run, limit)

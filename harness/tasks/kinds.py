@@ -1,0 +1,126 @@
+"""Task kinds as plugins: what a kind of run (multiple choice, GPT-4V-AD regions, defect boxes, or
+one a user adds) does at each step, behind one interface, and the registry that names them.
+
+Orchestration (evaluate, score, export, tables, report, the CLI) asks the run's kind and never
+compares task names: adding a kind is one module that subclasses TaskKind and one
+`register_task_kind` call (tests/test_task_plugins.py adds one in the test itself).
+
+A kind, step by step:
+- `spec_fields`: the RunSpec fields it sets from the flags (bbox: the box format);
+- `prepare`: its data read and checked before the run folder exists (a bad flag leaves no folder);
+- `build`: the runner's task (harness.runner.Task) and what its summary needs;
+- `summarise`: the RunSummary of its samples; `load` gives `summarise` its data again for `score`;
+- `table`: the terminal's results table;
+- `report_notes`, `report_info`, `gallery`: its part of `iadbench report`;
+- `export`: MMAD's answers file, for the kinds that have answers in that shape.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.errors import ConfigError, IadbenchError
+from harness.schema import SampleResult
+
+if TYPE_CHECKING:
+    from harness.runlog import RunFolder
+    from harness.schema import RunSpec, RunSummary
+
+
+class TaskKind:
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # in reports and messages: "multiple choice"
+    help: ClassVar[str] = ""  # one line for `--task`
+    sample_type: ClassVar[type] = SampleResult  # one line of samples.jsonl
+    default_suite: ClassVar[str] = "synthetic-quick"
+    # answers to MMAD-style questions: accuracy per subtask, a headline score, published rows beside
+    # it, paired tests between runs, heatmaps, degradation curves, MMAD's answers file, dry runs
+    answers_questions: ClassVar[bool] = False
+    perturbable: ClassVar[bool] = False  # --perturb degrades the images it shows
+    fixed_protocol: ClassVar[str | None] = None  # asked one way whatever the suite's protocol
+    # RunSpec fields that describe a run of this kind (a report names runs by those that differ)
+    settings: ClassVar[frozenset[str]] = frozenset()
+    method: ClassVar[str] = ""  # how the report says its figures were made
+    section_names: ClassVar[tuple[str, ...]] = ()  # the report sections `report_sections` fills
+
+    def spec_fields(self, model: str, overrides: Any) -> dict:
+        return {}
+
+    def prepare(self, spec: RunSpec) -> tuple[RunSpec, Any]:
+        """The spec with its data's digest, and the data, checked before the run folder exists."""
+        raise NotImplementedError
+
+    def load(self, spec: RunSpec) -> Any:
+        """What `summarise` needs (the second value `build` returns), read again for `score`."""
+        return self.prepare(spec)[1]
+
+    def build(self, spec: RunSpec, folder: RunFolder, data: Any) -> tuple[Any, Any]:
+        """(the runner's task, what `summarise` needs)."""
+        raise NotImplementedError
+
+    def summarise(self, spec: RunSpec, samples: list, data: Any, folder: RunFolder, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
+        raise NotImplementedError
+
+    def table(self, summary: RunSummary, spec: RunSpec) -> str:
+        raise NotImplementedError
+
+    def report_notes(self, run: Any) -> list[str]:
+        return []
+
+    def report_info(self, run: Any) -> dict:
+        return {}
+
+    def report_sections(self, runs: list, keys: dict[str, str]) -> dict[str, list]:
+        """Its sections of a report, over its runs (each named by its key)."""
+        return {}
+
+    def report_charts(self, runs: list) -> dict[str, str]:
+        return {}
+
+    def gallery(self, run: Any, limit: int) -> dict | None:
+        """Up to `limit` examples of what the run got wrong, for the report."""
+        return None
+
+    def export(self, folder: RunFolder, out: Path) -> int:
+        raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {self.title} run")
+
+
+_FACTORIES: dict[str, str] = {}
+_KINDS: dict[str, TaskKind] = {}
+_HELP: dict[str, str] = {}
+
+
+def register_task_kind(name: str, factory: str | TaskKind, help: str = "") -> None:
+    """A kind by name: an instance, or "module:Class" imported when first used (start-up stays
+    fast; `help` is what `--task` says of it meanwhile)."""
+    if isinstance(factory, TaskKind):
+        _KINDS[name] = factory
+        _HELP[name] = help or factory.help
+    else:
+        _FACTORIES[name] = factory
+        _KINDS.pop(name, None)
+        _HELP[name] = help
+
+
+def task_kind_names() -> list[str]:
+    return sorted(set(_FACTORIES) | set(_KINDS))
+
+
+def task_kind_help(name: str) -> str:
+    return _HELP.get(name, "")
+
+
+def task_kind(name: str) -> TaskKind:
+    if name not in _KINDS:
+        if name not in _FACTORIES:
+            raise ConfigError(f"unknown task {name!r}; known: {', '.join(task_kind_names())}")
+        module, _, attribute = _FACTORIES[name].partition(":")
+        _KINDS[name] = getattr(importlib.import_module(module), attribute)()
+    return _KINDS[name]
+
+
+register_task_kind("mcq", "harness.tasks.mcq_kind:McqKind", "multiple-choice questions (MMAD's format), accuracy per subtask")
+register_task_kind("gpt4vad", "harness.tasks.gpt4vad_kind:Gpt4vadKind", "GPT-4V-AD region scoring with image/pixel metrics")
+register_task_kind("bbox", "harness.tasks.bbox_kind:BoxKind", "bounding boxes of every defect (mIoU, ACC@IoU)")

@@ -1,0 +1,52 @@
+"""The question file of a run (the kinds that ask MMAD-format questions read it the same way), and
+the check that a run's answers belong to the data it is resumed or re-scored against."""
+
+from __future__ import annotations
+
+import os
+
+from harness.data.mmad import QuestionSet, load_mmad
+from harness.data.releases import exclude_errata
+from harness.errors import ConfigError
+from harness.schema import RunSpec
+from harness.sources import cache_dir, resolve_data
+
+
+def load_questions(spec: RunSpec) -> QuestionSet:
+    """The spec's questions: its file (checked against the recorded digest first), its errata, its limit."""
+    data = resolve_data(spec.data, spec.data_root)
+    digest = None
+    if spec.data_digest and data.json_path.is_file():  # before reading records: the wrong file is the error to report
+        from harness.files import file_sha256
+
+        digest = file_sha256(data.json_path)
+        check_digest(spec, digest, str(data.json_path))
+    question_set = load_mmad(data.json_path, root=data.root, templates=spec.templates, shots=spec.shots, skip_bad=spec.skip_bad, digest=digest,
+                             cache=None if os.environ.get("IADBENCH_NO_QUESTION_CACHE") else cache_dir() / "question-sets")
+    for name in spec.errata:
+        exclude_errata(question_set, name)
+    if spec.limit is not None:
+        question_set.questions = question_set.questions[: spec.limit]
+    return question_set
+
+
+def check_digest(spec: RunSpec, digest: str, source: str) -> None:
+    """A run's answers belong to one question file: resuming, re-scoring or reporting it against
+    another (a changed file, IADBENCH_MMAD pointing elsewhere) is refused, naming both."""
+    if spec.data_digest is not None and spec.data_digest != digest:
+        raise ConfigError(
+            f"{source} (sha256 {digest[:12]}…) is not the question file run {spec.run_id} used (sha256 {spec.data_digest[:12]}…, data {spec.data}); "
+            "point --data/IADBENCH_MMAD at that file, or start a new run"
+        )
+
+
+def prepared(spec: RunSpec) -> tuple[RunSpec, QuestionSet]:
+    """The spec with the file's digest and release, and its questions (the file itself recorded,
+    not $IADBENCH_MMAD that named it)."""
+    from harness.data.releases import release_name
+
+    question_set = load_questions(spec)
+    resolved = resolve_data(spec.data, spec.data_root)
+    data = f"mmad:{resolved.json_path.resolve()}" if spec.data == "mmad" else spec.data
+    spec = spec.model_copy(update={"data": data, "data_digest": question_set.digest, "data_release": release_name(spec.protocol, question_set.digest)})
+    return spec, question_set
