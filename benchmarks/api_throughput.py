@@ -26,8 +26,8 @@ from pathlib import Path
 from harness.data.mmad import load_mmad
 from harness.models.base import ImagePart, ModelOptions
 from harness.models.openai import OpenAIChatModel
-from harness.runlog import RunFolder
-from harness.runner import run_plan
+from harness.run.runlog import RunFolder
+from harness.run.runner import run_plan
 from harness.schema import RunSpec
 from harness.tasks.mcq import McqTask, PromptSettings, build_request
 from question_gen.generate import generate_question_set

@@ -28,8 +28,8 @@ from pathlib import Path
 import harness.models.hf as hf
 from harness.data.mmad import load_mmad
 from harness.models.base import ModelOptions
-from harness.runlog import RunFolder
-from harness.runner import run_plan
+from harness.run.runlog import RunFolder
+from harness.run.runner import run_plan
 from harness.schema import DecodingSpec, RunSpec
 from harness.tasks.mcq import McqTask, PromptSettings
 from harness.testing.tiny_vlms import QWEN2_VL_2B_TEXT, QWEN2_VL_2B_VISION, build_qwen2_vl

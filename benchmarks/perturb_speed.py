@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.perturb import KINDS, degrade, parse_perturbation, perturbed_path
+from harness.asking.perturb import KINDS, degrade, parse_perturbation, perturbed_path
 
 
 def main() -> None:

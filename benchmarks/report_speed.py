@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from harness.cli import main as iadbench
-from harness.sources import synthetic_question_set
+from harness.storage.sources import synthetic_question_set
 
 GOAL_SECONDS, GOAL_MEGABYTES = 30.0, 20.0
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from harness.prompting import render_text
+from harness.asking.prompting import render_text
 from question_gen.attributes import DefectAttributes, ruled_out
 from question_gen.knowledge import CategoryKnowledge, DefectInfo, DefectKind, defect_kinds, exclusive, names_kind_or_near
 

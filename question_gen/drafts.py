@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.prompting import render_text
+from harness.asking.prompting import render_text
 from harness.schema import Subtask
 from question_gen.attributes import TOUCHED_CELL_SHARE, DefectAttributes, adjacent_cells, cell_name
 from question_gen import descriptions

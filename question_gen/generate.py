@@ -22,8 +22,8 @@ from harness.adsets.images import UnreadableImage
 from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
 from harness.adsets.similarity import descriptor, most_similar
-from harness.files import write_json_atomically
-from harness.paths import check_folder_name
+from harness.storage.files import write_json_atomically
+from harness.storage.paths import check_folder_name
 from question_gen.placement import materialise, placed
 from harness.models.base import Model
 from question_gen import knowledge

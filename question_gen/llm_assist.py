@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from harness.models.base import ChatMessage, GenerateRequest, ImagePart, Model
-from harness.parsing import parse_choice
-from harness.prompting import prompts_dir, render_parts
+from harness.asking.parsing import parse_choice
+from harness.asking.prompting import prompts_dir, render_parts
 from harness.schema import DecodingSpec, Subtask
 from question_gen.attributes import cell_name
 from question_gen.balance import arrange_options

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.models.base import ChatMessage, GenerateRequest, ImagePart, Model
-from harness.parsing import parse_choice
-from harness.prompting import render_parts
+from harness.asking.parsing import parse_choice
+from harness.asking.prompting import render_parts
 from harness.schema import DecodingSpec
 from harness.adsets.layouts import SourceCategory
 from question_gen.balance import arrange_options

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.paths import resolve_inside
+from harness.storage.paths import resolve_inside
 
 
 def placed(category: str, relative: str) -> str:

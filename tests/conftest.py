@@ -32,7 +32,7 @@ def isolated_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_set(isolated_cache) -> Path:
     """The built-in synthetic question set's folder (mmad.json + Synthetic/...)."""
-    from harness.sources import synthetic_question_set
+    from harness.storage.sources import synthetic_question_set
 
     return synthetic_question_set(seed=0)
 

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from harness.ablation import paired_deltas, parse_arms
+from harness.results.ablation import paired_deltas, parse_arms
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.report.runs import load_run

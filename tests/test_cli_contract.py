@@ -133,7 +133,7 @@ def test_gpt4vad_runs_print_tokens_and_name_overlays_once(tmp_path, synthetic_se
 
 
 def test_help_lists_every_data_source_and_strategy(capsys):
-    from harness.sources import DATA_SOURCES
+    from harness.storage.sources import DATA_SOURCES
     from harness.strategies import STRATEGY_FORMS
 
     with pytest.raises(SystemExit):
@@ -146,7 +146,7 @@ def test_help_lists_every_data_source_and_strategy(capsys):
 def test_the_progress_line_says_declined_as_the_table_does():
     import io
 
-    from harness.progress import Progress
+    from harness.run.progress import Progress
 
     stream = io.StringIO()
     progress = Progress(3, stream=stream)

@@ -41,3 +41,14 @@ def test_an_edited_figure_is_noticed(figures):
     assert module.differences({**texts, "README.md": edited}, outputs) == [
         "README.md: figure 'first-table' differs from what `iadbench eval --model expert/patchknn` prints; run python scripts/docs_figures.py"]
     assert "no block" in module.differences({**texts, "README.md": "no table here"}, outputs)[0]
+
+
+def test_every_file_the_docs_name_exists():
+    """A page that names a module, a data table, a script or a test names one that is there (a layout
+    change once left paths behind)."""
+    import re
+
+    named = re.compile(r"(?<![\w/])(?:harness|question_gen|benchmarks|tests|scripts|prompts)/[\w/.-]+\.(?:py|toml|j2|sh)\b")
+    pages = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]
+    missing = [f"{page.name}: {path}" for page in pages for path in sorted(set(named.findall(page.read_text(encoding="utf-8")))) if not (ROOT / path).exists()]
+    assert missing == []

@@ -15,7 +15,7 @@ from skimage.segmentation import find_boundaries
 
 from harness.errors import ConfigError
 from harness.models.base import ImagePart, TextPart
-from harness.prompting import render_parts
+from harness.asking.prompting import render_parts
 from harness.tasks.gpt4vad import class_name
 from harness.tasks.region_files import official_file, read_official_masks
 from harness.tasks.regions import SIDE, Division, draw_overlay, grid_division, label_anchor, label_font, masks_from_list

@@ -222,7 +222,7 @@ def test_cli_runs_at_any_batch_size_and_in_two_processes_with_the_same_answers(t
 
 @pytest.mark.slow  # 5 s: two processes, one interrupted
 def test_an_interrupted_sharded_run_merges_what_its_processes_finished(tiny_models, tmp_path):
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
 
     model = f"hf/{tiny_models['llava']}"
     common = ["eval", "--model", model, "--limit", "10", "--runs-dir", str(tmp_path), "--no-cache", "--quiet", "--max-new-tokens", "4"]

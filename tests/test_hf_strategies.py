@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from harness.ablation import parse_arms
+from harness.results.ablation import parse_arms
 from harness.cli import main
 from harness.models.hf import HFModel
-from harness.runlog import RunFolder
+from harness.run.runlog import RunFolder
 
 
 @pytest.fixture

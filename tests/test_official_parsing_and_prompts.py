@@ -142,7 +142,7 @@ def test_releases_and_errata(tmp_path, mmad_tree, capsys):
 
 def test_published_row_beside_a_run_on_the_official_release(tmp_path, mmad_tree):
     from harness.report.reference import comparison_lines, published_row_for
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
     from harness.schema import RunSpec, RunSummary
 
     assert published_row_for("hf/Qwen/Qwen2.5-VL-7B-Instruct", 1).averages["Average"] == pytest.approx(72.19, abs=0.01)

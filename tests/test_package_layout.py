@@ -60,9 +60,49 @@ def test_a_regular_install_carries_its_prompts_and_data(tmp_path):
     elsewhere.mkdir()
     env = os.environ | {"PYTHONPATH": str(site), "IADBENCH_CACHE": str(tmp_path / "cache")}
     env.pop("IADBENCH_PROMPTS_DIR", None)
-    where = subprocess.run([sys.executable, "-c", "import harness.prompting as p; print(p.__file__); print(p.prompts_dir())"], cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run([sys.executable, "-c", "import harness.asking.prompting as p; print(p.__file__); print(p.prompts_dir())"], cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
     module_file, prompts_folder = where.stdout.split()
     assert module_file.startswith(str(site)) and prompts_folder == str(site / "harness" / "prompts")
     result = subprocess.run([sys.executable, "-m", "harness.cli", "eval", "--model", "random", "--limit", "20", "--quiet", "--run-id", "w"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "20/20 questions answered" in result.stdout and (elsewhere / "runs" / "w" / "summary.json").is_file()
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Modules a file imports when it is imported (not inside functions, not for type checking)."""
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_root_holds_the_entry_and_the_schema_and_imports_have_no_cycle():
+    assert sorted(p.name for p in (ROOT / "harness").glob("*.py")) == ["__init__.py", "cli.py", "errors.py", "schema.py"]
+    modules = {}
+    for path in [*ROOT.glob("harness/**/*.py"), *ROOT.glob("question_gen/**/*.py")]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {name: {m for m in _top_level_imports(path) if m in modules and m != name} for name, path in modules.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        stack.append(name)
+        for other in sorted(graph[name]):
+            if state.get(other) == 1:
+                return stack[stack.index(other):] + [other]
+            if other not in state and (cycle := visit(other)):
+                return cycle
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state:
+            cycle = visit(name)
+            assert cycle is None, " -> ".join(cycle)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.parsing import parse_choice, parse_mmad_compat
+from harness.asking.parsing import parse_choice, parse_mmad_compat
 
 YES_NO = {"A": "Yes.", "B": "No."}
 FOUR = {"A": "Scratch", "B": "Crack", "C": "Hole", "D": "Contamination"}

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from harness.cli import main
-from harness.perturb import KINDS, PARAMETERS, perturbed_path
+from harness.asking.perturb import KINDS, PARAMETERS, perturbed_path
 
 
 def _photo(path, size=96, seed=0):
@@ -51,7 +51,7 @@ def test_parameters_are_the_documented_ones():
     # contrast keeps the stated share of each pixel's deviation from the image mean
     flat = np.zeros((8, 8, 3), np.uint8)
     flat[:, :4] = 200
-    from harness.perturb import degrade
+    from harness.asking.perturb import degrade
 
     out = degrade(flat, "contrast", 1, np.random.default_rng(0)).astype(float)
     assert out[0, 0, 0] == pytest.approx(100 + 0.4 * 100, abs=1) and out[0, 7, 0] == pytest.approx(100 - 0.4 * 100, abs=1)

@@ -2,7 +2,7 @@
 
 import io
 
-from harness.progress import Progress
+from harness.run.progress import Progress
 
 
 def test_progress_line_reports_rate_eta_and_problems():

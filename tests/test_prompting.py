@@ -41,7 +41,7 @@ def test_similar_templates_are_used_when_asked(mmad_tree):
 
 
 def test_html_templates_escape_and_prompt_templates_do_not():
-    from harness.prompting import environment
+    from harness.asking.prompting import environment
 
     assert environment().get_template("report/report.html.j2").environment.autoescape("report/report.html.j2")
     assert not environment().autoescape("mmad/user.j2")

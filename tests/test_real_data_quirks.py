@@ -17,7 +17,7 @@ from harness.adsets.masks import LossyMaskWarning, load_mask_union
 from harness.cli import main
 from harness.data.mmad import load_mmad
 from harness.errors import DataError
-from harness.files import artifact_stem
+from harness.storage.files import artifact_stem
 
 
 def test_sixteen_bit_images_are_scaled_not_clipped_to_white(tmp_path, mmad_tree, server):
@@ -109,7 +109,7 @@ def test_labels_csv_as_spreadsheets_write_it(tmp_path):
 
 
 def test_one_writer_per_run_and_no_mixed_configurations(tmp_path, synthetic_set, capsys):
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
 
     assert main(["eval", "--model", "random", "--limit", "6", "--runs-dir", str(tmp_path), "--run-id", "r", "--quiet"]) == 0
     folder = RunFolder.open(tmp_path / "r")

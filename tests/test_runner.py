@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
+from harness.run.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
 from harness.models.base import GenerateResponse, Provider, register_provider
-from harness.runlog import RunFolder
+from harness.run.runlog import RunFolder
 from tests.conftest import question_count
 
 REPO = Path(__file__).resolve().parents[1]

@@ -73,7 +73,7 @@ class TallyKind(TaskKind):
         return TallyTask(images, question_set.root), images
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        from harness.accounting import run_accounting
+        from harness.run.accounting import run_accounting
 
         exact = 100.0 * sum(s.correct for s in samples) / len(data) if data else 0.0
         return RunSummary(run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task,

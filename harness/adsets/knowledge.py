@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 from harness.errors import DataError
-from harness.files import read_json_file, read_text_file
+from harness.storage.files import read_json_file, read_text_file
 
 SHAPE = "{dataset: {category: {defect or good: text}}} (MMAD's domain_knowledge.json shape)"
 

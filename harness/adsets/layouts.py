@@ -127,7 +127,7 @@ def read_visa_layout(root: Path) -> list[SourceCategory]:
     each anomaly's defect kind from `<category>/image_anno.csv` where present."""
     import csv
 
-    from harness.paths import resolve_inside
+    from harness.storage.paths import resolve_inside
 
     table = root / "split_csv" / "1cls.csv"
     if not table.is_file():
@@ -249,7 +249,7 @@ def read_labelled_folder(root: Path) -> list[SourceCategory]:
     """
     import csv
 
-    from harness.paths import resolve_inside
+    from harness.storage.paths import resolve_inside
 
     table = root / "labels.csv"
     if not table.is_file():

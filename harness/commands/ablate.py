@@ -25,10 +25,10 @@ def register(commands) -> None:
 def _ablate(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from harness.ablation import ablation_table, markdown, parse_arms, sweep_arms, write_outputs
-    from harness.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
+    from harness.results.ablation import ablation_table, markdown, parse_arms, sweep_arms, write_outputs
+    from harness.run.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
     from harness.models.base import ModelOptions, create_model
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
 
     arms = parse_arms(args.strategies) + (sweep_arms(args.perturb_sweep) if args.perturb_sweep else [])
     folder = Path(args.out or Path(args.runs_dir) / f"ablate-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")

@@ -38,7 +38,7 @@ def _set_path(given: str) -> Path:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from harness.files import write_json_atomically, write_text_atomically
+    from harness.storage.files import write_json_atomically, write_text_atomically
     from question_gen.audit.checks import SEVERITY
     from question_gen.audit.run import audit_set, errata_text
 

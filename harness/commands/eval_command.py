@@ -86,7 +86,7 @@ def _resume_spec(args: argparse.Namespace, folder):
 
 
 def _new_spec(args: argparse.Namespace):
-    from harness.evaluate import EvalOverrides, resolve_spec
+    from harness.run.evaluate import EvalOverrides, resolve_spec
     from harness.models.base import ModelOptions, create_model
 
     if args.retry_errors:
@@ -141,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, held) -> int:
-    from harness.distributed import launched_rank
-    from harness.runlog import RunFolder
-    from harness.evaluate import model_for, run_evaluation, start_run
+    from harness.run.distributed import launched_rank
+    from harness.run.runlog import RunFolder
+    from harness.run.evaluate import model_for, run_evaluation, start_run
     from harness.tasks.questions import load_questions
 
     if launched_rank() is not None:
@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace, held) -> int:
         if args.dump_requests and not args.dry_run:
             raise IadbenchError("--dump-requests goes with --dry-run (nothing is sent)")
         if args.dry_run:
-            from harness.dryrun import estimate
+            from harness.run.dryrun import estimate
 
             if not task_kind(spec.task).answers_questions:
                 raise IadbenchError("--dry-run estimates multiple-choice runs only")
@@ -178,11 +178,11 @@ def _run(args: argparse.Namespace, held) -> int:
             held.enter_context(folder.lock())
         print(f"run folder: {folder.path}", file=sys.stderr)
     if args.num_processes > 1:
-        from harness.parallel import launch_ranks
+        from harness.run.parallel import launch_ranks
 
         if getattr(model, "managed_engine", False):
             raise IadbenchError("--num-processes with a managed engine would start one engine a process; let the engine parallelise: --engine-args '--data-parallel-size N'")
-        from harness.evaluate import build_task
+        from harness.run.evaluate import build_task
 
         total = len(build_task(spec, folder, question_set)[0].ids)  # for the progress line
         return launch_ranks(folder, args.num_processes, total=total, base_url=args.base_url, progress=not args.quiet)
@@ -201,7 +201,7 @@ def _run(args: argparse.Namespace, held) -> int:
 def _finish(spec, summary, folder) -> int:
     """Print the results and say how the run ended (the exit-code contract above)."""
     from harness.report.reference import comparison_lines
-    from harness.tables import answered, results_table
+    from harness.results.tables import answered, results_table
 
     print(results_table(summary, spec))
     if answered(summary):  # a run without answers has no scores to compare, only why (above)
@@ -221,10 +221,10 @@ def _finish(spec, summary, folder) -> int:
 
 def _run_as_rank(args: argparse.Namespace, held) -> int:
     """One of WORLD_SIZE processes (torchrun, accelerate launch, --num-processes): see
-    harness/distributed.py for who does what."""
-    from harness.distributed import ProcessGroup
-    from harness.evaluate import model_for, run_evaluation, start_run
-    from harness.runlog import RunFolder
+    harness/run/distributed.py for who does what."""
+    from harness.run.distributed import ProcessGroup
+    from harness.run.evaluate import model_for, run_evaluation, start_run
+    from harness.run.runlog import RunFolder
 
     if args.num_processes > 1:
         raise IadbenchError("already one of several processes (WORLD_SIZE is set): drop --num-processes under torchrun or accelerate launch")

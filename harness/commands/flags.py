@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.sources import DATA_SOURCES
+from harness.storage.sources import DATA_SOURCES
 
 
 def add_backend_flags(parser: argparse.ArgumentParser) -> None:

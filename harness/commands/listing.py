@@ -31,7 +31,7 @@ def _list(args: argparse.Namespace) -> int:
             picks = f" (picked for: {', '.join(box_format.patterns)})" if box_format.patterns else ""
             print(f"{name:<12} {box_format.description}{picks}")
     elif args.what == "perturbations":
-        from harness.perturb import PARAMETERS
+        from harness.asking.perturb import PARAMETERS
 
         for kind, values in PARAMETERS.items():
             print(f"{kind:<16} severities 1-5: {', '.join(f'{v:g}' for v in values)}")

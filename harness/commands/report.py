@@ -40,7 +40,7 @@ def _report(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from harness.report.runs import label_runs, load_run
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
 
     paths = []
     for path in map(Path, args.runs):  # an ablation folder stands for its arms
@@ -52,7 +52,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_report(args: argparse.Namespace, runs) -> int:
-    from harness.files import write_text_atomically
+    from harness.storage.files import write_text_atomically
     from harness.report.build import build_report
     from harness.report.render import csv_files, html, json_text, markdown
 

@@ -24,7 +24,7 @@ def register(commands) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
 
     target = Path(args.target)
     if target.is_dir():
@@ -36,7 +36,7 @@ def _score(args: argparse.Namespace) -> int:
 
 def _score_run(args: argparse.Namespace, folder) -> int:
     from harness.metrics.accuracy import mmad_compat_table
-    from harness.tables import results_table
+    from harness.results.tables import results_table
     from harness.tasks.kinds import task_kind
 
     spec = folder.spec()
@@ -56,8 +56,8 @@ def _score_run(args: argparse.Namespace, folder) -> int:
     folder.write_summary(summary)
     print(results_table(summary, spec))
     if args.mmad_compat:
-        from harness.export import answers_file_records
-        from harness.tables import official_table
+        from harness.results.export import answers_file_records
+        from harness.results.tables import official_table
 
         if spec.scoring != "mmad-compat":
             print("\n".join(official_table(summary, spec)))
@@ -68,7 +68,7 @@ def _score_run(args: argparse.Namespace, folder) -> int:
 
 
 def _score_answers_file(args: argparse.Namespace, target: Path) -> int:
-    from harness.files import read_json_file
+    from harness.storage.files import read_json_file
     from harness.metrics.accuracy import mmad_compat_table
 
     answers = read_json_file(target, what="MMAD answers file")
@@ -86,7 +86,7 @@ def _score_answers_file(args: argparse.Namespace, target: Path) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
     from harness.tasks.kinds import task_kind
 
     folder = RunFolder.open(Path(args.run))

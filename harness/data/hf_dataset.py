@@ -21,8 +21,8 @@ import json
 from pathlib import Path
 
 from harness.errors import ConfigError, DataError
-from harness.files import write_json_atomically
-from harness.paths import resolve_inside
+from harness.storage.files import write_json_atomically
+from harness.storage.paths import resolve_inside
 
 KNOWN_QUESTION_FIELDS = ("Question", "Options", "Answer", "type")
 KNOWN_RECORD_FIELDS = ("conversation", "mask_path", "similar_templates", "random_templates")

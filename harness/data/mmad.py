@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
-from harness.files import file_sha256, read_json_file
-from harness.paths import resolve_inside
+from harness.storage.files import file_sha256, read_json_file
+from harness.storage.paths import resolve_inside
 from harness.schema import (
     MMAD_TYPE_TO_SUBTASK,
     OPTION_LETTERS,

@@ -40,7 +40,7 @@ def read_entry(folder: Path, key: str) -> tuple[dict[str, ImageRecord], list[Que
 
 def write_entry(folder: Path, key: str, images: dict[str, ImageRecord], questions: list[Question], skipped: list[SkippedRecord]) -> None:
     """Best effort: a cache that cannot be written (read-only home, full disk) costs only speed."""
-    from harness.files import write_text_atomically
+    from harness.storage.files import write_text_atomically
 
     payload = {"images": [i.model_dump(mode="json") for i in images.values()], "questions": [q.model_dump(mode="json") for q in questions],
                "skipped": [s.model_dump(mode="json") for s in skipped]}

@@ -47,7 +47,7 @@ def load_errata(name_or_path: str) -> Errata:
     records: the question file's keys)."""
     path = Path(name_or_path)
     if path.is_file():
-        from harness.files import read_text_file
+        from harness.storage.files import read_text_file
 
         text = read_text_file(path, what="errata file")
     else:

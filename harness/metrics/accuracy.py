@@ -141,12 +141,12 @@ class CompatTable:
     def to_csv(self) -> str:
         """The official scorer's CSV layout; row names come from the data (dataset folders), so
         they go through the one quoting and formula-neutralising writer."""
-        from harness.files import csv_text
+        from harness.storage.files import csv_text
 
         return csv_text([["", *self.columns], *([row, *(float(self.values[row][c]) for c in self.columns)] for row in self.rows)])
 
     def write_csv(self, path: Path) -> None:
-        from harness.files import write_text_atomically
+        from harness.storage.files import write_text_atomically
 
         write_text_atomically(path, self.to_csv())
 

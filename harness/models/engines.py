@@ -29,7 +29,7 @@ from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
 
-from harness.distributed import free_port
+from harness.run.distributed import free_port
 from harness.errors import ConfigError, FatalBackendError
 from harness.models.base import GenerateRequest, GenerateResponse, ModelOptions
 

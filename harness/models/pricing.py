@@ -15,7 +15,7 @@ from harness.schema import Usage
 def price_table(path: str | None = None) -> dict[str, dict[str, float]]:
     """{model: {input, output}} in USD per million tokens; a malformed table is named, entry by entry."""
     from harness.errors import ConfigError
-    from harness.files import read_text_file
+    from harness.storage.files import read_text_file
 
     path = path or os.environ.get("IADBENCH_PRICES")
     where = path or "harness/models/prices.toml"

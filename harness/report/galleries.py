@@ -37,10 +37,10 @@ def _stratified(candidates: list[dict], limit: int) -> list[dict]:
 
 def mcq_gallery(run: RunData, limit: int) -> dict:
     """Wrong answers of a run, sampled across subtasks and categories, with images from its data."""
-    from harness.sources import resolve_data
+    from harness.storage.sources import resolve_data
 
     from harness.errors import ConfigError
-    from harness.files import file_sha256
+    from harness.storage.files import file_sha256
 
     data = resolve_data(run.spec.data, run.spec.data_root)
     if run.spec.data_digest and data.json_path.is_file() and file_sha256(data.json_path) != run.spec.data_digest:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from harness.schema import RunSpec
-from harness.sources import data_label
+from harness.storage.sources import data_label
 from harness.tasks.kinds import task_kind
 
 

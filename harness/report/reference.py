@@ -83,7 +83,7 @@ def comparison_lines(spec: RunSpec, summary: RunSummary, folder) -> list[str]:
     """What the printed table needs beside it: the protocol, the other score, the published row."""
     if not task_kind(summary.task).answers_questions:
         return []
-    from harness.export import answers_file_records
+    from harness.results.export import answers_file_records
     from harness.metrics.headline import headline
 
     lines = []

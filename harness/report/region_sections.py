@@ -18,7 +18,7 @@ def run_key(run: RunData) -> str:
 
 
 def gpt4vad_sections(runs: list[RunData], keys: dict[str, str]) -> list[dict]:
-    from harness.tables import AD_COLUMNS
+    from harness.results.tables import AD_COLUMNS
 
     sections = []
     for run in runs:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from harness.metrics.accuracy import CompatTable
-from harness.prompting import environment
+from harness.asking.prompting import environment
 from harness.report.runs import RunData
 from harness.tasks.kinds import task_kind
 
@@ -20,7 +20,7 @@ def _number(value, digits: int = 1) -> str:
 def html(report: dict) -> str:
     """One file that opens offline: charts inline as SVG, thumbnails as data URLs, no CDN.
     Every value from a run (replies above all) goes through jinja's autoescape."""
-    from harness.tables import SHORT
+    from harness.results.tables import SHORT
 
     template = environment().get_template("report/report.html.j2")
     return template.render(report=report, number=_number, short=SHORT)
@@ -111,7 +111,7 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
     """Each MCQ run's official-scorer table, in exactly the layout of MMAD's published CSVs, named
     by its run id; with several runs, runs.csv beside them says which file is which run (its label,
     the settings that differ, both averages)."""
-    from harness.files import csv_text, write_text_atomically
+    from harness.storage.files import csv_text, write_text_atomically
     from harness.metrics.headline import headline
     from harness.report.identity import difference_table
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import RunFolderError
-from harness.runlog import SAMPLES, RunFolder
+from harness.run.runlog import SAMPLES, RunFolder
 from harness.schema import SUBTASKS, RunSpec, RunSummary
 from harness.tasks.kinds import task_kind
 

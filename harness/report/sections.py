@@ -9,8 +9,8 @@ from harness.report.identity import clean_twin_key
 from harness.report.runs import RunData
 from harness.report.media import thumbnail
 from harness.report.stats import COLUMNS, finite as _finite
-from harness.sources import data_label
-from harness.tables import BOX_COLUMNS
+from harness.storage.sources import data_label
+from harness.results.tables import BOX_COLUMNS
 from harness.tasks.kinds import task_kind
 
 

@@ -7,7 +7,7 @@ import asyncio
 from collections import Counter
 
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, Model, TextPart
-from harness.parsing import parse_choice
+from harness.asking.parsing import parse_choice
 from harness.schema import Usage
 
 

@@ -20,7 +20,7 @@ from harness.errors import ConfigError, DataError
 from harness.metrics.boxes import Box, BoxOutcome, box_metrics, image_iou, mask_boxes
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.models.images import qwen_smart_size
-from harness.prompting import render_parts
+from harness.asking.prompting import render_parts
 from harness.schema import BoxSample, DecodingSpec, ImageRecord
 from harness.tasks.box_parsing import Convention, parse_box_reply
 from harness.tasks.gpt4vad import class_name, safe_name

@@ -43,7 +43,7 @@ class BoxKind(TaskKind):
         return build_box_task(spec, folder, question_set)
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        from harness.accounting import run_accounting
+        from harness.run.accounting import run_accounting
         from harness.tasks.bbox import box_run_metrics
 
         return RunSummary(
@@ -52,7 +52,7 @@ class BoxKind(TaskKind):
         )
 
     def table(self, summary, spec) -> str:
-        from harness.tables import box_table
+        from harness.results.tables import box_table
 
         return box_table(summary, spec)
 

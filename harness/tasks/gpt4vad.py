@@ -18,13 +18,13 @@ import numpy as np
 from PIL import Image
 
 from harness.adsets.masks import load_mask_union
-from harness.sources import resolve_gpt4vad_source
+from harness.storage.sources import resolve_gpt4vad_source
 from harness.errors import ConfigError
 from harness.adsets.images import UnreadableImage
-from harness.files import artifact_stem
+from harness.storage.files import artifact_stem
 from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics, resize_nearest
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
-from harness.prompting import render_parts
+from harness.asking.prompting import render_parts
 from harness.schema import DecodingSpec, RegionSample
 from harness.tasks.region_files import METHODS, official_file, read_official_masks
 from harness.tasks.region_parsing import parse_region_reply
@@ -66,7 +66,7 @@ PROMPT_TEMPLATES = {"one-shot": "iadbench-one-shot"}  # runs recorded before the
 
 
 def safe_name(item_id: str) -> str:
-    """A per-image file stem that no other image shares (harness.files.artifact_stem)."""
+    """A per-image file stem that no other image shares (harness.storage.files.artifact_stem)."""
     return artifact_stem(item_id)
 
 

@@ -47,7 +47,7 @@ class Gpt4vadKind(TaskKind):
         return task, items
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        from harness.accounting import run_accounting
+        from harness.run.accounting import run_accounting
         from harness.tasks.gpt4vad import region_metrics
 
         return RunSummary(
@@ -57,7 +57,7 @@ class Gpt4vadKind(TaskKind):
         )
 
     def table(self, summary, spec) -> str:
-        from harness.tables import ad_table
+        from harness.results.tables import ad_table
 
         return ad_table(summary, spec)
 

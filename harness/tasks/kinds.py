@@ -8,7 +8,7 @@ compares task names: adding a kind is one module that subclasses TaskKind and on
 A kind, step by step:
 - `spec_fields`: the RunSpec fields it sets from the flags (bbox: the box format);
 - `prepare`: its data read and checked before the run folder exists (a bad flag leaves no folder);
-- `build`: the runner's task (harness.runner.Task) and what its summary needs;
+- `build`: the runner's task (harness.run.runner.Task) and what its summary needs;
 - `summarise`: the RunSummary of its samples; `load` gives `summarise` its data again for `score`;
 - `table`: the terminal's results table;
 - `report_notes`, `report_info`, `gallery`: its part of `iadbench report`;
@@ -25,7 +25,7 @@ from harness.errors import ConfigError, IadbenchError
 from harness.schema import SampleResult
 
 if TYPE_CHECKING:
-    from harness.runlog import RunFolder
+    from harness.run.runlog import RunFolder
     from harness.schema import RunSpec, RunSummary
 
 

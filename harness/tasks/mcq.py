@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.files import file_sha256
+from harness.storage.files import file_sha256
 from harness.models.base import ChatMessage, ChoiceScoring, GenerateRequest, GenerateResponse, ImagePart, TextPart
-from harness.parsing import parse_choice
-from harness.prompting import render_parts, render_text
+from harness.asking.parsing import parse_choice
+from harness.asking.prompting import render_parts, render_text
 from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, Subtask, TemplateKind
 from harness.strategies import Strategies
 from harness.strategies.rag import KnowledgeBase
@@ -80,7 +80,7 @@ def _agent_image(image: ImageRecord, root: Path, settings: PromptSettings) -> Pa
     """The query with the expert's suspicious areas drawn on it; made once per image and style."""
     import re
 
-    from harness.files import artifact_stem
+    from harness.storage.files import artifact_stem
     from harness.strategies.agent import render, source_map, suspicious_areas
 
     agent = settings.strategies.agent

@@ -43,13 +43,13 @@ class McqKind(TaskKind):
         return summarise(spec, samples, data, wall_time_s, stopped_reason)
 
     def table(self, summary, spec) -> str:
-        from harness.tables import mcq_table
+        from harness.results.tables import mcq_table
 
         return mcq_table(summary, spec)
 
     def report_notes(self, run) -> list[str]:
         from harness.report.reference import comparison_lines
-        from harness.runlog import RunFolder
+        from harness.run.runlog import RunFolder
 
         return comparison_lines(run.spec, run.summary, RunFolder(run.path))
 
@@ -75,8 +75,8 @@ class McqKind(TaskKind):
     def export(self, folder, out: Path) -> int:
         import json
 
-        from harness.export import answers_file_records
-        from harness.files import write_text_atomically
+        from harness.results.export import answers_file_records
+        from harness.storage.files import write_text_atomically
 
         records = answers_file_records(folder.read_samples())
         write_text_atomically(out, json.dumps(records, indent=4) + "\n")
@@ -116,8 +116,8 @@ def circular_scores(samples: list[SampleResult]) -> dict:
 
 
 def summarise(spec: RunSpec, samples: list[SampleResult], question_set: QuestionSet, wall_time_s: float | None, stopped_reason: str | None = None) -> RunSummary:
-    from harness.accounting import run_accounting
-    from harness.export import answers_file_records, officially_unrecorded
+    from harness.run.accounting import run_accounting
+    from harness.results.export import answers_file_records, officially_unrecorded
     from harness.metrics.accuracy import mmad_compat_table, strict_scores
     from harness.tasks.mcq import ROTATION_MARK
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.models.images import extension_mime
-from harness.parsing import ParsedChoice, parse_choice
-from harness.prompting import render_parts, render_raw
+from harness.asking.parsing import ParsedChoice, parse_choice
+from harness.asking.prompting import render_parts, render_raw
 from harness.protocols import Protocol
 from harness.schema import ImageRecord, Question, SampleResult
 

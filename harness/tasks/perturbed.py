@@ -1,5 +1,5 @@
 """A task whose query images (and, with --perturb-templates, template images) are degraded
-(harness/perturb.py): the wrapped task builds its request, then each named image is swapped for its
+(harness/asking/perturb.py): the wrapped task builds its request, then each named image is swapped for its
 degraded copy. Everything else (ids, scoring, samples) is the wrapped task's."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.models.base import GenerateRequest, ImagePart
-from harness.perturb import perturbed_path
+from harness.asking.perturb import perturbed_path
 
 
 class PerturbedTask:

@@ -9,7 +9,7 @@ from harness.data.mmad import QuestionSet, load_mmad
 from harness.data.releases import exclude_errata
 from harness.errors import ConfigError
 from harness.schema import RunSpec
-from harness.sources import cache_dir, resolve_data
+from harness.storage.sources import cache_dir, resolve_data
 
 
 def load_questions(spec: RunSpec) -> QuestionSet:
@@ -17,7 +17,7 @@ def load_questions(spec: RunSpec) -> QuestionSet:
     data = resolve_data(spec.data, spec.data_root)
     digest = None
     if spec.data_digest and data.json_path.is_file():  # before reading records: the wrong file is the error to report
-        from harness.files import file_sha256
+        from harness.storage.files import file_sha256
 
         digest = file_sha256(data.json_path)
         check_digest(spec, digest, str(data.json_path))

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from harness.errors import DataError
-from harness.paths import resolve_inside
-from harness.prompting import environment
+from harness.storage.paths import resolve_inside
+from harness.asking.prompting import environment
 from harness.schema import MMAD_TYPE_TO_SUBTASK, Subtask
 from question_gen.audit.checks import FLAGGED
 from question_gen.audit.run import _mask, read_set
@@ -75,7 +75,7 @@ def build_review(set_path: Path, out: Path, *, audit_path: Path | None = None, o
     mmad = read_set(set_path)
     audit = {}
     if audit_path is not None:
-        from harness.files import read_json_file
+        from harness.storage.files import read_json_file
 
         rows = read_json_file(audit_path, what="audit file").get("questions", [])
         audit = {row["id"]: row for row in rows if isinstance(row, dict) and "id" in row}
@@ -107,7 +107,7 @@ def build_review(set_path: Path, out: Path, *, audit_path: Path | None = None, o
         cards=cards, set_path=str(set_path), set_id=digest[:16], total=total, limit=limit, only_flagged=only_flagged, audited=bool(audit),
         cards_meta=[{"id": c["id"], "verdict": c["verdict"]} for c in cards],
     )
-    from harness.files import write_text_atomically
+    from harness.storage.files import write_text_atomically
 
     write_text_atomically(out, page)
     return len(cards)

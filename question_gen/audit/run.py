@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
-from harness.paths import resolve_inside
+from harness.storage.paths import resolve_inside
 from question_gen import knowledge as known
 from question_gen.attributes import AREA_TEMPLATES, DefectAttributes, defect_attributes, estimate_object_area, foreground_mask
 from question_gen.audit.checks import FLAGGED, SEVERITY, Finding, ImageFacts, Verdict, check_question
@@ -216,7 +216,7 @@ def audit_records(mmad: dict, root: Path, *, set_path: str, kind: str | None = N
 
 
 def read_set(path: Path) -> dict:
-    from harness.files import read_json_file
+    from harness.storage.files import read_json_file
 
     data = read_json_file(path, what="question file")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
@@ -227,7 +227,7 @@ def read_set(path: Path) -> dict:
 def audit_set(path: Path, *, kind: str | None = None, knowledge_path: Path | None = None, progress: bool = False) -> AuditReport:
     """Audit the set at `path` (mmad.json); its images and masks are read relative to its folder. The
     dataset kind comes from the keys (DS-MVTec, VisA, …), else `kind`, else generation_report.json."""
-    from harness.files import read_json_file
+    from harness.storage.files import read_json_file
 
     mmad = read_set(path)
     root = path.parent
@@ -260,7 +260,7 @@ class _Ticker:
 def errata_text(report: AuditReport, name: str, verdicts: tuple[Verdict, ...] = ("likely wrong",)) -> str:
     """A TOML errata file listing the flagged questions by id, each with its evidence: `eval --errata FILE`
     leaves them out of a run."""
-    from harness.files import toml_string
+    from harness.storage.files import toml_string
 
     rows = report.flagged(verdicts)
     lines = [f"name = {toml_string(name)}", f"description = {toml_string(f'{len(rows)} questions the audit found ' + ' or '.join(verdicts))}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from harness.models.pricing import cost_usd
-from harness.runner import _error_kind
+from harness.run.runner import _error_kind
 from harness.schema import RunSpec, Usage
 
 

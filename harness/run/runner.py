@@ -14,12 +14,12 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from harness.cache import ResponseCache
+from harness.storage.cache import ResponseCache
 from harness.errors import FatalBackendError, IadbenchError, RunFolderError
 from harness.models.base import MAX_REPLY_CHARS, GenerateRequest, GenerateResponse, Model, cut_reply
 from harness.models.pricing import cost_usd
-from harness.progress import Progress
-from harness.runlog import RunFolder, shard_block
+from harness.run.progress import Progress
+from harness.run.runlog import RunFolder, shard_block
 from harness.tasks.mcq import RequestDigester
 
 

@@ -2,7 +2,7 @@
 
 It starts N copies of `iadbench eval --resume RUN` with the environment torchrun would give them
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so they take exactly the path of a
-torchrun or accelerate launch run (harness/distributed.py): rank 0 folds in leftovers, each rank
+torchrun or accelerate launch run (harness/run/distributed.py): rank 0 folds in leftovers, each rank
 answers its block into its own shard file on GPU LOCAL_RANK, rank 0 merges and summarises. This
 process only shows their joint progress and returns rank 0's exit code.
 """
@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness.distributed import free_port
-from harness.progress import Progress
-from harness.runlog import SHARDS, RunFolder
+from harness.run.distributed import free_port
+from harness.run.progress import Progress
+from harness.run.runlog import SHARDS, RunFolder
 
 
 def launch_ranks(folder: RunFolder, count: int, *, total: int, base_url: str | None, progress: bool) -> int:

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.provenance import git_revision, package_versions, recorded_options
-from harness.sources import cache_dir, data_label
+from harness.run.provenance import git_revision, package_versions, recorded_options
+from harness.storage.sources import cache_dir, data_label
 from harness.errors import ConfigError
 from harness.models.base import Model, ModelOptions, create_model, provider_of
 from harness.models.pricing import cost_usd
-from harness.runlog import RunFolder, check_run_id, new_run_id
-from harness.runner import RunOutcome, run_plan
+from harness.run.runlog import RunFolder, check_run_id, new_run_id
+from harness.run.runner import RunOutcome, run_plan
 from harness.schema import DecodingSpec, RunSpec, RunSummary, Usage
 from harness.strategies import parse_strategies
-from harness.perturb import canonical_perturbations
+from harness.asking.perturb import canonical_perturbations
 from harness.protocols import resolve_protocol
 from harness.suites import load_suite
 from harness.tasks.kinds import task_kind, task_kind_names
@@ -172,7 +172,7 @@ def run_evaluation(
         raise ConfigError(f"--max-cost needs a price for {spec.model}: add it to harness/models/prices.toml (or $IADBENCH_PRICES)")
     cache = None
     if spec.cache and model.cacheable:
-        from harness.cache import ResponseCache
+        from harness.storage.cache import ResponseCache
 
         cache = ResponseCache(cache_dir() / "responses.sqlite")
     started = time.perf_counter()

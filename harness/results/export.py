@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.parsing import parse_mmad_compat
-from harness.prompting import render_text
+from harness.asking.parsing import parse_mmad_compat
+from harness.asking.prompting import render_text
 from harness.schema import SampleResult
 
 

@@ -18,7 +18,7 @@ from typing import IO
 from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import RunFolderError
-from harness.files import write_json_atomically
+from harness.storage.files import write_json_atomically
 from harness.schema import RunSpec, RunSummary, SampleResult
 
 SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"

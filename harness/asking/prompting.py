@@ -43,7 +43,7 @@ def prompts_dir() -> Path:
     an editable install); else harness/prompts/ inside an installed wheel (pyproject maps the
     top-level prompts/ folder there as package data)."""
     override = os.environ.get("IADBENCH_PROMPTS_DIR")
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the harness package (this module sits in harness/asking/)
     candidates = [Path(override)] if override else [here.parent / "prompts", here / "prompts"]
     for folder in candidates:
         if folder.is_dir():

@@ -19,7 +19,7 @@ SHORT = {
 
 def _on(summary: RunSummary) -> str:
     """What the run was on: the suite, or the data that replaced the suite's (and the suite's settings)."""
-    from harness.sources import data_label
+    from harness.storage.sources import data_label
     from harness.suites import load_suite, suite_names
 
     if not summary.data or summary.suite not in suite_names() or load_suite(summary.suite).data == summary.data:

@@ -54,7 +54,7 @@ def parse_arms(text: str) -> list[Arm]:
 def sweep_arms(kinds: str) -> list[Arm]:
     """`--perturb-sweep jpeg,gaussian_noise`: one arm per kind and severity 1..5 (the baseline arm
     is severity 0)."""
-    from harness.perturb import SEVERITIES, canonical_perturbations
+    from harness.asking.perturb import SEVERITIES, canonical_perturbations
 
     names = [k.strip() for k in kinds.split(",") if k.strip()]
     return [Arm(p, [], (p,)) for p in canonical_perturbations([f"{k}:{s}" for k in names for s in range(1, SEVERITIES + 1)])]

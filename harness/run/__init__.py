@@ -1,0 +1,1 @@
+"""Running a plan and keeping its folder: a spec resolved from suite and flags, the runner that asks every question once, the run folder, accounting, provenance, dry runs, data parallel and progress."""
