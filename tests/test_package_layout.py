@@ -51,7 +51,7 @@ def test_a_regular_install_carries_its_prompts_and_data(tmp_path):
     wheel = next(wheels.glob("iadbench-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     prompts = {f"harness/prompts/{p.relative_to(ROOT / 'prompts').as_posix()}" for p in (ROOT / "prompts").rglob("*.j2")}
-    data = {p.relative_to(ROOT).as_posix() for pattern in ("harness/suites/*.toml", "harness/protocols/*.toml", "harness/models/*.toml", "harness/data/**/*.toml", "harness/published/*.csv", "harness/published/*.toml", "question_gen/data/*.toml")
+    data = {p.relative_to(ROOT).as_posix() for pattern in ("harness/suites/*.toml", "harness/protocols/*.toml", "harness/models/*.toml", "harness/data/**/*.toml", "harness/published/*.csv", "harness/published/robustmad/*.csv", "harness/published/*.toml", "question_gen/data/*.toml")
             for p in ROOT.glob(pattern)}
     assert prompts and data and (prompts | data) <= names, sorted((prompts | data) - names)
     site = tmp_path / "site"

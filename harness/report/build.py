@@ -198,13 +198,15 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
     }
     report["common_notes"] = _hoist_common_notes(report["runs"])
     report["charts"] = _mcq_charts([run for run in mcq if run.summary.n_samples], keys)
+    report["tables"] = []  # any kind's plain tables (harness/tasks/kinds.py: report_sections)
     for name in task_kind_names():  # every kind's sections exist, empty when no run of it is here
         report |= {section: [] for section in task_kind(name).section_names}
     by_kind: dict[str, list[RunData]] = {}
     for run in runs:
         by_kind.setdefault(run.spec.task, []).append(run)
     for name, members in by_kind.items():
-        report |= task_kind(name).report_sections(members, keys)
+        for section, entries in task_kind(name).report_sections(members, keys).items():  # kinds may add to a shared section ("tables")
+            report[section] = report.get(section, []) + entries
         report["charts"] |= task_kind(name).report_charts(members)
     if runs:
         chosen = runs[min(gallery_run, len(runs) - 1)]

@@ -95,6 +95,14 @@ def markdown(report: dict) -> str:
         lines += ["| category | " + " | ".join(section["columns"]) + " | images |", "|---" * (len(section["columns"]) + 2) + "|"]
         lines += [f"| {_md_cell(row['name'])} | " + " | ".join(_number(v) for v in row["cells"]) + f" | {row['images']} |" for row in section["rows"]]
         lines.append("")
+    for section in report.get("tables", []):
+        lines += [f"## {_md_cell(section['title'])}: {_md_cell(section['label'])} (%)", ""]
+        if not section["rows"]:
+            lines += ["No question was answered: no figures.", ""]
+            continue
+        lines += [f"| {section['first_column']} | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 1) + "|"]
+        lines += [f"| {_md_cell(row['name'])}{' †' if row['published'] else ''} | " + " | ".join(_number(v) for v in row["cells"]) + " |" for row in section["rows"]]
+        lines += ["", *[_md_cell(line) for line in section["notes"]], ""]
     for section in report.get("robustness", []):
         zero = f"0 = {section['baseline']}" if section["baseline"] else "no matching clean run"
         lines += [f"## Robustness: {_md_cell(section['label'])}, {section['kind']} (accuracy % by severity; {_md_cell(zero)})", "", "| severity | run | " + " | ".join(section["columns"]) + " |", "|---" * (len(section["columns"]) + 2) + "|"]

@@ -189,3 +189,28 @@ def _usage_lines(summary: RunSummary) -> list[str]:
         f"tokens: {summary.usage.prompt_tokens:,} prompt + {summary.usage.completion_tokens:,} completion; cost {cost}; "
         f"{summary.cached_samples} from cache, {summary.retries} retries{rate}"
     ]
+
+
+ROBUSTMAD_COLUMNS = ("all", "general", "domain")
+
+
+def robustmad_table(summary: RunSummary, spec: RunSpec) -> str:
+    """RobustMAD: accuracy (%) per robustness category, overall and per difficulty, as its scripts
+    report them; beside it the model's published row on the same release, and yours − published
+    with the 95% interval your run's size allows."""
+    from harness.tasks.robustmad_kind import difference_cells
+
+    empty = _no_answers(summary, spec, "questions")
+    if empty:
+        return empty
+    metrics = summary.metrics
+    rows = {category: {"all": 100 * row["accuracy"], **{d: 100 * c["accuracy"] for d, c in row["by_difficulty"].items()}} for category, row in metrics["categories"].items()}
+    published = {f"published {category}": {d: 100 * v for d, v in cells.items()} for category, cells in (metrics.get("published") or {}).items()}
+    lines = _table(_title(summary, spec, "RobustMAD accuracy % (a failed or unparsable answer is wrong)"), rows, list(ROBUSTMAD_COLUMNS), published or None)
+    overall = metrics.get("overall")
+    lines.append(f"{summary.n_samples}/{summary.n_questions} questions answered" + (f"; overall {100 * overall:.1f}%" if overall is not None else "")
+                 + f"; protocol {spec.protocol}" + (f"; release {metrics['release']}" if metrics.get("release") else "; not a published release: no published row beside it"))
+    for category, (difference, low, high) in difference_cells(summary).items():
+        lines.append(f"{category}: yours − published {100 * difference:+.1f} points (95% interval {100 * low:+.1f} to {100 * high:+.1f})")
+    lines += _usage_lines(summary)
+    return "\n".join(lines)

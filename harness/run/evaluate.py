@@ -82,9 +82,11 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     changed["--choice-scoring logprobs"] = True if overrides.choice_scoring == "logprobs" else None
     task = pick(overrides.task, suite.task)
     kind = task_kind(task)
-    perturb = canonical_perturbations(overrides.perturb or [])
+    own = [p for p in overrides.perturb or [] if p in kind.own_perturbations]
+    perturb = canonical_perturbations([p for p in overrides.perturb or [] if p not in own])
     if perturb and not kind.perturbable:
         raise ConfigError(f"--perturb degrades the images a run shows; a {kind.title} run does not take it (it does: " + ", ".join(f"--task {n}" for n in task_kind_names() if task_kind(n).perturbable) + ")")
+    perturb = own + perturb
     run_suffix += "".join(f"+{p.replace(':', '')}" for p in perturb)
     protocol = resolve_protocol(kind.fixed_protocol or overrides.protocol or suite.protocol, model, [flag for flag, value in changed.items() if value is not None], strategies)
     if protocol.official:
@@ -145,11 +147,13 @@ def model_for(spec: RunSpec, base_url: str | None = None) -> Model:
 def build_task(spec: RunSpec, folder: RunFolder, data=None):
     """The runner task for the spec (its kind's, harness/tasks/kinds.py), degraded images when the
     spec says so, and what its summary needs."""
-    task, data = task_kind(spec.task).build(spec, folder, data)
-    if spec.perturb:
+    kind = task_kind(spec.task)
+    task, data = kind.build(spec, folder, data)
+    generic = [p for p in spec.perturb if p not in kind.own_perturbations]  # the kind applies its own itself
+    if generic:
         from harness.tasks.perturbed import PerturbedTask
 
-        task = PerturbedTask(task, spec.perturb, templates=spec.perturb_templates, seed=spec.seed, cache=cache_dir())
+        task = PerturbedTask(task, generic, templates=spec.perturb_templates, seed=spec.seed, cache=cache_dir())
     return task, data
 
 

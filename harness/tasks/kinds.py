@@ -39,6 +39,7 @@ class TaskKind:
     # it, paired tests between runs, heatmaps, degradation curves, MMAD's answers file, dry runs
     answers_questions: ClassVar[bool] = False
     perturbable: ClassVar[bool] = False  # --perturb degrades the images it shows
+    own_perturbations: ClassVar[tuple[str, ...]] = ()  # --perturb values it applies itself (a benchmark's own degradation)
     fixed_protocol: ClassVar[str | None] = None  # asked one way whatever the suite's protocol
     # RunSpec fields that describe a run of this kind (a report names runs by those that differ)
     settings: ClassVar[frozenset[str]] = frozenset()
@@ -124,3 +125,4 @@ def task_kind(name: str) -> TaskKind:
 register_task_kind("mcq", "harness.tasks.mcq_kind:McqKind", "multiple-choice questions (MMAD's format), accuracy per subtask")
 register_task_kind("gpt4vad", "harness.tasks.gpt4vad_kind:Gpt4vadKind", "GPT-4V-AD region scoring with image/pixel metrics")
 register_task_kind("bbox", "harness.tasks.bbox_kind:BoxKind", "bounding boxes of every defect (mIoU, ACC@IoU)")
+register_task_kind("robustmad", "harness.tasks.robustmad_kind:RobustmadKind", "RobustMAD's multiple-choice questions, scored as its scripts score them")

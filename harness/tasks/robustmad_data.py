@@ -1,0 +1,116 @@
+"""RobustMAD's multiple-choice files (en-research/RobustMAD: RobustMAD_MCQ.json and its degraded
+copy RobustMAD_MCQ_low.json), read into one item per question.
+
+The file is `{"images": [...]}`; each image names its dataset, category, defect ("specie_name",
+`good` for a normal image), difficulty (`general` or `domain`), a reference image of the same
+category, and 11 questions in four robustness categories, each with five options A–E. Image paths
+are relative to a root that holds the MVTec AD and VisA trees (the repository's own folder, where
+its README puts them); every path is resolved inside that root. A pair-wise question shows the
+reference image first, then the query, as every one of its scripts does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import DataError
+from harness.storage.files import file_sha256, read_json_file
+from harness.storage.paths import resolve_inside
+
+# Its scripts' short names for the categories (ROBUSTNESS_SHORTFORMS), the columns of its tables.
+CATEGORIES = {
+    "General Object Understanding": "general",
+    "Anomaly Understanding and Localization (Stand-alone)": "standalone",
+    "Anomaly Understanding and Localization (Pair-wise comparison)": "pairwise",
+    "Unanswerable or Misleading Query Detection": "unanswerable",
+}
+PAIRWISE = "Anomaly Understanding and Localization (Pair-wise comparison)"
+DIFFICULTIES = ("general", "domain")
+# The released files by SHA-256 (en-research/RobustMAD @ 4918cd5): published rows are shown beside
+# a run only on the same release.
+RELEASES = {
+    "1b99e9ecc5cc417564565803d4e2117ce4a61940283f2f056e9dff093ba669de": "robustmad",
+    "a3779788253a980d2a350107d1cc1f95563344dcbbd45eb4f4d206ea07554b45": "robustmad-low",
+}
+_IMAGE_KEYS = ("dataset", "category", "image_path", "specie_name", "difficulty")
+_QUESTION_KEYS = ("question_id", "robustness_category", "question", "options", "answer")
+
+
+@dataclass(frozen=True)
+class RobustItem:
+    id: str  # "<image path>#<question id>"
+    question_id: int
+    dataset: str
+    category: str  # the object category (bottle, candle)
+    specie: str  # the defect folder, "good" for a normal image
+    label: str  # "normal" or "anomaly"
+    difficulty: str
+    robustness_category: str  # as written in the file
+    short_category: str  # general, standalone, pairwise, unanswerable
+    image_path: str  # relative to the root
+    reference_path: str | None  # relative to the root; pair-wise questions only
+    question: str
+    options: dict[str, str]
+    answer: str
+
+    @property
+    def pair(self) -> str:
+        """Its scripts' object-defect pair: the 2nd and 4th parts of the image path ("bottle-good")."""
+        parts = self.image_path.split("/")
+        return "-".join([parts[1], parts[3]]) if len(parts) > 3 else f"{self.category}-{self.specie}"
+
+
+def read_robustmad(json_path: Path, root: Path | None = None) -> tuple[list[RobustItem], str]:
+    """Every question of the file in its order, and the file's SHA-256. A record that is not what
+    the release holds is an error naming it; paths must stay inside `root` and exist."""
+    root = root or json_path.parent
+    data = read_json_file(json_path, what="RobustMAD question file")
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not images:
+        raise DataError(f"{json_path}: expected RobustMAD's format, an object with a non-empty 'images' list")
+    items: list[RobustItem] = []
+    for index, image in enumerate(images):
+        where = f"{json_path}: images[{index}]"
+        if not isinstance(image, dict) or any(not isinstance(image.get(k), str) for k in _IMAGE_KEYS) or not isinstance(image.get("questions"), list):
+            raise DataError(f"{where}: needs the strings {', '.join(_IMAGE_KEYS)} and a 'questions' list")
+        _exists(root, image["image_path"], f"{where} ({image['image_path']})")
+        for number, question in enumerate(image["questions"]):
+            items.append(_item(root, image, question, f"{where}.questions[{number}]"))
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise DataError(f"{json_path}: question {item.id!r} appears twice; keep one")
+        seen.add(item.id)
+    return items, file_sha256(json_path)
+
+
+def _item(root: Path, image: dict, question: object, where: str) -> RobustItem:
+    if not isinstance(question, dict) or any(k not in question for k in _QUESTION_KEYS):
+        raise DataError(f"{where}: needs {', '.join(_QUESTION_KEYS)}")
+    options = question["options"]
+    if not isinstance(options, dict) or not options or any(k not in "ABCDE" or not isinstance(v, str) for k, v in options.items()):
+        raise DataError(f"{where}: options must map letters A-E to texts")
+    if question["answer"] not in options:
+        raise DataError(f"{where}: answer {question['answer']!r} is not among the options {', '.join(options)}")
+    category = question["robustness_category"]
+    if category not in CATEGORIES:
+        raise DataError(f"{where}: unknown robustness_category {category!r}; RobustMAD's are {', '.join(CATEGORIES)}")
+    reference = None
+    if category == PAIRWISE:
+        reference = image.get("reference_image_path")
+        if not isinstance(reference, str):
+            raise DataError(f"{where}: a pair-wise question needs the image's reference_image_path")
+        _exists(root, reference, f"{where} (reference {reference})")
+    return RobustItem(
+        id=f"{image['image_path']}#{question['question_id']}", question_id=int(question["question_id"]), dataset=image["dataset"], category=image["category"],
+        specie=image["specie_name"], label="normal" if image["specie_name"] == "good" else "anomaly", difficulty=image["difficulty"],
+        robustness_category=category, short_category=CATEGORIES[category], image_path=image["image_path"], reference_path=reference,
+        question=str(question["question"]), options=dict(options), answer=question["answer"],
+    )
+
+
+def _exists(root: Path, relative: str, what: str) -> None:
+    path = resolve_inside(root, relative, what=what)
+    if not path.is_file():
+        raise DataError(f"{what}: no such image under {root}; put the MVTec AD and VisA trees there (or pass --data-root)")

@@ -1,0 +1,230 @@
+"""RobustMAD (`--task robustmad`, suites `robustmad` and `robustmad-low`): its multiple-choice
+questions put as its scripts put them (harness/tasks/robustmad.toml), parsed and scored as they
+score them, its published rows beside a run on the same release.
+
+`--data robustmad:PATH` names RobustMAD_MCQ.json (or RobustMAD_MCQ_low.json); its image paths are
+relative to the file's folder unless `--data-root` names the folder holding MVTec-AD/ and VisA/.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from harness.errors import ConfigError
+from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
+from harness.schema import DecodingSpec, ImageSample, RunSpec, RunSummary
+from harness.tasks.kinds import TaskKind
+from harness.tasks.questions import check_digest
+from harness.tasks.robustmad_data import RELEASES, RobustItem, read_robustmad
+from harness.tasks.robustmad_scoring import INVALID, EMPTY, accuracy_csv, category_scores, interval, parse_answer, published_for
+
+
+class RobustSample(ImageSample):
+    """One line of samples.jsonl in a RobustMAD run: one question."""
+
+    robustness_category: str
+    difficulty: str
+    pair: str
+    question: str
+    options: dict[str, str]
+    answer: str
+    parsed: str  # the script's answer: a letter, or its error string
+    correct: bool
+
+
+class Family(BaseModel):
+    name: str
+    description: str
+    source: str
+    models: list[str]
+    template: str
+    max_new_tokens: int = 10
+    temperature: float = 0.0
+    sampling: str = "explicit"
+    max_tokens_field: str = "auto"
+    differences: list[str] = []
+
+    @property
+    def decoding(self) -> DecodingSpec:
+        return DecodingSpec(max_new_tokens=self.max_new_tokens, temperature=self.temperature, sampling=self.sampling, max_tokens_field=self.max_tokens_field)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def _protocols() -> tuple[str, dict[str, Family]]:
+    data = tomllib.loads(resources.files("harness.tasks").joinpath("robustmad.toml").read_text(encoding="utf-8"))
+    return data["instruction"], {name: Family(name=name, **entry) for name, entry in data["families"].items()}
+
+
+def family_for(model: str) -> Family:
+    """The family whose script ran this model (by the model id's patterns), else `default`."""
+    families = _protocols()[1]
+    model_id = model.partition("/")[2].lower() or model.lower()
+    return next((f for f in families.values() if any(fnmatch.fnmatch(model_id, p) for p in f.models)), families["default"])
+
+
+class RobustmadTask:
+    sample_type = RobustSample
+
+    def __init__(self, items: list[RobustItem], root: Path, family: Family, seed: int, low: dict[str, str] | None = None, low_folder: Path | None = None) -> None:
+        self.items, self.root, self.family, self.seed = items, root, family, seed
+        self.low, self.low_folder = low or {}, low_folder  # --perturb robustmad-low: each image's degradation, and where copies go
+
+    def _path(self, relative: str, kind: str | None) -> str:
+        """The image as shown: the file, or its degraded copy (the query's degradation for its reference too)."""
+        if kind is None:
+            return str(self.root / relative)
+        from harness.tasks.robustmad_loq import degraded_file
+
+        return str(degraded_file(self.root / relative, kind, self.low_folder / Path(relative).parent / kind))
+
+    @property
+    def ids(self) -> list[str]:
+        return [item.id for item in self.items]
+
+    def build_request(self, ordinal: int) -> GenerateRequest:
+        from harness.asking.prompting import render_parts
+
+        item = self.items[ordinal]
+        kind = self.low.get(item.image_path)
+        images = {"query": ImagePart(path=self._path(item.image_path, kind), role="query")}
+        if item.reference_path:
+            images["reference"] = ImagePart(path=self._path(item.reference_path, kind), role="template")
+        parts = render_parts(self.family.template, images, exact=True, instruction=_protocols()[0], question=item.question, options=item.options,
+                             reference=bool(item.reference_path))
+        return GenerateRequest(messages=[ChatMessage(role="user", content=parts)], decoding=self.family.decoding, option_letters=list(item.options),
+                               options=item.options, sample_id=item.id, sample_seed=self.seed, reference_answer=item.answer)
+
+    def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> RobustSample:
+        item = self.items[ordinal]
+        parsed = parse_answer(response.text) if response.error is None else "Error: Model call failed"
+        status = "error" if response.error is not None else ("unparsable" if parsed in (EMPTY, INVALID) else "ok")
+        return RobustSample(
+            question_id=item.id, ordinal=ordinal, dataset=item.dataset, category=item.category, label=item.label, model=model, request_digest=digest,
+            reply=response.text or "", parse_status=status, error=response.error, latency_s=response.latency_s, usage=response.usage,
+            attempts=response.attempts, cached=response.cached, robustness_category=item.short_category, difficulty=item.difficulty, pair=item.pair,
+            question=item.question, options=item.options, answer=item.answer, parsed=parsed, correct=parsed == item.answer,
+        )
+
+
+LOW = "robustmad-low"
+# `--data robustmad` and `robustmad-low` (the suites' data): the release's files in $IADBENCH_ROBUSTMAD.
+RELEASE_FILES = {"robustmad": "RobustMAD_MCQ.json", "robustmad-low": "RobustMAD_MCQ_low.json"}
+
+
+def _source(spec: RunSpec) -> tuple[Path, Path]:
+    """(the question file, the root its image paths are relative to)."""
+    import os
+
+    kind, _, location = spec.data.partition(":")
+    if spec.data in RELEASE_FILES:
+        folder = os.environ.get("IADBENCH_ROBUSTMAD")
+        if not folder:
+            raise ConfigError(f"--data {spec.data}: set IADBENCH_ROBUSTMAD to the RobustMAD folder (holding {RELEASE_FILES[spec.data]}, MVTec-AD/ and VisA/), or pass --data robustmad:PATH")
+        location, kind = str(Path(folder) / RELEASE_FILES[spec.data]), "robustmad"
+    if kind != "robustmad" or not location:
+        raise ConfigError(f"--data {spec.data!r}: a RobustMAD run reads robustmad:PATH (RobustMAD_MCQ.json or RobustMAD_MCQ_low.json)")
+    path = Path(location)
+    return path, Path(spec.data_root) if spec.data_root else path.parent
+
+
+class RobustmadKind(TaskKind):
+    name = "robustmad"
+    title = "RobustMAD"
+    help = "RobustMAD's multiple-choice questions (5 options, 4 robustness categories), scored as its scripts score them"
+    sample_type = RobustSample
+    default_suite = "robustmad"
+    fixed_protocol = "harmonised"  # MMAD's protocols do not apply; spec_fields names RobustMAD's family
+    own_perturbations = (LOW,)  # its own degradation (harness/tasks/robustmad_loq.py), applied by its task
+    settings = frozenset({"protocol"})
+    method = ("RobustMAD: accuracy per robustness category (general object understanding, stand-alone and pair-wise anomaly understanding, "
+              "unanswerable or misleading queries) and difficulty, the answer parsed as its scripts parse it; a failed answer is wrong.")
+
+    def spec_fields(self, model: str, overrides: Any) -> dict:
+        family = family_for(model)
+        return {"protocol": f"robustmad-{family.name}", "protocol_differences": family.differences, "decoding": family.decoding}
+
+    def prepare(self, spec: RunSpec) -> tuple[RunSpec, list[RobustItem]]:
+        path, root = _source(spec)
+        items, digest = read_robustmad(path, root)
+        spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": RELEASES.get(digest)})
+        return spec, items[: spec.limit] if spec.limit is not None else items
+
+    def load(self, spec: RunSpec) -> list[RobustItem]:
+        path, root = _source(spec)
+        items, digest = read_robustmad(path, root)
+        check_digest(spec, digest, str(path))
+        return items[: spec.limit] if spec.limit is not None else items
+
+    def build(self, spec: RunSpec, folder, data: Any) -> tuple[RobustmadTask, list[RobustItem]]:
+        items = data or self.load(spec)
+        path, root = _source(spec)
+        low, low_folder = {}, None
+        if LOW in spec.perturb:
+            from harness.storage.sources import cache_dir
+            from harness.tasks.robustmad_loq import assignment
+
+            order = list(dict.fromkeys(item.image_path for item in read_robustmad(path, root)[0]))  # every image of the file, as the script numbers them
+            low = dict(zip(order, assignment(len(order))))
+            low_folder = cache_dir() / "robustmad-low" / (spec.data_digest or "data")[:16]
+        return RobustmadTask(items, root, family_for(spec.model), spec.seed, low, low_folder), items
+
+    def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
+        from harness.run.accounting import run_accounting
+
+        scores = category_scores(samples)
+        answered = sum(row["questions"] for row in scores.values())
+        metrics = {"categories": scores, "overall": sum(row["correct"] for row in scores.values()) / answered if answered else None,
+                   "release": spec.data_release, "published": published_for(spec.model, spec.data_release)}
+        return RunSummary(run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
+                          protocol=spec.protocol, metrics=metrics, wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples))
+
+    def table(self, summary, spec) -> str:
+        from harness.results.tables import robustmad_table
+
+        return robustmad_table(summary, spec)
+
+    def report_sections(self, runs: list, keys: dict[str, str]) -> dict[str, list]:
+        """Per run: accuracy % per category (all, general, domain), the model's published row on the
+        same release beside it, and yours − published with its interval."""
+        sections = []
+        for run in runs:
+            metrics = run.summary.metrics
+            rows = [{"name": category, "published": False, "cells": [_percent(row.get("accuracy")), *(_percent(row["by_difficulty"].get(d, {}).get("accuracy")) for d in ("general", "domain"))]}
+                    for category, row in metrics.get("categories", {}).items()]
+            published = metrics.get("published") or {}
+            rows += [{"name": category, "published": True, "cells": [_percent(cells.get(c)) for c in ("all", "general", "domain")]} for category, cells in published.items()]
+            notes = [f"{category}: yours − published {100 * d:+.1f} points (95% interval {100 * low:+.1f} to {100 * high:+.1f})" for category, (d, low, high) in difference_cells(run.summary).items()]
+            notes.append(f"release {metrics['release']}" if metrics.get("release") else "not a published release: no published row beside it")
+            sections.append({"title": "RobustMAD", "label": run.label, "first_column": "category", "columns": ["all", "general", "domain"], "rows": rows if metrics.get("categories") else [], "notes": notes})
+        return {"tables": sections}
+
+    def export(self, folder, out: Path) -> int:
+        from harness.storage.files import write_text_atomically
+
+        samples = sorted(folder.read_samples(sample_type=RobustSample), key=lambda s: s.ordinal)
+        write_text_atomically(out, accuracy_csv(samples))
+        return len(samples)
+
+
+def difference_cells(summary) -> dict[str, tuple[float, float, float]]:
+    """Per category: (yours − published, and the 95% interval of that difference from your run's
+    size), for a run whose model has a published row on its release."""
+    published = summary.metrics.get("published") or {}
+    cells = {}
+    for category, row in summary.metrics.get("categories", {}).items():
+        if "all" in published.get(category, {}):
+            low, high = interval(row["correct"], row["questions"])
+            reference = published[category]["all"]
+            cells[category] = (row["accuracy"] - reference, low - reference, high - reference)
+    return cells
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
