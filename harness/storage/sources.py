@@ -29,6 +29,8 @@ DATA_SOURCES = {
     "hf:PATH": "a question set saved as a Hugging Face dataset",
     "mvtec:DIR": "--task gpt4vad: an MVTec AD tree",
     "visa:DIR": "--task gpt4vad: a VisA tree",
+    "robustmad:PATH": "--task robustmad: RobustMAD_MCQ.json or RobustMAD_MCQ_low.json (images beside it, or under --data-root)",
+    "robustmad": "--task robustmad: $IADBENCH_ROBUSTMAD/RobustMAD_MCQ.json (robustmad-low: its _low file)",
 }
 
 
