@@ -174,7 +174,7 @@ def generic_objects() -> tuple[str, ...]:
     return tuple(_objects()["generic_objects"])
 
 
-def _builtin_object(knowledge_key: str, category: str) -> tuple[str, str | None, tuple[ObjectFact, ...], str] | None:
+def builtin_object(knowledge_key: str, category: str) -> tuple[str, str | None, tuple[ObjectFact, ...], str] | None:
     entry = _objects().get(knowledge_key, {}).get(category)
     if entry is None:
         return None
@@ -185,7 +185,7 @@ def _builtin_object(knowledge_key: str, category: str) -> tuple[str, str | None,
 
 def _object(knowledge_key: str, category: str, entries: KnowledgeEntries | None) -> tuple[str, str | None, tuple[ObjectFact, ...], str]:
     """The object's name, material and facts: the knowledge file's, else the tables', else the folder's name."""
-    builtin = _builtin_object(knowledge_key, category)
+    builtin = builtin_object(knowledge_key, category)
     from_file = entries.object(category) if entries else None
     if from_file is not None:
         name, material, facts, source = from_file

@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
+from harness.testing.fake_openai import read_body, serve_lifespan
+
 
 @dataclass
 class Reply:
@@ -36,19 +38,8 @@ class ScriptedServer:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            return await serve_lifespan(receive, send)
+        body = await read_body(receive)
         request = json.loads(body) if body else {}
         self.bodies.append(request)
         reply = self.reply(request)

@@ -16,7 +16,7 @@ from harness.report import charts
 from harness.report.identity import clean_twin_key, difference_table
 from harness.report.published import PAPER_ROWS, published_rows
 from harness.report.reference import release_coverage
-from harness.report.runs import RunData
+from harness.report.runs import RunData, run_key
 from harness.report.sections import robustness_sections
 from harness.report.stats import COLUMNS, bootstrap_intervals, finite as _finite, paired_comparison
 from harness.schema import SUBTASKS
@@ -29,11 +29,6 @@ HEATMAPS_AT_MOST = 24
 
 
 _plain = charts.plain_label
-
-
-def run_key(run: RunData) -> str:
-    """A run's identity in a report: its folder (two folders can carry the same run id)."""
-    return str(run.path.resolve())
 
 
 def _failures(run: RunData) -> str:

@@ -9,12 +9,8 @@ import numpy as np
 
 from harness.report import charts
 from harness.report.published import gpt4vad_coverage, gpt4vad_references
-from harness.report.runs import RunData
+from harness.report.runs import RunData, run_key
 from harness.report.stats import finite as _finite
-
-
-def run_key(run: RunData) -> str:
-    return str(run.path.resolve())
 
 
 def gpt4vad_sections(runs: list[RunData], keys: dict[str, str]) -> list[dict]:

@@ -51,6 +51,11 @@ def label_runs(runs: list[RunData]) -> list[RunData]:
     return runs
 
 
+def run_key(run: RunData) -> str:
+    """A run's identity in a report: its folder (two folders can carry the same run id)."""
+    return str(run.path.resolve())
+
+
 def load_run(path: Path, *, circular: bool = False) -> RunData:
     """A run's samples as arrays. With `circular`, a circular-evaluation run counts a question
     right only if every rotation of its options was answered right (the arm's own measure)."""

@@ -31,6 +31,27 @@ from typing import Callable
 FAULT_KINDS = ("rate_limit", "server_error", "unavailable", "slow", "truncated", "dropped")
 
 
+
+async def serve_lifespan(receive, send) -> None:
+    """An ASGI lifespan: acknowledge start-up and shutdown (the test servers keep no state to set up)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_body(receive) -> bytes:
+    """A request's whole body, however many messages it came in."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
 @dataclass
 class ServerConfig:
     latency_s: float = 0.0
@@ -154,19 +175,8 @@ class FakeOpenAI:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            return await serve_lifespan(receive, send)
+        body = await read_body(receive)
         path, method = scope["path"], scope["method"]
         if path == "/control/stats":
             stats = {

@@ -79,9 +79,9 @@ def _object_names(kind: str | None, category: str) -> tuple[str, ...]:
     """Names that are right for the category's object: the tables' name, the folder made readable,
     and the folder without its number (VisA's pcb1 is a PCB)."""
     names = []
-    entry = known._objects().get(kind or "", {}).get(category) if kind else None
-    if entry:
-        names.append(entry["name"])
+    builtin = known.builtin_object(kind, category) if kind else None
+    if builtin:
+        names.append(builtin[0])
     names += [known.readable(category), known.readable(re.sub(r"\d+$", "", category))]
     return tuple(dict.fromkeys(n for n in names if n))
 
@@ -127,7 +127,7 @@ def image_facts(root: Path, key: str, record: dict, *, kind: str | None, categor
     label = "normal" if folder == "good" else ("anomaly" if record.get("mask_path") or (info is not None and (info.kind or info.group)) else None)
     others = tuple(name for other in categories.get(prefix, []) if other != category for name in _object_names(kind, other)[:1])
     own = _object_names(kind, category)
-    builtin = known._builtin_object(kind, category) if kind else None
+    builtin = known.builtin_object(kind, category) if kind else None
     facts = ImageFacts(key, category, folder, label, info if info is not None and info.known else None, own,
                        tuple(o for o in others if not any(same_thing(o, name) for name in own)), knowledge=_knowledge_texts(knowledge, prefix, category),
                        facts=builtin[2] if builtin else ())
