@@ -22,8 +22,19 @@ def _interrupted_hook(kind, value, traceback) -> None:
     sys.__excepthook__(kind, value, traceback)
 
 
+def _unraisable_hook(unraisable) -> None:
+    """Ctrl-C landing in a callback Python cannot raise from (an import lock's weakref callback
+    during start-up) would print "Exception ignored … Traceback" and be lost: stop as Ctrl-C does."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        print("\ninterrupted", file=sys.stderr)
+        os._exit(EXIT_INTERRUPTED)
+    sys.__unraisablehook__(unraisable)
+
+
 if __name__ == "__main__" or "iadbench" in os.path.basename(sys.argv[0] if sys.argv else ""):
-    sys.excepthook = _interrupted_hook  # the console script and `python -m harness.cli` only, never a library user
+    # the console script and `python -m harness.cli` only, never a library user
+    sys.excepthook = _interrupted_hook
+    sys.unraisablehook = _unraisable_hook
 
 
 def build_parser():

@@ -429,3 +429,13 @@ def test_an_engine_that_died_mid_run_stops_the_run_with_its_log(tmp_path):
     engine.inner = object()  # the server it fronted is gone: never asked
     with pytest.raises(FatalBackendError, match="(?s)exited with code 3 during the run.*CUDA out of memory"):
         asyncio.run(engine.generate(GenerateRequest(messages=[])))
+
+
+def test_ctrl_c_inside_a_callback_python_cannot_raise_from_is_130_too():
+    """A Ctrl-C that lands in a weakref callback during start-up (an import lock's) reaches Python's
+    unraisable hook, which would print "Exception ignored … Traceback" and carry on: the CLI stops
+    with 130 and one line instead."""
+    code = ("import sys; sys.argv = ['iadbench']; import harness.cli as cli; sys.unraisablehook = cli._unraisable_hook\n"
+            "class Dropped:\n    def __del__(self): raise KeyboardInterrupt\nDropped()\nprint('carried on')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130 and result.stdout == "" and result.stderr == "\ninterrupted\n"
