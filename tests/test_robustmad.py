@@ -67,7 +67,7 @@ def test_each_family_puts_the_question_as_its_script_does(tmp_path):
     pairwise = next(i for i in items if i.short_category == "pairwise")
     single = next(i for i in items if i.short_category == "general")
     qwen = RobustmadTask(items, tmp_path, family_for("hf/Qwen/Qwen2.5-VL-3B-Instruct"), 0)
-    assert family_for("hf/Qwen/Qwen3-VL-8B-Instruct").name == "qwen" and family_for("openai/gpt-5-nano").name == "gpt" and family_for("random").name == "default"
+    assert family_for("hf/Qwen/Qwen3-VL-8B-Instruct").name == "qwen3" and family_for("hf/Qwen/Qwen2.5-VL-3B-Instruct").name == "qwen2_5" and family_for("openai/gpt-5-nano").name == "gpt" and family_for("random").name == "default"
     parts = qwen.build_request(items.index(pairwise)).messages[0].content
     # Qwen: reference, query, then the prompt with its trailing newline (f"Question: {prompt}\n")
     assert [type(p) for p in parts] == [ImagePart, ImagePart, TextPart]

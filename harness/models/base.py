@@ -32,15 +32,17 @@ class ImagePart(BaseModel):
     role: str = "query"
     max_side: int | None = None
     # How the image reaches the model (harness/protocols/): cap (max_side), cv2-fit (OpenCV fit to
-    # `fit`, re-encoded JPEG) or qwen-native (multiples of 28, as qwen-vl-utils hands it on).
-    prep: Literal["cap", "cv2-fit", "qwen-native"] = "cap"
+    # `fit`, re-encoded JPEG), qwen-native (multiples of `factor`, as qwen-vl-utils hands it on) or
+    # file (the file's own bytes to an API, Pillow's RGB of it to a local model: RobustMAD's scripts).
+    prep: Literal["cap", "cv2-fit", "qwen-native", "file"] = "cap"
     fit: int | None = None
+    factor: int | None = Field(None, description="qwen-native: the patch factor (None: 28, Qwen2/2.5-VL; Qwen3-VL's scripts use 32)")
     mime: str | None = Field(None, description="data-URL MIME label; None: image/jpeg (or image/png for qwen-native)")
     detail: str | None = Field(None, description="API detail for this image; None: the run's --image-detail; omit: none sent")
 
     def key(self) -> tuple:
         """What decides the pixels a model receives (not the role)."""
-        return (self.path, self.prep, self.max_side, self.fit)
+        return (self.path, self.prep, self.max_side, self.fit, self.factor)
 
 
 ContentPart = TextPart | ImagePart
@@ -65,6 +67,9 @@ class GenerateRequest(BaseModel):
     # processor's image settings (min/max pixels); empty for the harmonised protocol.
     chat_template_kwargs: dict[str, bool] = Field(default_factory=dict)
     processor_kwargs: dict = Field(default_factory=dict)
+    # Fields an API protocol sends beside the messages (RobustMAD's GPT-5 nano script: verbosity,
+    # reasoning_effort); local models have no such switches and ignore them.
+    api_fields: dict[str, str | int | float | bool] = Field(default_factory=dict)
     # A reply containing one of these (lower-cased) is asked again, up to retry_tries calls in all.
     retry_keywords: list[str] = Field(default_factory=list)
     retry_tries: int = 1

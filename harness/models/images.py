@@ -7,7 +7,11 @@ Three preparations (`ImagePart.prep`):
   min(fit/w, fit/h) with int() truncation and INTER_AREA (so small images are enlarged), and
   cv2.imencode('.jpg') re-encodes it. Local models get that JPEG decoded, as LLaVA's script did.
 - qwen-native: what qwen-vl-utils hands Qwen's processor: RGBA flattened on white, each side
-  rounded to a multiple of 28 with 4..16384 28×28 tokens, bicubic. APIs get it as lossless PNG.
+  rounded to a multiple of the patch factor (28; 32 for Qwen3-VL) with 4..16384 factor² tokens,
+  bicubic. APIs get it as lossless PNG.
+- file: the file's own bytes to an API (RobustMAD's GPT and Gemini scripts read and base64 them),
+  labelled image/jpeg for .jpg/.jpeg and image/png otherwise, as they label them; Pillow's RGB of
+  the file, unresized, to a local model.
 """
 
 from __future__ import annotations
@@ -67,10 +71,9 @@ def cv2_fit_jpeg(path: str, fit: int) -> bytes:
     return encoded.tobytes()
 
 
-def qwen_smart_size(height: int, width: int, min_pixels: int | None = None, max_pixels: int | None = None) -> tuple[int, int]:
-    """(height, width) as multiples of 28 whose product lies in [min_pixels, max_pixels]:
-    qwen-vl-utils' and Qwen's image processor's published rounding rule."""
-    factor = QWEN_FACTOR
+def qwen_smart_size(height: int, width: int, min_pixels: int | None = None, max_pixels: int | None = None, factor: int = QWEN_FACTOR) -> tuple[int, int]:
+    """(height, width) as multiples of `factor` whose product lies in [min_pixels, max_pixels]
+    (by default 4 and 16384 factor² tokens): qwen-vl-utils' and Qwen's image processor's rule."""
     min_pixels = QWEN_MIN_TOKENS * factor * factor if min_pixels is None else min_pixels
     max_pixels = QWEN_MAX_TOKENS * factor * factor if max_pixels is None else max_pixels
     if max(height, width) / min(height, width) > QWEN_MAX_RATIO:
@@ -88,7 +91,7 @@ def qwen_smart_size(height: int, width: int, min_pixels: int | None = None, max_
     return h_bar, w_bar
 
 
-def qwen_native_rgb(path: str) -> Image.Image:
+def qwen_native_rgb(path: str, factor: int = QWEN_FACTOR) -> Image.Image:
     """qwen-vl-utils' own conversion (RGBA on white, else Pillow's RGB), as the official pipeline
     did it; unlike open_rgb it clips 16-bit images, because that is what the published run saw."""
     try:
@@ -100,8 +103,22 @@ def qwen_native_rgb(path: str) -> Image.Image:
                 rgb = image.convert("RGB")
     except (OSError, UnidentifiedImageError) as error:
         raise ImageDecodeError(f"cannot decode image {path}: {error}") from None
-    height, width = qwen_smart_size(rgb.height, rgb.width)
+    height, width = qwen_smart_size(rgb.height, rgb.width, factor=factor)
     return rgb.resize((width, height), Image.BICUBIC)
+
+
+def file_rgb(path: str) -> Image.Image:
+    """Pillow's RGB of the file, unresized (`Image.open(path).convert('RGB')`, RobustMAD's local scripts)."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise ImageDecodeError(f"cannot decode image {path}: {error}") from None
+
+
+def file_mime(path: str) -> str:
+    """RobustMAD's scripts' label: image/jpeg for .jpg/.jpeg, image/png for anything else."""
+    return "image/jpeg" if path.lower().endswith((".jpg", ".jpeg")) else "image/png"
 
 
 def model_image(part: ImagePart) -> Image.Image:
@@ -110,7 +127,9 @@ def model_image(part: ImagePart) -> Image.Image:
         with Image.open(io.BytesIO(cv2_fit_jpeg(part.path, part.fit or 512))) as decoded:
             return decoded.convert("RGB")
     if part.prep == "qwen-native":
-        return qwen_native_rgb(part.path)
+        return qwen_native_rgb(part.path, part.factor or QWEN_FACTOR)
+    if part.prep == "file":
+        return file_rgb(part.path)
     return load_rgb(part.path, part.max_side)
 
 
@@ -128,9 +147,14 @@ def encoded_bytes(part: ImagePart) -> tuple[bytes, str]:
     """(bytes, default MIME) of the image as an API receives it."""
     if part.prep == "cv2-fit":
         return cv2_fit_jpeg(part.path, part.fit or 512), "image/jpeg"
+    if part.prep == "file":
+        try:
+            return Path(part.path).read_bytes(), file_mime(part.path)
+        except OSError as error:
+            raise ImageDecodeError(f"cannot read image {part.path}: {error.strerror or error}") from None
     buffer = io.BytesIO()
     if part.prep == "qwen-native":
-        qwen_native_rgb(part.path).save(buffer, format="PNG")
+        qwen_native_rgb(part.path, part.factor or QWEN_FACTOR).save(buffer, format="PNG")
         return buffer.getvalue(), "image/png"
     load_rgb(part.path, part.max_side).save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue(), "image/jpeg"

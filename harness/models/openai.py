@@ -140,6 +140,7 @@ class OpenAIChatModel:
             arguments["mm_processor_kwargs"] = request.processor_kwargs
         if request.choice_scoring == "logprobs":
             arguments.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        arguments.update(request.api_fields)
         return arguments
 
     # -- calling -----------------------------------------------------------------------------

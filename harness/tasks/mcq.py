@@ -138,6 +138,7 @@ class RequestDigester:
             "chat_template_kwargs": request.chat_template_kwargs,
             "processor_kwargs": request.processor_kwargs,
             "retry": [request.retry_keywords, request.retry_tries] if request.retry_keywords else None,
+            "api_fields": request.api_fields,
         }
         payload.update({k: v for k, v in extras.items() if v})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -146,6 +147,8 @@ class RequestDigester:
         entry: dict = {"image": self._image(part.path), "max_side": part.max_side}
         if part.prep != "cap":
             entry.update(prep=part.prep, fit=part.fit, mime=part.mime, detail=part.detail)
+            if part.factor:
+                entry["factor"] = part.factor
         return entry
 
 

@@ -49,7 +49,16 @@ class Family(BaseModel):
     temperature: float = 0.0
     sampling: str = "explicit"
     max_tokens_field: str = "auto"
+    image_prep: str = "cap"  # harness/models/images.py: qwen-native (with image_factor) or file for the scripts' own steps
+    image_factor: int | None = None
+    detail: str | None = None  # "omit": no detail field, as the API scripts sent none
+    processor_kwargs: dict = {}
+    api_fields: dict[str, str | int | float | bool] = {}
     differences: list[str] = []
+
+    def image(self, path: str, role: str) -> ImagePart:
+        """An image as this family's script hands it to the model."""
+        return ImagePart(path=path, role=role, prep=self.image_prep, factor=self.image_factor, detail=self.detail)  # type: ignore[arg-type]
 
     @property
     def decoding(self) -> DecodingSpec:
@@ -93,12 +102,13 @@ class RobustmadTask:
 
         item = self.items[ordinal]
         kind = self.low.get(item.image_path)
-        images = {"query": ImagePart(path=self._path(item.image_path, kind), role="query")}
+        images = {"query": self.family.image(self._path(item.image_path, kind), "query")}
         if item.reference_path:
-            images["reference"] = ImagePart(path=self._path(item.reference_path, kind), role="template")
+            images["reference"] = self.family.image(self._path(item.reference_path, kind), "template")
         parts = render_parts(self.family.template, images, exact=True, instruction=_protocols()[0], question=item.question, options=item.options,
                              reference=bool(item.reference_path))
         return GenerateRequest(messages=[ChatMessage(role="user", content=parts)], decoding=self.family.decoding, option_letters=list(item.options),
+                               processor_kwargs=self.family.processor_kwargs, api_fields=self.family.api_fields,
                                options=item.options, sample_id=item.id, sample_seed=self.seed, reference_answer=item.answer)
 
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> RobustSample:

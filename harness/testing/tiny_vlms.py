@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "llava", "llava_onevision", "idefics3", "smolvlm", "gemma3", "internvl")
+ARCHITECTURES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "llava_onevision", "idefics3", "smolvlm", "gemma3", "internvl")
 
 # A fixed training text: the tokenizer must not depend on files of the machine.
 _CORPUS = (
@@ -130,6 +130,24 @@ def _qwen(folder: Path, version: str, text: dict | None = None, vision: dict | N
     processor = _processor_without_video(tf.Qwen2VLProcessor if version == "2" else tf.Qwen2_5_VLProcessor, image_processor, tok)
     model = model_class(config)
     return _save(folder, model.to(dtype) if dtype is not None else model, processor)
+
+
+def _qwen3(folder: Path) -> Path:
+    """Qwen3-VL: 16-px patches merged 2×2 (images in multiples of 32), deep-stacked vision features."""
+    import transformers as tf
+
+    tok = _tokenizer(_QWEN_TOKENS, eos="<|im_end|>", pad="<|endoftext|>", chat_template=_QWEN_TEMPLATE, image_token="<|image_pad|>", video_token="<|video_pad|>", vision_start_token="<|vision_start|>", vision_end_token="<|vision_end|>")
+    ids = {t: tok.convert_tokens_to_ids(t) for t in _QWEN_TOKENS}
+    text = dict(vocab_size=len(tok), head_dim=16, **_TEXT)
+    config = tf.Qwen3VLConfig(
+        text_config=dict(bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": _mrope_section(text), "mrope_interleaved": True}, **text),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64, num_position_embeddings=64, deepstack_visual_indexes=[1]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    config.eos_token_id, config.pad_token_id = ids["<|im_end|>"], ids["<|endoftext|>"]
+    image_processor = tf.Qwen2VLImageProcessorPil(patch_size=16, merge_size=2, min_pixels=64 * 64, max_pixels=256 * 256)
+    processor = _processor_without_video(tf.Qwen3VLProcessor, image_processor, tok)
+    return _save(folder, tf.Qwen3VLForConditionalGeneration(config), processor)
 
 
 def _mrope_section(text: dict) -> list[int]:
@@ -264,6 +282,7 @@ def build_tiny_vlm(architecture: str, folder: Path, *, seed: int = 0) -> Path:
     builders = {
         "qwen2_vl": lambda: _qwen(folder, "2"),
         "qwen2_5_vl": lambda: _qwen(folder, "2.5"),
+        "qwen3_vl": lambda: _qwen3(folder),
         "llava": lambda: _llava(folder),
         "llava_onevision": lambda: _llava_onevision(folder),
         "idefics3": lambda: _idefics3(folder, smol=False),
