@@ -18,7 +18,7 @@ from harness.cli import main
 from harness.models.base import ImagePart, TextPart
 from harness.tasks.robustmad_data import CATEGORIES, read_robustmad
 from harness.tasks.robustmad_kind import RobustmadTask, family_for
-from harness.tasks.robustmad_scoring import EMPTY, INVALID, parse_answer, published_for
+from harness.tasks.robustmad_scoring import EMPTY, INVALID, parse_answer, parse_answer_last, published_for
 
 INSTRUCTION = ("You are an expert industrial product quality inspector. Given the image(s) and the question below, select the single correct option "
                "and return only the corresponding letter (A, B, C, D, or E). No other open-ended output is allowed.")
@@ -92,6 +92,17 @@ def test_each_family_puts_the_question_as_its_script_does(tmp_path):
 ])
 def test_the_parser_answers_as_the_scripts_do(reply, letter):
     assert parse_answer(reply) == letter
+
+
+@pytest.mark.parametrize("reply, letter", [
+    ("B", "B"), ("The answer is C. Final assessment: D", "D"),  # every match collected, the one starting last wins
+    ("**A** looks right, but [E]", "E"), ("Choice: b.", "B"), ("I pick A; I would not pick c", "C"),
+    ("bad", "D"),  # a letter ending the reply is a candidate (the first-match parser's last resort says B)
+    ("xyz", INVALID), ("", EMPTY), (None, EMPTY),
+])
+def test_geminis_post_hoc_parser_answers_as_its_script_does(reply, letter):
+    """results/gemini3flash_s0/robust_parsing_gemini3flash.py (Gemini 3 Flash's published answers)."""
+    assert parse_answer_last(reply) == letter
 
 
 def _script_csv(samples: list[dict]) -> str:

@@ -56,29 +56,43 @@ def data_url(path: Path) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("utf-8")
 
 
-def gpt_body(root: Path, record: dict, question: dict) -> dict:
+def api_body(root: Path, record: dict, question: dict, model: str, fields: dict) -> dict:
     """mcq_gpt5nano.py's generate_answer: text, then the query; a pair-wise question gets the
-    reference inserted at 1 and its text prefixed; create(model, messages, verbosity, reasoning_effort)."""
+    reference inserted at 1 and its text prefixed; create(model, messages, verbosity, reasoning_effort).
+    mcq_gemini3flash.py builds the same parts (text, then reference and query as inline data)."""
     content = [{"type": "text", "text": script_prompt(question)}, {"type": "image_url", "image_url": {"url": data_url(root / record["image_path"])}}]
     if "Pair-wise comparison" in question["robustness_category"]:
         content.insert(1, {"type": "image_url", "image_url": {"url": data_url(root / record["reference_image_path"])}})
         content[0]["text"] = "First image: reference (normal). Second image: query.\n" + content[0]["text"]
-    return {"model": "gpt-5-nano", "messages": [{"role": "user", "content": content}], "verbosity": "low", "reasoning_effort": "medium"}
+    return {"model": model, "messages": [{"role": "user", "content": content}], **fields}
 
 
-def test_gpt5_nano_bodies_equal_the_scripts_payloads(tmp_path, server):
+# (model, the script's extra fields, the family, the letter its parser takes from the reply below)
+API_FAMILIES = [
+    ("gpt-5-nano", {"verbosity": "low", "reasoning_effort": "medium"}, "gpt", "B"),
+    # Gemini's thinking_level='medium' reaches its OpenAI-compatible endpoint as reasoning_effort
+    ("gemini-3-flash-preview", {"reasoning_effort": "medium"}, "gemini", "D"),
+]
+REPLY = "The defect looks like answer B.\nFinal assessment: D"
+
+
+@pytest.mark.parametrize("model,fields,family,letter", API_FAMILIES)
+def test_api_bodies_equal_the_scripts_payloads(tmp_path, server, model, fields, family, letter):
     path = real_fixture(tmp_path / "rm")
-    running = server(responder=lambda prompt, images: "B")
-    code = main(["eval", "--task", "robustmad", "--data", f"robustmad:{path}", "--model", "openai/gpt-5-nano", "--base-url", running.base_url,
+    running = server(responder=lambda prompt, images: REPLY)
+    code = main(["eval", "--task", "robustmad", "--data", f"robustmad:{path}", "--model", f"openai/{model}", "--base-url", running.base_url,
                  "--runs-dir", str(tmp_path / "runs"), "--run-id", "r", "--quiet", "--no-cache", "--max-connections", "2"])
     assert code == 0
     records = json.loads(path.read_text())["images"]
-    expected = sorted(json.dumps(gpt_body(path.parent, record, question), sort_keys=True) for record in records for question in record["questions"])
+    expected = sorted(json.dumps(api_body(path.parent, record, question, model, fields), sort_keys=True) for record in records for question in record["questions"])
     got = sorted(json.dumps(body, sort_keys=True) for body in running.app.state.bodies)
     assert len(got) == 33 and got == expected
     assert any('"data:image/jpeg;base64,/9j/' in body for body in got) and any('"data:image/png;base64,iVBOR' in body for body in got)
     spec = json.loads((tmp_path / "runs" / "r" / "spec.json").read_text())
-    assert spec["protocol"] == "robustmad-gpt"
+    assert spec["protocol"] == f"robustmad-{family}"
+    # GPT's script takes the first pattern's match (B); Gemini's rows were re-parsed: the last match (D)
+    parsed = {json.loads(line)["parsed"] for line in (tmp_path / "runs" / "r" / "samples.jsonl").read_text().splitlines()}
+    assert parsed == {letter}
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from harness.schema import DecodingSpec, ImageSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
 from harness.tasks.questions import check_digest
 from harness.tasks.robustmad_data import RELEASES, RobustItem, read_robustmad
-from harness.tasks.robustmad_scoring import INVALID, EMPTY, accuracy_csv, category_scores, interval, parse_answer, published_for
+from harness.tasks.robustmad_scoring import INVALID, EMPTY, PARSERS, accuracy_csv, category_scores, interval, published_for
 
 
 class RobustSample(ImageSample):
@@ -54,6 +54,8 @@ class Family(BaseModel):
     detail: str | None = None  # "omit": no detail field, as the API scripts sent none
     processor_kwargs: dict = {}
     api_fields: dict[str, str | int | float | bool] = {}
+    published: bool = True  # a protocol its published rows were measured under (not `default`)
+    parser: str = "first-pattern"  # robustmad_scoring.PARSERS: the scripts' parse_model_response, or Gemini's post-hoc re-parse
     differences: list[str] = []
 
     def image(self, path: str, role: str) -> ImagePart:
@@ -113,7 +115,7 @@ class RobustmadTask:
 
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> RobustSample:
         item = self.items[ordinal]
-        parsed = parse_answer(response.text) if response.error is None else "Error: Model call failed"
+        parsed = PARSERS[self.family.parser](response.text) if response.error is None else "Error: Model call failed"
         status = "error" if response.error is not None else ("unparsable" if parsed in (EMPTY, INVALID) else "ok")
         return RobustSample(
             question_id=item.id, ordinal=ordinal, dataset=item.dataset, category=item.category, label=item.label, model=model, request_digest=digest,
@@ -191,7 +193,9 @@ class RobustmadKind(TaskKind):
         scores = category_scores(samples)
         answered = sum(row["questions"] for row in scores.values())
         metrics = {"categories": scores, "overall": sum(row["correct"] for row in scores.values()) / answered if answered else None,
-                   "release": spec.data_release, "published": published_for(spec.model, spec.data_release)}
+                   "release": spec.data_release,
+                   # its published row only under the protocol that row was measured with
+                   "published": published_for(spec.model, spec.data_release) if family_for(spec.model).published else None}
         return RunSummary(run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
                           protocol=spec.protocol, metrics=metrics, wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples))
 

@@ -43,6 +43,37 @@ def parse_answer(reply: str | None) -> str:
     return fallback.group(0) if fallback else INVALID
 
 
+# results/gemini3flash_s0/robust_parsing_gemini3flash.py, run over Gemini 3 Flash's answers before
+# its rows were published: every match of these patterns, the one that starts last wins.
+_LAST_PATTERNS = tuple(re.compile(p) for p in (
+    r"\b([A-E])\b",
+    r"\b([A-E])(?=[\.\,\)\]\}\>\:\s]|$)",
+    r"(?:ANSWER|OPTION|CHOICE|ASSESSMENT)[\s\:]*([A-E])\b",
+    r"\[([A-E])\]",
+    r"\*\*([A-E])\*\*",
+    r"^([A-E])\s",
+    r"FINAL\s+ASSESSMENT:\s*([A-E])",
+    r"([A-E])[\.\s]*$",
+))
+
+
+def parse_answer_last(reply: str | None) -> str:
+    """The post-hoc parser of the Gemini 3 Flash rows: of all pattern matches the one starting
+    last (a stable sort: at one position the later pattern's), then the last standalone A–E, then
+    the last A–E anywhere."""
+    if not reply:
+        return EMPTY
+    text = reply.strip().upper()
+    candidates = sorted(((m.start(1), m.group(1)) for pattern in _LAST_PATTERNS for m in pattern.finditer(text)), key=lambda c: c[0])
+    if candidates:
+        return candidates[-1][1]
+    letters = [c for c in text if c in "ABCDE"]  # (no standalone letter matched, or the first pattern would have)
+    return letters[-1] if letters else INVALID
+
+
+PARSERS = {"first-pattern": parse_answer, "last-candidate": parse_answer_last}
+
+
 def category_scores(samples: list) -> dict:
     """{category: {questions, correct, accuracy, by_difficulty: {general|domain: {...}}}} in the
     scripts' category order (sorted short names)."""
