@@ -137,7 +137,7 @@ def test_visa_layout_with_the_oracle(tmp_path):
         (["--model", "oracle", "--regions", "hexagons"], "use slic, grid:K, sam[:MODEL], masks:DIR or official:DIR[:METHOD]"),
         (["--model", "oracle", "--regions", "grid:x"], "grid size must be an integer"),
         (["--model", "oracle", "--data", "mmad:/x/mmad.json"], "gpt4vad task reads synthetic, mvtec:DIR or visa:DIR"),
-        (["--model", "oracle", "--dry-run"], "--dry-run estimates multiple-choice runs only"),
+        (["--model", "oracle", "--dry-run"], "--dry-run cannot build the requests of --task gpt4vad"),
     ],
 )
 def test_bad_gpt4vad_input_is_a_clear_error(tmp_path, synthetic_set, capsys, args, message):

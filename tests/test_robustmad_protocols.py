@@ -143,3 +143,18 @@ def test_qwen_inputs_equal_the_scripts_pipeline(tmp_path, tiny, arch, model_name
     first = model.render_request(task.build_request(0))
     grid = first["inputs"]["image_grid_thw"][0].tolist()
     assert grid == ([1, 6, 8] if arch == "qwen3_vl" else [1, 6, 10])
+
+
+def test_dry_run_dumps_the_scripts_payloads_and_sends_nothing(tmp_path, capsys):
+    path = real_fixture(tmp_path / "rm")
+    dump = tmp_path / "dump"
+    assert main(["eval", "--suite", "robustmad", "--data", f"robustmad:{path}", "--model", "openai/gpt-5-nano", "--dry-run", "--dump-requests", str(dump),
+                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "requests: 33" in out and "distinct images (queries and templates): 6" in out and "estimated cost: $" in out
+    records = json.loads(path.read_text())["images"]
+    expected = sorted(json.dumps(api_body(path.parent, r, q, "gpt-5-nano", API_FAMILIES[0][1]), sort_keys=True) for r in records for q in r["questions"])
+    files = sorted(dump.iterdir())
+    assert sorted(json.dumps(json.loads(f.read_text()), sort_keys=True) for f in files) == expected
+    assert files[0].name == "00001-VisA_candle_test_broken_large_000.JPG_1.json"  # the question's id, whole
+    assert not (tmp_path / "runs").exists()  # no run folder

@@ -144,7 +144,6 @@ def _run(args: argparse.Namespace, held) -> int:
     from harness.run.distributed import launched_rank
     from harness.run.runlog import RunFolder
     from harness.run.evaluate import model_for, run_evaluation, start_run
-    from harness.tasks.questions import load_questions
 
     if launched_rank() is not None:
         return _run_as_rank(args, held)
@@ -164,11 +163,12 @@ def _run(args: argparse.Namespace, held) -> int:
         if args.dry_run:
             from harness.run.dryrun import estimate
 
-            if not task_kind(spec.task).answers_questions:
-                raise IadbenchError("--dry-run estimates multiple-choice runs only")
-
+            kind = task_kind(spec.task)
+            if not kind.dry_runnable:
+                raise IadbenchError(f"--dry-run cannot build the requests of --task {spec.task} without running it; try --limit on a real run")
             dump = Path(args.dump_requests) if args.dump_requests else None
-            print(estimate(spec, load_questions(spec), model, dump).describe(spec.model))
+            spec, data = kind.prepare(spec)
+            print(estimate(spec, data, model, dump).describe(spec.model))
             if dump is not None:
                 print(f"requests written to {dump}")
             return 0

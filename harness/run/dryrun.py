@@ -13,10 +13,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from PIL import Image
 
-from harness.data.mmad import QuestionSet
 from harness.models.base import GenerateRequest, ImagePart, TextPart
 from harness.models.pricing import cost_usd
 from harness.schema import RunSpec, Usage
@@ -57,17 +58,18 @@ def image_tokens(size: tuple[int, int], max_side: int | None, detail: str) -> in
     return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
 
 
-def estimate(spec: RunSpec, question_set: QuestionSet, model=None, dump_dir: Path | None = None) -> DryRunEstimate:
+def estimate(spec: RunSpec, data: Any, model=None, dump_dir: Path | None = None) -> DryRunEstimate:
     """What the run would send: one request per distinct call (questions that share a call, as
-    in the official two-call protocols, count once). With `dump_dir`, each call is written there
-    as the backend would send it (see `dump_request`)."""
+    in the official two-call protocols, count once). `data` is what the task kind prepared; its
+    task is built as a run would build it, with a scratch folder for what it keeps. With
+    `dump_dir`, each call is written there as the backend would send it (see `dump_request`)."""
     import tempfile
 
-    from harness.tasks.mcq_kind import prompt_settings
-    from harness.tasks.mcq import McqTask, RequestDigester
+    from harness.tasks.kinds import task_kind
+    from harness.tasks.mcq import RequestDigester
 
-    settings = prompt_settings(spec, question_set, Path(tempfile.mkdtemp(prefix="iadbench-dryrun-")))
-    task = McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed)
+    scratch = SimpleNamespace(path=Path(tempfile.mkdtemp(prefix="iadbench-dryrun-")))  # stands in for the run folder
+    task, _ = task_kind(spec.task).build(spec, scratch, data)
     detail = spec.model_options.get("image_detail", "low")
     digester = RequestDigester()
     sizes: dict[str, tuple[int, int]] = {}
@@ -75,14 +77,14 @@ def estimate(spec: RunSpec, question_set: QuestionSet, model=None, dump_dir: Pat
     prompt_tokens = 0
     if dump_dir is not None:
         dump_dir.mkdir(parents=True, exist_ok=True)
-    for ordinal, question in enumerate(task.questions):
+    for ordinal, sample_id in enumerate(task.ids):
         request = task.build_request(ordinal)
         digest = digester.digest(spec.model, request)
         if digest in seen:
             continue
         seen.add(digest)
         if dump_dir is not None:
-            dump_request(model, request, dump_dir / f"{len(seen):05d}-{_slug(question.id)}")
+            dump_request(model, request, dump_dir / f"{len(seen):05d}-{_slug(sample_id)}")
         for part in (p for message in request.messages for p in message.content):
             if isinstance(part, TextPart):
                 prompt_tokens += math.ceil(len(part.text) / 4)
@@ -116,7 +118,7 @@ def dump_request(model, request: GenerateRequest, base: Path) -> None:
     while hasattr(inner, "inner"):
         inner = inner.inner
     if hasattr(inner, "request_body"):
-        base.with_suffix(".json").write_text(json.dumps(inner.request_body(request), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        base.with_name(base.name + ".json").write_text(json.dumps(inner.request_body(request), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return
     if hasattr(inner, "render_request"):
         rendered = inner.render_request(request)
@@ -130,4 +132,4 @@ def dump_request(model, request: GenerateRequest, base: Path) -> None:
             meta["image_grid_thw"] = inputs["image_grid_thw"].tolist()
         (base / "request.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         return
-    base.with_suffix(".json").write_text(request.model_dump_json(indent=1, exclude_defaults=True) + "\n", encoding="utf-8")
+    base.with_name(base.name + ".json").write_text(request.model_dump_json(indent=1, exclude_defaults=True) + "\n", encoding="utf-8")

@@ -36,8 +36,9 @@ class TaskKind:
     sample_type: ClassVar[type] = SampleResult  # one line of samples.jsonl
     default_suite: ClassVar[str] = "synthetic-quick"
     # answers to MMAD-style questions: accuracy per subtask, a headline score, published rows beside
-    # it, paired tests between runs, heatmaps, degradation curves, MMAD's answers file, dry runs
+    # it, paired tests between runs, heatmaps, degradation curves, MMAD's answers file
     answers_questions: ClassVar[bool] = False
+    dry_runnable: ClassVar[bool] = False  # `eval --dry-run` can build its requests (nothing sent, no run folder)
     perturbable: ClassVar[bool] = False  # --perturb degrades the images it shows
     own_perturbations: ClassVar[tuple[str, ...]] = ()  # --perturb values it applies itself (a benchmark's own degradation)
     fixed_protocol: ClassVar[str | None] = None  # asked one way whatever the suite's protocol

@@ -19,6 +19,7 @@ class McqKind(TaskKind):
     help = "multiple-choice questions (MMAD's format), accuracy per subtask"
     sample_type = SampleResult
     answers_questions = True
+    dry_runnable = True
     perturbable = True
     settings = frozenset({"shots", "choice_scoring", "scoring"})
     method = "Multiple choice: accuracies are strict (an unparsable or failed answer is wrong); Anomaly Detection is balanced accuracy; averages are MMAD's macro means."
