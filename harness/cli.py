@@ -40,11 +40,11 @@ if __name__ == "__main__" or "iadbench" in os.path.basename(sys.argv[0] if sys.a
 def build_parser():
     import argparse
 
-    from harness.commands import ablate, audit, eval_command, generation, listing, report, scoring
+    from harness.commands import ablate, audit, eval_command, fetch_command, generation, listing, report, scoring
 
     parser = argparse.ArgumentParser(prog="iadbench", description="Evaluate multimodal LLMs on industrial anomaly detection.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (eval_command, scoring, ablate, report, generation, audit, listing):
+    for command in (fetch_command, eval_command, scoring, ablate, report, generation, audit, listing):
         command.register(commands)
     return parser
 

@@ -16,6 +16,7 @@ class Release:
     sha256: str
     questions: int
     official: bool
+    label: str | None = None  # a benchmark's own name for the release (RobustMAD's published rows use one)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def resolve_data(source: str, data_root: str | None = None) -> ResolvedData:
         path_text = argument or os.environ.get("IADBENCH_MMAD", "")
         if not path_text:
             raise ConfigError(
-                "the MMAD data is needed: download MMAD (hub dataset jiang-cc/MMAD), then pass "
+                "the MMAD data is needed: `iadbench fetch mmad --out data/mmad` (hub dataset jiang-cc/MMAD), then pass "
                 "--data mmad:/path/to/MMAD/mmad.json or set IADBENCH_MMAD to that path"
             )
         path = Path(path_text).expanduser()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.releases import releases
 from harness.errors import DataError
 from harness.storage.files import file_sha256, read_json_file
 from harness.storage.paths import resolve_inside
@@ -27,12 +28,9 @@ CATEGORIES = {
 }
 PAIRWISE = "Anomaly Understanding and Localization (Pair-wise comparison)"
 DIFFICULTIES = ("general", "domain")
-# The released files by SHA-256 (en-research/RobustMAD @ 4918cd5): published rows are shown beside
-# a run only on the same release.
-RELEASES = {
-    "1b99e9ecc5cc417564565803d4e2117ce4a61940283f2f056e9dff093ba669de": "robustmad",
-    "a3779788253a980d2a350107d1cc1f95563344dcbbd45eb4f4d206ea07554b45": "robustmad-low",
-}
+# The released files by SHA-256 (harness/data/releases.toml): published rows are shown beside a run
+# only on the same release.
+RELEASES = {release.sha256: release.label for release in releases() if release.label}
 _IMAGE_KEYS = ("dataset", "category", "image_path", "specie_name", "difficulty")
 _QUESTION_KEYS = ("question_id", "robustness_category", "question", "options", "answer")
 
