@@ -178,6 +178,8 @@ class RunSpec(BaseModel):
     box_format: str | None = Field(None, description="bbox: how boxes are asked for and read (harness/tasks/box_formats.toml)")
     perturb: list[str] = Field(default_factory=list, description="image degradations KIND:SEVERITY applied to query images (harness/asking/perturb.py)")
     perturb_templates: bool = Field(False, description="apply the degradations to template images too")
+    judge: str | None = Field(None, description="open answers: the model that scores each answer (provider/model)")
+    judge_base_url: str | None = Field(None, description="the judge's API base URL, when it is not the answering model's")
     data: str
     data_root: str | None = None
     data_digest: str | None = Field(None, description="sha256 of the question file")

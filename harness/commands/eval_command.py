@@ -23,6 +23,8 @@ def register(commands) -> None:
     add_run_flags(parser)
     parser.add_argument("--task", choices=task_kind_names(), help="; ".join(f"{name}: {task_kind_help(name)}" for name in task_kind_names()))
     parser.add_argument("--box-format", help="bbox: how boxes are asked for and read (iadbench list box-formats; default: by model family)")
+    parser.add_argument("--judge", metavar="MODEL", help="--task open: the model that scores each answer with RobustMAD's guidelines (its rows used openai/gpt-5)")
+    parser.add_argument("--judge-base-url", metavar="URL", help="the judge's API base URL, when it differs from --base-url's")
     parser.add_argument("--perturb", action="append", default=None, metavar="KIND:SEVERITY", help="degrade query images, repeatable: gaussian_noise, defocus_blur, motion_blur, jpeg, brightness, contrast at 1..5")
     parser.add_argument("--perturb-templates", action="store_true", help="degrade the template images too")
     parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, sam[:MODEL] (Segment Anything, default facebook/sam-vit-huge), masks:DIR (PNG label maps or .npz per image), official:DIR[:METHOD] (the public code's *_masks.pth files)")
@@ -78,8 +80,13 @@ def _resume_spec(args: argparse.Namespace, folder):
     spec = spec.model_copy(update=updates)
     folder.update_spec(spec)
     if args.retry_errors:
+        from harness.run.runlog import RunFolder
 
-        dropped = folder.drop_failed_samples(task_kind(spec.task).sample_type)
+        kind = task_kind(spec.task)
+        dropped = folder.drop_failed_samples(kind.sample_type)
+        for name, sample_type in kind.second_pass_files.items():  # e.g. a judge's failed calls
+            if (folder.path / name).is_file():
+                dropped += RunFolder(folder.path, name).drop_failed_samples(sample_type)
         print(f"--retry-errors: {dropped} failed samples will be asked again", file=sys.stderr)
     print(f"resuming {folder.path}", file=sys.stderr)
     return spec, folder
@@ -120,6 +127,8 @@ def _new_spec(args: argparse.Namespace):
         errata=args.errata,
         metric_definitions=args.metrics,
         box_format=args.box_format,
+        judge=args.judge,
+        judge_base_url=args.judge_base_url,
         perturb=args.perturb,
         perturb_templates=args.perturb_templates,
     )

@@ -214,3 +214,29 @@ def robustmad_table(summary: RunSummary, spec: RunSpec) -> str:
         lines.append(f"{category}: yours − published {100 * difference:+.1f} points (95% interval {100 * low:+.1f} to {100 * high:+.1f})")
     lines += _usage_lines(summary)
     return "\n".join(lines)
+
+
+OPEN_COLUMNS = ("overall", "accuracy", "complete", "relevance", "style", "accurate %")
+
+
+def open_table(summary: RunSummary, spec: RunSpec) -> str:
+    """RobustMAD open answers: the judge's mean scores (1-5) per category, with its name, apart
+    from exact accuracy (a judge's opinion moves with the judge)."""
+    empty = _no_answers(summary, spec, "questions")
+    if empty:
+        return empty
+    metrics = summary.metrics
+    order = ("overall_score", "technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity")
+    rows = {category: {**dict(zip(OPEN_COLUMNS, (row["scores"][k] for k in order))), "accurate %": 100 * row["accurate"] / row["judged"]}
+            for category, row in metrics.get("categories", {}).items()}
+    lines = _table(_title(summary, spec, f"RobustMAD open answers judged by {metrics.get('judge')} (scores 1-5; not exact)"), rows, list(OPEN_COLUMNS))
+    overall = metrics.get("overall")
+    lines.append(f"{metrics.get('judged', 0)}/{metrics.get('answers', 0)} answers judged" + (f"; mean overall score {overall:.2f}" if overall is not None else "")
+                 + f"; {metrics.get('unparsable_verdicts', 0)} verdicts not JSON, {metrics.get('judge_errors', 0)} judge calls failed"
+                 + (" (asked again by iadbench eval --resume RUN --retry-errors)" if metrics.get("judge_errors") else ""))
+    usage = metrics.get("judge_usage") or {}
+    cost = metrics.get("judge_cost_usd")
+    lines.append(f"judge: {usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} completion tokens; cost "
+                 + ("unknown" if cost is None else f"${cost:.4f}") + f"; {metrics.get('judge_cached', 0)} from cache")
+    lines += _usage_lines(summary)
+    return "\n".join(lines)

@@ -59,6 +59,8 @@ class EvalOverrides:
     box_format: str | None = None
     perturb: list[str] | None = None
     perturb_templates: bool = False
+    judge: str | None = None
+    judge_base_url: str | None = None
 
 
 def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_concurrency: int) -> RunSpec:
@@ -193,6 +195,18 @@ def run_evaluation(
 
     try:
         outcome = asyncio.run(go())
+        follow = task_kind(spec.task).second_pass(spec, folder, outcome.samples, data) if shard is None else None
+        if follow is not None:  # e.g. a judge over open answers: cached, resumable and priced like the answers
+            second_task, second_model, second_folder = follow
+
+            async def second() -> RunOutcome:
+                try:
+                    return await run_plan(second_task, second_model, second_folder, concurrency=spec.max_connections, progress=progress,
+                                          cache=cache if second_model.cacheable else None)
+                finally:
+                    await second_model.aclose()
+
+            outcome.notes += [n for n in asyncio.run(second()).notes if n not in outcome.notes]
     finally:
         if cache:
             cache.close()

@@ -38,7 +38,8 @@ class TaskKind:
     # answers to MMAD-style questions: accuracy per subtask, a headline score, published rows beside
     # it, paired tests between runs, heatmaps, degradation curves, MMAD's answers file
     answers_questions: ClassVar[bool] = False
-    dry_runnable: ClassVar[bool] = False  # `eval --dry-run` can build its requests (nothing sent, no run folder)
+    dry_runnable: ClassVar[bool] = False
+    second_pass_files: ClassVar[dict[str, type]] = {}  # what second_pass writes (file → sample type): --retry-errors retries it too  # `eval --dry-run` can build its requests (nothing sent, no run folder)
     perturbable: ClassVar[bool] = False  # --perturb degrades the images it shows
     own_perturbations: ClassVar[tuple[str, ...]] = ()  # --perturb values it applies itself (a benchmark's own degradation)
     fixed_protocol: ClassVar[str | None] = None  # asked one way whatever the suite's protocol
@@ -85,6 +86,12 @@ class TaskKind:
         """Up to `limit` examples of what the run got wrong, for the report."""
         return None
 
+    def second_pass(self, spec: RunSpec, folder: RunFolder, samples: list, data: Any) -> tuple[Any, Any, RunFolder] | None:
+        """(a runner task, its model, the folder view its samples go to) for a pass over the first
+        pass's samples (a judge scoring open answers), or None. It runs like the first: cached,
+        resumable, priced."""
+        return None
+
     def export(self, folder: RunFolder, out: Path) -> int:
         raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {self.title} run")
 
@@ -127,3 +134,4 @@ register_task_kind("mcq", "harness.tasks.mcq_kind:McqKind", "multiple-choice que
 register_task_kind("gpt4vad", "harness.tasks.gpt4vad_kind:Gpt4vadKind", "GPT-4V-AD region scoring with image/pixel metrics")
 register_task_kind("bbox", "harness.tasks.bbox_kind:BoxKind", "bounding boxes of every defect (mIoU, ACC@IoU)")
 register_task_kind("robustmad", "harness.tasks.robustmad_kind:RobustmadKind", "RobustMAD's multiple-choice questions, scored as its scripts score them")
+register_task_kind("open", "harness.tasks.robustmad_open:OpenKind", "RobustMAD's open questions, each answer scored 1-5 by a judge model (--judge) with its published guidelines")

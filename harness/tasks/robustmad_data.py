@@ -59,9 +59,10 @@ class RobustItem:
         return "-".join([parts[1], parts[3]]) if len(parts) > 3 else f"{self.category}-{self.specie}"
 
 
-def read_robustmad(json_path: Path, root: Path | None = None) -> tuple[list[RobustItem], str]:
+def read_robustmad(json_path: Path, root: Path | None = None, *, open_answers: bool = False) -> tuple[list[RobustItem], str]:
     """Every question of the file in its order, and the file's SHA-256. A record that is not what
-    the release holds is an error naming it; paths must stay inside `root` and exist."""
+    the release holds is an error naming it; paths must stay inside `root` and exist.
+    `open_answers`: RobustMAD_OE*.json, whose questions have no options and a written answer."""
     root = root or json_path.parent
     data = read_json_file(json_path, what="RobustMAD question file")
     images = data.get("images") if isinstance(data, dict) else None
@@ -74,7 +75,7 @@ def read_robustmad(json_path: Path, root: Path | None = None) -> tuple[list[Robu
             raise DataError(f"{where}: needs the strings {', '.join(_IMAGE_KEYS)} and a 'questions' list")
         _exists(root, image["image_path"], f"{where} ({image['image_path']})")
         for number, question in enumerate(image["questions"]):
-            items.append(_item(root, image, question, f"{where}.questions[{number}]"))
+            items.append(_item(root, image, question, f"{where}.questions[{number}]", open_answers))
     seen: set[str] = set()
     for item in items:
         if item.id in seen:
@@ -83,13 +84,17 @@ def read_robustmad(json_path: Path, root: Path | None = None) -> tuple[list[Robu
     return items, file_sha256(json_path)
 
 
-def _item(root: Path, image: dict, question: object, where: str) -> RobustItem:
-    if not isinstance(question, dict) or any(k not in question for k in _QUESTION_KEYS):
-        raise DataError(f"{where}: needs {', '.join(_QUESTION_KEYS)}")
-    options = question["options"]
-    if not isinstance(options, dict) or not options or any(k not in "ABCDE" or not isinstance(v, str) for k, v in options.items()):
+def _item(root: Path, image: dict, question: object, where: str, open_answers: bool = False) -> RobustItem:
+    keys = tuple(k for k in _QUESTION_KEYS if not (open_answers and k == "options"))
+    if not isinstance(question, dict) or any(k not in question for k in keys):
+        raise DataError(f"{where}: needs {', '.join(keys)}" + (" (an open question file: RobustMAD_OE*.json)" if open_answers else ""))
+    options = {} if open_answers else question["options"]
+    if open_answers:
+        if not isinstance(question["answer"], str) or not question["answer"].strip():
+            raise DataError(f"{where}: an open question needs its written answer (a non-empty string)")
+    elif not isinstance(options, dict) or not options or any(k not in "ABCDE" or not isinstance(v, str) for k, v in options.items()):
         raise DataError(f"{where}: options must map letters A-E to texts")
-    if question["answer"] not in options:
+    elif question["answer"] not in options:
         raise DataError(f"{where}: answer {question['answer']!r} is not among the options {', '.join(options)}")
     category = question["robustness_category"]
     if category not in CATEGORIES:

@@ -68,8 +68,14 @@ class Family(BaseModel):
 
 
 @lru_cache(maxsize=1)
+def protocol_data() -> dict:
+    """harness/tasks/robustmad.toml as read: the shared instruction, the families, the open-answer and judge sections."""
+    return tomllib.loads(resources.files("harness.tasks").joinpath("robustmad.toml").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
 def _protocols() -> tuple[str, dict[str, Family]]:
-    data = tomllib.loads(resources.files("harness.tasks").joinpath("robustmad.toml").read_text(encoding="utf-8"))
+    data = protocol_data()
     return data["instruction"], {name: Family(name=name, **entry) for name, entry in data["families"].items()}
 
 
@@ -83,8 +89,10 @@ def family_for(model: str) -> Family:
 class RobustmadTask:
     sample_type = RobustSample
 
-    def __init__(self, items: list[RobustItem], root: Path, family: Family, seed: int, low: dict[str, str] | None = None, low_folder: Path | None = None) -> None:
+    def __init__(self, items: list[RobustItem], root: Path, family: Family, seed: int, low: dict[str, str] | None = None, low_folder: Path | None = None,
+                 instruction: str | None = None) -> None:
         self.items, self.root, self.family, self.seed = items, root, family, seed
+        self.instruction = instruction or _protocols()[0]  # open answers have their own
         self.low, self.low_folder = low or {}, low_folder  # --perturb robustmad-low: each image's degradation, and where copies go
 
     def _path(self, relative: str, kind: str | None) -> str:
@@ -99,15 +107,20 @@ class RobustmadTask:
     def ids(self) -> list[str]:
         return [item.id for item in self.items]
 
+    def shown(self, item: RobustItem) -> tuple[str, str | None]:
+        """(query, reference) as the model is shown them: the files, or their degraded copies."""
+        kind = self.low.get(item.image_path)
+        return self._path(item.image_path, kind), (self._path(item.reference_path, kind) if item.reference_path else None)
+
     def build_request(self, ordinal: int) -> GenerateRequest:
         from harness.asking.prompting import render_parts
 
         item = self.items[ordinal]
-        kind = self.low.get(item.image_path)
-        images = {"query": self.family.image(self._path(item.image_path, kind), "query")}
-        if item.reference_path:
-            images["reference"] = self.family.image(self._path(item.reference_path, kind), "template")
-        parts = render_parts(self.family.template, images, exact=True, instruction=_protocols()[0], question=item.question, options=item.options,
+        query, reference = self.shown(item)
+        images = {"query": self.family.image(query, "query")}
+        if reference:
+            images["reference"] = self.family.image(reference, "template")
+        parts = render_parts(self.family.template, images, exact=True, instruction=self.instruction, question=item.question, options=item.options,
                              reference=bool(item.reference_path))
         return GenerateRequest(messages=[ChatMessage(role="user", content=parts)], decoding=self.family.decoding, option_letters=list(item.options),
                                processor_kwargs=self.family.processor_kwargs, api_fields=self.family.api_fields,
@@ -127,7 +140,8 @@ class RobustmadTask:
 
 LOW = "robustmad-low"
 # `--data robustmad` and `robustmad-low` (the suites' data): the release's files in $IADBENCH_ROBUSTMAD.
-RELEASE_FILES = {"robustmad": "RobustMAD_MCQ.json", "robustmad-low": "RobustMAD_MCQ_low.json"}
+RELEASE_FILES = {"robustmad": "RobustMAD_MCQ.json", "robustmad-low": "RobustMAD_MCQ_low.json",
+                 "robustmad-open": "RobustMAD_OE.json", "robustmad-open-low": "RobustMAD_OE_low.json"}
 
 
 def _source(spec: RunSpec) -> tuple[Path, Path]:
@@ -141,7 +155,7 @@ def _source(spec: RunSpec) -> tuple[Path, Path]:
             raise ConfigError(f"--data {spec.data}: set IADBENCH_ROBUSTMAD to the RobustMAD folder (holding {RELEASE_FILES[spec.data]}, MVTec-AD/ and VisA/), or pass --data robustmad:PATH")
         location, kind = str(Path(folder) / RELEASE_FILES[spec.data]), "robustmad"
     if kind != "robustmad" or not location:
-        raise ConfigError(f"--data {spec.data!r}: a RobustMAD run reads robustmad:PATH (RobustMAD_MCQ.json or RobustMAD_MCQ_low.json)")
+        raise ConfigError(f"--data {spec.data!r}: a RobustMAD run reads robustmad:PATH (RobustMAD_MCQ.json, RobustMAD_MCQ_low.json, or for --task open RobustMAD_OE.json)")
     path = Path(location)
     return path, Path(spec.data_root) if spec.data_root else path.parent
 
@@ -163,15 +177,17 @@ class RobustmadKind(TaskKind):
         family = family_for(model)
         return {"protocol": f"robustmad-{family.name}", "protocol_differences": family.differences, "decoding": family.decoding}
 
+    open_answers = False  # RobustMAD_OE*.json (the open kind, harness/tasks/robustmad_open.py)
+
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, list[RobustItem]]:
         path, root = _source(spec)
-        items, digest = read_robustmad(path, root)
+        items, digest = read_robustmad(path, root, open_answers=self.open_answers)
         spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": RELEASES.get(digest)})
         return spec, items[: spec.limit] if spec.limit is not None else items
 
     def load(self, spec: RunSpec) -> list[RobustItem]:
         path, root = _source(spec)
-        items, digest = read_robustmad(path, root)
+        items, digest = read_robustmad(path, root, open_answers=self.open_answers)
         check_digest(spec, digest, str(path))
         return items[: spec.limit] if spec.limit is not None else items
 
@@ -183,10 +199,14 @@ class RobustmadKind(TaskKind):
             from harness.storage.sources import cache_dir
             from harness.tasks.robustmad_loq import assignment
 
-            order = list(dict.fromkeys(item.image_path for item in read_robustmad(path, root)[0]))  # every image of the file, as the script numbers them
+            # every image of the file, as the script numbers them
+            order = list(dict.fromkeys(item.image_path for item in read_robustmad(path, root, open_answers=self.open_answers)[0]))
             low = dict(zip(order, assignment(len(order))))
             low_folder = cache_dir() / "robustmad-low" / (spec.data_digest or "data")[:16]
-        return RobustmadTask(items, root, family_for(spec.model), spec.seed, low, low_folder), items
+        return self.task(items, root, spec, low, low_folder), items
+
+    def task(self, items: list[RobustItem], root: Path, spec: RunSpec, low: dict[str, str], low_folder: Path | None) -> RobustmadTask:
+        return RobustmadTask(items, root, family_for(spec.model), spec.seed, low, low_folder)
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.run.accounting import run_accounting
