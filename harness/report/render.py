@@ -96,7 +96,7 @@ def markdown(report: dict) -> str:
         lines += [f"| {_md_cell(row['name'])} | " + " | ".join(_number(v) for v in row["cells"]) + f" | {row['images']} |" for row in section["rows"]]
         lines.append("")
     for section in report.get("tables", []):
-        lines += [f"## {_md_cell(section['title'])}: {_md_cell(section['label'])} (%)", ""]
+        lines += [f"## {_md_cell(section['title'])}: {_md_cell(section['label'])} ({section.get('unit', '%')})", ""]
         if not section["rows"]:
             lines += ["No question was answered: no figures.", ""]
             continue

@@ -117,9 +117,11 @@ class OpenKind(RobustmadKind):
             metrics = run.summary.metrics
             rows = [{"name": category, "published": False, "cells": [row["scores"][k] for k in ("overall_score", *DIMENSIONS)] + [100 * row["accurate"] / row["judged"]]}
                     for category, row in metrics.get("categories", {}).items()]
+            cost = metrics.get("judge_cost_usd")
             notes = [f"judged by {metrics.get('judge')}: {metrics.get('judged', 0)} of {metrics.get('answers', 0)} answers "
-                     f"({metrics.get('unparsable_verdicts', 0)} verdicts not JSON, {metrics.get('judge_errors', 0)} judge calls failed); scores 1-5, a model's opinion"]
-            sections.append({"title": "RobustMAD open answers (judged, not exact)", "label": run.label, "first_column": "category",
+                     f"({metrics.get('unparsable_verdicts', 0)} verdicts not JSON, {metrics.get('judge_errors', 0)} judge calls failed); scores 1-5, a model's opinion; "
+                     f"the judge's cost {'unknown' if cost is None else f'${cost:.2f}'} (not in the cost table below)"]
+            sections.append({"title": "RobustMAD open answers (judged, not exact)", "label": run.label, "first_column": "category", "unit": "mean score 1-5; accurate %",
                              "columns": ["overall", "accuracy", "complete", "relevance", "style", "accurate %"], "rows": rows, "notes": notes})
         return {"tables": sections}
 
