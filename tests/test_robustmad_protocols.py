@@ -158,3 +158,18 @@ def test_dry_run_dumps_the_scripts_payloads_and_sends_nothing(tmp_path, capsys):
     assert sorted(json.dumps(json.loads(f.read_text()), sort_keys=True) for f in files) == expected
     assert files[0].name == "00001-VisA_candle_test_broken_large_000.JPG_1.json"  # the question's id, whole
     assert not (tmp_path / "runs").exists()  # no run folder
+
+
+@pytest.mark.parametrize("arch,family", [("qwen2_5_vl", "qwen2_5"), ("qwen3_vl", "qwen3")])
+def test_a_run_under_each_qwen_protocol_end_to_end(tmp_path, tiny, arch, family):
+    """The family comes from the model's name (the tiny folders are named like the checkpoints);
+    the run answers, parses and scores every question with the real processor and model."""
+    path = real_fixture(tmp_path / "rm")
+    assert main(["eval", "--task", "robustmad", "--data", f"robustmad:{path}", "--model", f"hf/{tiny[arch]}", "--device", "cpu", "--limit", "12",
+                 "--runs-dir", str(tmp_path / "runs"), "--run-id", "r", "--quiet"]) == 0
+    folder = tmp_path / "runs" / "r"
+    spec = json.loads((folder / "spec.json").read_text())
+    assert spec["protocol"] == f"robustmad-{family}" and spec["decoding"]["max_new_tokens"] == 10
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 12 and all(s["parse_status"] in ("ok", "unparsable") and s["error"] is None for s in samples)
+    assert {s["robustness_category"] for s in samples} == {"general", "standalone", "pairwise", "unanswerable"}
