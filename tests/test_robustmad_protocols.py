@@ -173,3 +173,34 @@ def test_a_run_under_each_qwen_protocol_end_to_end(tmp_path, tiny, arch, family)
     samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 12 and all(s["parse_status"] in ("ok", "unparsable") and s["error"] is None for s in samples)
     assert {s["robustness_category"] for s in samples} == {"general", "standalone", "pairwise", "unanswerable"}
+
+
+def test_perturbing_the_originals_equals_running_the_low_release(tmp_path, server):
+    """--perturb robustmad-low on RobustMAD_MCQ.json sends exactly what a run on a low file whose
+    images generate_LoQ_images.py wrote (dir/KIND/stem_KIND.ext, cv2.imwrite) sends, and scores the same."""
+    import cv2
+
+    from harness.tasks.robustmad_loq import assignment, degrade
+
+    path = real_fixture(tmp_path / "rm")
+    data = json.loads(path.read_text())
+    split = dict(zip(list(dict.fromkeys(r["image_path"] for r in data["images"])), assignment(len(data["images"]))))
+    for record in data["images"]:
+        kind = split[record["image_path"]]
+        for key in ("image_path", "reference_image_path"):
+            source = Path(record[key])
+            target = source.parent / kind / f"{source.stem}_{kind}{source.suffix}"
+            (path.parent / target).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path.parent / target), degrade(cv2.imread(str(path.parent / source)), kind))
+            record[key] = str(target)
+    low = path.parent / "RobustMAD_MCQ_low.json"
+    low.write_text(json.dumps(data))
+    running = server(responder=lambda prompt, images: "ABCDE"[len(prompt) % 5])
+    summaries = []
+    for run_id, extra in (("perturbed", ["--data", f"robustmad:{path}", "--perturb", "robustmad-low"]), ("low", ["--data", f"robustmad:{low}"])):
+        before = len(running.app.state.bodies)
+        assert main(["eval", "--task", "robustmad", "--model", "openai/gpt-5-nano", "--base-url", running.base_url, "--runs-dir", str(tmp_path / "runs"),
+                     "--run-id", run_id, "--quiet", "--no-cache", *extra]) == 0
+        summaries.append((sorted(json.dumps(b, sort_keys=True) for b in running.app.state.bodies[before:]),
+                          json.loads((tmp_path / "runs" / run_id / "summary.json").read_text())["metrics"]["categories"]))
+    assert len(summaries[0][0]) == 33 and summaries[0] == summaries[1]
