@@ -79,6 +79,24 @@ def test_fetch_mmad_downloads_the_pinned_revision_and_checks_it(tmp_path, capsys
         hub.__exit__()
 
 
+def test_the_token_goes_to_the_hub_and_never_to_its_cdn(tmp_path, monkeypatch, known):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_for_the_test")
+    files = mmad_files()
+    known(files["mmad.json"], 3)
+    repo = HubRepo("jiang-cc/MMAD", files, cdn=True)
+    hub = serve(repo)
+    try:
+        assert main(["fetch", "mmad", "--out", str(tmp_path / "MMAD"), "--endpoint", hub.endpoint]) == 0
+        assert all((tmp_path / "MMAD" / name).read_bytes() == data for name, data in files.items())
+        cdn = [authorized for path, authorized in repo.authorized if path.startswith("/cdn/")]
+        hub_calls = [authorized for path, authorized in repo.authorized if path.startswith(("/api/", "/datasets/"))]
+        assert len(cdn) == 4 and not any(cdn), "the CDN never sees the token"
+        assert hub_calls and all(hub_calls), "the hub does"
+        assert "hf_secret_token_for_the_test" not in "".join(p.read_text(errors="ignore") for p in (tmp_path / "MMAD").rglob("*") if p.is_file())
+    finally:
+        hub.__exit__()
+
+
 def test_fetch_names_every_missing_file(tmp_path, capsys, known):
     files = mmad_files()
     del files["MVTec-AD/bottle/train/good/001.png"], files["DS-MVTec/bottle/mask/broken_large/000.png"]  # MMAD issue #6: files missing from the hub copy

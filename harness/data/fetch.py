@@ -21,6 +21,7 @@ import sys
 import time
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +175,21 @@ def _download_all(remotes: list[Remote], out: Path, headers: dict[str, str]) -> 
     return len(todo)
 
 
+class _SameHostAuth(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never carry the Authorization header to another host: the hub sends
+    large files from a CDN, which must not see the user's token (and a presigned URL refuses a
+    second credential)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_SameHostAuth())
+
+
 def _download(remote: Remote, target: Path, headers: dict[str, str], progress: _Progress | None = None) -> None:
     """One file into TARGET.part (resumed from its size with a Range request), checked against its
     published hash, then renamed into place."""
@@ -186,7 +202,7 @@ def _download(remote: Remote, target: Path, headers: dict[str, str], progress: _
     if remote.size is None or have < remote.size:
         request = urllib.request.Request(remote.url, headers=headers | ({"Range": f"bytes={have}-"} if have else {}))
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with _OPENER.open(request, timeout=60) as response:
                 if have and response.status != 206:  # a server that ignores Range sends it all
                     have = 0
                 with open(partial, "ab" if have else "wb") as sink:

@@ -28,6 +28,8 @@ class HubRepo:
     commit: str = "c4ed190dcb530f2f673ab293e575ad32054bb3cf"
     trickle_after: int | None = None  # bytes of a body sent at full speed; the rest one small chunk per 50 ms
     corrupt: set[str] = field(default_factory=set)  # files served with one byte changed (listed with their true hash)
+    cdn: bool = False  # LFS files answered with a 302 to another host name (localhost), as the hub sends them to its CDN
+    authorized: list[tuple[str, bool]] = field(default_factory=list)  # (path, whether an Authorization header came)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range header)
 
 
@@ -44,6 +46,7 @@ class FakeHub:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         with self._lock:
             self.repo.requests.append((scope["method"], path, headers.get("range")))
+            self.repo.authorized.append((path, "authorization" in headers))
         repo = self.repo
         listing = re.fullmatch(rf"/api/datasets/{re.escape(repo.repo_id)}/revision/(.+)", path)
         if listing and scope["method"] == "GET":
@@ -64,6 +67,11 @@ class FakeHub:
             return
         # the hub's resolve/ route, or raw GitHub's /OWNER/NAME/REV/PATH
         resolve = re.fullmatch(rf"/datasets/{re.escape(repo.repo_id)}/resolve/([^/]+)/(.+)", path) or re.fullmatch(rf"/{re.escape(repo.repo_id)}/([^/]+)/(.+)", path)
+        if resolve and repo.cdn and scope["method"] == "GET" and path.startswith("/datasets/") and not resolve.group(2).endswith(".json"):
+            port = scope["server"][1]
+            await _send(send, 302, b"", {"location": f"http://localhost:{port}/cdn/{repo.repo_id}/{resolve.group(1)}/{urllib.parse.quote(resolve.group(2))}"})
+            return
+        resolve = resolve or re.fullmatch(rf"/cdn/{re.escape(repo.repo_id)}/([^/]+)/(.+)", path)
         if not resolve or resolve.group(2) not in repo.files:
             await _send(send, 404, b'{"error": "Entry not found"}', {"x-error-code": "EntryNotFound", "content-type": "application/json"})
             return
