@@ -75,6 +75,10 @@ def test_fetch_mmad_downloads_the_pinned_revision_and_checks_it(tmp_path, capsys
         # another revision is asked for by name; one the hub lacks is one line
         assert main(["fetch", "mmad", "--out", str(tmp_path / "other"), "--endpoint", hub.endpoint, "--revision", "v9"]) == 2
         assert "has no revision 'v9' of jiang-cc/MMAD (HTTP 404)" in capsys.readouterr().err
+        # nothing listening: one line, exit 2, for either source
+        for name in ("mmad", "robustmad"):
+            assert main(["fetch", name, "--out", str(tmp_path / f"down-{name}"), "--endpoint", "http://127.0.0.1:9"]) == 2
+            assert capsys.readouterr().err.splitlines()[-1].startswith("iadbench: error:")
     finally:
         hub.__exit__()
 

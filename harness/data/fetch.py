@@ -103,19 +103,18 @@ def _hub_files(source: Source, revision: str, endpoint: str) -> tuple[str, list[
     """The revision's commit and every file in it, with its LFS SHA-256 or git blob id."""
     try:
         from huggingface_hub import HfApi, hf_hub_url
-        from huggingface_hub.errors import HfHubHTTPError
     except ImportError:  # pragma: no cover - transformers brings it; a bare install may not
         raise ConfigError("fetching from the Hugging Face Hub needs huggingface_hub: pip install huggingface_hub") from None
     api = HfApi(endpoint=endpoint)
     try:
         commit = api.dataset_info(source.repo, revision=revision).sha or revision
         entries = [e for e in api.list_repo_tree(source.repo, recursive=True, revision=commit, repo_type="dataset") if hasattr(e, "blob_id")]
-    except (HfHubHTTPError, OSError) as error:
+    except Exception as error:  # noqa: BLE001 - the hub client's transport errors change with its version (requests, httpx, httpx2): all are network failures here
         status = getattr(getattr(error, "response", None), "status_code", None)
         if status == 404:
             raise DataError(f"fetch {source.name}: {endpoint} has no revision {revision!r} of {source.repo} (HTTP 404); give a commit, tag or branch it has to --revision") from None
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise DataError(f"fetch {source.name}: {source.repo} @ {revision}: {first}; check the network, then run the same command again") from None
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise DataError(f"fetch {source.name}: {endpoint}: {type(error).__name__}: {first}; check the network (or --endpoint), then run the same command again") from None
     return commit, [Remote(e.path, hf_hub_url(source.repo, e.path, repo_type="dataset", revision=commit, endpoint=endpoint), e.size,
                            e.lfs.sha256 if e.lfs else None, None if e.lfs else e.blob_id) for e in entries]
 
