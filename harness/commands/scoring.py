@@ -90,7 +90,8 @@ def _export(args: argparse.Namespace) -> int:
     from harness.tasks.kinds import task_kind
 
     folder = RunFolder.open(Path(args.run))
-    out = Path(args.out) if args.out else folder.path / "mmad_answers.json"
-    written = task_kind(folder.spec().task).export(folder, out)
-    print(f"wrote {written} answers in MMAD's format to {out}")
+    kind = task_kind(folder.spec().task)
+    out = Path(args.out) if args.out else folder.path / kind.export_name
+    written = kind.export(folder, out)
+    print(f"wrote {written} {kind.export_what} to {out}")
     return 0

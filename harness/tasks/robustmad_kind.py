@@ -168,6 +168,7 @@ class RobustmadKind(TaskKind):
     default_suite = "robustmad"
     fixed_protocol = "harmonised"  # MMAD's protocols do not apply; spec_fields names RobustMAD's family
     dry_runnable = True
+    export_what, export_name = "answers scored in RobustMAD's accuracy CSV", "accuracy.csv"
     own_perturbations = (LOW,)  # its own degradation (harness/tasks/robustmad_loq.py), applied by its task
     settings = frozenset({"protocol"})
     method = ("RobustMAD: accuracy per robustness category (general object understanding, stand-alone and pair-wise anomaly understanding, "

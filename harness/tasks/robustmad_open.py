@@ -58,6 +58,7 @@ class OpenKind(RobustmadKind):
     default_suite = "robustmad-open"
     open_answers = True
     second_pass_files = {JUDGEMENTS: Judgement}
+    export_what, export_name = "judged answers in RobustMAD's score CSV", "score.csv"
     settings = frozenset({"protocol", "judge"})
     method = ("RobustMAD open answers: each scored 1-5 (technical accuracy, comprehensiveness, relevance, style and clarity, overall) by the judge "
               "model with RobustMAD's published guidelines; a judge's opinion, not an exact score.")
