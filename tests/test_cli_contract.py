@@ -75,6 +75,7 @@ def test_run_ids_never_collide_and_stay_inside_the_runs_folder(tmp_path, synthet
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.slow  # generates a second synthetic set (synthetic:1)
 def test_the_header_names_the_data_and_retries_count_failures_only(tmp_path, synthetic_set, capsys):
     assert run(tmp_path, "--model", "random", "--limit", "6", "--strategy", "sc=3:0.7", "--run-id", "sc") == 0
     out = capsys.readouterr().out

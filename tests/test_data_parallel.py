@@ -90,6 +90,7 @@ def test_a_killed_rank_resumes_with_nothing_lost_or_repeated(tmp_path):
     assert {s["question_id"]: s["reply"] for s in after} == {s["question_id"]: s["reply"] for s in expected}
 
 
+@pytest.mark.slow  # launches accelerate's processes
 def test_accelerate_launch_takes_the_same_path(tmp_path):
     common = ["-m", "tests.slow_model_cli", "eval", "--model", "slowtest/x", "--runs-dir", str(tmp_path), "--quiet", "--no-cache", "--limit", "60"]
     launched = subprocess.run([_launcher("accelerate"), "launch", "--cpu", "--num_processes", "2", *common, "--run-id", "acc"], cwd=REPO, capture_output=True, text=True, timeout=300)

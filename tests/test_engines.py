@@ -75,6 +75,7 @@ def test_an_error_after_the_start_stops_the_engine(tmp_path, tiny_llava, capsys)
     assert _gone(str(tiny_llava), within=5)
 
 
+@pytest.mark.slow  # starts an engine process and waits for its failure
 def test_an_engine_that_cannot_start_is_named_with_its_log(tmp_path, tiny_llava, capsys):
     assert main(["eval", "--model", f"transformers-serve/{tiny_llava}", "--engine-args=--no-such-flag", "--runs-dir", str(tmp_path)]) == 2
     error = capsys.readouterr().err

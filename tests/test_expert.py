@@ -29,6 +29,7 @@ def _mask(path: Path) -> np.ndarray:
         return np.asarray(mask.resize((WORKING_SIDE, WORKING_SIDE), Image.NEAREST)) > 0
 
 
+@pytest.mark.slow  # the expert over every image of the synthetic set
 def test_maps_find_the_defects(synthetic_set):
     expert = PatchKnn()
     for category in ("grass", "screw", "brick"):
@@ -41,6 +42,7 @@ def test_maps_find_the_defects(synthetic_set):
         assert image_metrics(labels, scores)["auroc"] > 0.75, category
 
 
+@pytest.mark.slow  # the expert calibrated over the synthetic set, twice
 def test_calibration_leave_one_out_and_single_template(synthetic_set):
     expert = PatchKnn()
     templates, _, normal = _examples(synthetic_set, "grass")

@@ -195,6 +195,7 @@ def test_greedy_nms_equals_the_torchvision_rule_on_constructed_boxes():
     assert _greedy_nms(boxes, scores, 0.7).tolist() == [1, 0, 4, 2]
 
 
+@pytest.mark.slow  # SAM's automatic mask generator over whole images
 def test_sam_regions_through_a_tiny_random_sam(tiny_sam, monkeypatch):
     """The plumbing: SAM's automatic masks (official settings, fewer points here), 768×768 bool
     masks in NMS order, then the official area filter and numbering in that order."""

@@ -146,6 +146,7 @@ def test_bad_gpt4vad_input_is_a_clear_error(tmp_path, synthetic_set, capsys, arg
     assert not (tmp_path / "runs").exists(), "a refused run leaves no folder behind"
 
 
+@pytest.mark.slow  # whole region runs against a faulty server
 def test_score_retry_and_export_on_a_gpt4vad_run(tmp_path, synthetic_set, capsys):
     with RunningServer(FakeOpenAI(ServerConfig(fault_rate=0.5, fault_kinds=("server_error",)))) as server:
         folder = run(tmp_path, "flaky", "--model", "openai/fake-vlm", "--base-url", server.base_url, "--limit", "6", "--no-cache", "--max-attempts", "1", *GRID)
