@@ -168,8 +168,11 @@ def test_open_answers_judged_end_to_end(tmp_path, server, monkeypatch, capsys):
     assert any(row.startswith("pairwise,") and "The first image shows" not in row for row in rows)
 
 
-def test_open_runs_need_a_judge(tmp_path, capsys):
+def test_open_runs_need_a_judge_and_a_dry_run_says_what_it_leaves_out(tmp_path, capsys):
     path = build_open_fixture(tmp_path / "rm")
+    assert main(["eval", "--task", "open", "--data", f"robustmad:{path}", "--model", "openai/gpt-5-nano", "--judge", "openai/gpt-5", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "requests: 33" in out and "+ 2,310 completion" in out and "plus one call of the judge openai/gpt-5 per answer" in out
     assert main(["eval", "--task", "open", "--data", f"robustmad:{path}", "--model", "oracle", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "pass --judge MODEL (RobustMAD's rows used openai/gpt-5)" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

@@ -178,6 +178,9 @@ def _run(args: argparse.Namespace, held) -> int:
             dump = Path(args.dump_requests) if args.dump_requests else None
             spec, data = kind.prepare(spec)
             print(estimate(spec, data, model, dump).describe(spec.model))
+            note = kind.dry_run_note(spec)
+            if note:
+                print(note)
             if dump is not None:
                 print(f"requests written to {dump}")
             return 0

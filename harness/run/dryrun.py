@@ -2,8 +2,8 @@
 
 Token counts are estimates: text as characters / 4 (no tokenizer dependency), images by OpenAI's
 published vision rule (low detail: 85 tokens; high: 85 + 170 per 512-px tile after fitting the
-image in 2048 px and its short side in 768 px), replies as a few tokens (the prompt asks for a
-letter). Cost uses the editable price table.
+image in 2048 px and its short side in 768 px), replies as the task kind guesses them (a few tokens
+for a letter, more for an open answer). Cost uses the editable price table.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from harness.models.base import GenerateRequest, ImagePart, TextPart
 from harness.models.pricing import cost_usd
 from harness.schema import RunSpec, Usage
 
-REPLY_TOKENS_GUESS = 5
 
 
 @dataclass
@@ -94,7 +93,7 @@ def estimate(spec: RunSpec, data: Any, model=None, dump_dir: Path | None = None)
                         sizes[part.path] = image.size
                 size = (part.fit, part.fit) if part.prep == "cv2-fit" else sizes[part.path]
                 prompt_tokens += image_tokens(size, part.max_side, part.detail if part.detail in ("low", "high", "auto") else detail)
-    reply = 1 if spec.choice_scoring == "logprobs" else min(spec.decoding.max_new_tokens, REPLY_TOKENS_GUESS)
+    reply = 1 if spec.choice_scoring == "logprobs" else min(spec.decoding.max_new_tokens, task_kind(spec.task).reply_tokens_guess)
     completion_tokens = reply * len(seen)
     return DryRunEstimate(
         requests=len(seen),

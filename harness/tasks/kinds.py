@@ -88,6 +88,10 @@ class TaskKind:
         """Up to `limit` examples of what the run got wrong, for the report."""
         return None
 
+    def dry_run_note(self, spec: RunSpec) -> str | None:
+        """What a dry run's estimate leaves out (a second pass's calls), said after it."""
+        return None
+
     def second_pass(self, spec: RunSpec, folder: RunFolder, samples: list, data: Any) -> tuple[Any, Any, RunFolder] | None:
         """(a runner task, its model, the folder view its samples go to) for a pass over the first
         pass's samples (a judge scoring open answers), or None. It runs like the first: cached,

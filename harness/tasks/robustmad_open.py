@@ -57,6 +57,7 @@ class OpenKind(RobustmadKind):
     sample_type = OpenSample
     default_suite = "robustmad-open"
     open_answers = True
+    reply_tokens_guess = 70  # "not more than 50 words"
     second_pass_files = {JUDGEMENTS: Judgement}
     export_what, export_name = "judged answers in RobustMAD's score CSV", "score.csv"
     settings = frozenset({"protocol", "judge"})
@@ -70,6 +71,9 @@ class OpenKind(RobustmadKind):
         family = open_family_for(model)
         return {"protocol": f"robustmad-open-{family.name}", "protocol_differences": family.differences, "decoding": family.decoding,
                 "judge": judge, "judge_base_url": getattr(overrides, "judge_base_url", None)}
+
+    def dry_run_note(self, spec) -> str | None:
+        return f"plus one call of the judge {spec.judge} per answer (~8,400 prompt tokens each: RobustMAD's guidelines and the images), not estimated above"
 
     def task(self, items: list[RobustItem], root: Path, spec: RunSpec, low: dict[str, str], low_folder: Path | None) -> OpenTask:
         return OpenTask(items, root, open_family_for(spec.model), spec.seed, low, low_folder, instruction=protocol_data()["open"]["instruction"])
