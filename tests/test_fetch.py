@@ -163,32 +163,59 @@ def test_a_killed_hub_download_resumes_where_it_stopped(tmp_path, known):
         hub.__exit__()
 
 
-def test_fetch_robustmad_resumes_checks_the_release_and_names_the_images(tmp_path, capsys, known):
+def robustmad_files(tmp_path: Path) -> dict[str, bytes]:
+    """RobustMAD's four question files in its shapes (the open ones without options)."""
     fixture = build_fixture(tmp_path / "fixture", images=2)
     question_file = fixture.read_bytes()
-    low = question_file.replace(b".png", b"_blur.png")
-    repo = HubRepo("en-research/RobustMAD", {"RobustMAD_MCQ.json": question_file, "RobustMAD_MCQ_low.json": low})
+    data = json.loads(question_file)
+    for image in data["images"]:
+        for question in image["questions"]:
+            question.pop("options")
+            question["answer"] = "A written answer."
+    opened = json.dumps(data).encode()
+    return {"RobustMAD_MCQ.json": question_file, "RobustMAD_MCQ_low.json": question_file.replace(b".png", b"_blur.png"),
+            "RobustMAD_OE.json": opened, "RobustMAD_OE_low.json": opened.replace(b".png", b"_blur.png")}
+
+
+def test_fetch_robustmad_resumes_checks_the_release_and_names_the_images(tmp_path, capsys, known):
+    files = robustmad_files(tmp_path)
+    repo = HubRepo("en-research/RobustMAD", files)
     hub = serve(repo)
     try:
         out = tmp_path / "RobustMAD"
         out.mkdir()
-        (out / "RobustMAD_MCQ.json.part").write_bytes(question_file[:1000])  # what a killed run left
-        known(question_file, 22, "RobustMAD_MCQ.json (fixture)")
-        known(low, 22, "RobustMAD_MCQ_low.json (fixture)")
-        assert main(["fetch", "robustmad", "--out", str(out), "--endpoint", hub.endpoint]) == 2
+        (out / "RobustMAD_MCQ.json.part").write_bytes(files["RobustMAD_MCQ.json"][:1000])  # what a killed run left
+        for name, data in files.items():
+            known(data, 22, f"{name} (fixture)")
+        # another revision than the pinned one (whose files' blob ids the fixture cannot have)
+        fetch = ["fetch", "robustmad", "--out", str(out), "--endpoint", hub.endpoint, "--revision", "fixture-rev"]
+        assert main(fetch) == 2
         captured = capsys.readouterr()
-        assert ("GET", f"/en-research/RobustMAD/3711b522881f915d8365df28116db9d8c06902c6/RobustMAD_MCQ.json", "bytes=1000-") in repo.requests
-        assert (out / "RobustMAD_MCQ.json").read_bytes() == question_file and not (out / "RobustMAD_MCQ.json.part").exists()
+        assert ("GET", "/en-research/RobustMAD/fixture-rev/RobustMAD_MCQ.json", "bytes=1000-") in repo.requests
+        assert (out / "RobustMAD_MCQ.json").read_bytes() == files["RobustMAD_MCQ.json"] and not (out / "RobustMAD_MCQ.json.part").exists()
         assert "RobustMAD_MCQ.json: 22 questions; release RobustMAD_MCQ.json (fixture)" in captured.out
+        assert "RobustMAD_OE.json: 22 questions; release RobustMAD_OE.json (fixture)" in captured.out
         assert "missing: 8 of 8 files" in captured.out and "MVTec-AD/" in captured.out and "generate_LoQ_images.py" in captured.out
-        # with the images in place (the originals; the degraded copies of the low file still missing)
+        # with the images in place (the originals; the degraded copies of the low files still missing)
         for path in (tmp_path / "fixture").rglob("*.png"):
             target = out / path.relative_to(tmp_path / "fixture")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
-        assert main(["fetch", "robustmad", "--out", str(out), "--endpoint", hub.endpoint]) == 2
+        assert main(fetch) == 2
         assert "missing: 4 of 8 files" in capsys.readouterr().out
         assert [line for line in (out / "missing.txt").read_text().splitlines() if "_blur" not in line] == []
+    finally:
+        hub.__exit__()
+
+
+def test_at_the_pinned_revision_each_github_file_must_be_the_published_blob(tmp_path, capsys):
+    hub = serve(HubRepo("en-research/RobustMAD", robustmad_files(tmp_path)))
+    try:
+        out = tmp_path / "RobustMAD"
+        assert main(["fetch", "robustmad", "--out", str(out), "--endpoint", hub.endpoint]) == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert "4 of 4 files did not arrive" in error and "is not the published" in error  # the fixture's files are not RobustMAD's
+        assert not list(out.glob("*.json")) and not list(out.glob("*.part"))
     finally:
         hub.__exit__()
 

@@ -186,6 +186,8 @@ def test_published_rows_are_the_release_figures_of_the_same_model():
     assert qwen is not None and qwen["general"]["all"] == pytest.approx(1518 / 1640) and qwen["pairwise"]["domain"] == pytest.approx(88 / 160)
     assert published_for("hf/Qwen/Qwen2.5-VL-3B-Instruct", None) is None and published_for("random", "robustmad") is None
     assert published_for("openai/gpt-5-nano", "robustmad-low") is not None
+    # its script's MODEL_NAME gemini-3-flash-preview wrote to results/gemini3flash_s0/
+    assert published_for("openai/gemini-3-flash-preview", "robustmad")["general"]["all"] == pytest.approx(1616 / 1640)
 
 
 def test_a_run_on_a_release_shows_its_published_row_and_the_difference(tmp_path, monkeypatch, capsys):

@@ -176,3 +176,26 @@ def test_open_runs_need_a_judge_and_a_dry_run_says_what_it_leaves_out(tmp_path, 
     assert main(["eval", "--task", "open", "--data", f"robustmad:{path}", "--model", "oracle", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "pass --judge MODEL (RobustMAD's rows used openai/gpt-5)" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_published_open_row_only_on_its_release_protocol_and_judge(tmp_path, server, monkeypatch, capsys):
+    from harness.data import releases as releases_module
+    from harness.data.releases import Release
+    from harness.storage.files import file_git_blob
+
+    monkeypatch.setenv("IADBENCH_CACHE", str(tmp_path / "cache"))
+    path = build_open_fixture(tmp_path / "rm")
+    table = list(releases_module.releases()) + [Release(name="fixture as RobustMAD_OE.json", questions=33, official=True, git_blob=file_git_blob(path), label="robustmad-open")]
+    monkeypatch.setattr(releases_module, "releases", lambda: table)
+    running = server(responder=judging)
+    folder = run(tmp_path, running, "openai/gpt-5-nano", run_id="paired")
+    metrics = json.loads((folder / "summary.json").read_text())["metrics"]
+    assert metrics["release"] == "robustmad-open"  # known by its git blob id
+    assert metrics["published"]["general"]["all"]["overall_score"] == 3.332317073170732  # results/OE_gpt_5_nano_s0/score_gpt_5_nano_s0.csv
+    out = capsys.readouterr().out
+    assert "published general" in out and "general: overall yours − published -2.33 (95% interval" in out
+    # another judge: its scores are not comparable with gpt-5's, so no published row
+    folder = run(tmp_path, running, "openai/gpt-5-nano", "--judge", "openai/gpt-4o", run_id="other-judge")
+    metrics = json.loads((folder / "summary.json").read_text())["metrics"]
+    assert metrics["published"] is None and "judged by gpt-5, this run by openai/gpt-4o" in metrics["published_note"]
+    assert "judged by gpt-5, this run by openai/gpt-4o: not comparable, none shown" in capsys.readouterr().out

@@ -49,6 +49,7 @@ class Source:
     question_files: list[str]
     data: str
     images_hint: str
+    git_blobs: dict[str, str] = field(default_factory=dict)  # a non-hub source's files by their blob ids, to check each download
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ def fetch(name: str, out: Path, *, revision: str | None = None, endpoint: str | 
     revision = revision or source.revision
     endpoint = (endpoint or (os.environ.get("HF_ENDPOINT") if source.source == "hub" else None) or source.endpoint).rstrip("/")
     out.mkdir(parents=True, exist_ok=True)
+    pinned = revision == source.revision  # another revision's files have other blob ids
     commit, remotes = _hub_files(source, revision, endpoint) if source.source == "hub" else (revision, [
-        Remote(f, f"{endpoint}/{source.repo}/{revision}/{f}") for f in source.question_files])
+        Remote(f, f"{endpoint}/{source.repo}/{revision}/{f}", git_blob=source.git_blobs.get(f) if pinned else None) for f in source.question_files])
     say(f"fetching {source.repo} @ {commit} into {out}: {len(remotes):,} files")
     downloaded = _download_all(remotes, out, _hub_headers() if source.source == "hub" else {})
     _unpack_archives(out, say)
@@ -286,13 +288,14 @@ def verify(source: Source, out: Path) -> FetchReport:
         if not path.is_file():
             report.missing.append(filename)
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        raw = path.read_bytes()
+        digest, blob = hashlib.sha256(raw).hexdigest(), hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as error:
             raise DataError(f"{path}: not the JSON of a question file ({error}); delete it and fetch again") from None
         questions, paths = LAYOUTS[source.name](data)
-        release = release_for(digest)
+        release = release_for(digest, blob)
         report.files[filename] = {"sha256": digest, "release": release.name if release else None, "questions": questions,
                                   "expected_questions": release.questions if release else None}
         wanted.update(dict.fromkeys(paths))

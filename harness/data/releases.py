@@ -13,9 +13,10 @@ from harness.errors import ConfigError
 @dataclass(frozen=True)
 class Release:
     name: str
-    sha256: str
     questions: int
     official: bool
+    sha256: str | None = None
+    git_blob: str | None = None  # the repository's blob id, for a file known only by it (RobustMAD's open-question files)
     label: str | None = None  # a benchmark's own name for the release (RobustMAD's published rows use one)
 
 
@@ -34,8 +35,10 @@ def releases() -> list[Release]:
     return [Release(**entry) for entry in data["release"]]
 
 
-def release_for(sha256: str) -> Release | None:
-    return next((r for r in releases() if r.sha256 == sha256), None)
+def release_for(sha256: str | None = None, git_blob: str | None = None) -> Release | None:
+    """The known release with this SHA-256, or else with this git blob id."""
+    known = releases()
+    return next((r for r in known if sha256 and r.sha256 == sha256), None) or next((r for r in known if git_blob and r.git_blob == git_blob), None)
 
 
 def errata_names() -> list[str]:

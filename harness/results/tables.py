@@ -229,11 +229,18 @@ def open_table(summary: RunSummary, spec: RunSpec) -> str:
     order = ("overall_score", "technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity")
     rows = {category: {**dict(zip(OPEN_COLUMNS, (row["scores"][k] for k in order))), "accurate %": 100 * row["accurate"] / row["judged"]}
             for category, row in metrics.get("categories", {}).items()}
-    lines = _table(_title(summary, spec, f"RobustMAD open answers judged by {metrics.get('judge')} (scores 1-5; not exact)"), rows, list(OPEN_COLUMNS))
+    published = {f"published {category}": dict(zip(OPEN_COLUMNS, (cells["all"][k] for k in order))) for category, cells in (metrics.get("published") or {}).items() if "all" in cells}
+    lines = _table(_title(summary, spec, f"RobustMAD open answers judged by {metrics.get('judge')} (scores 1-5; not exact)"), rows, list(OPEN_COLUMNS), published or None)
     overall = metrics.get("overall")
     lines.append(f"{metrics.get('judged', 0)}/{metrics.get('answers', 0)} answers judged" + (f"; mean overall score {overall:.2f}" if overall is not None else "")
                  + f"; {metrics.get('unparsable_verdicts', 0)} verdicts not JSON, {metrics.get('judge_errors', 0)} judge calls failed"
                  + (" (asked again by iadbench eval --resume RUN --retry-errors)" if metrics.get("judge_errors") else ""))
+    from harness.tasks.robustmad_open import open_differences
+
+    for category, (difference, low, high) in open_differences(summary).items():
+        lines.append(f"{category}: overall yours − published {difference:+.2f} (95% interval {low:+.2f} to {high:+.2f})")
+    if metrics.get("published_note"):
+        lines.append(metrics["published_note"])
     usage = metrics.get("judge_usage") or {}
     cost = metrics.get("judge_cost_usd")
     lines.append(f"judge: {usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} completion tokens; cost "

@@ -43,6 +43,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_git_blob(path: Path) -> str:
+    """The file's git blob id (sha1 of "blob SIZE\\0" and its bytes): how a repository names a file
+    whose SHA-256 was never published."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def artifact_stem(record_id: str) -> str:
     """A file stem for a record's artifacts (overlays, maps, agent images) that cannot collide: a
     readable ASCII part of its path, then a digest of the whole id. Names that differ only in

@@ -30,7 +30,18 @@ PAIRWISE = "Anomaly Understanding and Localization (Pair-wise comparison)"
 DIFFICULTIES = ("general", "domain")
 # The released files by SHA-256 (harness/data/releases.toml): published rows are shown beside a run
 # only on the same release.
-RELEASES = {release.sha256: release.label for release in releases() if release.label}
+RELEASES = {release.sha256: release.label for release in releases() if release.label and release.sha256}
+
+
+def release_label(path: Path, digest: str) -> str | None:
+    """The release a question file is (by SHA-256, else by git blob id), as its published rows name it."""
+    if digest in RELEASES:
+        return RELEASES[digest]
+    from harness.data.releases import release_for
+    from harness.storage.files import file_git_blob
+
+    release = release_for(git_blob=file_git_blob(path))
+    return release.label if release else None
 _IMAGE_KEYS = ("dataset", "category", "image_path", "specie_name", "difficulty")
 _QUESTION_KEYS = ("question_id", "robustness_category", "question", "options", "answer")
 

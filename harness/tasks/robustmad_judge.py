@@ -127,10 +127,14 @@ def open_scores(judgements: list[Judgement]) -> dict:
             totals = cell.setdefault("totals", dict.fromkeys(SCORES, 0))
             for key in SCORES:
                 totals[key] += judgement.scores[key]
+            cell["squares"] = cell.get("squares", 0) + judgement.scores["overall_score"] ** 2
     for row in result.values():
         for cell in [row, *row["by_difficulty"].values()]:
-            totals = cell.pop("totals")
-            cell["scores"] = {key: totals[key] / cell["judged"] for key in SCORES}
+            totals, squares, n = cell.pop("totals"), cell.pop("squares"), cell["judged"]
+            cell["scores"] = {key: totals[key] / n for key in SCORES}
+            # the overall score's standard error: how far a published mean may sit from a rerun's
+            variance = (squares - totals["overall_score"] ** 2 / n) / (n - 1) if n > 1 else 0.0
+            cell["overall_se"] = (max(variance, 0.0) / n) ** 0.5
     return dict(sorted(result.items()))
 
 

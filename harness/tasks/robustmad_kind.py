@@ -22,7 +22,7 @@ from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, 
 from harness.schema import DecodingSpec, ImageSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
 from harness.tasks.questions import check_digest
-from harness.tasks.robustmad_data import RELEASES, RobustItem, read_robustmad
+from harness.tasks.robustmad_data import RobustItem, read_robustmad, release_label
 from harness.tasks.robustmad_scoring import INVALID, EMPTY, PARSERS, accuracy_csv, category_scores, interval, published_for
 
 
@@ -183,7 +183,7 @@ class RobustmadKind(TaskKind):
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, list[RobustItem]]:
         path, root = _source(spec)
         items, digest = read_robustmad(path, root, open_answers=self.open_answers)
-        spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": RELEASES.get(digest)})
+        spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": release_label(path, digest)})
         return spec, items[: spec.limit] if spec.limit is not None else items
 
     def load(self, spec: RunSpec) -> list[RobustItem]:

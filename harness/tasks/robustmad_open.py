@@ -16,6 +16,7 @@ from harness.schema import ImageSample, RunSpec, RunSummary
 from harness.tasks.robustmad_data import RobustItem
 from harness.tasks.robustmad_judge import DIMENSIONS, JUDGEMENTS, Judgement, JudgeTask, open_scores, score_csv
 from harness.tasks.robustmad_kind import Family, RobustmadKind, RobustmadTask, family_for, protocol_data
+from harness.tasks.robustmad_scoring import published_open_for
 
 
 class OpenSample(ImageSample):
@@ -100,8 +101,9 @@ class OpenKind(RobustmadKind):
         judgements = RunFolder(folder.path, JUDGEMENTS).read_samples(sample_type=Judgement) if (Path(folder.path) / JUDGEMENTS).is_file() else []
         judged = [j for j in judgements if j.scores]
         usage = Usage(prompt_tokens=sum(j.usage.prompt_tokens for j in judgements), completion_tokens=sum(j.usage.completion_tokens for j in judgements))
+        published, why_not = self._published(spec)
         metrics = {
-            "judge": spec.judge, "categories": open_scores(judgements), "release": spec.data_release,
+            "judge": spec.judge, "categories": open_scores(judgements), "release": spec.data_release, "published": published, "published_note": why_not,
             "overall": sum(j.scores["overall_score"] for j in judged) / len(judged) if judged else None,  # type: ignore[index]
             "answers": sum(s.parse_status == "ok" for s in samples), "judged": len(judged),
             "unparsable_verdicts": sum(j.parse_status == "unparsable" for j in judgements), "judge_errors": sum(j.parse_status == "error" for j in judgements),
@@ -109,6 +111,19 @@ class OpenKind(RobustmadKind):
         }
         return RunSummary(run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
                           protocol=spec.protocol, metrics=metrics, wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples))
+
+    def _published(self, spec: RunSpec) -> tuple[dict | None, str | None]:
+        """The model's published open-answer row, only where it is comparable: the same release
+        (by its blob id), the protocol its row was measured with, and the same judge."""
+        judge = protocol_data()["judge"]["published_model"]
+        if spec.data_release is None:
+            return None, "not a published release: no published row beside it"
+        if not open_family_for(spec.model).published:
+            return None, "no published row for this model's protocol"
+        if (spec.judge or "").partition("/")[2] != judge:
+            return None, f"the published rows were judged by {judge}, this run by {spec.judge}: not comparable, none shown"
+        row = published_open_for(spec.model, spec.data_release)
+        return row, None if row else "no published row for this model"
 
     def table(self, summary, spec) -> str:
         from harness.results.tables import open_table
@@ -122,10 +137,14 @@ class OpenKind(RobustmadKind):
             metrics = run.summary.metrics
             rows = [{"name": category, "published": False, "cells": [row["scores"][k] for k in ("overall_score", *DIMENSIONS)] + [100 * row["accurate"] / row["judged"]]}
                     for category, row in metrics.get("categories", {}).items()]
+            rows += [{"name": category, "published": True, "cells": [cells["all"][k] for k in ("overall_score", *DIMENSIONS)] + [None]}
+                     for category, cells in (metrics.get("published") or {}).items() if "all" in cells]
             cost = metrics.get("judge_cost_usd")
             notes = [f"judged by {metrics.get('judge')}: {metrics.get('judged', 0)} of {metrics.get('answers', 0)} answers "
                      f"({metrics.get('unparsable_verdicts', 0)} verdicts not JSON, {metrics.get('judge_errors', 0)} judge calls failed); scores 1-5, a model's opinion; "
                      f"the judge's cost {'unknown' if cost is None else f'${cost:.2f}'} (not in the cost table below)"]
+            notes += [f"{category}: overall yours − published {d:+.2f} (95% interval {low:+.2f} to {high:+.2f})" for category, (d, low, high) in open_differences(run.summary).items()]
+            notes += [metrics["published_note"]] if metrics.get("published_note") else []
             sections.append({"title": "RobustMAD open answers (judged, not exact)", "label": run.label, "first_column": "category", "unit": "mean score 1-5; accurate %",
                              "columns": ["overall", "accuracy", "complete", "relevance", "style", "accurate %"], "rows": rows, "notes": notes})
         return {"tables": sections}
@@ -138,3 +157,15 @@ class OpenKind(RobustmadKind):
         judgements = RunFolder(folder.path, JUDGEMENTS).read_samples(sample_type=Judgement) if (Path(folder.path) / JUDGEMENTS).is_file() else []
         write_text_atomically(out, score_csv(judgements))
         return sum(1 for j in judgements if j.scores)
+
+
+def open_differences(summary) -> dict[str, tuple[float, float, float]]:
+    """Per category: yours − published mean overall score, with a 95% interval from your run's spread."""
+    published = summary.metrics.get("published") or {}
+    cells = {}
+    for category, row in summary.metrics.get("categories", {}).items():
+        if "all" in published.get(category, {}):
+            difference = row["scores"]["overall_score"] - published[category]["all"]["overall_score"]
+            half = 1.959963984540054 * row.get("overall_se", 0.0)
+            cells[category] = (difference, difference - half, difference + half)
+    return cells

@@ -135,8 +135,35 @@ def published_rows() -> list[dict]:
     return [row | {"questions": int(row["questions"]), "correct": int(row["correct"])} for row in csv.DictReader(lines)]
 
 
+# Result folders named otherwise than the model their script ran (MODEL_NAME "gemini-3-flash-preview"
+# wrote to results/gemini3flash_s0/), by the normalised names of both.
+_FOLDER_NAMES = {"gemini3flashpreview": "gemini3flash"}
+
+
 def _name(model: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", model.rsplit("/", 1)[-1].lower())
+    name = re.sub(r"[^a-z0-9]", "", model.rsplit("/", 1)[-1].lower())
+    return _FOLDER_NAMES.get(name, name)
+
+
+@lru_cache(maxsize=1)
+def published_open_rows() -> list[dict]:
+    """Every published model's judged open-answer means per category and difficulty (harness/published/robustmad/open_rows.csv)."""
+    text = resources.files("harness.published").joinpath("robustmad", "open_rows.csv").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    return [row | {"questions": int(row["questions"])} for row in csv.DictReader(lines)]
+
+
+def published_open_for(model: str, release: str | None) -> dict[str, dict[str, dict[str, float]]] | None:
+    """The published {category: {all|general|domain: {score: mean, questions: n}}} of the model's
+    own open-answer row on this release (judged by gpt-5), or None."""
+    mine = [row for row in published_open_rows() if release is not None and row["release"] == release and _name(row["model"]) == _name(model)]
+    if not mine:
+        return None
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for row in mine:
+        scores = {k: float(row[k]) for k in ("technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity", "overall_score")}
+        table.setdefault(row["category"], {})[row["difficulty"]] = scores | {"questions": row["questions"]}
+    return table
 
 
 def published_for(model: str, release: str | None) -> dict[str, dict[str, float]] | None:
