@@ -179,7 +179,8 @@ class RunSpec(BaseModel):
     perturb: list[str] = Field(default_factory=list, description="image degradations KIND:SEVERITY applied to query images (harness/asking/perturb.py)")
     perturb_templates: bool = Field(False, description="apply the degradations to template images too")
     judge: str | None = Field(None, description="open answers: the model that scores each answer (provider/model)")
-    judge_base_url: str | None = Field(None, description="the judge's API base URL, when it is not the answering model's")
+    judge_base_url: str | None = Field(None, description="the judge's API base URL (credentials and query removed), when it is not the default")
+    judge_api_key_env: str | None = Field(None, description="the environment variable holding the judge's API key (the key is never recorded)")
     data: str
     data_root: str | None = None
     data_digest: str | None = Field(None, description="sha256 of the question file")

@@ -145,7 +145,7 @@ def test_open_answers_judged_end_to_end(tmp_path, server, monkeypatch, capsys):
     metrics = json.loads((folder / "summary.json").read_text())["metrics"]
     assert metrics["overall"] == 1.0 and metrics["judge_cached"] == 0
     spec = json.loads((folder / "spec.json").read_text())
-    assert spec["judge"] == "openai/gpt-5" and spec["protocol"] == "robustmad-open-gpt"
+    assert spec["judge"] == "openai/gpt-5" and spec["protocol"] == "robustmad-open-gpt" and spec["judge_base_url"] == running.base_url
     # resumable: a judgement lost to a kill is asked again, only it
     judgements_file = folder / "judgements.jsonl"
     kept = judgements_file.read_text().splitlines()
@@ -176,6 +176,10 @@ def test_open_runs_need_a_judge_and_a_dry_run_says_what_it_leaves_out(tmp_path, 
     assert main(["eval", "--task", "open", "--data", f"robustmad:{path}", "--model", "oracle", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "pass --judge MODEL (RobustMAD's rows used openai/gpt-5)" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+    # a judge without its key stops the run before anything is asked or a folder exists
+    assert main(["eval", "--task", "open", "--data", f"robustmad:{path}", "--model", "oracle", "--judge", "openai/gpt-5", "--judge-api-key-env", "NO_SUCH_KEY_VAR",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "the environment variable NO_SUCH_KEY_VAR is not set" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
 def test_a_published_open_row_only_on_its_release_protocol_and_judge(tmp_path, server, monkeypatch, capsys):

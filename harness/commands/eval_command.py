@@ -24,7 +24,8 @@ def register(commands) -> None:
     parser.add_argument("--task", choices=task_kind_names(), help="; ".join(f"{name}: {task_kind_help(name)}" for name in task_kind_names()))
     parser.add_argument("--box-format", help="bbox: how boxes are asked for and read (iadbench list box-formats; default: by model family)")
     parser.add_argument("--judge", metavar="MODEL", help="--task open: the model that scores each answer with RobustMAD's guidelines (its rows used openai/gpt-5)")
-    parser.add_argument("--judge-base-url", metavar="URL", help="the judge's API base URL, when it differs from --base-url's")
+    parser.add_argument("--judge-base-url", metavar="URL", help="the judge's API base URL (default: the provider's)")
+    parser.add_argument("--judge-api-key-env", metavar="NAME", help="environment variable holding the judge's API key (default OPENAI_API_KEY; never recorded)")
     parser.add_argument("--perturb", action="append", default=None, metavar="KIND:SEVERITY", help="degrade query images, repeatable: gaussian_noise, defocus_blur, motion_blur, jpeg, brightness, contrast at 1..5")
     parser.add_argument("--perturb-templates", action="store_true", help="degrade the template images too")
     parser.add_argument("--regions", help="gpt4vad region division: slic (default), grid:K, sam[:MODEL] (Segment Anything, default facebook/sam-vit-huge), masks:DIR (PNG label maps or .npz per image), official:DIR[:METHOD] (the public code's *_masks.pth files)")
@@ -129,6 +130,7 @@ def _new_spec(args: argparse.Namespace):
         box_format=args.box_format,
         judge=args.judge,
         judge_base_url=args.judge_base_url,
+        judge_api_key_env=args.judge_api_key_env,
         perturb=args.perturb,
         perturb_templates=args.perturb_templates,
     )
@@ -185,6 +187,7 @@ def _run(args: argparse.Namespace, held) -> int:
                 print(f"requests written to {dump}")
             return 0
         getattr(model, "ready", lambda: None)()  # e.g. an API key: checked before the folder exists
+        task_kind(spec.task).ready(spec)
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
         if args.num_processes <= 1:
             held.enter_context(folder.lock())

@@ -61,6 +61,7 @@ class EvalOverrides:
     perturb_templates: bool = False
     judge: str | None = None
     judge_base_url: str | None = None
+    judge_api_key_env: str | None = None
 
 
 def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_concurrency: int) -> RunSpec:

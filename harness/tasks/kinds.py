@@ -88,6 +88,9 @@ class TaskKind:
         """Up to `limit` examples of what the run got wrong, for the report."""
         return None
 
+    def ready(self, spec: RunSpec) -> None:
+        """Refuse a run that cannot finish (a second pass's model without its key) before its folder exists."""
+
     def dry_run_note(self, spec: RunSpec) -> str | None:
         """What a dry run's estimate leaves out (a second pass's calls), said after it."""
         return None

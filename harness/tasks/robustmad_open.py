@@ -70,8 +70,11 @@ class OpenKind(RobustmadKind):
         if not judge:
             raise ConfigError(f"--task open: open answers are scored by a judge model: pass --judge MODEL (RobustMAD's rows used openai/{protocol_data()['judge']['published_model']})")
         family = open_family_for(model)
+        from harness.models.openai import redact_url
+
+        base_url = getattr(overrides, "judge_base_url", None)
         return {"protocol": f"robustmad-open-{family.name}", "protocol_differences": family.differences, "decoding": family.decoding,
-                "judge": judge, "judge_base_url": getattr(overrides, "judge_base_url", None)}
+                "judge": judge, "judge_base_url": redact_url(base_url) if base_url else None, "judge_api_key_env": getattr(overrides, "judge_api_key_env", None)}
 
     def dry_run_note(self, spec) -> str | None:
         return f"plus one call of the judge {spec.judge} per answer (~8,400 prompt tokens each: RobustMAD's guidelines and the images), not estimated above"
@@ -81,7 +84,6 @@ class OpenKind(RobustmadKind):
 
     def second_pass(self, spec, folder, samples, data):
         """The judge over every answer (not over failed calls or empty replies), into judgements.jsonl."""
-        from harness.models.base import ModelOptions, create_model
         from harness.run.runlog import RunFolder
 
         answers = [s for s in sorted(samples, key=lambda s: s.ordinal) if s.parse_status == "ok"]
@@ -89,8 +91,23 @@ class OpenKind(RobustmadKind):
             return None
         task, _ = self.build(spec, folder, data)
         items = {item.id: item for item in task.items}
-        judge = create_model(spec.judge, seed=spec.seed, options=ModelOptions(**({"base_url": spec.judge_base_url} if spec.judge_base_url else {})))
-        return JudgeTask(answers, items, task.shown, spec.seed), judge, RunFolder(folder.path, JUDGEMENTS)
+        return JudgeTask(answers, items, task.shown, spec.seed), self._judge(spec), RunFolder(folder.path, JUDGEMENTS)
+
+    def ready(self, spec: RunSpec) -> None:
+        """A judge that cannot authenticate stops the run before its folder exists."""
+        self._judge(spec)
+
+    @staticmethod
+    def _judge(spec: RunSpec):
+        from harness.models.base import ModelOptions, create_model
+
+        options = {"base_url": spec.judge_base_url, "api_key_env": spec.judge_api_key_env}
+        judge = create_model(spec.judge or "", seed=spec.seed, options=ModelOptions(**{k: v for k, v in options.items() if v}))
+        try:
+            getattr(judge, "ready", lambda: None)()
+        except ConfigError as error:
+            raise ConfigError(f"the judge {spec.judge}: {error}".replace("--api-key-env", "--judge-api-key-env")) from None
+        return judge
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.models.pricing import cost_usd
