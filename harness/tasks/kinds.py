@@ -38,10 +38,11 @@ class TaskKind:
     # answers to MMAD-style questions: accuracy per subtask, a headline score, published rows beside
     # it, paired tests between runs, heatmaps, degradation curves, MMAD's answers file
     answers_questions: ClassVar[bool] = False
-    dry_runnable: ClassVar[bool] = False
-    second_pass_files: ClassVar[dict[str, type]] = {}
+    dry_runnable: ClassVar[bool] = False  # `eval --dry-run` can build its requests (nothing sent, no run folder)
+    reply_tokens_guess: ClassVar[int] = 5  # a dry run's guess at a reply's length (a letter)
+    second_pass_files: ClassVar[dict[str, type]] = {}  # what second_pass writes (file → sample type): --retry-errors retries it too
     export_what: ClassVar[str] = "answers in MMAD's format"  # what `export` writes, and its default file in the run folder
-    export_name: ClassVar[str] = "mmad_answers.json"  # what second_pass writes (file → sample type): --retry-errors retries it too  # `eval --dry-run` can build its requests (nothing sent, no run folder)
+    export_name: ClassVar[str] = "mmad_answers.json"
     perturbable: ClassVar[bool] = False  # --perturb degrades the images it shows
     own_perturbations: ClassVar[tuple[str, ...]] = ()  # --perturb values it applies itself (a benchmark's own degradation)
     fixed_protocol: ClassVar[str | None] = None  # asked one way whatever the suite's protocol
