@@ -204,6 +204,10 @@ def test_fetch_robustmad_resumes_checks_the_release_and_names_the_images(tmp_pat
         assert main(fetch) == 2
         assert "missing: 4 of 8 files" in capsys.readouterr().out
         assert [line for line in (out / "missing.txt").read_text().splitlines() if "_blur" not in line] == []
+        # images kept elsewhere: --data-root, and the line to pass says so
+        assert main([*fetch, "--data-root", str(tmp_path / "fixture")]) == 2
+        captured = capsys.readouterr()
+        assert "missing: 4 of 8 files" in captured.out and f"--data-root {(tmp_path / 'fixture').resolve()}" in captured.err
     finally:
         hub.__exit__()
 

@@ -15,6 +15,7 @@ def register(commands) -> None:
     fetch.add_argument("name", choices=["mmad", "robustmad"], help="mmad: the Hugging Face dataset jiang-cc/MMAD; robustmad: its question files from GitHub (the images are MVTec AD's and VisA's)")
     fetch.add_argument("--out", help="the folder to fill (default: data/NAME); run again with the same folder to resume")
     fetch.add_argument("--revision", help="a commit, tag or branch instead of the pinned revision (a file of another release is fetched, and said to be one)")
+    fetch.add_argument("--data-root", metavar="DIR", help="look for the images there rather than in --out (the MVTec AD and VisA trees you already keep; pass the same --data-root to eval)")
     fetch.add_argument("--endpoint", help="another host: a Hugging Face mirror for mmad (default $HF_ENDPOINT or huggingface.co), a raw GitHub mirror for robustmad")
     fetch.set_defaults(handler=_fetch)
 
@@ -24,7 +25,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from harness.storage.files import write_text_atomically
 
     out = Path(args.out or f"data/{args.name}")
-    report = fetch(args.name, out, revision=args.revision, endpoint=args.endpoint)
+    images = Path(args.data_root) if args.data_root else None
+    report = fetch(args.name, out, revision=args.revision, endpoint=args.endpoint, images=images)
     for filename, info in report.files.items():
         if info["release"]:
             print(f"{filename}: {info['questions']:,} questions; release {info['release']} (SHA-256 checked)")
@@ -42,7 +44,7 @@ def _fetch(args: argparse.Namespace) -> int:
     else:
         missing_list.unlink(missing_ok=True)
         print(f"images: all {report.referenced:,} files the question files name are present")
-    data = sources()[args.name].data.format(out=out.resolve())
+    data = sources()[args.name].data.format(out=out.resolve()) + (f" --data-root {images.resolve()}" if images else "")
     if not report.complete:
         raise DataError(f"{out} is not complete ({len(report.missing):,} files missing, {sum(not f['release'] for f in report.files.values())} question files of no known release); "
                         f"once it is, pass --data {data}")

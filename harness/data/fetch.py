@@ -82,7 +82,10 @@ def sources() -> dict[str, Source]:
     return {name: Source(name=name, **entry) for name, entry in data.items()}
 
 
-def fetch(name: str, out: Path, *, revision: str | None = None, endpoint: str | None = None, say: Callable[[str], None] = print) -> FetchReport:
+def fetch(name: str, out: Path, *, revision: str | None = None, endpoint: str | None = None, images: Path | None = None,
+          say: Callable[[str], None] = print) -> FetchReport:
+    """Bring `name` into `out` and check it; `images`: where the images it names are looked for
+    (default `out`; eval's --data-root), for datasets you already keep elsewhere."""
     known = sources()
     if name not in known:
         raise ConfigError(f"fetch {name!r}: iadbench fetches {', '.join(known)}")
@@ -96,7 +99,7 @@ def fetch(name: str, out: Path, *, revision: str | None = None, endpoint: str | 
     say(f"fetching {source.repo} @ {commit} into {out}: {len(remotes):,} files")
     downloaded = _download_all(remotes, out, _hub_headers() if source.source == "hub" else {})
     _unpack_archives(out, say)
-    report = verify(source, out)
+    report = verify(source, out, images)
     report.commit, report.downloaded = commit, downloaded
     return report
 
@@ -279,7 +282,7 @@ def _robustmad(data: dict) -> tuple[int, list[str]]:
 LAYOUTS = {"mmad": _mmad, "robustmad": _robustmad}
 
 
-def verify(source: Source, out: Path) -> FetchReport:
+def verify(source: Source, out: Path, images: Path | None = None) -> FetchReport:
     """Each question file's release and question count, and every image it names under `out`."""
     report = FetchReport(out)
     wanted: dict[str, None] = {}
@@ -302,7 +305,7 @@ def verify(source: Source, out: Path) -> FetchReport:
     report.referenced = len(wanted)
     for relative in wanted:
         try:
-            found = resolve_inside(out, relative, what="image path")
+            found = resolve_inside(images or out, relative, what="image path")
             present = found.is_file() or (found.is_dir() and any(found.iterdir()))
         except DataError:
             report.missing.append(f"{relative} (outside the folder: never read)")
