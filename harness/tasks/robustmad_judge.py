@@ -20,11 +20,11 @@ from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse
 from harness.schema import DecodingSpec, ImageSample
 from harness.tasks.robustmad_data import DIFFICULTIES, RobustItem
 from harness.tasks.robustmad_kind import Family, protocol_data
+from harness.tasks.robustmad_scoring import number, question_groups
 
 DIMENSIONS = ("technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity")
 SCORES = DIMENSIONS + ("overall_score",)
 JUDGEMENTS = "judgements.jsonl"
-_PAIRWISE_LEAD = "The first image shows a normal, defect-free reference object. The second image shows the query object for inspection. "
 SCORE_COLUMNS = ("robustness_category", "difficulty", "object_specie_pair", "num_questions", "question") + tuple(f"average_{s}" for s in SCORES)
 
 
@@ -141,22 +141,16 @@ def open_scores(judgements: list[Judgement]) -> dict:
 def score_csv(judgements: list[Judgement]) -> str:
     """The published score_*.csv layout: per (category, pair, question) the mean of each score,
     sorted; then per category; then per category and difficulty (general, domain)."""
-    groups: dict[tuple[str, str, str], list[Judgement]] = {}
-    for judgement in (j for j in judgements if j.scores):
-        groups.setdefault((judgement.robustness_category, judgement.pair, judgement.question.replace(_PAIRWISE_LEAD, "")), []).append(judgement)
-    rows = [[category, members[0].difficulty, pair, len(members), question, *(_mean([m.scores[k] for m in members]) for k in SCORES)]  # type: ignore[index]
+    groups = question_groups(j for j in judgements if j.scores)
+    rows = [[category, members[0].difficulty, pair, len(members), question, *(number(sum(m.scores[k] for m in members) / len(members)) for k in SCORES)]
             for (category, pair, question), members in sorted(groups.items())]
     scores = open_scores(judgements)
-    rows += [[category, "", "Average_by_Robustness_category", "", "", *(repr(row["scores"][k]) for k in SCORES)] for category, row in scores.items()]
+    rows += [[category, "", "Average_by_Robustness_category", "", "", *(number(row["scores"][k]) for k in SCORES)] for category, row in scores.items()]
     for category, row in scores.items():
-        rows += [[category, difficulty, "Average_by_Difficulty", "", "", *(repr(row["by_difficulty"][difficulty]["scores"][k]) for k in SCORES)]
+        rows += [[category, difficulty, "Average_by_Difficulty", "", "", *(number(row["by_difficulty"][difficulty]["scores"][k]) for k in SCORES)]
                  for difficulty in DIFFICULTIES if difficulty in row["by_difficulty"]]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SCORE_COLUMNS)
     writer.writerows(rows)
     return out.getvalue()
-
-
-def _mean(values: list[int]) -> str:
-    return repr(sum(values) / len(values))

@@ -112,10 +112,9 @@ class OpenKind(RobustmadKind):
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.models.pricing import cost_usd
         from harness.run.accounting import run_accounting
-        from harness.run.runlog import RunFolder
         from harness.schema import Usage
 
-        judgements = RunFolder(folder.path, JUDGEMENTS).read_samples(sample_type=Judgement) if (Path(folder.path) / JUDGEMENTS).is_file() else []
+        judgements = read_judgements(folder)
         judged = [j for j in judgements if j.scores]
         usage = Usage(prompt_tokens=sum(j.usage.prompt_tokens for j in judgements), completion_tokens=sum(j.usage.completion_tokens for j in judgements))
         published, why_not = self._published(spec)
@@ -168,10 +167,9 @@ class OpenKind(RobustmadKind):
 
     def export(self, folder, out: Path) -> int:
         """RobustMAD's score_*.csv from the run's judgements."""
-        from harness.run.runlog import RunFolder
         from harness.storage.files import write_text_atomically
 
-        judgements = RunFolder(folder.path, JUDGEMENTS).read_samples(sample_type=Judgement) if (Path(folder.path) / JUDGEMENTS).is_file() else []
+        judgements = read_judgements(folder)
         write_text_atomically(out, score_csv(judgements))
         return sum(1 for j in judgements if j.scores)
 
@@ -186,3 +184,10 @@ def open_differences(summary) -> dict[str, tuple[float, float, float]]:
             half = 1.959963984540054 * row.get("overall_se", 0.0)
             cells[category] = (difference, difference - half, difference + half)
     return cells
+
+
+def read_judgements(folder) -> list[Judgement]:
+    """The run's judge verdicts (none before its judge pass)."""
+    from harness.run.runlog import RunFolder
+
+    return RunFolder(folder.path, JUDGEMENTS).read_samples(sample_type=Judgement) if (folder.path / JUDGEMENTS).is_file() else []

@@ -92,21 +92,28 @@ def category_scores(samples: list) -> dict:
     return dict(sorted(result.items()))
 
 
-def accuracy_csv(samples: list) -> str:
-    """The accuracy CSV as its scripts write it (pandas groupby order and number formatting)."""
+def question_groups(samples) -> dict[tuple[str, str, str], list]:
+    """Samples by (category, object-defect pair, question without the pair-wise lead), as the
+    scripts group them for their CSVs (accuracy and judged scores alike)."""
     groups: dict[tuple[str, str, str], list] = {}
     for sample in samples:
         groups.setdefault((sample.robustness_category, sample.pair, sample.question.replace(_PAIRWISE_LEAD, "")), []).append(sample)
+    return groups
+
+
+def accuracy_csv(samples: list) -> str:
+    """The accuracy CSV as its scripts write it (pandas groupby order and number formatting)."""
+    groups = question_groups(samples)
     rows = []
     totals: dict[str, list[int]] = {}
     for (category, pair, question), members in sorted(groups.items()):
         correct = sum(bool(s.correct) for s in members)
-        rows.append([category, members[0].difficulty, pair, len(members), question, correct, len(members) - correct, _number(correct / len(members)), ""])
+        rows.append([category, members[0].difficulty, pair, len(members), question, correct, len(members) - correct, number(correct / len(members)), ""])
         total = totals.setdefault(category, [0, 0])
         total[0] += correct
         total[1] += len(members)
     for category, (correct, questions) in totals.items():
-        rows.append([category, "", "Average", questions, "", correct, questions - correct, "", _number(correct / questions if questions else 0)])
+        rows.append([category, "", "Average", questions, "", correct, questions - correct, "", number(correct / questions if questions else 0)])
     scores = category_scores(samples)
     for category in sorted(scores):
         for difficulty in DIFFICULTIES:
@@ -114,7 +121,7 @@ def accuracy_csv(samples: list) -> str:
             if cell is None:
                 rows.append([category, difficulty, "Average_by_Difficulty", 0, "", 0, 0, "", "0.0"])
             else:
-                rows.append([category, difficulty, "Average_by_Difficulty", cell["questions"], "", cell["correct"], cell["questions"] - cell["correct"], "", _number(cell["accuracy"])])
+                rows.append([category, difficulty, "Average_by_Difficulty", cell["questions"], "", cell["correct"], cell["questions"] - cell["correct"], "", number(cell["accuracy"])])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -122,7 +129,7 @@ def accuracy_csv(samples: list) -> str:
     return out.getvalue()
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     """A float as pandas writes it (repr: 1.0, 0.925609756097561)."""
     return repr(float(value))
 
