@@ -44,21 +44,31 @@ def _ablate(args: argparse.Namespace) -> int:
 
         return wrap(model, parse_strategies(spec.strategies))
 
-    done = []
+    # Every arm is resolved (strategies, degradations, what the model can do) before the first
+    # runs: a bad arm name costs seconds, not the arms before it and a half-made ablation folder.
+    planned = []
     for arm in arms:
         target = folder / arm.slug
         if (target / "spec.json").is_file():  # resumable: an arm already started is continued
+            planned.append((arm, target, RunFolder.open(target).spec(), True))
+            continue
+        overrides = EvalOverrides(
+            data=args.data, limit=args.limit, seed=args.seed, run_id=arm.slug, strategies=arm.strategies, knowledge=args.knowledge,
+            max_connections=args.max_connections, model_options=options, choice_scoring=args.choice_scoring, max_new_tokens=args.max_new_tokens,
+            perturb=list(arm.perturb), perturb_templates=args.perturb_templates and bool(arm.perturb),
+        )
+        try:
+            spec = resolve_spec(args.suite or "synthetic-quick", args.model, overrides, model.default_concurrency)
+        except IadbenchError as error:
+            raise type(error)(f"arm {arm.name!r}: {error}") from error
+        planned.append((arm, target, spec, False))
+    done = []
+    for arm, target, spec, started in planned:
+        if started:
             run = RunFolder.open(target)
-            spec = run.spec()
             print(f"[{arm.name}] resuming {target}", file=sys.stderr)
             summary = run_evaluation(spec, run, model=shared(spec), progress=not args.quiet)
         else:
-            overrides = EvalOverrides(
-                data=args.data, limit=args.limit, seed=args.seed, run_id=arm.slug, strategies=arm.strategies, knowledge=args.knowledge,
-                max_connections=args.max_connections, model_options=options, choice_scoring=args.choice_scoring, max_new_tokens=args.max_new_tokens,
-                perturb=list(arm.perturb), perturb_templates=args.perturb_templates and bool(arm.perturb),
-            )
-            spec = resolve_spec(args.suite or "synthetic-quick", args.model, overrides, model.default_concurrency)
             spec, run, question_set = start_run(spec, folder)
             print(f"[{arm.name}] {target}", file=sys.stderr)
             summary = run_evaluation(spec, run, question_set=question_set, model=shared(spec), progress=not args.quiet)

@@ -18,7 +18,7 @@ from harness.report.published import PAPER_ROWS, published_rows
 from harness.report.reference import release_coverage
 from harness.report.runs import RunData, run_key
 from harness.report.sections import robustness_sections
-from harness.report.stats import COLUMNS, bootstrap_intervals, finite as _finite, paired_comparison
+from harness.report.stats import COLUMNS, SIGNIFICANCE, bootstrap_intervals, finite as _finite, paired_comparison
 from harness.schema import SUBTASKS
 from harness.tasks.kinds import task_kind, task_kind_names
 
@@ -188,6 +188,7 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         "datasets": [{"key": keys[run_key(run)], "label": run.label, "rows": _dataset_tables(run, intervals[run_key(run)])} for run in mcq if run.summary.n_samples],
         "pairs": [comparison | {"first_key": keys[run_key(a)], "second_key": keys[run_key(b)]} for a, b in pairs if (comparison := paired_comparison(a, b))],
         "pairing": pairing,
+        "significance": SIGNIFICANCE,
         "robustness": robustness_sections(mcq, intervals),
         "image_metrics": [{"key": keys[run_key(run)], "label": run.label, **run.summary.image_metrics} for run in mcq if run.summary.image_metrics.get("mean")],
     }

@@ -71,7 +71,7 @@ def markdown(report: dict) -> str:
         lines += [f"  - differs from the official run: {difference}" for difference in run["differences"]]
     lines.append("")
     if report["pairs"]:
-        lines += [f"Paired tests: {report['pairing']}.", ""]
+        lines += [f"Paired tests: {report['pairing']}. Significance: {report['significance']}.", ""]
     for pair in report["pairs"]:
         lines += [f"## {_md_cell(pair['first'])} vs {_md_cell(pair['second'])} ({pair['shared_questions']} shared questions, McNemar, Holm-adjusted)", ""]
         lines += ["| subtask | only first right | only second right | p (Holm) | verdict |", "|---|---|---|---|---|"]

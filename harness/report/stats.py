@@ -20,6 +20,11 @@ from harness.schema import SUBTASKS
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
+LEVEL = 0.05
+# The one significance test of the project, named wherever a difference is called significant (the
+# report's paired tables and ablation.md alike): intervals describe a difference, this decides it.
+SIGNIFICANCE = ("McNemar's exact test on the questions both runs answered, p-values Holm-adjusted over the "
+                "rows of each pair (the seven subtasks and all questions), significant at p < 0.05")
 COLUMNS = [s.value for s in SUBTASKS] + ["Average"]
 
 
@@ -92,7 +97,7 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def paired_comparison(first: RunData, second: RunData, level: float = 0.05) -> dict | None:
+def paired_comparison(first: RunData, second: RunData, level: float = LEVEL) -> dict | None:
     """McNemar per subtask (and overall) on the questions both runs answered; None if they share
     no questions (different data)."""
     if first.ids.shape == second.ids.shape and np.array_equal(first.ids, second.ids):
@@ -113,12 +118,13 @@ def paired_comparison(first: RunData, second: RunData, level: float = 0.05) -> d
     adjusted = holm([t[3] for t in tests])
     rows = []
     for (column, only_first, only_second, p, n), p_adjusted in zip(tests, adjusted):
-        if p_adjusted < level and only_first != only_second:
+        significant = p_adjusted < level and only_first != only_second
+        if significant:
             winner = first.label if only_first > only_second else second.label
             verdict = f"{winner} better (p={p_adjusted:.2g})"
         else:
             verdict = "no significant difference"
-        rows.append({"column": column, "questions": n, "only_first": only_first, "only_second": only_second, "p": p, "p_holm": p_adjusted, "verdict": verdict})
+        rows.append({"column": column, "questions": n, "only_first": only_first, "only_second": only_second, "p": p, "p_holm": p_adjusted, "significant": significant, "verdict": verdict})
     return {"first": first.label, "second": second.label, "shared_questions": int(shared.size), "tests": rows}
 
 

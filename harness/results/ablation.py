@@ -3,7 +3,9 @@
 Each arm is a normal run folder (resumable, sharing the response cache) under one ablation
 folder. The table gives each arm's accuracy per subtask (MMAD's macro means), its difference from
 the baseline arm with a 95% paired bootstrap interval (the same resampled questions for both
-arms, resampled per dataset, subtask and, for detection, per class), and what the arm cost.
+arms, resampled per dataset, subtask and, for detection, per class), and what the arm cost. Whether a
+difference is significant is decided by the report's one test (harness/report/stats.py:
+SIGNIFICANCE), so ablation.md and `iadbench report` never give one pair two verdicts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.report.runs import RunData, load_run
+from harness.report.stats import SIGNIFICANCE, paired_comparison
 from harness.schema import SUBTASKS
 
 RESAMPLES = 1000
@@ -119,6 +122,9 @@ def ablation_table(folders: list[tuple[Arm, Path]]) -> dict:
     rows = []
     for arm, run in runs:
         deltas = paired_deltas(base, run) if run is not base else {c: (0.0, 0.0, 0.0) for c in COLUMNS}
+        tested = paired_comparison(base, run) if run is not base else None
+        # the test's "All questions" row stands for the Average column
+        tests = {("Average" if t["column"] == "All questions" else t["column"]): t for t in (tested or {}).get("tests", [])}
         summary = run.summary
         # A circular arm is measured as circular evaluation measures: right in every rotation.
         accuracy = (summary.circular or summary.strict)["accuracy"]["Average"]
@@ -128,16 +134,18 @@ def ablation_table(folders: list[tuple[Arm, Path]]) -> dict:
             "circular": "circular" in run.spec.strategies,
             "accuracy": {c: accuracy.get(c) for c in COLUMNS},
             "delta": {c: deltas.get(c) for c in COLUMNS},
+            "p_holm": {c: tests[c]["p_holm"] if c in tests else None for c in COLUMNS},
+            "significant": {c: bool(tests.get(c, {}).get("significant")) for c in COLUMNS},
             "tokens": summary.usage.prompt_tokens + summary.usage.completion_tokens,
             "cost_usd": summary.cost_usd,
             "wall_time_s": summary.wall_time_s,
         })
-    return {"columns": COLUMNS, "rows": rows, "resamples": RESAMPLES}
+    return {"columns": COLUMNS, "rows": rows, "resamples": RESAMPLES, "significance": SIGNIFICANCE}
 
 
 def markdown(table: dict) -> str:
-    """Two narrow tables: accuracy with the difference from the first arm (* where its 95% interval
-    leaves out zero), then the intervals themselves."""
+    """Two narrow tables: accuracy with the difference from the first arm (* where the report's
+    paired test calls it significant), then the differences' intervals."""
     short = ["AD", "DefCls", "DefLoc", "DefDesc", "DefAna", "ObjCls", "ObjAna", "Average"]
     first = table["rows"][0]["arm"]
     lines = ["| arm | " + " | ".join(short) + " | tokens | cost | time |", "|---" * (len(short) + 4) + "|"]
@@ -148,7 +156,7 @@ def markdown(table: dict) -> str:
             value, delta = row["accuracy"][column], row["delta"][column]
             text = "-" if value is None else f"{value:.1f}"
             if delta and index > 0:
-                text += f" {delta[0]:+.1f}" + ("*" if delta[1] > 0 or delta[2] < 0 else "")
+                text += f" {delta[0]:+.1f}" + ("*" if row["significant"][column] else "")
                 bounds.append(f"[{delta[1]:+.1f}, {delta[2]:+.1f}]")
             else:
                 bounds.append("-")
@@ -159,12 +167,13 @@ def markdown(table: dict) -> str:
         if index > 0:
             intervals.append(f"| {row['arm']} | " + " | ".join(bounds) + " |")
     lines.append("")
-    lines.append(f"Accuracy % (strict, MMAD macro means), then the difference from {first}; * where its 95% paired bootstrap interval "
-                 f"({table['resamples']} resamples of the same questions) leaves out zero.")
+    lines.append(f"Accuracy % (strict, MMAD macro means), then the difference from {first}; * where it is significant by "
+                 f"{table['significance']} (the test `iadbench report` uses; the Average column by the all-questions row).")
     if any(row.get("circular") for row in table["rows"]):
         lines.append("Circular arms count a question right only if it was answered right in every rotation of its options.")
     if len(intervals) > 2:
-        lines += ["", f"95% intervals of the difference from {first}:", "", *intervals]
+        lines += ["", f"95% paired bootstrap intervals of the difference from {first} ({table['resamples']} resamples of the same questions; "
+                  "they describe the difference, the test above decides it):", "", *intervals]
     return "\n".join(lines) + "\n"
 
 
