@@ -200,6 +200,8 @@ class RunSpec(BaseModel):
     model_options: dict = Field(default_factory=dict, description="backend settings (base URL redacted, key env name only)")
     seed: int = 0
     limit: int | None = None
+    limit_sampling: Literal["first", "stratified"] = Field("first", description="--limit: the first N, or N drawn per dataset, category and subtask (harness/data/subset.py)")
+    limit_of: int | None = Field(None, description="--limit: how many questions (or images) there were to draw from")
     skip_bad: bool = False
     max_connections: int = 32
     cache: bool = True

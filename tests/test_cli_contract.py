@@ -120,7 +120,7 @@ def test_markdown_leaderboard_has_the_html_columns_and_the_heatmap_colours_zero(
     assert run(tmp_path, "--model", "random", "--limit", "8", "--run-id", "r") == 0
     assert main(["report", str(tmp_path / "runs/r"), "--out", str(tmp_path / "r.md")]) == 0
     header = next(line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| run |"))
-    assert header.startswith("| run | data | date |")
+    assert header.startswith("| run | data | questions | date |")
     categories, grid = category_grid({"b": {"Anomaly Detection": 0.0, "Defect Classification": None}, "a": {"Anomaly Detection": 50.0}})
     assert categories == ["a", "b"] and grid[1, 0] == 0.0 and math.isnan(grid[1, 1]) and math.isnan(grid[0, 1])
 

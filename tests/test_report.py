@@ -61,7 +61,7 @@ def test_html_holds_leaderboard_intervals_tests_charts_and_gallery(runs, tmp_pat
     board = text.split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
     assert "oracle · multiple choice" in board and "random · multiple choice" in board
     assert board.index("oracle · multiple choice") < board.index("random · multiple choice")  # sorted by average
-    assert 'class="ci"' in text and "chance 50.0" in text
+    assert 'class="ci"' in text and "chance (uniform guessing)" in board and ">50.0<" in board.split("chance (uniform guessing)")[1][:400]
     assert "McNemar" in text and "oracle · multiple choice better" in text
     assert text.count("<svg") >= 7  # radar, bars, overkill/miss, a heatmap per MCQ run, ROC, PRO
     assert "GPT-4V-AD: oracle · GPT-4V-AD" in text and "Failure gallery: random · multiple choice" in text

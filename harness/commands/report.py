@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.commands.flags import number_at_least
@@ -15,7 +16,8 @@ def register(commands) -> None:
     report.add_argument("--out", help="output file (default report.<format>; a folder for csv with several runs)")
     report.add_argument("--format", choices=["html", "md", "csv", "json"], help="default: from --out's suffix, else html")
     report.add_argument("--published", choices=["auto", "always", "never"], default="auto", help="MMAD's published rows: auto shows them for runs on MMAD data")
-    report.add_argument("--gallery-run", type=number_at_least(0), default=0, help="which run (0-based, in the order given) the failure gallery shows")
+    report.add_argument("--gallery-run", type=number_at_least(0), default=None, help="which run (0-based, in the order given) the failure gallery shows (default: the first run that got anything wrong)")
+    report.add_argument("--gallery-hide-declined", action="store_true", help="leave the questions a model declined out of the failure gallery (an expert declines whole subtasks)")
     report.add_argument("--gallery-size", type=number_at_least(0), default=60, help="failures shown in the gallery")
     report.set_defaults(handler=_report)
 
@@ -42,9 +44,14 @@ def _report(args: argparse.Namespace) -> int:
     from harness.report.runs import label_runs, load_run
     from harness.run.runlog import RunFolder
 
-    paths = []
+    paths, seen = [], set()
     for path in map(Path, args.runs):  # an ablation folder stands for its arms
-        paths += _arms(path) or [path]
+        for found in _arms(path) or [path]:
+            if found.resolve() in seen:  # one run named twice would be compared with itself
+                print(f"iadbench: note: {found} is given more than once; it is reported once", file=sys.stderr)
+                continue
+            seen.add(found.resolve())
+            paths.append(found)
     with ExitStack() as held:
         for path in paths:  # read while no eval or score writes them
             held.enter_context(RunFolder.open(path).lock(shared=True))
@@ -65,7 +72,7 @@ def _write_report(args: argparse.Namespace, runs) -> int:
         return 0
     if fmt not in ("html", "md", "json"):
         raise IadbenchError(f"--format {fmt!r}: use html, md, csv or json")
-    report = build_report(runs, published=args.published, gallery_run=args.gallery_run, gallery_size=args.gallery_size)
+    report = build_report(runs, published=args.published, gallery_run=args.gallery_run, gallery_size=args.gallery_size, gallery_hide_declined=args.gallery_hide_declined)
     text = {"html": html, "md": markdown, "json": json_text}[fmt](report)
     out = Path(args.out or f"report.{fmt}")
     out.parent.mkdir(parents=True, exist_ok=True)  # --out into a folder not made yet: make it

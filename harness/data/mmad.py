@@ -34,6 +34,7 @@ class QuestionSet:
     images: dict[str, ImageRecord] = field(default_factory=dict)
     questions: list[Question] = field(default_factory=list)
     skipped: list[SkippedRecord] = field(default_factory=list)
+    available: int | None = None  # questions before --limit took its subset (harness/data/subset.py)
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:

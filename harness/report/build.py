@@ -94,24 +94,61 @@ def _hoist_common_notes(infos: list[dict]) -> list[str]:
     return [prefix[field] + line for field, line in common]
 
 
+def coverage(run: RunData) -> str:
+    """How much of its question set a run answered, in words (a --limit run names its subset)."""
+    from harness.data.subset import subset_note
+
+    spec, summary = run.spec, run.summary
+    available = spec.limit_of or summary.n_questions
+    note = subset_note(summary.n_questions, available, spec.limit_sampling, spec.seed)
+    if summary.n_samples < summary.n_questions:
+        note += f"; {summary.n_samples} answered"
+    return note
+
+
+def ranked_runs(runs: list[RunData]) -> list[RunData]:
+    """The runs a leaderboard ranks: those over the same questions as the run with the most (a
+    subset run, or a run over other data, has another average: shown, not ranked among them)."""
+    if not runs:
+        return []
+    widest = max(enumerate(runs), key=lambda pair: (pair[1].ids.size, -pair[0]))[1]
+    return [run for run in runs if run is widest or run.same_questions(widest)]
+
+
 def _leaderboard(runs: list[RunData], keys: dict[str, str], intervals: dict[str, dict], published: str) -> dict:
-    rows = []
+    ranked = {id(run) for run in ranked_runs(runs)}
+    rows, unranked = [], []
     for run in runs:
         strict = run.summary.strict["accuracy"]["Average"]
         ci = intervals[run_key(run)].get("Average", {})
         cells = [{"value": _finite(strict.get(column)), "low": ci.get(column, (None, None))[0], "high": ci.get(column, (None, None))[1]} for column in COLUMNS]
-        rows.append({"key": keys[run_key(run)], "label": run.label, "kind": "run", "run_id": run.spec.run_id, "data": run.spec.data, "date": run.spec.created_at[:10], "cells": cells})
+        row = {"key": keys[run_key(run)], "label": run.label, "kind": "run" if id(run) in ranked else "unranked", "run_id": run.spec.run_id, "data": run.spec.data,
+               "coverage": coverage(run), "date": run.spec.created_at[:10], "cells": cells}
+        (rows if id(run) in ranked else unranked).append(row)
     # MMAD's published rows answer MMAD's whole official release: shown beside runs that answered it all
     covering = [run for run in runs if release_coverage(run.spec, run.summary)[0]]
     if published == "always" or (published == "auto" and covering):
         for row in published_rows():
             cells = [{"value": row.averages.get(column), "low": None, "high": None} for column in COLUMNS]
-            rows.append({"key": None, "label": f"{row.model} ({row.shots}-shot)", "kind": "published", "run_id": None, "data": "MMAD (published)", "date": "", "cells": cells})
+            rows.append({"key": None, "label": f"{row.model} ({row.shots}-shot)", "kind": "published", "run_id": None, "data": "MMAD (published)", "coverage": "", "date": "", "cells": cells})
         for name, average in PAPER_ROWS.items():
             cells = [{"value": None, "low": None, "high": None} for _ in COLUMNS[:-1]] + [{"value": average, "low": None, "high": None}]
-            rows.append({"key": None, "label": name, "kind": "paper", "run_id": None, "data": "MMAD paper", "date": "", "cells": cells})
-    rows.sort(key=lambda row: -(row["cells"][-1]["value"] if row["cells"][-1]["value"] is not None else -1))
-    return {"columns": COLUMNS, "rows": rows, "published_shown": any(r["kind"] != "run" for r in rows)}
+            rows.append({"key": None, "label": name, "kind": "paper", "run_id": None, "data": "MMAD paper", "coverage": "", "date": "", "cells": cells})
+    ranked_list = [run for run in runs if id(run) in ranked]
+    chance = ranked_list[0].summary.strict.get("chance", {}).get("Average") if ranked_list else None
+    if chance:  # what uniform guessing scores on the ranked runs' questions (the per-dataset tables say it per dataset)
+        rows.append({"key": None, "label": "chance (uniform guessing)", "kind": "guess", "run_id": None, "data": ranked_list[0].spec.data,
+                     "coverage": "", "date": "", "cells": [{"value": _finite(chance.get(column)), "low": None, "high": None} for column in COLUMNS]})
+    by_average = lambda row: -(row["cells"][-1]["value"] if row["cells"][-1]["value"] is not None else -1)  # noqa: E731
+    # one model's arms (an ablation, a degradation sweep) read in the order they were run, severity
+    # by severity; different models are ranked
+    in_order = len(runs) > 1 and len({run.spec.model for run in runs}) == 1
+    if in_order:
+        rows = [row for row in rows if row["kind"] == "run"] + sorted((row for row in rows if row["kind"] != "run"), key=by_average)
+    else:
+        rows.sort(key=by_average)
+    return {"columns": COLUMNS, "rows": rows + unranked, "unranked": len(unranked), "in_order": in_order,
+            "published_shown": any(r["kind"] in ("published", "paper") for r in rows)}
 
 
 def category_grid(by_category: dict[str, dict]) -> tuple[list[str], np.ndarray]:
@@ -172,7 +209,23 @@ def _mcq_charts(charted: list[RunData], keys: dict[str, str]) -> dict:
     }
 
 
-def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: int = 0, gallery_size: int = 60) -> dict:
+def _gallery(runs: list[RunData], keys: dict[str, str], chosen_index: int | None, size: int, skip_declined: bool) -> tuple[dict | None, str | None]:
+    """(the failure gallery, a note): of the run asked for, else of the first run that got anything
+    wrong; a note says why there is none, or why it is not the first run's."""
+    if not runs or size == 0:
+        return None, None
+    order = [runs[min(chosen_index, len(runs) - 1)]] if chosen_index is not None else runs
+    for run in order:
+        gallery = task_kind(run.spec.task).gallery(run, size, skip_declined)
+        if gallery is not None and gallery["items"]:
+            note = None if chosen_index is not None or run is runs[0] else f"{runs[0].label} got nothing wrong to show; the gallery shows {run.label}, the first run that did (--gallery-run picks another)."
+            return gallery | {"key": keys[run_key(run)]}, note
+    if chosen_index is not None:
+        return None, f"No failure gallery: {order[0].label} got nothing wrong to show" + (" but declined answers (left out by --gallery-hide-declined)." if skip_declined else ".")
+    return None, "No failure gallery: no run got anything wrong to show" + (" but declined answers (left out by --gallery-hide-declined)." if skip_declined else ".")
+
+
+def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: int | None = None, gallery_size: int = 60, gallery_hide_declined: bool = False) -> dict:
     """The report of runs already labelled (harness/report/runs.py: label_runs)."""
     keys = {run_key(run): f"run{index}" for index, run in enumerate(runs, start=1)}
     mcq = [run for run in runs if task_kind(run.spec.task).answers_questions]  # accuracy per subtask: tables, pairs, charts
@@ -185,7 +238,9 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         "differences": difference_table([run.spec for run in runs], [run.label for run in runs]),
         "methods": [task_kind(name).method for name in sorted({run.spec.task for run in runs}) if task_kind(name).method],
         "leaderboard": _leaderboard(mcq, keys, intervals, published) if mcq else None,
-        "datasets": [{"key": keys[run_key(run)], "label": run.label, "rows": _dataset_tables(run, intervals[run_key(run)])} for run in mcq if run.summary.n_samples],
+        # per dataset only where a run has several (one dataset's row is its leaderboard row)
+        "datasets": [{"key": keys[run_key(run)], "label": run.label, "rows": _dataset_tables(run, intervals[run_key(run)])} for run in mcq
+                     if run.summary.n_samples and len(run.summary.strict["accuracy"]) > 2],
         "pairs": [comparison | {"first_key": keys[run_key(a)], "second_key": keys[run_key(b)]} for a, b in pairs if (comparison := paired_comparison(a, b))],
         "pairing": pairing,
         "significance": SIGNIFICANCE,
@@ -204,9 +259,7 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
         for section, entries in task_kind(name).report_sections(members, keys).items():  # kinds may add to a shared section ("tables")
             report[section] = report.get(section, []) + entries
         report["charts"] |= task_kind(name).report_charts(members)
-    if runs:
-        chosen = runs[min(gallery_run, len(runs) - 1)]
-        gallery = task_kind(chosen.spec.task).gallery(chosen, gallery_size)
-        if gallery is not None:
-            report["gallery"] = gallery | {"key": keys[run_key(chosen)]}
+    gallery, report["gallery_note"] = _gallery(runs, keys, gallery_run, gallery_size, gallery_hide_declined)
+    if gallery is not None:
+        report["gallery"] = gallery
     return report

@@ -25,30 +25,59 @@ def _svg(figure) -> str:
 
 
 def _colours(count: int) -> list:
-    """Distinct colours for `count` series: the default ten, then tab20 (the default cycle repeats
-    its first colour for an eleventh run, which then looks like the first)."""
+    """Distinct colours for `count` series: the default ten, then tab20's dark shades before its
+    light ones (in tab20's own order each colour's light twin comes next, so a sweep's clean arm
+    and its first severity looked alike)."""
     if count <= 10:
         return [f"C{i}" for i in range(count)]
     cmap = plt.get_cmap("tab20")
-    return [cmap(i % 20) for i in range(count)]
+    order = list(range(0, 20, 2)) + list(range(1, 20, 2))
+    return [cmap(order[i % 20]) for i in range(count)]
+
+
+# One polar chart stays readable for this many runs; beyond, each run gets a small chart of its own
+# (with the first run in grey behind it), so no line hides under another.
+RADAR_OVERLAID_UP_TO = 6
+_MARKERS = ["o", "s", "^", "D", "v", "P"]
+_DASHES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+
+
+def _polar(axes, angles: list[float], small: bool = False) -> None:
+    axes.set_xticks(angles, SHORT, fontsize=6 if small else 9)
+    axes.tick_params(axis="x", pad=2 if small else 10)  # names clear of the 100% ring
+    axes.set_ylim(0, 100)
+    axes.set_yticks([25, 50, 75, 100], ["", "", "", ""] if small else ["25", "50", "75", "100"], fontsize=6, color="#6b7785")
+    axes.set_rlabel_position(360 / len(SHORT) / 2)  # between the first two names, not on a spoke
 
 
 def radar(series: dict[str, list[float | None]]) -> str:
-    """The 7 subtask accuracies of each run on one polar chart; subtask names sit outside the
-    outer ring and the radial scale is written where no name is."""
+    """The 7 subtask accuracies of each run: up to RADAR_OVERLAID_UP_TO runs on one polar chart,
+    each with its own colour, marker and dash (two runs with equal figures stay both visible);
+    more runs as small multiples, one chart per run over the first run in grey."""
     angles = np.linspace(0, 2 * np.pi, len(SHORT), endpoint=False).tolist()
-    figure = plt.figure(figsize=(5.6, 4.4))
-    axes = figure.add_subplot(polar=True)
-    for (name, values), colour in zip(series.items(), _colours(len(series))):
-        points = [v if v is not None else 0.0 for v in values]
-        axes.plot(angles + angles[:1], points + points[:1], linewidth=1.5, label=name, color=colour)
-        axes.fill(angles + angles[:1], points + points[:1], alpha=0.06, color=colour)
-    axes.set_xticks(angles, SHORT)
-    axes.tick_params(axis="x", pad=10)  # names clear of the 100% ring
-    axes.set_ylim(0, 100)
-    axes.set_yticks([25, 50, 75, 100], ["25", "50", "75", "100"], fontsize=6, color="#6b7785")
-    axes.set_rlabel_position(360 / len(SHORT) / 2)  # between the first two names, not on a spoke
-    axes.legend(loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize=7, frameon=False)
+    closed = lambda values: [v if v is not None else 0.0 for v in values] + [values[0] if values[0] is not None else 0.0]  # noqa: E731
+    if len(series) <= RADAR_OVERLAID_UP_TO:
+        figure = plt.figure(figsize=(5.6, 4.4))
+        axes = figure.add_subplot(polar=True)
+        for index, ((name, values), colour) in enumerate(zip(series.items(), _colours(len(series)))):
+            axes.plot(angles + angles[:1], closed(values), linewidth=1.5, label=name, color=colour, linestyle=_DASHES[index], marker=_MARKERS[index], markersize=4)
+            axes.fill(angles + angles[:1], closed(values), alpha=0.05, color=colour)
+        _polar(axes, angles)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize=7, frameon=False)
+        return _svg(figure)
+    columns = 4
+    rows = -(-len(series) // columns)
+    figure = plt.figure(figsize=(2.1 * columns, 2.3 * rows))
+    first = next(iter(series.values()))
+    for index, ((name, values), colour) in enumerate(zip(series.items(), _colours(len(series)))):
+        axes = figure.add_subplot(rows, columns, index + 1, polar=True)
+        if index:
+            axes.plot(angles + angles[:1], closed(first), linewidth=1.0, color="#9aa3ad")
+        axes.plot(angles + angles[:1], closed(values), linewidth=1.5, color=colour, marker="o", markersize=2.5)
+        axes.fill(angles + angles[:1], closed(values), alpha=0.12, color=colour)
+        _polar(axes, angles, small=True)
+        axes.set_title(name if len(name) <= 34 else name[:33] + "…", fontsize=7, pad=12)
+    figure.tight_layout()
     return _svg(figure)
 
 

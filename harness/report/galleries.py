@@ -35,8 +35,9 @@ def _stratified(candidates: list[dict], limit: int) -> list[dict]:
     return _round_robin([item for items in spread.values() for item in items], lambda s: s["subtask"])[:limit]
 
 
-def mcq_gallery(run: RunData, limit: int) -> dict:
-    """Wrong answers of a run, sampled across subtasks and categories, with images from its data."""
+def mcq_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
+    """Wrong answers of a run, sampled across subtasks and categories, with images from its data;
+    with `skip_declined`, not the questions the model declined (an expert declines whole subtasks)."""
     from harness.storage.sources import resolve_data
 
     from harness.errors import ConfigError
@@ -46,11 +47,14 @@ def mcq_gallery(run: RunData, limit: int) -> dict:
     if run.spec.data_digest and data.json_path.is_file() and file_sha256(data.json_path) != run.spec.data_digest:
         raise ConfigError(f"{data.json_path} is not the question file run {run.path} used (sha256 differs from its spec.json); point --data/IADBENCH_MMAD at that file")
     records = json.loads(data.json_path.read_text(encoding="utf-8"))
-    wrong = []
+    wrong, declined = [], 0
     with (run.path / "samples.jsonl").open(encoding="utf-8") as handle:
         for line in handle:
             sample = json.loads(line)
             if not sample["correct"]:
+                if skip_declined and sample["parse_status"] == "declined":
+                    declined += 1
+                    continue
                 wrong.append(sample)
     chosen = _stratified(wrong, limit)
     items = []
@@ -66,18 +70,21 @@ def mcq_gallery(run: RunData, limit: int) -> dict:
             "template": _thumbnail(data.root / templates[0]) if templates else None,
             "link": str(data.root / sample["image_id"]),
         })
-    return {"run": run.label, "layout": "questions", "wrong": len(wrong), "items": items}
+    return {"run": run.label, "layout": "questions", "wrong": len(wrong), "declined_left_out": declined, "items": items}
 
 
-def gpt4vad_gallery(run: RunData, limit: int) -> dict:
+def gpt4vad_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
     """The images a GPT-4V-AD run got most wrong: overlay, predicted map and the ground truth."""
     from harness.tasks.gpt4vad import load_region_items
 
     items_by_id = {item.id: item for item in load_region_items(run.spec.data, run.spec.seed)[0]}
     samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
     error = lambda s: abs((1.0 if s["label"] == "anomaly" else 0.0) - (s["image_score"] or 0.0))  # noqa: E731
+    # a failure: a stated score on the wrong side of 0.5, or a reply that could not be read; an
+    # image scored right is no failure, however close to its label it came
+    failed = [s for s in samples if s["parse_status"] != "ok" or error(s) >= 0.5]
     shown = []
-    for sample in sorted(samples, key=error, reverse=True)[:limit]:
+    for sample in sorted(failed, key=error, reverse=True)[:limit]:
         item = items_by_id.get(sample["question_id"])
         map_thumb = None
         if sample.get("map_path"):

@@ -48,6 +48,14 @@ def _of_kind(field: str):
     return lambda s: getattr(s, field) if field in task_kind(s.task).settings else None
 
 
+def _limit(spec: RunSpec) -> str:
+    if spec.limit is None:
+        return "all questions"
+    if spec.limit_sampling == "first" or not spec.limit_of:
+        return f"first {spec.limit}"
+    return f"{min(spec.limit, spec.limit_of)} of {spec.limit_of}, stratified"
+
+
 def _option(key: str, title: str) -> Setting:
     return Setting(title, lambda s: s.model_options.get(key), lambda s: f"{title} {s.model_options.get(key)}")
 
@@ -57,7 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model", lambda s: s.model, lambda s: s.model),
     Setting("task", lambda s: s.task, lambda s: task_kind(s.task).title),
     Setting("data", lambda s: s.data, lambda s: data_label(s.data)),
-    Setting("protocol", lambda s: s.protocol, lambda s: f"protocol {s.protocol}"),
+    Setting("protocol", _of_kind("protocol"), lambda s: f"protocol {s.protocol}"),
     Setting("shots", _of_kind("shots"), lambda s: f"{s.shots}-shot"),
     Setting("templates", lambda s: s.templates if s.shots else None, lambda s: f"{s.templates} templates" if s.shots else "no templates"),
     Setting("strategies", lambda s: tuple(s.strategies), _strategies),
@@ -73,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("box format", _of_kind("box_format"), lambda s: f"boxes as {s.box_format}"),
     Setting("errata", lambda s: tuple(s.errata), lambda s: "errata " + "+".join(s.errata) if s.errata else "no errata"),
     Setting("seed", lambda s: s.seed, lambda s: f"seed {s.seed}"),
-    Setting("limit", lambda s: s.limit, lambda s: "all questions" if s.limit is None else f"first {s.limit}"),
+    Setting("limit", lambda s: s.limit if s.limit is not None else "all", _limit),
     _option("image_detail", "detail"),
     _option("dtype", "dtype"),
     _option("revision", "revision"),

@@ -40,23 +40,26 @@ def markdown(report: dict) -> str:
     differences = report.get("differences") or {}
     if len(report["runs"]) > 1:
         columns = differences.get("columns", [])
-        lines += ["## What differs", "", "| run | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        lines += [f"| {_md_cell(row['label'])} | " + " | ".join(_md_cell(c) for c in row["cells"]) + " |" for row in differences.get("rows", [])]
+        header = ["run", "run id", *columns]
+        lines += ["## What differs", "", "| " + " | ".join(_md_cell(h) for h in header) + " |", "|---" * len(header) + "|"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in [row["label"], row["run_id"], *row["cells"]]) + " |" for row in differences.get("rows", [])]
         if differences.get("shared"):
             lines += ["", "Shared by every run: " + "; ".join(differences["shared"]) + "."]
         lines.append("")
     board = report.get("leaderboard")
     if board:
-        lines += ["## Leaderboard (strict accuracy %, 95% bootstrap interval)", "", "| run | data | date | " + " | ".join(board["columns"]) + " |", "|---" * (len(board["columns"]) + 3) + "|"]
+        lines += ["## Leaderboard (strict accuracy %, 95% bootstrap interval)", "", "| run | data | questions | date | " + " | ".join(board["columns"]) + " |", "|---" * (len(board["columns"]) + 4) + "|"]
         for row in board["rows"]:
-            marker = {"published": " †", "paper": " ‡"}.get(row["kind"], "")
+            marker = {"published": " †", "paper": " ‡", "unranked": " §"}.get(row["kind"], "")
             cells = [
                 _number(c["value"]) + (f" [{_number(c['low'])}, {_number(c['high'])}]" if c["low"] is not None else "")
                 for c in row["cells"]
             ]
-            lines.append(f"| {_md_cell(row['label'])}{marker} | {_md_cell(row['data'])} | {row['date']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_md_cell(row['label'])}{marker} | {_md_cell(row['data'])} | {_md_cell(row['coverage'])} | {row['date']} | " + " | ".join(cells) + " |")
         if board["published_shown"]:
             lines += ["", "† MMAD's published results (official CSVs, 1-shot unless named). ‡ From the MMAD paper (average only)."]
+        if board["unranked"]:
+            lines += ["", "§ Not ranked: answered other questions than the runs above (a --limit subset, or other data); its average is not comparable with theirs."]
         lines.append("")
     lines += ["## Runs: how each was asked and scored", ""]
     if report.get("common_notes"):
@@ -117,8 +120,9 @@ def markdown(report: dict) -> str:
 
 def csv_files(runs: list[RunData], out: Path) -> list[Path]:
     """Each MCQ run's official-scorer table, in exactly the layout of MMAD's published CSVs, named
-    by its run id; with several runs, runs.csv beside them says which file is which run (its label,
-    the settings that differ, both averages)."""
+    by its run id, and its strict table beside it (<run>_strict.csv: the figures the report leads
+    with, unanswered = wrong); with several runs, runs.csv beside them says which file is which run
+    (its label, the settings that differ, both averages). An empty cell is empty, not a dash."""
     from harness.storage.files import csv_text, write_text_atomically
     from harness.metrics.headline import headline
     from harness.report.identity import difference_table
@@ -130,7 +134,7 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
     stems = [name if names.count(name) == 1 else f"{name}_{index}" for index, name in enumerate(names, start=1)]
     single = out.suffix == ".csv" and len(runs) == 1
     targets = [out] if single else [out / f"{stem}_accuracy.csv" for stem in stems]
-    files = {}
+    files, strict_files = {}, {}
     for run, target in zip(runs, targets):
         compat = run.summary.mmad_compat
         if not compat:
@@ -140,14 +144,22 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
         table.write_csv(target)
         written.append(target)
         files[id(run)] = target.name
+        strict = run.summary.strict.get("accuracy", {})
+        if strict:
+            strict_target = target.with_name(target.stem.removesuffix("_accuracy") + "_strict.csv")
+            columns = [column for column in next(iter(strict.values()))]
+            rows = [["dataset", *columns]] + [[dataset, *("" if (v := values.get(c)) is None or v != v else f"{v:.2f}" for c in columns)] for dataset, values in strict.items()]
+            write_text_atomically(strict_target, csv_text(rows))
+            written.append(strict_target)
+            strict_files[id(run)] = strict_target.name
     if not single and runs:
         differences = difference_table([run.spec for run in runs], [run.label for run in runs])
-        rows = [["label", "run id", "folder", "task", *differences["columns"], "headline", "headline average", "strict average", "official-layout file"]]
+        rows = [["label", "run id", "folder", "task kind", *differences["columns"], "headline mode", "headline average", "strict average", "official-layout file", "strict file"]]
         for run, row in zip(runs, differences["rows"]):
             lead = headline(run.spec, run.summary) if task_kind(run.spec.task).answers_questions else None
             strict = run.summary.strict.get("accuracy", {}).get("Average", {}).get("Average")
-            rows.append([run.label, run.spec.run_id, str(run.path), run.spec.task, *row["cells"], lead.mode if lead else "",
-                         "" if lead is None or lead.average is None else lead.average, "" if strict is None else strict, files.get(id(run), "")])
+            rows.append([run.label, run.spec.run_id, str(run.path), run.spec.task, *("" if cell == "—" else cell for cell in row["cells"]), lead.mode if lead else "",
+                         "" if lead is None or lead.average is None else f"{lead.average:.2f}", "" if strict is None else f"{strict:.2f}", files.get(id(run), ""), strict_files.get(id(run), "")])
         index = out / "runs.csv"
         index.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(index, csv_text(rows))

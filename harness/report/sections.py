@@ -29,7 +29,16 @@ def box_sections(runs: list[RunData]) -> list[dict]:
     return sections
 
 
-def box_gallery(run: RunData, limit: int) -> dict:
+def box_comparison(runs: list[RunData]) -> list[dict]:
+    """The box runs of a report side by side: each run's overall row (a plain table, "tables")."""
+    if len(runs) < 2:
+        return []
+    rows = [{"name": run.label, "published": False, "cells": [_finite(run.summary.box_metrics.get("overall", {}).get(key)) for key, _ in BOX_COLUMNS]} for run in runs]
+    return [{"title": "Defect boxes", "label": "all runs", "unit": "overall, %", "first_column": "run", "columns": [title for _, title in BOX_COLUMNS],
+             "rows": rows, "notes": ["Each run's overall row; its per-category table follows below."]}]
+
+
+def box_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
     """The images a box run got most wrong: lowest image IoU first, then boxes drawn on normal
     images; each with true (green) and predicted (red) boxes drawn."""
     samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]

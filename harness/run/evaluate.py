@@ -113,7 +113,9 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         image_max_side=None if protocol.official else pick(overrides.image_max_side, suite.image_max_side),
         decoding=decoding,
         protocol=protocol.name,
-        protocol_differences=protocol.differences,
+        # MMAD's protocols and their differences from the official scripts concern the kinds that
+        # ask MMAD's questions (a box or GPT-4V-AD run has no published MMAD row to differ from)
+        protocol_differences=protocol.differences if "protocol" in kind.settings else [],
         errata=overrides.errata or [],
         scoring=pick(overrides.scoring, suite.scoring),
         choice_scoring=pick(overrides.choice_scoring, suite.choice_scoring),
@@ -122,6 +124,7 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         model_options=recorded_options(options),
         seed=overrides.seed,
         limit=overrides.limit,
+        limit_sampling="stratified",  # new runs; a run folder that recorded "first" resumes as it began
         skip_bad=overrides.skip_bad,
         max_connections=max_connections,
         cache=overrides.cache,

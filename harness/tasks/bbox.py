@@ -175,9 +175,15 @@ def box_run_metrics(samples: list[BoxSample]) -> dict:
     return {"per_category": per_category, "overall": box_metrics([o for items in outcomes.values() for o in items])}
 
 
+def limited_images(spec, question_set) -> list[ImageRecord]:
+    """--limit counts images here: drawn per dataset and category (harness/data/subset.py)."""
+    from harness.data.subset import take_limit
+
+    return take_limit(list(question_set.images.values()), spec.limit, sampling=spec.limit_sampling, seed=spec.seed,
+                      stratum=lambda record: (record.dataset, record.category), key=lambda record: record.id)
+
+
 def build_box_task(spec, folder, question_set) -> tuple[BoxTask, list[ImageRecord]]:
-    records = list(question_set.images.values())
-    if spec.limit is not None:
-        records = records[: spec.limit]
+    records = limited_images(spec, question_set)
     box_format = pick_box_format(spec.model, spec.box_format)
     return BoxTask(records, question_set.root, folder.path, box_format, image_max_side=spec.image_max_side, decoding=spec.decoding, seed=spec.seed), records

@@ -28,12 +28,13 @@ class BoxKind(TaskKind):
         return {"box_format": pick_box_format(model, overrides.box_format).name}
 
     def prepare(self, spec: RunSpec):
-        return prepared(spec)
+        spec, question_set = prepared(spec)
+        return spec.model_copy(update={"limit_of": len(question_set.images) if spec.limit is not None else None}), question_set
 
     def load(self, spec: RunSpec) -> list:
-        question_set = load_questions(spec)
-        records = list(question_set.images.values())
-        return records[: spec.limit] if spec.limit is not None else records
+        from harness.tasks.bbox import limited_images
+
+        return limited_images(spec, load_questions(spec))
 
     def build(self, spec: RunSpec, folder, data: Any) -> tuple[Any, list]:
         from harness.tasks.bbox import build_box_task
@@ -57,11 +58,11 @@ class BoxKind(TaskKind):
         return box_table(summary, spec)
 
     def report_sections(self, runs: list, keys: dict[str, str]) -> dict[str, list]:
-        from harness.report.sections import box_sections
+        from harness.report.sections import box_comparison, box_sections
 
-        return {"boxes": box_sections(runs)}
+        return {"boxes": box_sections(runs), "tables": box_comparison(runs)}
 
-    def gallery(self, run, limit: int) -> dict | None:
+    def gallery(self, run, limit: int, skip_declined: bool = False) -> dict | None:
         from harness.report.sections import box_gallery
 
-        return box_gallery(run, limit)
+        return box_gallery(run, limit, skip_declined)

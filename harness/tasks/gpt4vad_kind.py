@@ -26,7 +26,7 @@ class Gpt4vadKind(TaskKind):
 
         validate_regions(spec.regions)
         items, digest = self._items(spec)
-        return spec.model_copy(update={"data_digest": digest}), items
+        return spec.model_copy(update={"data_digest": digest, "limit_of": self._available if spec.limit is not None else None}), items
 
     def load(self, spec: RunSpec) -> list:
         items, digest = self._items(spec)
@@ -36,8 +36,11 @@ class Gpt4vadKind(TaskKind):
     def _items(self, spec: RunSpec) -> tuple[list, str]:
         from harness.tasks.gpt4vad import load_region_items
 
+        from harness.data.subset import take_limit
+
         items, digest = load_region_items(spec.data, spec.seed)
-        return (items[: spec.limit] if spec.limit is not None else items), digest
+        self._available = len(items)
+        return take_limit(items, spec.limit, sampling=spec.limit_sampling, seed=spec.seed, stratum=lambda item: (item.dataset, item.category, item.label), key=lambda item: item.id), digest
 
     def build(self, spec: RunSpec, folder, data: Any) -> tuple[Any, list]:
         from harness.tasks.gpt4vad import Gpt4vadTask
@@ -74,7 +77,7 @@ class Gpt4vadKind(TaskKind):
 
         return region_curves(runs)
 
-    def gallery(self, run, limit: int) -> dict | None:
+    def gallery(self, run, limit: int, skip_declined: bool = False) -> dict | None:
         from harness.report.galleries import gpt4vad_gallery
 
-        return gpt4vad_gallery(run, limit)
+        return gpt4vad_gallery(run, limit, skip_declined)

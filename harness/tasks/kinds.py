@@ -85,8 +85,9 @@ class TaskKind:
     def report_charts(self, runs: list) -> dict[str, str]:
         return {}
 
-    def gallery(self, run: Any, limit: int) -> dict | None:
-        """Up to `limit` examples of what the run got wrong, for the report."""
+    def gallery(self, run: Any, limit: int, skip_declined: bool = False) -> dict | None:
+        """Up to `limit` examples of what the run got wrong, for the report (none: an empty list of
+        items); `skip_declined` leaves out the questions the model declined."""
         return None
 
     def ready(self, spec: RunSpec) -> None:

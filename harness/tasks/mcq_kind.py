@@ -21,7 +21,7 @@ class McqKind(TaskKind):
     answers_questions = True
     dry_runnable = True
     perturbable = True
-    settings = frozenset({"shots", "choice_scoring", "scoring"})
+    settings = frozenset({"protocol", "shots", "choice_scoring", "scoring"})
     method = "Multiple choice: accuracies are strict (an unparsable or failed answer is wrong); Anomaly Detection is balanced accuracy; averages are MMAD's macro means."
 
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, QuestionSet]:
@@ -68,10 +68,10 @@ class McqKind(TaskKind):
             "strict_average": finite(run.summary.strict.get("accuracy", {}).get("Average", {}).get("Average")),
         }
 
-    def gallery(self, run, limit: int) -> dict | None:
+    def gallery(self, run, limit: int, skip_declined: bool = False) -> dict | None:
         from harness.report.galleries import mcq_gallery
 
-        return mcq_gallery(run, limit)
+        return mcq_gallery(run, limit, skip_declined)
 
     def export(self, folder, out: Path) -> int:
         import json

@@ -7,6 +7,7 @@ import os
 
 from harness.data.mmad import QuestionSet, load_mmad
 from harness.data.releases import exclude_errata
+from harness.data.subset import take_limit
 from harness.errors import ConfigError
 from harness.schema import RunSpec
 from harness.storage.sources import cache_dir, resolve_data
@@ -25,8 +26,10 @@ def load_questions(spec: RunSpec) -> QuestionSet:
                              cache=None if os.environ.get("IADBENCH_NO_QUESTION_CACHE") else cache_dir() / "question-sets")
     for name in spec.errata:
         exclude_errata(question_set, name)
-    if spec.limit is not None:
-        question_set.questions = question_set.questions[: spec.limit]
+    question_set.available = len(question_set.questions)
+    images = question_set.images
+    question_set.questions = take_limit(question_set.questions, spec.limit, sampling=spec.limit_sampling, seed=spec.seed,
+                                        stratum=lambda q: (images[q.image_id].dataset, images[q.image_id].category, q.subtask), key=lambda q: q.id)
     return question_set
 
 
@@ -48,5 +51,6 @@ def prepared(spec: RunSpec) -> tuple[RunSpec, QuestionSet]:
     question_set = load_questions(spec)
     resolved = resolve_data(spec.data, spec.data_root)
     data = f"mmad:{resolved.json_path.resolve()}" if spec.data == "mmad" else spec.data
-    spec = spec.model_copy(update={"data": data, "data_digest": question_set.digest, "data_release": release_name(spec.protocol, question_set.digest)})
+    limit_of = question_set.available if spec.limit is not None else None
+    spec = spec.model_copy(update={"data": data, "data_digest": question_set.digest, "data_release": release_name(spec.protocol, question_set.digest), "limit_of": limit_of})
     return spec, question_set

@@ -160,6 +160,13 @@ def _source(spec: RunSpec) -> tuple[Path, Path]:
     return path, Path(spec.data_root) if spec.data_root else path.parent
 
 
+def _limited(spec: RunSpec, items: list[RobustItem]) -> list[RobustItem]:
+    """--limit over the file's robustness categories and object categories (harness/data/subset.py)."""
+    from harness.data.subset import take_limit
+
+    return take_limit(items, spec.limit, sampling=spec.limit_sampling, seed=spec.seed, stratum=lambda item: (item.dataset, item.category, item.short_category), key=lambda item: item.id)
+
+
 class RobustmadKind(TaskKind):
     name = "robustmad"
     title = "RobustMAD"
@@ -183,14 +190,15 @@ class RobustmadKind(TaskKind):
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, list[RobustItem]]:
         path, root = _source(spec)
         items, digest = read_robustmad(path, root, open_answers=self.open_answers)
-        spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": release_label(path, digest)})
-        return spec, items[: spec.limit] if spec.limit is not None else items
+        spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": release_label(path, digest),
+                                       "limit_of": len(items) if spec.limit is not None else None})
+        return spec, _limited(spec, items)
 
     def load(self, spec: RunSpec) -> list[RobustItem]:
         path, root = _source(spec)
         items, digest = read_robustmad(path, root, open_answers=self.open_answers)
         check_digest(spec, digest, str(path))
-        return items[: spec.limit] if spec.limit is not None else items
+        return _limited(spec, items)
 
     def build(self, spec: RunSpec, folder, data: Any) -> tuple[RobustmadTask, list[RobustItem]]:
         items = data or self.load(spec)

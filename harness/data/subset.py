@@ -1,0 +1,52 @@
+"""`--limit N`: which N questions (or images) a smaller run asks.
+
+The first N of a file are one or two categories of one dataset (MMAD's file is sorted by path), so a
+small run would estimate nothing about the whole. A stratified subset takes every stratum (dataset,
+category, subtask) in proportion to its size, each stratum's members in an order drawn from the
+run's seed (a hash of seed and id, so it is the same in every process and on every resume), and
+keeps the chosen items in the file's order. Old run folders recorded "first": they resume as they
+began.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+SAMPLINGS = ("first", "stratified")
+
+
+def _draw(seed: int, key: str) -> bytes:
+    return hashlib.sha256(f"{seed}\0{key}".encode("utf-8", "surrogatepass")).digest()
+
+
+def take_limit(items: Sequence[T], limit: int | None, *, sampling: str, seed: int, stratum: Callable[[T], Hashable], key: Callable[[T], str]) -> list[T]:
+    """`limit` of `items`: the first ones, or a stratified sample (see the module's note)."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    if sampling == "first":
+        return list(items[:limit])
+    strata: dict[Hashable, list[int]] = {}
+    for index, item in enumerate(items):
+        strata.setdefault(stratum(item), []).append(index)
+    ranked: list[tuple[float, str, int]] = []
+    for name, members in strata.items():
+        members.sort(key=lambda index: _draw(seed, key(items[index])))
+        size = len(members)
+        # the r-th of a stratum stands at (r + 0.5) / size: taking the lowest N across strata takes
+        # each stratum in proportion, the rounding spread by the strata's names
+        ranked += [((rank + 0.5) / size, repr(name), index) for rank, index in enumerate(members)]
+    chosen = sorted(index for _, _, index in sorted(ranked)[:limit])
+    return [items[index] for index in chosen]
+
+
+def subset_note(count: int, available: int, sampling: str, seed: int, what: str = "questions") -> str:
+    """How a run's subset was drawn, in words (reports and tables say it beside the figures)."""
+    if count >= available:
+        return f"all {available} {what}"
+    if sampling == "first":
+        return f"the first {count} of {available} {what}"
+    return f"{count} of {available} {what}, stratified (seed {seed})"
