@@ -13,6 +13,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.storage.files import file_sha256
 from harness.models.base import ChatMessage, ChoiceScoring, GenerateRequest, GenerateResponse, ImagePart, TextPart
+from harness.models.image_loading import DEFAULT_LOADING
 from harness.asking.parsing import parse_choice
 from harness.asking.prompting import render_parts, render_text
 from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, Subtask, TemplateKind
@@ -145,6 +146,8 @@ class RequestDigester:
 
     def _image_entry(self, part: ImagePart) -> dict:
         entry: dict = {"image": self._image(part.path), "max_side": part.max_side}
+        if part.loading != DEFAULT_LOADING:  # the same file opened another way is other pixels (a cached answer must not cross)
+            entry["loading"] = part.loading
         if part.prep != "cap":
             entry.update(prep=part.prep, fit=part.fit, mime=part.mime, detail=part.detail)
             if part.factor:
