@@ -172,3 +172,24 @@ def test_gpt4vad_opening_against_region_division_py(hard):
         square = load_square(path)  # what the overlay is drawn on: this opening, resized
         assert square.shape == (SIDE, SIDE, 3)
         assert np.array_equal(square, np.asarray(Image.fromarray(ours).resize((SIDE, SIDE), Image.BILINEAR)))
+
+
+def test_the_docs_tables_name_each_protocols_recipe():
+    """docs/official-protocols.md and docs/robustmad.md: each protocol's row names the recipe its file names."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+
+    def documented(page: str) -> dict[str, str]:
+        named = {}
+        for line in (root / "docs" / page).read_text(encoding="utf-8").splitlines():
+            first = line.split(" | ")[0]
+            recipe = re.search(r"\(`([a-z0-9-]+)`\)$", first)
+            if line.startswith("| `") and recipe:
+                named |= {name: recipe.group(1) for name in re.findall(r"`([^`]+)`", first[: recipe.start()])}
+        return named
+
+    assert documented("official-protocols.md") == {name: load_protocol(name).images.loading for name in protocol_names()}
+    families = protocol_data()["families"]
+    rows = documented("robustmad.md")
+    assert {name: rows[name] for name in families} == {name: family.get("image_loading", "iadbench-rgb") for name, family in families.items()}
