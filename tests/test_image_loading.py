@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 from pathlib import Path
 
 import cv2
@@ -193,3 +194,15 @@ def test_the_docs_tables_name_each_protocols_recipe():
     families = protocol_data()["families"]
     rows = documented("robustmad.md")
     assert {name: rows[name] for name in families} == {name: family.get("image_loading", "iadbench-rgb") for name, family in families.items()}
+
+
+def test_an_opencv_protocol_without_opencv_is_refused_before_the_run(monkeypatch, tmp_path, capsys):
+    """Every image would fail one by one: the run is refused at once, naming the extra to install."""
+    from harness.cli import main
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
+    code = main(["eval", "--model", "openai/gpt-4o", "--suite", "mmad-official", "--dry-run", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cv2-imread" in err and "opencv-python-headless" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

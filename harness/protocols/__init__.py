@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import ConfigError
-from harness.models.image_loading import DEFAULT_LOADING, LoadingName
+from harness.models.image_loading import DEFAULT_LOADING, LoadingName, require_loading
 from harness.schema import DecodingSpec
 
 HARMONISED = "harmonised"
@@ -121,4 +121,5 @@ def resolve_protocol(name: str, model: str, changed_flags: list[str], strategies
             f"protocol {protocol.name} is the official script's: {', '.join(changed_flags + others)} would change what it sent; "
             "drop them, or use the harmonised suites (mmad-1shot) to vary decoding, images and strategies"
         )
+    require_loading(protocol.images.loading)  # OpenCV missing: one line now, not every image failing later
     return protocol
