@@ -206,3 +206,28 @@ def test_an_opencv_protocol_without_opencv_is_refused_before_the_run(monkeypatch
     err = capsys.readouterr().err
     assert "cv2-imread" in err and "opencv-python-headless" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_cache_digest_changes_only_where_the_pixels_did(hard):
+    """A protocol whose opening did not change hashes its images as before recipes were named (its
+    cached answers still serve); RobustMAD's Qwen requests, whose RGBA pixels changed, hash anew."""
+    from harness.models.base import ChatMessage, GenerateRequest, ImagePart
+    from harness.storage.files import file_sha256
+    from harness.tasks.mcq import RequestDigester
+
+    path = str(hard / "rgba.png")
+    image = file_sha256(Path(path))
+    unchanged = {  # each preparation with the opening it always had, and the entry hashed before
+        ImagePart(path=path): {"image": image, "max_side": None},
+        ImagePart(path=path, prep="qwen-native", loading="flatten-white"): {"image": image, "max_side": None, "prep": "qwen-native", "fit": None, "mime": None, "detail": None},
+        ImagePart(path=path, prep="cv2-fit", fit=512, loading="cv2-imread"): {"image": image, "max_side": None, "prep": "cv2-fit", "fit": 512, "mime": None, "detail": None},
+    }
+    for part, entry in unchanged.items():
+        assert RequestDigester()._image_entry(part) == entry, part.prep
+
+    def digest(part: ImagePart) -> str:
+        return RequestDigester().digest("m", GenerateRequest(messages=[ChatMessage(role="user", content=[part])], sample_id="s"))
+
+    robust_qwen = family_for("hf/Qwen/Qwen2.5-VL-3B-Instruct").image(path, "query")
+    assert robust_qwen.loading == "pil-convert-rgb"
+    assert digest(robust_qwen) != digest(robust_qwen.model_copy(update={"loading": "flatten-white"}))

@@ -13,7 +13,6 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.storage.files import file_sha256
 from harness.models.base import ChatMessage, ChoiceScoring, GenerateRequest, GenerateResponse, ImagePart, TextPart
-from harness.models.image_loading import DEFAULT_LOADING
 from harness.asking.parsing import parse_choice
 from harness.asking.prompting import render_parts, render_text
 from harness.schema import DecodingSpec, ImageRecord, Question, SampleResult, Subtask, TemplateKind
@@ -103,6 +102,11 @@ def _agent_image(image: ImageRecord, root: Path, settings: PromptSettings) -> Pa
     return target
 
 
+# How each preparation opened its files before the loading recipes were named: a request opened
+# that way hashes as before, so its cached answers still serve (the pixels are the same).
+PREP_LOADING = {"cap": "iadbench-rgb", "cv2-fit": "cv2-imread", "qwen-native": "flatten-white", "file": "file-bytes"}
+
+
 class RequestDigester:
     """sha256 of what a model sees (model, messages with image bytes, decoding, option letters).
 
@@ -146,7 +150,7 @@ class RequestDigester:
 
     def _image_entry(self, part: ImagePart) -> dict:
         entry: dict = {"image": self._image(part.path), "max_side": part.max_side}
-        if part.loading != DEFAULT_LOADING:  # the same file opened another way is other pixels (a cached answer must not cross)
+        if part.loading != PREP_LOADING[part.prep]:  # the same file opened another way is other pixels: its cached answer must not serve
             entry["loading"] = part.loading
         if part.prep != "cap":
             entry.update(prep=part.prep, fit=part.fit, mime=part.mime, detail=part.detail)
