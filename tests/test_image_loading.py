@@ -29,7 +29,7 @@ from harness.tasks.regions import SIDE, load_square
 from harness.tasks.robustmad_kind import protocol_data, family_for
 from tests.test_official_qwen_protocol import import_qwen_vl_utils
 
-HARD = ["rgba.png", "la.png", "palette.png", "grey16.png", "cmyk.jpg", "exif6.jpg", "rgb.png"]
+HARD = ["rgba.png", "la.png", "palette.png", "grey16.png", "rgb48.png", "grey.png", "cmyk.jpg", "exif6.jpg", "rgb.png"]
 H, W = 45, 71  # not square, so an applied orientation shows in the shape
 
 
@@ -47,13 +47,15 @@ def hard(tmp_path_factory) -> Path:
     palette.putpalette(rng.integers(0, 256, 48, dtype=np.uint8).tolist())
     palette.save(folder / "palette.png", transparency=5)
     Image.fromarray(rng.integers(0, 65536, (H, W)).astype(np.uint16)).save(folder / "grey16.png")
+    cv2.imwrite(str(folder / "rgb48.png"), rng.integers(0, 65536, (H, W, 3)).astype(np.uint16))  # 16 bits a channel
+    Image.fromarray(rgb[:, :, 2]).save(folder / "grey.png")
     Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg", quality=92)
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
     Image.fromarray(rgb).save(folder / "exif6.jpg", quality=92, exif=exif)
     Image.fromarray(rgb).save(folder / "rgb.png")
     modes = {name: Image.open(folder / name).mode for name in HARD}
-    assert modes == {"rgba.png": "RGBA", "la.png": "LA", "palette.png": "P", "grey16.png": "I;16", "cmyk.jpg": "CMYK", "exif6.jpg": "RGB", "rgb.png": "RGB"}
+    assert modes == {"rgba.png": "RGBA", "la.png": "LA", "palette.png": "P", "grey16.png": "I;16", "rgb48.png": "RGB", "grey.png": "L", "cmyk.jpg": "CMYK", "exif6.jpg": "RGB", "rgb.png": "RGB"}
     return folder
 
 
@@ -166,7 +168,7 @@ def test_gpt4vad_opening_against_region_division_py(hard):
             assert official.shape == (W, H, 3) and ours.shape == (H, W, 3)
             stored = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION), cv2.COLOR_BGR2RGB)
             assert np.array_equal(ours, stored)
-        elif name in ("grey16.png", "cmyk.jpg"):
+        elif name in ("grey16.png", "rgb48.png", "cmyk.jpg"):
             assert np.abs(ours.astype(int) - official).max() <= 1, name
         else:
             assert np.array_equal(ours, official), name
