@@ -198,16 +198,16 @@ def test_the_docs_tables_name_each_protocols_recipe():
     assert {name: rows[name] for name in families} == {name: family.get("image_loading", "iadbench-rgb") for name, family in families.items()}
 
 
-def test_an_opencv_protocol_without_opencv_is_refused_before_the_run(monkeypatch, tmp_path, capsys):
-    """Every image would fail one by one: the run is refused at once, naming the extra to install."""
-    from harness.cli import main
+def test_an_opencv_protocol_without_opencv_is_refused_before_the_run(monkeypatch):
+    """Every image would fail one by one: resolving the protocol (before any run folder) refuses it,
+    naming the extra to install; a protocol that needs no OpenCV is not affected."""
+    from harness.errors import ConfigError
+    from harness.protocols import resolve_protocol
 
     monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
-    code = main(["eval", "--model", "openai/gpt-4o", "--suite", "mmad-official", "--dry-run", "--runs-dir", str(tmp_path / "runs")])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "cv2-imread" in err and "opencv-python-headless" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match=r"cv2-imread.*opencv-python-headless"):
+        resolve_protocol("auto", "openai/gpt-4o", [], [])
+    assert resolve_protocol("auto", "hf/Qwen/Qwen2.5-VL-7B-Instruct", [], []).images.loading == "flatten-white"
 
 
 def test_the_cache_digest_changes_only_where_the_pixels_did(hard):
