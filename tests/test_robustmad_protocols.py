@@ -29,10 +29,13 @@ PAIRWISE = "Anomaly Understanding and Localization (Pair-wise comparison)"
 
 
 def real_fixture(root: Path) -> Path:
-    """The fixture with MVTec AD's PNG and VisA's JPG files at sizes qwen-vl-utils must resize."""
+    """The fixture with MVTec AD's PNG and VisA's JPG files at sizes qwen-vl-utils must resize; the
+    first PNG query is RGBA with random colour under zero, partial and full alpha (the Qwen scripts'
+    convert('RGB') keeps that colour where qwen-vl-utils alone would paint it white)."""
     path = build_fixture(root, images=3)
     data = json.loads(path.read_text())
     rng = np.random.default_rng(7)
+    transparent = None
     for index, record in enumerate(data["images"]):
         for key in ("image_path", "reference_image_path"):
             old = root / record[key]
@@ -40,7 +43,13 @@ def real_fixture(root: Path) -> Path:
             if record["dataset"] == "VisA":
                 record[key] = record[key].replace(".png", ".JPG")
             size = [(130, 90), (75, 61), (300, 210)][index] if key == "image_path" else (100, 100)
-            Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(root / record[key], **({"quality": 90} if record[key].endswith(".JPG") else {}))
+            image = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+            if transparent is None and key == "image_path" and record[key].endswith(".png"):
+                alpha = np.tile(np.linspace(0, 255, size[0]).astype(np.uint8), (size[1], 1))
+                image.putalpha(Image.fromarray(alpha))
+                transparent = record[key]
+            image.save(root / record[key], **({"quality": 90} if record[key].endswith(".JPG") else {}))
+    assert transparent is not None and Image.open(root / transparent).mode == "RGBA"
     path.write_text(json.dumps(data))
     return path
 
@@ -139,6 +148,7 @@ def test_qwen_inputs_equal_the_scripts_pipeline(tmp_path, tiny, arch, model_name
         for key in ("input_ids", "image_grid_thw", "pixel_values"):
             assert torch.equal(ours["inputs"][key], reference[key]), key
     assert len(checked) == 6  # three images (PNG and JPG, three sizes), alone and beside their reference
+    assert any(Image.open(path.parent / image).mode == "RGBA" for image, _ in checked)  # transparency among them
     # 130×90: Qwen2.5-VL 140×84 in 14-px patches (6×10), Qwen3-VL 128×96 in 16-px patches (6×8)
     first = model.render_request(task.build_request(0))
     grid = first["inputs"]["image_grid_thw"][0].tolist()

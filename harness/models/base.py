@@ -14,6 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.errors import ConfigError
+from harness.models.image_loading import DEFAULT_LOADING, LoadingName
 from harness.schema import DecodingSpec, Usage, finite_or_none, finite_scores
 
 
@@ -35,6 +36,9 @@ class ImagePart(BaseModel):
     # `fit`, re-encoded JPEG), qwen-native (multiples of `factor`, as qwen-vl-utils hands it on) or
     # file (the file's own bytes to an API, Pillow's RGB of it to a local model: RobustMAD's scripts).
     prep: Literal["cap", "cv2-fit", "qwen-native", "file"] = "cap"
+    # How the file is opened before that (harness/models/image_loading.py): the protocol's recipe,
+    # e.g. cv2-imread for MMAD's OpenCV scripts, pil-convert-rgb for RobustMAD's Qwen scripts.
+    loading: LoadingName = DEFAULT_LOADING
     fit: int | None = None
     factor: int | None = Field(None, description="qwen-native: the patch factor (None: 28, Qwen2/2.5-VL; Qwen3-VL's scripts use 32)")
     mime: str | None = Field(None, description="data-URL MIME label; None: image/jpeg (or image/png for qwen-native)")
@@ -42,7 +46,7 @@ class ImagePart(BaseModel):
 
     def key(self) -> tuple:
         """What decides the pixels a model receives (not the role)."""
-        return (self.path, self.prep, self.max_side, self.fit, self.factor)
+        return (self.path, self.loading, self.prep, self.max_side, self.fit, self.factor)
 
 
 ContentPart = TextPart | ImagePart

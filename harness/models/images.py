@@ -1,17 +1,17 @@
-"""Images for model requests: loaded and sized as the request's protocol says; for APIs also
-base64-encoded once per run.
+"""Images for model requests: opened as the request's protocol opens them (`ImagePart.loading`, a
+recipe of harness/models/image_loading.py), then sized as it sizes them (`ImagePart.prep`); for
+APIs also base64-encoded once per run.
 
-Three preparations (`ImagePart.prep`):
+Four preparations (`ImagePart.prep`), each applied to the image its recipe opened:
 - cap: the longest side scaled down to `max_side` (Pillow BOX, never enlarged); JPEG q95 for APIs.
-- cv2-fit: MMAD's official GPT-4o/Gemini/LLaVA scripts: OpenCV reads the file (BGR), scales it by
+- cv2-fit: MMAD's official GPT-4o/Gemini/LLaVA scripts: the image (cv2.imread's BGR), scaled by
   min(fit/w, fit/h) with int() truncation and INTER_AREA (so small images are enlarged), and
   cv2.imencode('.jpg') re-encodes it. Local models get that JPEG decoded, as LLaVA's script did.
-- qwen-native: what qwen-vl-utils hands Qwen's processor: RGBA flattened on white, each side
-  rounded to a multiple of the patch factor (28; 32 for Qwen3-VL) with 4..16384 factor² tokens,
-  bicubic. APIs get it as lossless PNG.
+- qwen-native: what qwen-vl-utils hands Qwen's processor: each side rounded to a multiple of the
+  patch factor (28; 32 for Qwen3-VL) with 4..16384 factor² tokens, bicubic. APIs get it as lossless PNG.
 - file: the file's own bytes to an API (RobustMAD's GPT and Gemini scripts read and base64 them),
-  labelled image/jpeg for .jpg/.jpeg and image/png otherwise, as they label them; Pillow's RGB of
-  the file, unresized, to a local model.
+  labelled image/jpeg for .jpg/.jpeg and image/png otherwise, as they label them; the recipe's RGB
+  of the file, unresized, to a local model.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import math
 import threading
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image
 
-from harness.adsets.images import UnreadableImage, open_rgb
+from harness.adsets.images import UnreadableImage
 from harness.models.base import ImagePart
+from harness.models.image_loading import DEFAULT_LOADING, OPENCV_HINT, load_image
 
 JPEG_QUALITY = 95
 QWEN_FACTOR = 28  # patch 14 × spatial merge 2
@@ -37,13 +39,18 @@ class ImageDecodeError(Exception):
     """An image file that cannot be read; it costs its samples, not the run."""
 
 
-def load_rgb(path: str, max_side: int | None) -> Image.Image:
-    """The image as RGB (harness.adsets.images' rules: 16-bit scaled, not clipped), its longest side
-    scaled down to `max_side` (never up)."""
+def opened(path: str, loading: str) -> Image.Image:
+    """The file as 8-bit RGB, opened by recipe `loading`; a file it cannot decode costs its samples."""
     try:
-        rgb = open_rgb(path)
+        return load_image(path, loading)
     except UnreadableImage as error:
         raise ImageDecodeError(str(error)) from None
+
+
+def load_rgb(path: str, max_side: int | None, loading: str = DEFAULT_LOADING) -> Image.Image:
+    """The image as recipe `loading` opens it (by default iadbench's own: 16-bit scaled, not
+    clipped), its longest side scaled down to `max_side` (never up)."""
+    rgb = opened(path, loading)
     width, height = rgb.size
     if max_side and max(width, height) > max_side:
         scale = max_side / max(width, height)
@@ -52,16 +59,16 @@ def load_rgb(path: str, max_side: int | None) -> Image.Image:
     return rgb
 
 
-def cv2_fit_jpeg(path: str, fit: int) -> bytes:
-    """MMAD's official image step: OpenCV read, fit into fit×fit (int() truncation, INTER_AREA,
-    enlarging small images), encoded by cv2.imencode('.jpg') with OpenCV's defaults."""
+def cv2_fit_jpeg(path: str, fit: int, loading: str = "cv2-imread") -> bytes:
+    """MMAD's official image step: the image as opened (the scripts' cv2.imread), fit into fit×fit
+    (int() truncation, INTER_AREA, enlarging small images), encoded by cv2.imencode('.jpg') with
+    OpenCV's defaults."""
     try:
         import cv2
     except ImportError:
-        raise ImageDecodeError("the official MMAD image step needs OpenCV: pip install -e '.[official]' (opencv-python-headless)") from None
-    image = cv2.imread(path) if Path(path).is_file() else None  # as the scripts read it: BGR, EXIF applied
-    if image is None:
-        raise ImageDecodeError(f"cannot decode image {path} with OpenCV")
+        raise ImageDecodeError(f"the official MMAD image step needs OpenCV: {OPENCV_HINT}") from None
+    # OpenCV works in BGR: cv2-imread's RGB reversed back is exactly what cv2.imread returned
+    image = np.ascontiguousarray(np.asarray(opened(path, loading))[:, :, ::-1])
     height, width = image.shape[:2]
     scale = min(fit / width, fit / height)
     resized = cv2.resize(image, (int(width * scale), int(height * scale)), interpolation=cv2.INTER_AREA)
@@ -91,29 +98,12 @@ def qwen_smart_size(height: int, width: int, min_pixels: int | None = None, max_
     return h_bar, w_bar
 
 
-def qwen_native_rgb(path: str, factor: int = QWEN_FACTOR) -> Image.Image:
-    """qwen-vl-utils' own conversion (RGBA on white, else Pillow's RGB), as the official pipeline
-    did it; unlike open_rgb it clips 16-bit images, because that is what the published run saw."""
-    try:
-        with Image.open(path) as image:
-            if image.mode == "RGBA":  # qwen-vl-utils flattens transparency on white
-                rgb = Image.new("RGB", image.size, (255, 255, 255))
-                rgb.paste(image, mask=image.split()[3])
-            else:
-                rgb = image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
-        raise ImageDecodeError(f"cannot decode image {path}: {error}") from None
+def qwen_native_rgb(path: str, factor: int = QWEN_FACTOR, loading: str = "flatten-white") -> Image.Image:
+    """The image as opened (by default as qwen-vl-utils opens a path: RGBA on white, else Pillow's
+    RGB, 16-bit clipped), resized as qwen-vl-utils' fetch_image resizes it."""
+    rgb = opened(path, loading)
     height, width = qwen_smart_size(rgb.height, rgb.width, factor=factor)
     return rgb.resize((width, height), Image.BICUBIC)
-
-
-def file_rgb(path: str) -> Image.Image:
-    """Pillow's RGB of the file, unresized (`Image.open(path).convert('RGB')`, RobustMAD's local scripts)."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
-        raise ImageDecodeError(f"cannot decode image {path}: {error}") from None
 
 
 def file_mime(path: str) -> str:
@@ -124,13 +114,13 @@ def file_mime(path: str) -> str:
 def model_image(part: ImagePart) -> Image.Image:
     """The RGB image a local model's processor receives for this part."""
     if part.prep == "cv2-fit":
-        with Image.open(io.BytesIO(cv2_fit_jpeg(part.path, part.fit or 512))) as decoded:
+        with Image.open(io.BytesIO(cv2_fit_jpeg(part.path, part.fit or 512, part.loading))) as decoded:
             return decoded.convert("RGB")
     if part.prep == "qwen-native":
-        return qwen_native_rgb(part.path, part.factor or QWEN_FACTOR)
+        return qwen_native_rgb(part.path, part.factor or QWEN_FACTOR, part.loading)
     if part.prep == "file":
-        return file_rgb(part.path)
-    return load_rgb(part.path, part.max_side)
+        return opened(part.path, part.loading)
+    return load_rgb(part.path, part.max_side, part.loading)
 
 
 def extension_mime(path: str, default: str) -> str:
@@ -146,7 +136,7 @@ def extension_mime(path: str, default: str) -> str:
 def encoded_bytes(part: ImagePart) -> tuple[bytes, str]:
     """(bytes, default MIME) of the image as an API receives it."""
     if part.prep == "cv2-fit":
-        return cv2_fit_jpeg(part.path, part.fit or 512), "image/jpeg"
+        return cv2_fit_jpeg(part.path, part.fit or 512, part.loading), "image/jpeg"
     if part.prep == "file":
         try:
             return Path(part.path).read_bytes(), file_mime(part.path)
@@ -154,9 +144,9 @@ def encoded_bytes(part: ImagePart) -> tuple[bytes, str]:
             raise ImageDecodeError(f"cannot read image {part.path}: {error.strerror or error}") from None
     buffer = io.BytesIO()
     if part.prep == "qwen-native":
-        qwen_native_rgb(part.path, part.factor or QWEN_FACTOR).save(buffer, format="PNG")
+        qwen_native_rgb(part.path, part.factor or QWEN_FACTOR, part.loading).save(buffer, format="PNG")
         return buffer.getvalue(), "image/png"
-    load_rgb(part.path, part.max_side).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    load_rgb(part.path, part.max_side, part.loading).save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue(), "image/jpeg"
 
 

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import ConfigError
+from harness.models.image_loading import DEFAULT_LOADING, LoadingName, require_loading
 from harness.schema import DecodingSpec
 
 HARMONISED = "harmonised"
@@ -35,9 +36,12 @@ class ImageSpec(BaseModel):
       ENLARGED), re-encoded by cv2.imencode('.jpg'), as MMAD's GPT-4o/Gemini/LLaVA scripts do.
     qwen-native: native resolution rounded to multiples of 28 (qwen-vl-utils' rule, bicubic), then
       the processor with `min_pixels`/`max_pixels`.
+    `loading` is how the script opens the file before any of that (harness/models/image_loading.py):
+    alpha, 16-bit, palettes and EXIF orientation differ between the scripts' libraries.
     """
 
     model_config = ConfigDict(extra="forbid")
+    loading: LoadingName = Field(DEFAULT_LOADING, description="the image loading recipe; an official protocol names its script's")
     mode: ImageMode = "cap"
     size: int = 512
     mime: Literal["jpeg", "extension"] = "jpeg"
@@ -117,4 +121,5 @@ def resolve_protocol(name: str, model: str, changed_flags: list[str], strategies
             f"protocol {protocol.name} is the official script's: {', '.join(changed_flags + others)} would change what it sent; "
             "drop them, or use the harmonised suites (mmad-1shot) to vary decoding, images and strategies"
         )
+    require_loading(protocol.images.loading)  # OpenCV missing: one line now, not every image failing later
     return protocol

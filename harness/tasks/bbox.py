@@ -109,7 +109,9 @@ class BoxTask:
         frame = frame_size(self.format, size)
         self._prepared[ordinal] = (truth, size, frame)
         pixels = self.format.convention.scale is None
-        query = ImagePart(path=str(path), role="query", prep="qwen-native" if pixels else "cap", max_side=None if pixels else self.image_max_side)
+        # a pixel-coordinate format asks as Qwen's grounding pipeline shows the image: qwen-vl-utils' opening and sizing
+        query = ImagePart(path=str(path), role="query", prep="qwen-native" if pixels else "cap", loading="flatten-white" if pixels else "iadbench-rgb",
+                          max_side=None if pixels else self.image_max_side)
         parts = render_parts(self.format.prompt, {"query": query}, object_name=class_name(record.category), width=int(frame[0]), height=int(frame[1]), scale=f"{frame[0]:g}")
         key = "bbox_2d" if pixels else "bbox"
         templates = [str(self.root / t) for t in record.random_templates[:1]]

@@ -102,6 +102,11 @@ def _agent_image(image: ImageRecord, root: Path, settings: PromptSettings) -> Pa
     return target
 
 
+# How each preparation opened its files before the loading recipes were named: a request opened
+# that way hashes as before, so its cached answers still serve (the pixels are the same).
+PREP_LOADING = {"cap": "iadbench-rgb", "cv2-fit": "cv2-imread", "qwen-native": "flatten-white", "file": "file-bytes"}
+
+
 class RequestDigester:
     """sha256 of what a model sees (model, messages with image bytes, decoding, option letters).
 
@@ -145,6 +150,8 @@ class RequestDigester:
 
     def _image_entry(self, part: ImagePart) -> dict:
         entry: dict = {"image": self._image(part.path), "max_side": part.max_side}
+        if part.loading != PREP_LOADING[part.prep]:  # the same file opened another way is other pixels: its cached answer must not serve
+            entry["loading"] = part.loading
         if part.prep != "cap":
             entry.update(prep=part.prep, fit=part.fit, mime=part.mime, detail=part.detail)
             if part.factor:

@@ -66,12 +66,12 @@ def question_text(question: Question, protocol: Protocol, seed: int) -> str:
     return render_raw("mmad_official/question.j2", numbering=protocol.numbering, number=question.index + 1, question=question.text, options=options)
 
 
-def _image_part(path: Path, role: str, protocol: Protocol) -> ImagePart:
+def image_part(path: Path, role: str, protocol: Protocol) -> ImagePart:
     spec = protocol.images
     mime = None
     if spec.mode == "cv2-fit":  # the label the script wrote, whatever the bytes (always JPEG)
         mime = extension_mime(str(path), spec.mime_default) if spec.mime == "extension" else "image/jpeg"
-    return ImagePart(path=str(path), role=role, prep=spec.mode, fit=spec.size if spec.mode == "cv2-fit" else None, mime=mime, detail=spec.detail)
+    return ImagePart(path=str(path), role=role, loading=spec.loading, prep=spec.mode, fit=spec.size if spec.mode == "cv2-fit" else None, mime=mime, detail=spec.detail)
 
 
 def official_request(
@@ -87,11 +87,11 @@ def official_request(
 ) -> GenerateRequest:
     """The request the family's official script sent for this question's call."""
     plan = call_plan(question, conversation, protocol)
-    images = {"query": _image_part(root / image.image_path, "query", protocol)}
+    images = {"query": image_part(root / image.image_path, "query", protocol)}
     names = []
     for index, path in enumerate(templates):
         names.append(f"template{index}")
-        images[names[-1]] = _image_part(root / path, "template", protocol)
+        images[names[-1]] = image_part(root / path, "template", protocol)
     texts = [question_text(q, protocol, seed) for q in plan.questions]
     parts = render_parts(protocol.template, images, exact=True, instruction=protocol.instruction, templates=names, questions=texts, knowledge=knowledge)
     options, answer, _ = shown_options(question, protocol, seed)

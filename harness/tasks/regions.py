@@ -18,11 +18,19 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from skimage.segmentation import find_boundaries, slic
 
+from harness.models.image_loading import LoadingName, load_image
+
 SIDE = 768
 MIN_AREA, MAX_AREA = 600, 120_000
 SLIC_SEGMENTS, SLIC_COMPACTNESS = 60, 20
 LABEL_FONT_SIZE = 10
 LABEL_BOX_GREY = (128, 128, 128)
+# region_division.py:60-62 opens each image with cv2.imread then cv2.cvtColor(BGR2RGB). iadbench
+# opens it its own way (harness/models/image_loading.py), which gives the same pixels for 8-bit
+# RGB, RGBA, LA and palette files (alpha dropped, the RGB under it kept), within one level for
+# 16-bit and CMYK files, and keeps the stored orientation where OpenCV applies an EXIF tag: the
+# masks are drawn on the stored pixels, and the base install carries no OpenCV.
+LOADING: LoadingName = "iadbench-rgb"
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,8 @@ class Division:
 
 
 def load_square(path: str | Path) -> np.ndarray:
-    from harness.adsets.images import open_rgb
-
-    return np.asarray(open_rgb(path).resize((SIDE, SIDE), Image.BILINEAR))
+    """The image opened as LOADING, resized to SIDE×SIDE (Pillow bilinear; the public code's cv2.resize)."""
+    return np.asarray(load_image(str(path), LOADING).resize((SIDE, SIDE), Image.BILINEAR))
 
 
 def _keep(candidates: list[np.ndarray]) -> Division:

@@ -76,11 +76,12 @@ class JudgeTask:
     sample_type = Judgement
 
     def __init__(self, answers: list, items: dict[str, RobustItem], shown: Callable[[RobustItem], tuple[str, str | None]], seed: int) -> None:
-        # `shown`: the (query, reference) paths the model saw, so the judge sees the same images
+        # `shown`: the (query, reference) paths the model saw, so the judge sees the same images;
+        # utils/judge_OE_MSLM_response.py:369 sends them as the files' bytes (file-bytes)
         self.answers, self.items, self.shown, self.seed = answers, items, shown, seed
         section = protocol_data()["judge"]
         self.family = Family(name="judge", description="RobustMAD's judge", source="utils/judge_OE_MSLM_response.py", models=[], template="robustmad/judge.j2",
-                             max_new_tokens=section["max_new_tokens"], sampling="model-default", max_tokens_field="none", image_prep="file", detail="omit",
+                             max_new_tokens=section["max_new_tokens"], sampling="model-default", max_tokens_field="none", image_prep="file", image_loading="file-bytes", detail="omit",
                              api_fields=section["api_fields"])
 
     @property

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from harness.errors import ConfigError
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
+from harness.models.image_loading import DEFAULT_LOADING, LoadingName
 from harness.schema import DecodingSpec, ImageSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
 from harness.tasks.questions import check_digest
@@ -51,6 +52,7 @@ class Family(BaseModel):
     max_tokens_field: str = "auto"
     image_prep: str = "cap"  # harness/models/images.py: qwen-native (with image_factor) or file for the scripts' own steps
     image_factor: int | None = None
+    image_loading: LoadingName = DEFAULT_LOADING  # harness/models/image_loading.py: how the script opens the file
     detail: str | None = None  # "omit": no detail field, as the API scripts sent none
     processor_kwargs: dict = {}
     api_fields: dict[str, str | int | float | bool] = {}
@@ -60,7 +62,7 @@ class Family(BaseModel):
 
     def image(self, path: str, role: str) -> ImagePart:
         """An image as this family's script hands it to the model."""
-        return ImagePart(path=path, role=role, prep=self.image_prep, factor=self.image_factor, detail=self.detail)  # type: ignore[arg-type]
+        return ImagePart(path=path, role=role, prep=self.image_prep, loading=self.image_loading, factor=self.image_factor, detail=self.detail)  # type: ignore[arg-type]
 
     @property
     def decoding(self) -> DecodingSpec:
