@@ -42,7 +42,13 @@ def build_parser():
 
     from harness.commands import ablate, audit, eval_command, fetch_command, generation, listing, report, scoring
 
-    parser = argparse.ArgumentParser(prog="iadbench", description="Evaluate multimodal LLMs on industrial anomaly detection.")
+    class Parser(argparse.ArgumentParser):
+        """A mistyped flag is one line that says where the options are, not thirty lines of usage."""
+
+        def error(self, message: str):  # type: ignore[override]
+            self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} ({self.prog} --help lists what it takes)\n")
+
+    parser = Parser(prog="iadbench", description="Evaluate multimodal LLMs on industrial anomaly detection.")
     commands = parser.add_subparsers(dest="command", required=True)
     for command in (fetch_command, eval_command, scoring, ablate, report, generation, audit, listing):
         command.register(commands)

@@ -64,7 +64,7 @@ def test_export_then_official_scoring_matches_the_summary(tmp_path, synthetic_se
     assert len(answers) == question_count(synthetic_set / "mmad.json") and set(answers[0]) == {"image", "question", "question_type", "correct_answer", "gpt_answer"}
     assert answers[0]["question"]["text"].startswith("Question 1: ")
     scored = iadbench("score", str(folder / "mmad_answers.json"), "--mmad-compat", cwd=tmp_path)
-    csv_text = (folder / "mmad_answers_accuracy.csv").read_text()
+    csv_text = (folder / "mmad_answers_accuracy.iadbench.csv").read_text()
     assert csv_text.splitlines()[0] == ",Anomaly Detection,Defect Classification,Defect Localization,Defect Description,Defect Analysis,Object Classification,Object Analysis,Average,Recall,Precision,F1,Overkill,Miss"
     summary = json.loads((folder / "summary.json").read_text())
     average_row = next(line for line in csv_text.splitlines() if line.startswith("Average,"))
@@ -99,10 +99,12 @@ def test_list_and_synth(tmp_path):
     ("args", "message"),
     [
         (["eval", "--model", "nosuch/model"], "unknown model provider 'nosuch'"),
-        (["eval", "--suite", "nosuch"], "unknown suite 'nosuch'"),
-        (["eval", "--suite", "mmad-1shot"], "the MMAD data is needed"),
-        (["eval", "--data", "mmad:/nonexistent/mmad.json"], "question file not found"),
+        (["eval", "--model", "random", "--suite", "nosuch"], "unknown suite 'nosuch'"),
+        (["eval", "--model", "random", "--suite", "mmad-1shot"], "the MMAD data is needed"),
+        (["eval", "--model", "random", "--data", "mmad:/nonexistent/mmad.json"], "question file not found"),
         (["eval", "--resume", "/nonexistent/run"], "not a run folder"),
+        (["eval", "--limit", "3"], "eval needs --model"),
+        (["eval", "--modle", "x"], "--help lists what it takes"),
         (["generate", "--source", "visa", "--out", "x"], "use synthetic or one of mvtec:DIR, visa:DIR, loco:DIR, goodsad:DIR, dsmvtec:DIR, folder:DIR"),
     ],
 )
@@ -110,6 +112,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
     result = iadbench(*args, cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # no thirty lines of usage
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "a failed start leaves no run folder"
 
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,9 +84,10 @@ def test_report_files_named_from_a_crafted_run_id_stay_in_out(tmp_path, syntheti
     spec = json.loads((runs / "r/spec.json").read_text())
     spec["run_id"] = "../../../escaped"
     (runs / "r/spec.json").write_text(json.dumps(spec))
-    code, _, _ = run_cli(capsys, "report", str(runs / "r"), str(runs / "r"), "--format", "csv", "--out", str(tmp_path / "csv"))
+    shutil.copytree(runs / "r", runs / "r2")  # two folders carrying one crafted run id
+    code, _, _ = run_cli(capsys, "report", str(runs / "r"), str(runs / "r2"), "--format", "csv", "--out", str(tmp_path / "csv"))
     assert code == 0 and not list(tmp_path.parent.glob("escaped*")) and not list(tmp_path.glob("escaped*"))
-    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["escaped_1_accuracy.csv", "escaped_2_accuracy.csv", "runs.csv"]
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["escaped_1_accuracy.csv", "escaped_1_strict.csv", "escaped_2_accuracy.csv", "escaped_2_strict.csv", "runs.csv"]
 
 
 # -- 2. non-finite log-probabilities lose nothing ------------------------------------------------

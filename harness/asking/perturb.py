@@ -53,7 +53,7 @@ _LOCKS_GUARD = threading.Lock()
 def parse_perturbation(text: str) -> tuple[str, int]:
     kind, _, severity = text.partition(":")
     if kind not in PARAMETERS or not severity.isdigit() or not 1 <= int(severity) <= SEVERITIES:
-        raise ConfigError(f"--perturb {text!r}: use KIND:SEVERITY with KIND one of {', '.join(KINDS)} and SEVERITY 1..{SEVERITIES}")
+        raise ConfigError(f"--perturb {text!r}: use KIND:SEVERITY with KIND one of {', '.join(KINDS)} and SEVERITY 1..{SEVERITIES}, or a benchmark's own degradation (iadbench list perturbations: robustmad-low with --task robustmad)")
     return kind, int(severity)
 
 

@@ -99,7 +99,9 @@ def _new_spec(args: argparse.Namespace):
 
     if args.retry_errors:
         raise IadbenchError("--retry-errors goes with --resume RUN")
-    model_name = args.model or "random"
+    if not args.model:  # a run of the random baseline nobody asked for would look like a result
+        raise IadbenchError("eval needs --model: provider/model (openai/gpt-4o, hf/Qwen/Qwen2.5-VL-7B-Instruct, …), or a baseline: random, oracle, expert/patchknn (iadbench list models)")
+    model_name = args.model
     options = ModelOptions(**given_model_options(args))
     overrides = EvalOverrides(
         data=args.data,
@@ -191,7 +193,8 @@ def _run(args: argparse.Namespace, held) -> int:
         spec, folder, question_set = start_run(spec, Path(args.runs_dir))
         if args.num_processes <= 1:
             held.enter_context(folder.lock())
-        print(f"run folder: {folder.path}", file=sys.stderr)
+        if not args.quiet:  # where a long run's answers go (to resume it); --quiet names it once, at the end
+            print(f"answers go to {folder.path} as they arrive", file=sys.stderr)
     if args.num_processes > 1:
         from harness.run.parallel import launch_ranks
 

@@ -62,8 +62,13 @@ def _generate(args: argparse.Namespace) -> int:
         raise IadbenchError(f"--source {args.source!r}: use synthetic or one of " + ", ".join(f"{k}:DIR" for k in READERS))
     if args.report:
         print(describe(report.quality))
-    else:
-        print(json.dumps({k: v for k, v in report.as_dict().items() if k not in ("quality", "warnings")}, indent=2))
+    else:  # the counts in one line; the whole record is generation_report.json, the quality --report
+        counts = report.as_dict()
+        from harness.results.tables import SHORT
+
+        by_subtask = ", ".join(f"{SHORT.get(subtask, subtask)} {n}" for subtask, n in counts.get("questions_by_subtask", {}).items())
+        print(f"{counts.get('questions', 0):,} questions from {counts.get('images', 0):,} images of {counts.get('dataset', '?')} ({by_subtask}); "
+              f"all counts in {out / 'generation_report.json'}, the quality report with --report")
     for warning in report.warnings[:10]:
         print(f"warning: {warning}", file=sys.stderr)
     if len(report.warnings) > 10:

@@ -33,8 +33,15 @@ def _list(args: argparse.Namespace) -> int:
     elif args.what == "perturbations":
         from harness.asking.perturb import PARAMETERS
 
+        from harness.tasks.kinds import task_kind, task_kind_names
+
         for kind, values in PARAMETERS.items():
             print(f"{kind:<16} severities 1-5: {', '.join(f'{v:g}' for v in values)}")
+        from harness.tasks.kinds import kinds_owning
+
+        owned = sorted({value for name in task_kind_names() for value in task_kind(name).own_perturbations})
+        for value in owned:  # a benchmark's own degradations, applied by its kind
+            print(f"{value:<16} a benchmark's own degradation, with {kinds_owning(lambda kind, value=value: value in kind.own_perturbations)}")
     else:
         from harness.models.base import providers
 

@@ -27,6 +27,8 @@ def _score(args: argparse.Namespace) -> int:
     from harness.run.runlog import RunFolder
 
     target = Path(args.target)
+    if not target.exists():
+        raise IadbenchError(f"{target}: no such run folder or file; give a run folder (runs/<id>) or an MMAD answers .json")
     if target.is_dir():
         folder = RunFolder.open(target)
         with folder.lock():  # no eval may write the run while it is re-scored
@@ -78,7 +80,9 @@ def _score_answers_file(args: argparse.Namespace, target: Path) -> int:
     if not args.mmad_compat:
         print("note: an MMAD answers file holds letters only, so it is scored with the official rules (--mmad-compat)", file=sys.stderr)
     table = mmad_compat_table(answers)
-    csv_path = Path(args.csv) if args.csv else target.with_name(target.stem + "_accuracy.csv")
+    # MMAD's own scorer writes <stem>_accuracy.csv beside the answers: ours gets a name of its own,
+    # so the official script's CSV is never overwritten
+    csv_path = Path(args.csv) if args.csv else target.with_name(target.stem + "_accuracy.iadbench.csv")
     table.write_csv(csv_path)
     print(table.to_csv(), end="")
     print(f"removed (answer not A-E): {table.removed}; skipped after a removal: {table.skipped}; CSV: {csv_path}")

@@ -49,6 +49,7 @@ class Source:
     question_files: list[str]
     data: str
     images_hint: str
+    by_hand: str  # what to do where the host cannot be reached: the files placed by hand
     git_blobs: dict[str, str] = field(default_factory=dict)  # a non-hub source's files by their blob ids, to check each download
 
 
@@ -97,7 +98,10 @@ def fetch(name: str, out: Path, *, revision: str | None = None, endpoint: str | 
     commit, remotes = _hub_files(source, revision, endpoint) if source.source == "hub" else (revision, [
         Remote(f, f"{endpoint}/{source.repo}/{revision}/{f}", git_blob=source.git_blobs.get(f) if pinned else None) for f in source.question_files])
     say(f"fetching {source.repo} @ {commit} into {out}: {len(remotes):,} files")
-    downloaded = _download_all(remotes, out, _hub_headers() if source.source == "hub" else {})
+    try:
+        downloaded = _download_all(remotes, out, _hub_headers() if source.source == "hub" else {})
+    except DataError as error:
+        raise DataError(f"{error}. Without a network: {source.by_hand}") from None
     _unpack_archives(out, say)
     report = verify(source, out, images)
     report.commit, report.downloaded = commit, downloaded
@@ -119,7 +123,8 @@ def _hub_files(source: Source, revision: str, endpoint: str) -> tuple[str, list[
         if status == 404:
             raise DataError(f"fetch {source.name}: {endpoint} has no revision {revision!r} of {source.repo} (HTTP 404); give a commit, tag or branch it has to --revision") from None
         first = (str(error).strip().splitlines() or [""])[0]
-        raise DataError(f"fetch {source.name}: {endpoint}: {type(error).__name__}: {first}; check the network (or --endpoint), then run the same command again") from None
+        raise DataError(f"fetch {source.name}: {endpoint}: {type(error).__name__}: {first}; check the network (or --endpoint), then run the same command again. "
+                        f"Without a network: {source.by_hand}") from None
     return commit, [Remote(e.path, hf_hub_url(source.repo, e.path, repo_type="dataset", revision=commit, endpoint=endpoint), e.size,
                            e.lfs.sha256 if e.lfs else None, None if e.lfs else e.blob_id) for e in entries]
 
@@ -135,7 +140,7 @@ class _Progress:
 
     def __init__(self, total_files: int, total_bytes: int | None) -> None:
         self.total_files, self.total_bytes = total_files, total_bytes
-        self.files = self.bytes = self.errors = 0
+        self.files = self.bytes = self.errors = 0  # files: tried (arrived or failed); errors: failed
         self.started = self.shown = time.monotonic()
 
     def add(self, files: int = 0, nbytes: int = 0, errors: int = 0) -> None:
@@ -146,7 +151,8 @@ class _Progress:
             rate = self.bytes / max(now - self.started, 1e-6)
             left = (self.total_bytes - self.bytes) / rate if self.total_bytes and rate > 0 else None
             eta = f", ETA {left:,.0f} s" if left is not None and left > 0 else ""
-            print(f"\r  {self.files:,}/{self.total_files:,} files, {self.bytes / 1e6:,.1f} MB at {rate / 1e6:,.1f} MB/s{eta}, {self.errors} errors",
+            arrived = self.files - self.errors  # "4/4 files, 4 errors" read as if all four had come
+            print(f"\r  {arrived:,}/{self.total_files:,} files arrived, {self.errors:,} failed, {self.bytes / 1e6:,.1f} MB at {rate / 1e6:,.1f} MB/s{eta}",
                   end="\n" if self.files == self.total_files else "", file=sys.stderr, flush=True)
 
 

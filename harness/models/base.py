@@ -183,6 +183,8 @@ class Provider:
     # Whether it writes free text (a chain-of-thought description turn); a baseline that only picks
     # letters or boxes cannot, and --strategy cot with it is refused before a run starts.
     free_text: bool = True
+    # A baseline computed here (random, oracle, the expert): no tokens, no price, nothing to estimate.
+    local_baseline: bool = False
 
 
 _PROVIDERS: dict[str, Provider] = {}
@@ -226,11 +228,11 @@ register_provider(
     Provider("hf", "harness.models.hf:create_hf", "local transformers MLLMs: hf/<hub id> or hf//abs/path (batched, GPU or CPU)")
 )
 register_provider(
-    Provider("expert", "harness.models.expert:create_expert", "training-free non-LLM detectors: expert/patchknn", free_text=False)
+    Provider("expert", "harness.models.expert:create_expert", "training-free non-LLM detectors: expert/patchknn", free_text=False, local_baseline=True)
 )
 register_provider(
-    Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False, free_text=False)
+    Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False, free_text=False, local_baseline=True)
 )
 register_provider(
-    Provider("oracle", "harness.models.baselines:create_oracle", "always answers right: proves scoring gives 100", False)
+    Provider("oracle", "harness.models.baselines:create_oracle", "always answers right: proves scoring gives 100", False, local_baseline=True)
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from harness.models.base import GenerateRequest, ImagePart, TextPart
+from harness.models.base import GenerateRequest, ImagePart, TextPart, provider_of
 from harness.models.pricing import cost_usd
 from harness.schema import RunSpec, Usage
 
@@ -31,8 +31,14 @@ class DryRunEstimate:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
+    local_baseline: bool = False  # random, oracle, the expert: computed here, no tokens and no cost
 
     def describe(self, model: str) -> str:
+        if self.local_baseline:
+            return (f"dry run for {model}: nothing was sent\n"
+                    f"requests: {self.requests:,} (answered here: {model} is a local baseline, no model is called)\n"
+                    f"distinct images (queries and templates): {self.distinct_images:,}\n"
+                    "tokens and cost: none")
         cost = "unknown (no price for this model in the price table)" if self.cost_usd is None else f"${self.cost_usd:,.2f}"
         return (
             f"dry run for {model}: nothing was sent\n"
@@ -101,6 +107,7 @@ def estimate(spec: RunSpec, data: Any, model=None, dump_dir: Path | None = None)
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost_usd=cost_usd(spec.model, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)),
+        local_baseline=bool((provider := provider_of(spec.model)) and provider.local_baseline),
     )
 
 

@@ -24,7 +24,7 @@ from harness.strategies import parse_strategies
 from harness.asking.perturb import canonical_perturbations
 from harness.protocols import resolve_protocol
 from harness.suites import load_suite
-from harness.tasks.kinds import task_kind, task_kind_names
+from harness.tasks.kinds import kinds_owning, task_kind, task_kind_names
 
 
 @dataclass
@@ -86,11 +86,20 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     task = pick(overrides.task, suite.task)
     kind = task_kind(task)
     own = [p for p in overrides.perturb or [] if p in kind.own_perturbations]
+    for value in overrides.perturb or []:
+        if value not in own and (owners := kinds_owning(lambda other, value=value: value in other.own_perturbations)):
+            raise ConfigError(f"--perturb {value} is a benchmark's own degradation, not one of a {kind.title} run: it goes with {owners}")
+    data_prefix = data.partition(":")[0] + ":"
+    common = ("synthetic:", "mmad:", "hf:")  # every question kind reads these; only another form can be another kind's
+    if ":" in data and data_prefix not in common + kind.data_forms and (owners := kinds_owning(lambda other: data_prefix in other.data_forms)):
+        raise ConfigError(f"--data {data}: not the data of a {kind.title} run; run it with {owners}")
     perturb = canonical_perturbations([p for p in overrides.perturb or [] if p not in own])
     if perturb and not kind.perturbable:
         raise ConfigError(f"--perturb degrades the images a run shows; a {kind.title} run does not take it (it does: " + ", ".join(f"--task {n}" for n in task_kind_names() if task_kind(n).perturbable) + ")")
     perturb = own + perturb
     run_suffix += "".join(f"+{p.replace(':', '')}" for p in perturb)
+    if task != "mcq":  # a folder name says what kind of run it holds (multiple choice is the default)
+        run_suffix = f"{task}_{run_suffix}"
     protocol = resolve_protocol(kind.fixed_protocol or overrides.protocol or suite.protocol, model, [flag for flag, value in changed.items() if value is not None], strategies)
     if protocol.official:
         decoding = protocol.decoding

@@ -45,6 +45,7 @@ class TaskKind:
     export_name: ClassVar[str] = "mmad_answers.json"
     perturbable: ClassVar[bool] = False  # --perturb degrades the images it shows
     own_perturbations: ClassVar[tuple[str, ...]] = ()  # --perturb values it applies itself (a benchmark's own degradation)
+    data_forms: ClassVar[tuple[str, ...]] = ()  # --data prefixes only this kind reads ("robustmad:"): named when given to another kind
     fixed_protocol: ClassVar[str | None] = None  # asked one way whatever the suite's protocol
     # RunSpec fields that describe a run of this kind (a report names runs by those that differ)
     settings: ClassVar[frozenset[str]] = frozenset()
@@ -130,6 +131,14 @@ def task_kind_names() -> list[str]:
 
 def task_kind_help(name: str) -> str:
     return _HELP.get(name, "")
+
+
+def kinds_owning(predicate) -> str:
+    """The kinds for which `predicate(kind)` holds, as flags to suggest ("--task robustmad (--suite
+    robustmad) or --task open (…)"), "" for none: which kinds a --data form or a --perturb value
+    belongs to, for an error that names them. Imports every kind: error paths only."""
+    names = [name for name in task_kind_names() if predicate(task_kind(name))]
+    return " or ".join(f"--task {name} (--suite {task_kind(name).default_suite})" for name in sorted(names, key=lambda n: (len(n), n)))
 
 
 def task_kind(name: str) -> TaskKind:

@@ -179,6 +179,7 @@ class RobustmadKind(TaskKind):
     dry_runnable = True
     export_what, export_name = "answers scored in RobustMAD's accuracy CSV", "accuracy.csv"
     own_perturbations = (LOW,)  # its own degradation (harness/tasks/robustmad_loq.py), applied by its task
+    data_forms = ("robustmad:",)
     settings = frozenset({"protocol"})
     method = ("RobustMAD: accuracy per robustness category (general object understanding, stand-alone and pair-wise anomaly understanding, "
               "unanswerable or misleading queries) and difficulty, the answer parsed as its scripts parse it; a failed answer is wrong.")
