@@ -33,6 +33,7 @@ from typing import Callable
 from harness.data.releases import release_for
 from harness.errors import ConfigError, DataError
 from harness.storage.paths import resolve_inside
+from harness.terminal import write_control
 
 CHUNK = 1 << 20
 WORKERS = 8  # MMAD is ~30,000 small files: latency, not bandwidth, sets the pace
@@ -146,7 +147,8 @@ class _Progress:
             rate = self.bytes / max(now - self.started, 1e-6)
             left = (self.total_bytes - self.bytes) / rate if self.total_bytes and rate > 0 else None
             eta = f", ETA {left:,.0f} s" if left is not None and left > 0 else ""
-            print(f"\r  {self.files:,}/{self.total_files:,} files, {self.bytes / 1e6:,.1f} MB at {rate / 1e6:,.1f} MB/s{eta}, {self.errors} errors",
+            write_control(sys.stderr, "\r")  # the line is redrawn in place: our carriage return, past the output guard
+            print(f"  {self.files:,}/{self.total_files:,} files, {self.bytes / 1e6:,.1f} MB at {rate / 1e6:,.1f} MB/s{eta}, {self.errors} errors",
                   end="\n" if self.files == self.total_files else "", file=sys.stderr, flush=True)
 
 
