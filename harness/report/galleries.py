@@ -35,6 +35,24 @@ def _stratified(candidates: list[dict], limit: int) -> list[dict]:
     return _round_robin([item for items in spread.values() for item in items], lambda s: s["subtask"])[:limit]
 
 
+MCQ_GALLERY_KEYS = ("question_id", "image_id", "subtask", "category", "question", "options", "answer", "reply", "parsed", "parse_status", "parse_reason", "correct")
+
+
+def _samples(run: RunData, keys: tuple[str, ...]) -> list[dict]:
+    """The run's samples that hold what a gallery shows. A damaged line was named already by the
+    report's reader of the same file (report/runs.py) and is left out here too, not a crash."""
+    samples = []
+    with (run.path / "samples.jsonl").open("rb") as handle:
+        for line in handle:
+            try:
+                sample = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(sample, dict) and all(k in sample for k in keys) and isinstance(sample.get("image_id", ""), str):
+                samples.append(sample)
+    return samples
+
+
 def mcq_gallery(run: RunData, limit: int) -> dict:
     """Wrong answers of a run, sampled across subtasks and categories, with images from its data."""
     from harness.storage.sources import resolve_data
@@ -46,12 +64,7 @@ def mcq_gallery(run: RunData, limit: int) -> dict:
     if run.spec.data_digest and data.json_path.is_file() and file_sha256(data.json_path) != run.spec.data_digest:
         raise ConfigError(f"{data.json_path} is not the question file run {run.path} used (sha256 differs from its spec.json); point --data/IADBENCH_MMAD at that file")
     records = json.loads(data.json_path.read_text(encoding="utf-8"))
-    wrong = []
-    with (run.path / "samples.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            sample = json.loads(line)
-            if not sample["correct"]:
-                wrong.append(sample)
+    wrong = [sample for sample in _samples(run, MCQ_GALLERY_KEYS) if not sample["correct"]]
     chosen = _stratified(wrong, limit)
     items = []
     for sample in chosen:
@@ -74,7 +87,7 @@ def gpt4vad_gallery(run: RunData, limit: int) -> dict:
     from harness.tasks.gpt4vad import load_region_items
 
     items_by_id = {item.id: item for item in load_region_items(run.spec.data, run.spec.seed)[0]}
-    samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
+    samples = _samples(run, ("question_id", "label", "image_score"))
     error = lambda s: abs((1.0 if s["label"] == "anomaly" else 0.0) - (s["image_score"] or 0.0))  # noqa: E731
     shown = []
     for sample in sorted(samples, key=error, reverse=True)[:limit]:

@@ -114,6 +114,8 @@ def build_review(set_path: Path, out: Path, *, audit_path: Path | None = None, o
     for key, record in mmad.items():
         for index, question in enumerate(record.get("conversation", [])):
             qid = f"{key}#{index}"
+            if not isinstance(question, dict):  # shown as the broken question it is (the audit calls it likely wrong)
+                question = {"Question": f"(not a question object: {str(question)[:200]})"}
             row = audit.get(qid)
             if only_flagged and (row is None or row.get("verdict") not in FLAGGED):
                 continue
