@@ -33,7 +33,7 @@ from typing import Callable
 from harness.data.releases import release_for
 from harness.errors import ConfigError, DataError
 from harness.storage.paths import resolve_inside
-from harness.terminal import write_control
+from harness.storage.terminal import write_control
 
 CHUNK = 1 << 20
 WORKERS = 8  # MMAD is ~30,000 small files: latency, not bandwidth, sets the pace

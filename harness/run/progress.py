@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from harness.terminal import write_control
+from harness.storage.terminal import write_control
 
 
 class Progress:

@@ -89,7 +89,12 @@ def csv_text(rows) -> str:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([csv_cell(cell) for cell in row] for row in rows)
+    # Python's writer quotes a field holding "\n" but not one holding a lone "\r", which readers
+    # then take for a row break: such a row is written with every field quoted.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        cells = [csv_cell(cell) for cell in row]
+        (quoted if any(isinstance(cell, str) and "\r" in cell for cell in cells) else writer).writerow(cells)
     return buffer.getvalue()
 
 
