@@ -69,6 +69,18 @@ def test_the_progress_line_keeps_its_own_carriage_return():
     progress = Progress(3, stream=GuardedStream(terminal), interval_s=0.0)
     progress.update(error=False, answered=True)
     assert terminal.getvalue().endswith("\r") and "\\x0d" not in terminal.getvalue()
+    # a library's progress bar (tqdm: downloads, checkpoint shards) redraws with its own CR too;
+    # a CR or escape in its text, and a CR printed from anywhere else, are still shown escaped
+    from tqdm import tqdm
+
+    bar = Terminal()
+    for _ in tqdm(range(2), desc=HOSTILE, file=GuardedStream(bar), mininterval=0):
+        pass
+    assert bar.getvalue().startswith("\r") and ESCAPED in bar.getvalue()
+    assert_inert(bar.getvalue().replace("\r", ""))
+    other = GuardedStream(Terminal())
+    print("shown\rhidden", file=other)
+    assert other.inner.getvalue() == "shown\\x0dhidden\n"
 
 
 def test_an_escape_named_category_folder_is_shown_escaped_in_the_results_table(tmp_path, capsys):

@@ -22,6 +22,11 @@ from typing import Iterator, TextIO
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
+# A progress bar drawn by a library (tqdm: Hugging Face downloads, checkpoint shards) redraws its
+# line with a carriage return: that one character passes when tqdm itself writes it.
+_UNSAFE_BUT_CR = re.compile(_UNSAFE.pattern.replace("\x0b-\x1f", "\x0b\x0c\x0e-\x1f"))
+
+
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
@@ -40,7 +45,10 @@ class GuardedStream:
         self.inner = inner
 
     def write(self, text: str) -> int:
-        self.inner.write(escape_controls(text))
+        if "\r" in text and sys._getframe(1).f_globals.get("__name__", "").startswith("tqdm"):
+            self.inner.write(_UNSAFE_BUT_CR.sub(_escaped, text))
+        else:
+            self.inner.write(escape_controls(text))
         return len(text)
 
     def writelines(self, lines) -> None:
