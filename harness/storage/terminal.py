@@ -6,7 +6,8 @@ right-to-left override: printed raw, each retitles the window, clears the screen
 the user reads. The CLI installs `GuardedStream` over stdout and stderr at entry (harness/cli.py), so
 every print, warning, log line and argparse message goes through it, including ones written
 later: no call site has to remember. The project's own control output (a progress line's carriage
-return) is written with `write_control`, the one way past the guard.
+return) is written with `write_control`; a library's progress bar (tqdm) keeps its carriage return
+only. Those are the only ways past the guard.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from typing import Iterator, TextIO
 # C0 controls but newline and tab, DEL, C1 controls (U+0085 and the 8-bit CSI U+009B among them),
 # the bidirectional overrides and isolates that reorder what is shown (Trojan Source), and lone
 # surrogates (a reply's "\ud800" would otherwise stop the print with UnicodeEncodeError).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
+_BEYOND_C0 = "\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f{_BEYOND_C0}]")
 # A progress bar drawn by a library (tqdm: Hugging Face downloads, checkpoint shards) redraws its
 # line with a carriage return: that one character passes when tqdm itself writes it.
-_UNSAFE_BUT_CR = re.compile(_UNSAFE.pattern.replace("\x0b-\x1f", "\x0b\x0c\x0e-\x1f"))
+_UNSAFE_BUT_CR = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_BEYOND_C0}]")
 
 
 def _escaped(match: re.Match[str]) -> str:

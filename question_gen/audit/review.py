@@ -75,7 +75,10 @@ def read_audit(path: Path) -> dict[str, dict]:
     file that is not that (hand-edited, truncated, another tool's) is one line naming what is wrong."""
     from harness.storage.files import read_json_file
 
-    data = read_json_file(path, what="audit file")
+    try:
+        data = read_json_file(path, what="audit file")
+    except DataError as error:  # unreadable, not UTF-8, not JSON: say where a good one comes from
+        raise DataError(f"{error}; write it again with: iadbench audit SET --out {path}") from None
     rows = data.get("questions") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise DataError(_not_an_audit(path, "no 'questions' list"))
