@@ -233,15 +233,22 @@ def test_review_with_a_malformed_audit_file_is_one_clear_line(tmp_path, capsys, 
     assert not (tmp_path / "review.html").exists()
 
 
-@pytest.mark.parametrize("where", ["flag", "environment"])
+@pytest.mark.parametrize("where", ["flag", "environment", "judge"])
 def test_a_base_url_with_credentials_is_refused_and_never_shown(tmp_path, capsys, monkeypatch, where):
+    from tests.test_robustmad_open import build_open_fixture
+
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     url = "http://alice:sk-LEAKED-123@127.0.0.1:9/v1"
-    flags = ["--base-url", url] if where == "flag" else []
-    if where == "environment":
+    command = ["eval", "--model", "openai/gpt-4o", "--limit", "2"]
+    if where == "flag":
+        command += ["--base-url", url]
+    elif where == "environment":
         monkeypatch.setenv("OPENAI_BASE_URL", url)
+    else:
+        command = ["eval", "--task", "open", "--data", f"robustmad:{build_open_fixture(tmp_path / 'rm', images=1)}", "--model", "oracle",
+                   "--judge", "openai/gpt-5", "--judge-base-url", url]
     runs = tmp_path / "runs"
-    code, out, err = run_cli(capsys, "eval", "--model", "openai/gpt-4o", *flags, "--limit", "2", "--runs-dir", str(runs))
+    code, out, err = run_cli(capsys, *command, "--runs-dir", str(runs))
     assert code == 2 and err.count("\n") == 1 and "credentials in the URL" in err and "OPENAI_API_KEY" in err
     assert "sk-LEAKED-123" not in out + err and "alice" not in out + err and "MalformedResponse" not in err
     assert not runs.exists() or not any(runs.iterdir())  # refused before a run folder (spec.json) exists
