@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
