@@ -3,7 +3,9 @@ inside each command, so start-up stays fast.
 
 Every way out is one line and an exit code (README: exit codes): a user's mistake is 2 with what to
 do, Ctrl-C at any moment is 130, a file-system failure names its path, and anything unforeseen
-says so in one line (IADBENCH_DEBUG=1 shows the traceback) rather than a traceback.
+says so in one line (IADBENCH_DEBUG=1 shows the traceback) rather than a traceback. Everything
+printed while a command runs passes one guard (harness/storage/terminal.py): control characters
+that came from data, a server or a model are shown escaped, never sent to the terminal.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.storage.terminal import guarded_output
+
+    with guarded_output():  # all output, from here on: control characters in data shown escaped
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)

@@ -33,6 +33,7 @@ from typing import Callable
 from harness.data.releases import release_for
 from harness.errors import ConfigError, DataError
 from harness.storage.paths import resolve_inside
+from harness.storage.terminal import write_control
 
 CHUNK = 1 << 20
 WORKERS = 8  # MMAD is ~30,000 small files: latency, not bandwidth, sets the pace
@@ -152,7 +153,9 @@ class _Progress:
             left = (self.total_bytes - self.bytes) / rate if self.total_bytes and rate > 0 else None
             eta = f", ETA {left:,.0f} s" if left is not None and left > 0 else ""
             arrived = self.files - self.errors  # "4/4 files, 4 errors" read as if all four had come
-            print(f"\r  {arrived:,}/{self.total_files:,} files arrived, {self.errors:,} failed, {self.bytes / 1e6:,.1f} MB at {rate / 1e6:,.1f} MB/s{eta}",
+            write_control(sys.stderr, "
+")  # the line is redrawn in place: our carriage return, past the output guard
+            print(f"  {arrived:,}/{self.total_files:,} files arrived, {self.errors:,} failed, {self.bytes / 1e6:,.1f} MB at {rate / 1e6:,.1f} MB/s{eta}",
                   end="\n" if self.files == self.total_files else "", file=sys.stderr, flush=True)
 
 

@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 
 from harness.errors import ConfigError, DataError
-from harness.storage.files import write_json_atomically
+from harness.data.mmad import load_mmad
+from harness.storage.files import read_json_file, write_json_atomically
 from harness.storage.paths import resolve_inside
 
 KNOWN_QUESTION_FIELDS = ("Question", "Options", "Answer", "type")
@@ -86,7 +87,9 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
     parquet shards under `out/parquet/`; returns the number of image records."""
     datasets = _datasets()
     root = data_root or mmad_json.parent
-    mmad = json.loads(mmad_json.read_text())
+    # every record checked first, a bad one named with what to do, as `eval` reads the same file
+    load_mmad(mmad_json, root=root, shots=0)
+    mmad = read_json_file(mmad_json, what="question file (MMAD's mmad.json format)")
 
     def read(relative: str, what: str) -> dict:
         return {"bytes": resolve_inside(root, relative, what=what).read_bytes(), "path": relative}
@@ -103,7 +106,7 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
                 "extra_json": _extra_json(question, KNOWN_QUESTION_FIELDS),
             })
         masks = [{"path": p.relative_to(root.resolve()).as_posix(), "image": {"bytes": p.read_bytes(), "path": p.name}} for p in _mask_files(root, key, record.get("mask_path") or "")]
-        for template in record.get("similar_templates", []) + record.get("random_templates", []):
+        for template in (record.get("similar_templates") or []) + (record.get("random_templates") or []):
             if template not in templates:
                 templates[template] = read(template, f"{key}: template")
         rows.append({

@@ -38,6 +38,23 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def checked_base_url(url: str) -> str:
+    """The base URL, or one line saying what is wrong with it. Credentials in it (user:key@host)
+    are refused rather than sent (the client would fail every request as a malformed reply) and
+    never echoed: the message shows the URL without them."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as error:
+        raise ConfigError(f"the API base URL (--base-url, --judge-base-url or $OPENAI_BASE_URL) is not a URL ({error}); give one like http://localhost:8000/v1") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"the API base URL {redact_url(url)} (--base-url, --judge-base-url or $OPENAI_BASE_URL): credentials in the URL (user:key@) are not supported; "
+                          f"give the URL without them and put the key in {DEFAULT_KEY_ENV} (or the variable --api-key-env names)")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"the API base URL {redact_url(url)} (--base-url, --judge-base-url or $OPENAI_BASE_URL): not an http(s) URL with a host; give one like http://localhost:8000/v1")
+    return url
+
+
 def letter_logprobs(top_logprobs: list[tuple[str, float]], letters: list[str]) -> dict[str, float]:
     """Log-probability of each option letter at the first answer token.
 
@@ -71,7 +88,7 @@ class OpenAIChatModel:
         self.name = name
         self.model_id = name.split("/", 1)[1]
         self._openai = openai
-        base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or f"https://{OPENAI_HOST}/v1"
+        base_url = checked_base_url(options.base_url or os.environ.get("OPENAI_BASE_URL") or f"https://{OPENAI_HOST}/v1")
         self._official = urlsplit(base_url).hostname == OPENAI_HOST
         api_key = os.environ.get(options.api_key_env, "")
         # A dry run needs no key (checked by ready()). A key variable named on purpose must be set;

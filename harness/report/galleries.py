@@ -35,6 +35,24 @@ def _stratified(candidates: list[dict], limit: int) -> list[dict]:
     return _round_robin([item for items in spread.values() for item in items], lambda s: s["subtask"])[:limit]
 
 
+MCQ_GALLERY_KEYS = ("question_id", "image_id", "subtask", "category", "question", "options", "answer", "reply", "parsed", "parse_status", "parse_reason", "correct")
+
+
+def _samples(run: RunData, keys: tuple[str, ...]) -> list[dict]:
+    """The run's samples that hold what a gallery shows. A damaged line was named already by the
+    report's reader of the same file (report/runs.py) and is left out here too, not a crash."""
+    samples = []
+    with (run.path / "samples.jsonl").open("rb") as handle:
+        for line in handle:
+            try:
+                sample = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(sample, dict) and all(k in sample for k in keys) and isinstance(sample.get("image_id", ""), str):
+                samples.append(sample)
+    return samples
+
+
 def mcq_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
     """Wrong answers of a run, sampled across subtasks and categories, with images from its data;
     with `skip_declined`, not the questions the model declined (an expert declines whole subtasks)."""
@@ -48,14 +66,12 @@ def mcq_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
         raise ConfigError(f"{data.json_path} is not the question file run {run.path} used (sha256 differs from its spec.json); point --data/IADBENCH_MMAD at that file")
     records = json.loads(data.json_path.read_text(encoding="utf-8"))
     wrong, declined = [], 0
-    with (run.path / "samples.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            sample = json.loads(line)
-            if not sample["correct"]:
-                if skip_declined and sample["parse_status"] == "declined":
-                    declined += 1
-                    continue
-                wrong.append(sample)
+    for sample in _samples(run, MCQ_GALLERY_KEYS):
+        if not sample["correct"]:
+            if skip_declined and sample["parse_status"] == "declined":
+                declined += 1
+                continue
+            wrong.append(sample)
     chosen = _stratified(wrong, limit)
     items = []
     for sample in chosen:
@@ -78,7 +94,7 @@ def gpt4vad_gallery(run: RunData, limit: int, skip_declined: bool = False) -> di
     from harness.tasks.gpt4vad import load_region_items
 
     items_by_id = {item.id: item for item in load_region_items(run.spec.data, run.spec.seed)[0]}
-    samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
+    samples = _samples(run, ("question_id", "label", "image_score"))
     error = lambda s: abs((1.0 if s["label"] == "anomaly" else 0.0) - (s["image_score"] or 0.0))  # noqa: E731
     # a failure: a stated score on the wrong side of 0.5, or a reply that could not be read; an
     # image scored right is no failure, however close to its label it came

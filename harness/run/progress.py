@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TextIO
 
+from harness.storage.terminal import write_control
+
 
 class Progress:
     def __init__(self, total: int, *, already_done: int = 0, stream: TextIO | None = None, interval_s: float = 0.5) -> None:
@@ -41,8 +43,10 @@ class Progress:
         )
 
     def _emit(self, now: float) -> None:
-        end = "\r" if self._interactive and self.done < self.total else "\n"
-        print(self.line(now), end=end, file=self._stream, flush=True)
+        # a terminal's line is redrawn in place: the carriage return is ours, past the output guard
+        print(self.line(now), end="", file=self._stream)
+        write_control(self._stream, "\r" if self._interactive and self.done < self.total else "\n")
+        self._stream.flush()
 
     def finish(self) -> None:
         if self._interactive and self.done < self.total:

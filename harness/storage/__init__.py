@@ -1,1 +1,1 @@
-"""Reading and writing files: atomic writes and safe text and JSON reading, paths kept inside their root, --data sources, the response cache."""
+"""Reading and writing files: atomic writes and safe text and JSON reading, paths kept inside their root, --data sources, the response cache, and what reaches the terminal (control characters escaped)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 
@@ -68,9 +69,14 @@ def artifact_stem(record_id: str) -> str:
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# A plain number written as text ("-0.5", "1e-05") is a number to a spreadsheet, not a formula:
+# left as it is, so an export that must match a published CSV byte for byte still does.
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def csv_cell(value: object) -> object:
     """A CSV cell that no spreadsheet runs: text starting like a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 
@@ -83,7 +89,12 @@ def csv_text(rows) -> str:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([csv_cell(cell) for cell in row] for row in rows)
+    # Python's writer quotes a field holding "\n" but not one holding a lone "\r", which readers
+    # then take for a row break: such a row is written with every field quoted.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        cells = [csv_cell(cell) for cell in row]
+        (quoted if any(isinstance(cell, str) and "\r" in cell for cell in cells) else writer).writerow(cells)
     return buffer.getvalue()
 
 

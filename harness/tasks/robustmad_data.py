@@ -99,6 +99,9 @@ def _item(root: Path, image: dict, question: object, where: str, open_answers: b
     keys = tuple(k for k in _QUESTION_KEYS if not (open_answers and k == "options"))
     if not isinstance(question, dict) or any(k not in question for k in keys):
         raise DataError(f"{where}: needs {', '.join(keys)}" + (" (an open question file: RobustMAD_OE*.json)" if open_answers else ""))
+    problem = _field_types(question)
+    if problem:
+        raise DataError(f"{where}: {problem}")
     options = {} if open_answers else question["options"]
     if open_answers:
         if not isinstance(question["answer"], str) or not question["answer"].strip():
@@ -122,6 +125,15 @@ def _item(root: Path, image: dict, question: object, where: str, open_answers: b
         robustness_category=category, short_category=CATEGORIES[category], image_path=image["image_path"], reference_path=reference,
         question=str(question["question"]), options=dict(options), answer=question["answer"],
     )
+
+
+def _field_types(question: dict) -> str | None:
+    """What the release's types are not, in a question: ids are whole numbers, the rest text."""
+    number = question["question_id"]
+    if isinstance(number, bool) or not (isinstance(number, int) or (isinstance(number, str) and number.strip().isdigit())):
+        return f"question_id {str(number)[:40]!r} is not a whole number"
+    wrong = [key for key in ("robustness_category", "answer") if not isinstance(question[key], str)]
+    return f"{', '.join(wrong)} must be text" if wrong else None
 
 
 def _exists(root: Path, relative: str, what: str) -> None:

@@ -8,9 +8,7 @@ difficulty of the four dimensions and the overall score.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from functools import lru_cache
 from typing import Callable
@@ -20,6 +18,7 @@ from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse
 from harness.schema import DecodingSpec, ImageSample
 from harness.tasks.robustmad_data import DIFFICULTIES, RobustItem
 from harness.tasks.robustmad_kind import Family, protocol_data
+from harness.storage.files import csv_text
 from harness.tasks.robustmad_scoring import number, question_groups
 
 DIMENSIONS = ("technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity")
@@ -150,8 +149,4 @@ def score_csv(judgements: list[Judgement]) -> str:
     for category, row in scores.items():
         rows += [[category, difficulty, "Average_by_Difficulty", "", "", *(number(row["by_difficulty"][difficulty]["scores"][k]) for k in SCORES)]
                  for difficulty in DIFFICULTIES if difficulty in row["by_difficulty"]]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SCORE_COLUMNS)
-    writer.writerows(rows)
-    return out.getvalue()
+    return csv_text([SCORE_COLUMNS, *rows])  # category and difficulty come from the data: formulas neutralised

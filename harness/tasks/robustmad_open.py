@@ -70,11 +70,11 @@ class OpenKind(RobustmadKind):
         if not judge:
             raise ConfigError(f"--task open: open answers are scored by a judge model: pass --judge MODEL (RobustMAD's rows used openai/{protocol_data()['judge']['published_model']})")
         family = open_family_for(model)
-        from harness.models.openai import redact_url
+        from harness.models.openai import checked_base_url, redact_url
 
-        base_url = getattr(overrides, "judge_base_url", None)
+        base_url = getattr(overrides, "judge_base_url", None)  # credentials in it refused here, before any run folder
         return {"protocol": f"robustmad-open-{family.name}", "protocol_differences": family.differences, "decoding": family.decoding,
-                "judge": judge, "judge_base_url": redact_url(base_url) if base_url else None, "judge_api_key_env": getattr(overrides, "judge_api_key_env", None)}
+                "judge": judge, "judge_base_url": redact_url(checked_base_url(base_url)) if base_url else None, "judge_api_key_env": getattr(overrides, "judge_api_key_env", None)}
 
     def dry_run_note(self, spec) -> str | None:
         return f"plus one call of the judge {spec.judge} per answer (~8,400 prompt tokens each: RobustMAD's guidelines and the images), not estimated above"

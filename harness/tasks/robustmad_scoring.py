@@ -7,12 +7,12 @@ layout of its `accuracy_*.csv` files; its published rows beside a run on the sam
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 from functools import lru_cache
 from importlib import resources
 
+from harness.storage.files import csv_text
 from harness.tasks.robustmad_data import DIFFICULTIES
 
 # parse_model_response: the patterns in order on the upper-cased, stripped reply, then any A-E.
@@ -122,11 +122,7 @@ def accuracy_csv(samples: list) -> str:
                 rows.append([category, difficulty, "Average_by_Difficulty", 0, "", 0, 0, "", "0.0"])
             else:
                 rows.append([category, difficulty, "Average_by_Difficulty", cell["questions"], "", cell["correct"], cell["questions"] - cell["correct"], "", number(cell["accuracy"])])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(rows)
-    return out.getvalue()
+    return csv_text([CSV_COLUMNS, *rows])  # category and difficulty come from the data: formulas neutralised
 
 
 def number(value: float) -> str:

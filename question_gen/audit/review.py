@@ -70,20 +70,55 @@ def _image(root: Path, key: str, record: dict, grid: bool) -> tuple[str | None, 
     return _shown(rgb, mask, grid), note
 
 
+def read_audit(path: Path) -> dict[str, dict]:
+    """An audit.json's rows by question id, each checked for the shape `iadbench audit` writes; a
+    file that is not that (hand-edited, truncated, another tool's) is one line naming what is wrong."""
+    from harness.storage.files import read_json_file
+
+    try:
+        data = read_json_file(path, what="audit file")
+    except DataError as error:  # unreadable, not UTF-8, not JSON: say where a good one comes from
+        raise DataError(f"{error}; write it again with: iadbench audit SET --out {path}") from None
+    rows = data.get("questions") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise DataError(_not_an_audit(path, "no 'questions' list"))
+    audit = {}
+    for index, row in enumerate(rows):
+        problem = _row_problem(row)
+        if problem:
+            raise DataError(_not_an_audit(path, f"questions[{index}] {problem}"))
+        audit[row["id"]] = row
+    return audit
+
+
+def _row_problem(row: object) -> str | None:
+    if not isinstance(row, dict):
+        return "is not an object"
+    if not isinstance(row.get("id"), str):
+        return "has no string 'id'"
+    if not isinstance(row.get("verdict", ""), str):
+        return "has a 'verdict' that is not a string"
+    findings = row.get("findings", [])
+    if not isinstance(findings, list) or not all(isinstance(f, dict) and isinstance(f.get("check"), str) and isinstance(f.get("evidence"), (str, int, float)) for f in findings):
+        return "has 'findings' that are not a list of {check, evidence} objects"
+    return None
+
+
+def _not_an_audit(path: Path, problem: str) -> str:
+    return f"{path}: not an audit file as `iadbench audit` writes it ({problem}); write it again with: iadbench audit SET --out {path}"
+
+
 def build_review(set_path: Path, out: Path, *, audit_path: Path | None = None, only_flagged: bool = False, limit: int = DEFAULT_LIMIT) -> int:
     """Write the review page; returns the number of questions on it."""
     mmad = read_set(set_path)
-    audit = {}
-    if audit_path is not None:
-        from harness.storage.files import read_json_file
-
-        rows = read_json_file(audit_path, what="audit file").get("questions", [])
-        audit = {row["id"]: row for row in rows if isinstance(row, dict) and "id" in row}
+    audit = read_audit(audit_path) if audit_path is not None else {}
     root = set_path.parent
     cards, images, templates = [], {}, {}
     for key, record in mmad.items():
         for index, question in enumerate(record.get("conversation", [])):
             qid = f"{key}#{index}"
+            if not isinstance(question, dict):  # shown as the broken question it is (the audit calls it likely wrong)
+                question = {"Question": f"(not a question object: {str(question)[:200]})"}
             row = audit.get(qid)
             if only_flagged and (row is None or row.get("verdict") not in FLAGGED):
                 continue

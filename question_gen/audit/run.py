@@ -221,6 +221,9 @@ def read_set(path: Path) -> dict:
     data = read_json_file(path, what="question file")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise DataError(f"{path}: not an MMAD question file (an object of records keyed by image path)")
+    for key, record in data.items():  # a question that is not an object is the audit's finding; a record without a list of them cannot be read
+        if not isinstance(record.get("conversation", []), list):
+            raise DataError(f"{path}: record {key!r}: 'conversation' is not a list of questions; fix the record")
     return data
 
 
