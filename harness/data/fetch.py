@@ -153,8 +153,7 @@ class _Progress:
             left = (self.total_bytes - self.bytes) / rate if self.total_bytes and rate > 0 else None
             eta = f", ETA {left:,.0f} s" if left is not None and left > 0 else ""
             arrived = self.files - self.errors  # "4/4 files, 4 errors" read as if all four had come
-            write_control(sys.stderr, "
-")  # the line is redrawn in place: our carriage return, past the output guard
+            write_control(sys.stderr, "\r")  # the line is redrawn in place: our carriage return, past the output guard
             print(f"  {arrived:,}/{self.total_files:,} files arrived, {self.errors:,} failed, {self.bytes / 1e6:,.1f} MB at {rate / 1e6:,.1f} MB/s{eta}",
                   end="\n" if self.files == self.total_files else "", file=sys.stderr, flush=True)
 
