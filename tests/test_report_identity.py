@@ -51,7 +51,7 @@ def test_every_run_is_named_apart_and_every_figure_is_its_own(sweep, tmp_path):
     assert labels[0] == "expert/patchknn · clean" and "expert/patchknn · jpeg:3" in labels  # the ablation's order, baseline first
     assert report["differences"]["columns"] == ["degradation"]
     # the leaderboard, the per-dataset tables and the image-level table: each row is its own run's summary
-    for row in report["leaderboard"]["rows"]:
+    for row in (row for row in report["leaderboard"]["rows"] if row["kind"] == "run"):  # not the chance row
         own = _summary(runs[row["key"]]["folder"])
         assert row["label"] == runs[row["key"]]["label"]
         assert [cell["value"] for cell in row["cells"]] == pytest.approx([own["strict"]["accuracy"]["Average"][c] for c in report["leaderboard"]["columns"]])
@@ -85,9 +85,11 @@ def test_markdown_html_and_csv_use_the_same_labels_and_figures(sweep, tmp_path):
     seen = []
     for line in board:
         cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0].startswith("chance"):
+            continue
         seen.append(cells[0])
         own = _summary(folders[cells[0]])["strict"]["accuracy"]["Average"]
-        assert [_first_number(c) for c in cells[3:]] == pytest.approx([round(v, 1) for v in own.values()][: len(cells) - 3], abs=0.051)
+        assert [_first_number(c) for c in cells[4:]] == pytest.approx([round(v, 1) for v in own.values()][: len(cells) - 4], abs=0.051)
     assert sorted(seen) == sorted(labels)
     runs_section = markdown.split("## Runs: how each was asked and scored", 1)[1].split("\n## ", 1)[0]
     assert runs_section.count("official-scorer average") == 11  # each run's own line, once (it was 121)
@@ -101,6 +103,7 @@ def test_markdown_html_and_csv_use_the_same_labels_and_figures(sweep, tmp_path):
     assert re.findall(r'class="name run-label">([^<]+)<', differences) == labels
     leaderboard = html.split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
     for row in leaderboard.split("<tr class=\"run\">")[1:]:
+        row = row.split("</tr>", 1)[0]
         label = re.search(r'<td class="name">([^<]+)<', row).group(1)
         values = [float(v) for v in re.findall(r'data-value="([-\d.]+)"', row)]
         assert values == pytest.approx(list(_summary(folders[label])["strict"]["accuracy"]["Average"].values()))
@@ -147,8 +150,8 @@ def test_paired_tests_pair_only_runs_over_the_same_questions(sweep, tmp_path):
     other = tmp_path / "other"
     assert main(["eval", "--model", "expert/patchknn", "--limit", "40", "--runs-dir", str(other), "--run-id", "forty", "--quiet"]) == 0
     report = json.loads(_report(tmp_path, "json", sweep / "baseline", sweep / "jpeg-1", other / "forty").read_text())
-    assert [run["label"] for run in report["runs"]] == ["expert/patchknn · clean · first 60", "expert/patchknn · jpeg:1 · first 60", "expert/patchknn · clean · first 40"]
-    assert [(pair["first"], pair["second"], pair["shared_questions"]) for pair in report["pairs"]] == [("expert/patchknn · clean · first 60", "expert/patchknn · jpeg:1 · first 60", 60)]
+    assert [run["label"] for run in report["runs"]] == ["expert/patchknn · clean · 60 of 549, stratified", "expert/patchknn · jpeg:1 · 60 of 549, stratified", "expert/patchknn · clean · 40 of 549, stratified"]
+    assert [(pair["first"], pair["second"], pair["shared_questions"]) for pair in report["pairs"]] == [("expert/patchknn · clean · 60 of 549, stratified", "expert/patchknn · jpeg:1 · 60 of 549, stratified", 60)]
 
 
 @pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it

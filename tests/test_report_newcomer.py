@@ -56,11 +56,11 @@ def test_a_subset_run_is_shown_but_not_ranked(runs, tmp_path):
     board = out.read_text().split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
     ranked, unranked = board.split('class="unranked"', 1)
     assert "oracle" in ranked and "not comparable" not in ranked and "subset" not in ranked
-    assert "not comparable" in unranked and "100 of 549 questions, stratified" in unranked
-    assert "all 549 questions" in ranked
+    assert "not comparable" in unranked and "100 of 549, stratified (seed 0)" in unranked
+    assert "all 549" in ranked
     md = tmp_path / "r.md"
     assert main(["report", str(runs / "subset"), str(runs / "full"), "--out", str(md)]) == 0
-    rows = [line for line in md.read_text().splitlines() if line.startswith("| ") and "questions" in line and "stratified" in line]
+    rows = [line for line in md.read_text().splitlines() if line.startswith("| ") and "stratified (seed 0)" in line]
     assert rows and rows[0].split("|")[1].strip().endswith("§")
 
 

@@ -46,7 +46,7 @@ def take_limit(items: Sequence[T], limit: int | None, *, sampling: str, seed: in
 def subset_note(count: int, available: int, sampling: str, seed: int, what: str = "questions") -> str:
     """How a run's subset was drawn, in words (reports and tables say it beside the figures)."""
     if count >= available:
-        return f"all {available} {what}"
+        return f"all {available}" + (f" {what}" if what else "")
     if sampling == "first":
-        return f"the first {count} of {available} {what}"
-    return f"{count} of {available} {what}, stratified (seed {seed})"
+        return f"first {count} of {available}" + (f" {what}" if what else "")
+    return f"{count} of {available}" + (f" {what}" if what else "") + f", stratified (seed {seed})"

@@ -100,7 +100,7 @@ def coverage(run: RunData) -> str:
 
     spec, summary = run.spec, run.summary
     available = spec.limit_of or summary.n_questions
-    note = subset_note(summary.n_questions, available, spec.limit_sampling, spec.seed)
+    note = subset_note(summary.n_questions, available, spec.limit_sampling, spec.seed, what="")  # under the column "questions"
     if summary.n_samples < summary.n_questions:
         note += f"; {summary.n_samples} answered"
     return note
@@ -142,7 +142,7 @@ def _leaderboard(runs: list[RunData], keys: dict[str, str], intervals: dict[str,
     by_average = lambda row: -(row["cells"][-1]["value"] if row["cells"][-1]["value"] is not None else -1)  # noqa: E731
     # one model's arms (an ablation, a degradation sweep) read in the order they were run, severity
     # by severity; different models are ranked
-    in_order = len(runs) > 1 and len({run.spec.model for run in runs}) == 1
+    in_order = len(ranked) > 1 and len({run.spec.model for run in runs if id(run) in ranked}) == 1
     if in_order:
         rows = [row for row in rows if row["kind"] == "run"] + sorted((row for row in rows if row["kind"] != "run"), key=by_average)
     else:
