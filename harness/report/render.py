@@ -159,7 +159,7 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
             lead = headline(run.spec, run.summary) if task_kind(run.spec.task).answers_questions else None
             strict = run.summary.strict.get("accuracy", {}).get("Average", {}).get("Average")
             rows.append([run.label, run.spec.run_id, str(run.path), run.spec.task, *("" if cell == "—" else cell for cell in row["cells"]), lead.mode if lead else "",
-                         "" if lead is None or lead.average is None else f"{lead.average:.2f}", "" if strict is None else f"{strict:.2f}", files.get(id(run), ""), strict_files.get(id(run), "")])
+                         "" if lead is None or lead.average is None else lead.average, "" if strict is None else strict, files.get(id(run), ""), strict_files.get(id(run), "")])
         index = out / "runs.csv"
         index.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(index, csv_text(rows))
