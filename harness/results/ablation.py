@@ -8,7 +8,6 @@ arms, resampled per dataset, subtask and, for detection, per class), and what th
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.report.runs import RunData, load_run
 from harness.schema import SUBTASKS
+from harness.storage.files import write_json_atomically
 
 RESAMPLES = 1000
 COLUMNS = [s.value for s in SUBTASKS] + ["Average"]
@@ -169,5 +169,5 @@ def markdown(table: dict) -> str:
 
 
 def write_outputs(table: dict, folder: Path) -> None:
-    (folder / "ablation.json").write_text(json.dumps(table, indent=2))
+    write_json_atomically(folder / "ablation.json", table)
     (folder / "ablation.md").write_text(markdown(table))
