@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from functools import lru_cache
@@ -9,6 +10,15 @@ from importlib import resources
 from pathlib import Path
 
 from harness.schema import Usage
+
+
+# No model costs a million dollars per million tokens; the bound keeps every cost finite (inf or
+# 1e308 in a price table would make summary.json's cost Infinity and every budget check wrong).
+MAX_PRICE = 1_000_000
+
+
+def _valid_price(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= MAX_PRICE
 
 
 @lru_cache(maxsize=4)
@@ -25,8 +35,8 @@ def price_table(path: str | None = None) -> dict[str, dict[str, float]]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: not valid TOML ({error})") from None
     for model, prices in table.items():
-        if not isinstance(prices, dict) or not all(isinstance(prices.get(k), (int, float)) and not isinstance(prices.get(k), bool) and prices[k] >= 0 for k in ("input", "output")):
-            raise ConfigError(f"{where}: [{model}] needs input and output prices (USD per million tokens, numbers ≥ 0)")
+        if not isinstance(prices, dict) or not all(_valid_price(prices.get(k)) for k in ("input", "output")):
+            raise ConfigError(f"{where}: [{model}] needs input and output prices (USD per million tokens, finite numbers from 0 to {MAX_PRICE:,})")
     return table
 
 
