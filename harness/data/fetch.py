@@ -209,11 +209,23 @@ def _download(remote: Remote, target: Path, headers: dict[str, str], progress: _
             with _OPENER.open(request, timeout=60) as response:
                 if have and response.status != 206:  # a server that ignores Range sends it all
                     have = 0
+                written = have
                 with open(partial, "ab" if have else "wb") as sink:
                     while chunk := response.read1(CHUNK):  # what has arrived: on disk as it comes
+                        if remote.size is not None and written + len(chunk) > remote.size:
+                            # a server sending more than the file's published size: not a byte past it is kept
+                            sink.write(chunk[: remote.size - written])
+                            overflow = True
+                            break
                         sink.write(chunk)
+                        written += len(chunk)
                         if progress:
                             progress.add(nbytes=len(chunk))
+                    else:
+                        overflow = False
+            if overflow:
+                partial.unlink()
+                raise DataError(f"{remote.path}: the server sent more than the {remote.size:,} bytes published for it; nothing past them was written, and the file was removed (run the same command again to fetch it whole)")
         except urllib.error.HTTPError as error:
             raise DataError(f"{remote.path}: HTTP {error.code} {error.reason}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as error:

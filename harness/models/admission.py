@@ -16,6 +16,7 @@ import math
 from harness.models.base import GenerateResponse
 from harness.models.secrets import known_secrets, scrub
 from harness.schema import Usage
+from harness.storage.files import json_safe
 
 # No model reads or writes 100 million tokens in one call; a larger count (10**400, 1e308) is a
 # server's nonsense and would make the run's cost infinite.
@@ -28,15 +29,7 @@ LOGPROB_NOTE = "a server returned option log-probabilities that are not finite n
 
 def without_surrogates(text: str) -> str:
     """`text` with each lone surrogate (a Python str from JSON can hold them) replaced by U+FFFD."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if _has_surrogate(text) else text
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return json_safe(text)  # type: ignore[return-value]  # the writers' own rule, so both agree
 
 
 def valid_logprob(value: object) -> bool:

@@ -21,13 +21,17 @@ def _valid_price(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= MAX_PRICE
 
 
-@lru_cache(maxsize=4)
 def price_table(path: str | None = None) -> dict[str, dict[str, float]]:
     """{model: {input, output}} in USD per million tokens; a malformed table is named, entry by entry."""
+    # the environment is read on every call (a cache keyed on no argument kept the first table seen)
+    return _read_table(path or os.environ.get("IADBENCH_PRICES"))
+
+
+@lru_cache(maxsize=4)
+def _read_table(path: str | None) -> dict[str, dict[str, float]]:
     from harness.errors import ConfigError
     from harness.storage.files import read_text_file
 
-    path = path or os.environ.get("IADBENCH_PRICES")
     where = path or "harness/models/prices.toml"
     text = read_text_file(Path(path), what="price table") if path else resources.files("harness.models").joinpath("prices.toml").read_text()
     try:
