@@ -362,3 +362,17 @@ def test_an_unreadable_image_costs_its_questions_not_the_run(tmp_path):
     assert len(kept) == 12 and failed and all(s["image_id"] == "VisA/candle/test/bad/002.JPG" for s in failed)
     assert all(s["error"] == f"UnreadableInput: {image}: Permission denied" for s in failed)
     assert "Traceback" not in done.stderr
+
+
+def test_the_judge_keeps_the_question_timeout(tmp_path, server, capsys):
+    from tests.test_robustmad_open import build_open_fixture
+
+    running = server(fault_rate=1.0, fault_kinds=("rate_limit",), retry_after_ms=10**15)  # the judge is told to wait 10^12 s
+    path = build_open_fixture(tmp_path / "data", images=1)
+    started = time.monotonic()
+    main(["eval", "--task", "open", "--data", f"robustmad:{path}", "--model", "oracle", "--judge", "openai/gpt-5", "--judge-base-url", running.base_url,
+          "--runs-dir", str(tmp_path / "runs"), "--run-id", "j", "--quiet", "--no-cache", "--question-timeout", "5"])
+    assert "Traceback" not in capsys.readouterr().err
+    assert time.monotonic() - started < 5
+    judgements = [json.loads(line) for line in (tmp_path / "runs/j/judgements.jsonl").read_text().splitlines()]
+    assert judgements and all(j["error"].startswith("QuestionDeadline: the server asked to wait 1,000,000,000,000 s, past this question's deadline (5 s") for j in judgements)
