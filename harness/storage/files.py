@@ -35,7 +35,7 @@ def json_safe(value: object) -> object:
     if isinstance(value, int):
         return max(-JSON_INT_BOUND, min(JSON_INT_BOUND, value))
     if isinstance(value, dict):
-        return {json_safe(str(key)): json_safe(item) for key, item in value.items()}
+        return {(json_safe(key) if isinstance(key, str) else key): json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value
