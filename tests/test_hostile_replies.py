@@ -306,7 +306,7 @@ def test_a_compression_not_asked_for_is_refused(tmp_path, synthetic_set, capsys)
     with RunningServer(app) as server:
         evaluate(capsys, server, runs, "c", "--limit", "1", "--no-cache")
     (sample,) = samples(runs / "c")
-    assert "ResponseTooLarge: the server compressed its response as x-hostile" in sample["error"]
+    assert sample["error"] == "UnreadableResponse: the server compressed its response as x-hostile, which iadbench did not ask for and does not read"
 
 
 def test_a_gzipped_reply_of_honest_size_is_read(tmp_path, synthetic_set, capsys):
@@ -376,3 +376,12 @@ def test_the_judge_keeps_the_question_timeout(tmp_path, server, capsys):
     assert time.monotonic() - started < 5
     judgements = [json.loads(line) for line in (tmp_path / "runs/j/judgements.jsonl").read_text().splitlines()]
     assert judgements and all(j["error"].startswith("QuestionDeadline: the server asked to wait 1,000,000,000,000 s, past this question's deadline (5 s") for j in judgements)
+
+
+def test_a_corrupt_gzip_body_is_named(tmp_path, synthetic_set, capsys):
+    app = ScriptedServer(lambda body: Reply(gzip_of(completion("A"))[:12] + b"not deflate at all", headers={"content-encoding": "gzip"}))
+    runs = tmp_path / "runs"
+    with RunningServer(app) as server:
+        evaluate(capsys, server, runs, "z", "--limit", "1", "--no-cache")
+    (sample,) = samples(runs / "z")
+    assert sample["error"] == "UnreadableResponse: the response's gzip body is corrupt" and len(app.bodies) == 1

@@ -19,9 +19,13 @@ _PIECE = 1 << 20  # inflate at most this much per call: a tiny input cannot make
 _DECODABLE = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 
 
-class ResponseTooLarge(Exception):
-    """The server's response passed MAX_RESPONSE_BYTES (after decompression), or was compressed in
-    a way that was not asked for; not an httpx error, so the SDK neither wraps nor retries it."""
+class UnreadableResponse(Exception):
+    """A response iadbench will not read: compressed in a way that was not asked for, or corrupt.
+    Not an httpx error, so the SDK neither wraps nor retries it; it costs that one request."""
+
+
+class ResponseTooLarge(UnreadableResponse):
+    """The server's response passed MAX_RESPONSE_BYTES (after decompression)."""
 
 
 class _Inflater:
@@ -37,7 +41,7 @@ class _Inflater:
             piece = self._object.decompress(data, _PIECE)
         except zlib.error:
             if self.coding != "deflate" or self._started:
-                raise ResponseTooLarge(f"the response's {self.coding} body is corrupt") from None
+                raise UnreadableResponse(f"the response's {self.coding} body is corrupt") from None
             self._object = zlib.decompressobj(-zlib.MAX_WBITS)  # servers that send raw deflate
             piece = self._object.decompress(data, _PIECE)
         self._started = True
@@ -88,7 +92,7 @@ def _classes(http):
             unknown = [c for c in codings if c not in _DECODABLE]
             if unknown:
                 await response.aclose()
-                raise ResponseTooLarge(f"the server compressed its response as {', '.join(unknown)}, which iadbench did not ask for and does not read")
+                raise UnreadableResponse(f"the server compressed its response as {', '.join(unknown)}, which iadbench did not ask for and does not read")
             # The body is handed on inflated, so the client must not inflate it again.
             headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")] if codings else response.headers
             return http.Response(response.status_code, headers=headers, stream=CappedStream(response.stream, codings, self._limit), extensions=response.extensions)

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 from harness.errors import ConfigError, FatalBackendError
 from harness.models.admission import valid_logprob
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart, ModelOptions, TextPart
-from harness.models.http_limits import ResponseTooLarge, cap_responses
+from harness.models.http_limits import UnreadableResponse, cap_responses
 from harness.models.images import ImageDecodeError, ImageEncoder
-from harness.models.secrets import register_secret, register_url_credentials, scrub
 from harness.models.resilience import RETRYABLE_STATUS, AdaptiveLimiter, PastDeadline, RetryPolicy, quota_exhausted_for, retry_after_seconds
+from harness.models.secrets import register_secret, register_url_credentials, scrub
 from harness.schema import Usage
 
 OPENAI_HOST = "api.openai.com"
@@ -215,8 +215,8 @@ class OpenAIChatModel:
             # (about 4 ms of CPU per multi-image request, more than everything else together).
             raw = await asyncio.wait_for(self._client.post("/chat/completions", cast_to=self._http.Response, body=arguments), timeout=budget)
             completion = json.loads(raw.content)
-        except ResponseTooLarge as error:  # the same request would bring the same again: not retried
-            return 0.0, GenerateResponse(error=f"ResponseTooLarge: {error}", attempts=attempt, latency_s=time.monotonic() - started)
+        except UnreadableResponse as error:  # a bomb, a coding not asked for: the same request would bring the same again
+            return 0.0, GenerateResponse(error=f"{type(error).__name__}: {error}", attempts=attempt, latency_s=time.monotonic() - started)
         except TimeoutError:
             if not self._answered_once and attempt >= CONNECT_TRIES_BEFORE_GIVING_UP:
                 raise FatalBackendError(f"nothing answered at {redact_url(self._base_url)} within {budget:.1f} s, {attempt} times; start the server or fix --base-url, then continue with --resume") from None
