@@ -385,3 +385,12 @@ def test_a_corrupt_gzip_body_is_named(tmp_path, synthetic_set, capsys):
         evaluate(capsys, server, runs, "z", "--limit", "1", "--no-cache")
     (sample,) = samples(runs / "z")
     assert sample["error"] == "UnreadableResponse: the response's gzip body is corrupt" and len(app.bodies) == 1
+
+
+def test_a_response_body_nested_past_the_parser_is_malformed_not_a_crash(tmp_path, synthetic_set, capsys):
+    app = ScriptedServer(lambda body: Reply(DEEP.encode()))
+    runs = tmp_path / "runs"
+    with RunningServer(app) as server:
+        evaluate(capsys, server, runs, "d", "--limit", "1", "--max-attempts", "2", "--no-cache")
+    (sample,) = samples(runs / "d")
+    assert sample["error"].startswith("MalformedResponse: maximum recursion depth exceeded") and "gave up after 2 attempts" in sample["error"]

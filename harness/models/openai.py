@@ -241,7 +241,7 @@ class OpenAIChatModel:
             if not self._answered_once and attempt >= CONNECT_TRIES_BEFORE_GIVING_UP:
                 raise FatalBackendError(f"nothing answers at {redact_url(self._base_url)} ({self._describe(error)}); start the server or fix --base-url, then continue with --resume") from None
             return self._policy.backoff(attempt, self._rng), self._describe(error)
-        except (ValueError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON
+        except (ValueError, RecursionError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON, nested past the parser, a 5,000-digit number
             return self._policy.backoff(attempt, self._rng), f"MalformedResponse: {self._scrub(str(error))[:200]}"
         finally:
             await limiter.release()
