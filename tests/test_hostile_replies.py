@@ -233,7 +233,7 @@ def test_model_json_reader_names_each_way_it_fails():
     assert read_model_json(DEEP) == (None, "not JSON iadbench reads (nested too deeply)")
     value, problem = read_model_json("1" * 5000)
     assert value is None and "4300 digits" in problem
-    assert read_model_json("{") [1].startswith("not JSON (Expecting")
+    assert read_model_json("{")[1].startswith("not JSON (Expecting")
 
 
 @pytest.mark.parametrize("reply", [DEEP, "[[" + "9" * 5000 + ", 1, 2, 3]]", "[[1" + "0" * 400 + ", 1, 2, 3]]", "region " + "9" * 5000 + ": 0.9", '{"image score": 1' + "0" * 400 + "}"],
