@@ -85,9 +85,23 @@ class Question(_Record):
     answer: str
 
 
+# A token count any file may hold: far past a whole benchmark's, yet a cost at any price stays
+# finite. A larger one (a server's 10**400, a hand-edited line) is read as this bound.
+MAX_TOKEN_COUNT = 10**15
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    @field_validator("prompt_tokens", "completion_tokens", mode="before")
+    @classmethod
+    def _bounded(cls, value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return MAX_TOKEN_COUNT if value > 0 else 0
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(max(0, min(value, MAX_TOKEN_COUNT)))
+        return value
 
 
 ParseStatus = Literal["ok", "unparsable", "ambiguous", "invalid", "error", "declined"]

@@ -36,6 +36,9 @@ from harness.storage.paths import resolve_inside
 from harness.storage.terminal import write_control
 
 CHUNK = 1 << 20
+# Files listed without a size (question files from raw GitHub, checked by their git blob id) are
+# a few megabytes; a server sending more than this is not sending them.
+MAX_UNLISTED_BYTES = 1 << 30
 WORKERS = 8  # MMAD is ~30,000 small files: latency, not bandwidth, sets the pace
 
 
@@ -217,11 +220,24 @@ def _download(remote: Remote, target: Path, headers: dict[str, str], progress: _
             with _OPENER.open(request, timeout=60) as response:
                 if have and response.status != 206:  # a server that ignores Range sends it all
                     have = 0
+                written, limit = have, remote.size if remote.size is not None else MAX_UNLISTED_BYTES
                 with open(partial, "ab" if have else "wb") as sink:
                     while chunk := response.read1(CHUNK):  # what has arrived: on disk as it comes
+                        if written + len(chunk) > limit:
+                            # a server sending more than the file's published size: not a byte past it is kept
+                            sink.write(chunk[: limit - written])
+                            overflow = True
+                            break
                         sink.write(chunk)
+                        written += len(chunk)
                         if progress:
                             progress.add(nbytes=len(chunk))
+                    else:
+                        overflow = False
+            if overflow:
+                partial.unlink()
+                published = f"the {limit:,} bytes published for it" if remote.size is not None else f"{limit:,} bytes, more than any question file holds"
+                raise DataError(f"{remote.path}: the server sent more than {published}; nothing past them was written, and the file was removed (run the same command again to fetch it whole)")
         except urllib.error.HTTPError as error:
             raise DataError(f"{remote.path}: HTTP {error.code} {error.reason}") from None
         except (urllib.error.URLError, OSError, TimeoutError) as error:

@@ -19,16 +19,20 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import ConfigError, FatalBackendError
+from harness.models.admission import valid_logprob
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart, ModelOptions, TextPart
+from harness.models.http_limits import UnreadableResponse, cap_responses
 from harness.models.images import ImageDecodeError, ImageEncoder
-from harness.models.resilience import RETRYABLE_STATUS, AdaptiveLimiter, RetryPolicy, quota_exhausted_for, retry_after_seconds
+from harness.models.resilience import RETRYABLE_STATUS, AdaptiveLimiter, PastDeadline, RetryPolicy, quota_exhausted_for, retry_after_seconds
+from harness.models.secrets import register_secret, register_url_credentials, scrub
 from harness.schema import Usage
 
 OPENAI_HOST = "api.openai.com"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 CONNECT_TRIES_BEFORE_GIVING_UP = 3  # nothing ever answered: a wrong --base-url, not a hiccup
 TOP_LOGPROBS = 20
-NON_FINITE_NOTE = "the server returned non-finite log-probabilities (NaN or ±Infinity) for some tokens; they were left out, as if not in the top list"
+NON_FINITE_NOTE = ("the server returned non-finite log-probabilities or values that are no log-probability (NaN, ±Infinity, a number above 0, true, text, an object) "
+                   "for some tokens; they were left out, as if not in the top list")
 
 def redact_url(url: str) -> str:
     """A base URL fit for spec.json and logs: user:password@ and query strings removed."""
@@ -63,15 +67,16 @@ def letter_logprobs(top_logprobs: list[tuple[str, float]], letters: list[str]) -
     """
     mass: dict[str, list[float]] = {}
     for token, logprob in top_logprobs:
-        if not isinstance(token, str) or not isinstance(logprob, (int, float)) or not math.isfinite(logprob):
-            continue  # a broken server's NaN or ±Infinity says nothing about the letter (NON_FINITE_NOTE)
+        if not isinstance(token, str) or not valid_logprob(logprob):
+            continue  # a broken server's NaN, true or 5.0 says nothing about the letter (NON_FINITE_NOTE)
         key = token.strip().strip("(*[").strip()
         if key in letters:
             mass.setdefault(key, []).append(logprob)
     result = {}
     for letter, values in mass.items():
         peak = max(values)
-        result[letter] = peak + math.log(sum(math.exp(v - peak) for v in values))
+        # several spellings of a letter can sum past probability 1 on a careless server: 0 at most
+        result[letter] = min(0.0, peak + math.log(sum(math.exp(v - peak) for v in values)))
     return result
 
 
@@ -97,6 +102,8 @@ class OpenAIChatModel:
         if not api_key:
             api_key = "EMPTY"  # vLLM, Ollama and llama.cpp servers accept any key
         self._secret = api_key
+        register_secret(api_key)  # never written anywhere, whatever a server echoes (admission.py)
+        register_url_credentials(base_url)
         self.options = options
         self.cache_identity = f"{name}@{redact_url(base_url)}"
         self._base_url = base_url
@@ -163,8 +170,9 @@ class OpenAIChatModel:
     # -- calling -----------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        """Error texts can echo the key (some servers do); it must never reach a run folder."""
-        return text.replace(self._secret, "***") if self._secret and self._secret != "EMPTY" else text
+        """Error texts can echo the key (some servers do); it must never reach a run folder, nor
+        the one-line error that stops a run."""
+        return scrub(text)
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         if self._missing_key:
@@ -210,7 +218,10 @@ class OpenAIChatModel:
         """One try: (0, response) on success or a final error; (wait, reason) when worth retrying."""
         openai, limiter = self._openai, self._limiter
         assert limiter is not None
-        sent_at = await limiter.acquire()
+        try:
+            sent_at = await limiter.acquire(deadline)
+        except PastDeadline as past:  # the run is paused (a server's rate limit) past this question's deadline
+            return 0.0, self._past_deadline(past.asked_s, attempt, started)
         # --request-timeout is a deadline for the whole exchange (connect, headers and every byte of
         # the body), not the client's wait between two bytes: a server trickling its body must not
         # hold a question longer. Nor may an attempt outlive the question's own deadline.
@@ -221,6 +232,8 @@ class OpenAIChatModel:
             # (about 4 ms of CPU per multi-image request, more than everything else together).
             raw = await asyncio.wait_for(self._client.post("/chat/completions", cast_to=self._http.Response, body=arguments), timeout=budget)
             completion = json.loads(raw.content)
+        except UnreadableResponse as error:  # a bomb, a coding not asked for: the same request would bring the same again
+            return 0.0, GenerateResponse(error=f"{type(error).__name__}: {error}", attempts=attempt, latency_s=time.monotonic() - started)
         except TimeoutError:
             if not self._answered_once and attempt >= CONNECT_TRIES_BEFORE_GIVING_UP:
                 raise FatalBackendError(f"nothing answered at {redact_url(self._base_url)} within {budget:.1f} s, {attempt} times; start the server or fix --base-url, then continue with --resume") from None
@@ -228,6 +241,8 @@ class OpenAIChatModel:
         except openai.RateLimitError as error:
             wait = retry_after_seconds(error.response.headers)
             limiter.on_rate_limited(wait, sent_at)
+            if wait is not None and time.monotonic() + wait > deadline:
+                return 0.0, self._past_deadline(wait, attempt, started, self._describe(error))
             return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as error:
             raise FatalBackendError(f"{self.cache_identity}: {self._describe(error)}; fix the key, model or --base-url, then continue with --resume") from None
@@ -235,13 +250,15 @@ class OpenAIChatModel:
             if error.status_code not in RETRYABLE_STATUS:
                 return 0.0, GenerateResponse(error=self._describe(error), attempts=attempt, latency_s=time.monotonic() - started)
             wait = retry_after_seconds(error.response.headers)
+            if wait is not None and time.monotonic() + wait > deadline:
+                return 0.0, self._past_deadline(wait, attempt, started, self._describe(error))
             return (wait if wait is not None else self._policy.backoff(attempt, self._rng)), self._describe(error)
         except (openai.APITimeoutError, openai.APIConnectionError) as error:
             # (A refused connection can surface as a timeout through the aiohttp transport.)
             if not self._answered_once and attempt >= CONNECT_TRIES_BEFORE_GIVING_UP:
                 raise FatalBackendError(f"nothing answers at {redact_url(self._base_url)} ({self._describe(error)}); start the server or fix --base-url, then continue with --resume") from None
             return self._policy.backoff(attempt, self._rng), self._describe(error)
-        except (ValueError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON
+        except (ValueError, RecursionError, openai.APIResponseValidationError) as error:  # truncated or malformed JSON, nested past the parser, a 5,000-digit number
             return self._policy.backoff(attempt, self._rng), f"MalformedResponse: {self._scrub(str(error))[:200]}"
         finally:
             await limiter.release()
@@ -254,6 +271,12 @@ class OpenAIChatModel:
         if quota_wait:
             limiter.on_rate_limited(quota_wait, sent_at)
         return 0.0, self._response(completion, request, attempt, time.monotonic() - started)
+
+    def _past_deadline(self, asked_s: float | None, attempt: int, started: float, detail: str = "") -> GenerateResponse:
+        """The question fails now: waiting as the server asks would pass its deadline."""
+        why = "no request slot came free" if asked_s is None else f"the server asked to wait {asked_s:,.0f} s"
+        error = f"QuestionDeadline: {why}, past this question's deadline ({self._policy.max_sample_seconds:g} s in all, --question-timeout)"
+        return GenerateResponse(error=error + (f"; {detail}" if detail else ""), attempts=attempt, latency_s=time.monotonic() - started)
 
     def _provider_error(self, completion) -> str | None:
         """Some providers (proxies, routers) answer 200 with an error object and no choices."""
@@ -288,9 +311,10 @@ class OpenAIChatModel:
             logprobs = choice.get("logprobs")
             content = logprobs.get("content") if isinstance(logprobs, dict) else None
             if content and isinstance(content, list) and isinstance(content[0], dict):
-                top = [(item.get("token"), item.get("logprob")) for item in content[0].get("top_logprobs") or [] if isinstance(item, dict)]
+                listed = content[0].get("top_logprobs")
+                top = [(item.get("token"), item.get("logprob")) for item in (listed if isinstance(listed, list) else []) if isinstance(item, dict)]
                 response.option_logprobs = letter_logprobs(top, request.option_letters or []) or None
-                if any(not isinstance(value, (int, float)) or not math.isfinite(value) for _, value in top):
+                if any(not valid_logprob(value) for _, value in top) or (listed is not None and not isinstance(listed, list)):
                     response.notes.append(NON_FINITE_NOTE)
             else:
                 note = f"{self.cache_identity} returned no logprobs: answers are parsed from text instead"
@@ -341,9 +365,10 @@ def _http_client(openai_module, http, connections: int):
     its default), else its httpx client; either way with a pool as large as the concurrency."""
     limits = http.Limits(max_connections=connections, max_keepalive_connections=connections)
     try:
-        return openai_module.DefaultAioHttpClient(limits=limits)
+        client = openai_module.DefaultAioHttpClient(limits=limits)
     except (AttributeError, ImportError, RuntimeError):
-        return openai_module.DefaultAsyncHttpxClient(limits=limits)
+        client = openai_module.DefaultAsyncHttpxClient(limits=limits)
+    return cap_responses(client, http)  # a gzip bomb costs one request, not the machine's memory
 
 
 async def _sleep(seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from functools import lru_cache
@@ -11,13 +12,26 @@ from pathlib import Path
 from harness.schema import Usage
 
 
-@lru_cache(maxsize=4)
+# No model costs a million dollars per million tokens; the bound keeps every cost finite (inf or
+# 1e308 in a price table would make summary.json's cost Infinity and every budget check wrong).
+MAX_PRICE = 1_000_000
+
+
+def _valid_price(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= MAX_PRICE
+
+
 def price_table(path: str | None = None) -> dict[str, dict[str, float]]:
     """{model: {input, output}} in USD per million tokens; a malformed table is named, entry by entry."""
+    # the environment is read on every call (a cache keyed on no argument kept the first table seen)
+    return _read_table(path or os.environ.get("IADBENCH_PRICES"))
+
+
+@lru_cache(maxsize=4)
+def _read_table(path: str | None) -> dict[str, dict[str, float]]:
     from harness.errors import ConfigError
     from harness.storage.files import read_text_file
 
-    path = path or os.environ.get("IADBENCH_PRICES")
     where = path or "harness/models/prices.toml"
     text = read_text_file(Path(path), what="price table") if path else resources.files("harness.models").joinpath("prices.toml").read_text()
     try:
@@ -25,8 +39,8 @@ def price_table(path: str | None = None) -> dict[str, dict[str, float]]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: not valid TOML ({error})") from None
     for model, prices in table.items():
-        if not isinstance(prices, dict) or not all(isinstance(prices.get(k), (int, float)) and not isinstance(prices.get(k), bool) and prices[k] >= 0 for k in ("input", "output")):
-            raise ConfigError(f"{where}: [{model}] needs input and output prices (USD per million tokens, numbers ≥ 0)")
+        if not isinstance(prices, dict) or not all(_valid_price(prices.get(k)) for k in ("input", "output")):
+            raise ConfigError(f"{where}: [{model}] needs input and output prices (USD per million tokens, finite numbers from 0 to {MAX_PRICE:,})")
     return table
 
 

@@ -50,17 +50,28 @@ def parse_duration(text: str) -> float | None:
     return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts)
 
 
-# A server's retry-after is obeyed up to this long: "retry after 10^9 s" (or Infinity, or NaN) from a
-# broken or hostile server must not pause every request of the run for ever.
+# The whole run pauses for a server's retry-after up to this long: "retry after 10^9 s" from a
+# broken or hostile server must not pause every request of the run for ever. A question whose own
+# deadline comes sooner fails at once instead (RetryPolicy's max_sample_seconds: --question-timeout).
 MAX_SERVER_WAIT_S = 300.0
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """The server's requested wait, at most MAX_SERVER_WAIT_S (None when it gives none or nonsense)."""
+    """The server's requested wait as it asked (None when it gives none or nonsense). Callers
+    compare it with their deadline before waiting; the shared pause caps it (AdaptiveLimiter)."""
     wait = _retry_after(headers)
     if wait is None or not math.isfinite(wait):
         return None
-    return min(max(0.0, wait), MAX_SERVER_WAIT_S)
+    return max(0.0, wait)
+
+
+class PastDeadline(Exception):
+    """A wait the server asked for (or the run's shared pause) would end after the question's
+    deadline: the question fails now, saying so, instead of sleeping past it."""
+
+    def __init__(self, asked_s: float | None) -> None:
+        super().__init__("no free request slot before the deadline" if asked_s is None else f"the server asked to wait {asked_s:,.0f} s")
+        self.asked_s = asked_s
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -91,7 +102,7 @@ def quota_exhausted_for(headers: Mapping[str, str] | None) -> float | None:
         return None
     reset = headers.get("x-ratelimit-reset-requests")
     wait = parse_duration(reset) if reset else None
-    return min(max(0.0, wait), MAX_SERVER_WAIT_S) if wait is not None and math.isfinite(wait) else None
+    return max(0.0, wait) if wait is not None and math.isfinite(wait) else None
 
 
 class AdaptiveLimiter:
@@ -103,13 +114,18 @@ class AdaptiveLimiter:
         self._decrease = decrease
         self._last_cut = float("-inf")
         self._resume_at = 0.0
+        self._asked_s = 0.0  # the wait the server asked for, before MAX_SERVER_WAIT_S capped the pause
         self._changed = asyncio.Condition()
 
-    async def acquire(self) -> float:
-        """Wait for a slot; returns when it was granted (pass it to on_rate_limited)."""
+    async def acquire(self, deadline: float = math.inf) -> float:
+        """Wait for a slot; returns when it was granted (pass it to on_rate_limited). Raises
+        PastDeadline, without waiting, when the shared pause ends after `deadline`."""
         async with self._changed:
             while True:
-                pause = self._resume_at - time.monotonic()
+                now = time.monotonic()
+                pause = self._resume_at - now
+                if pause > 0 and self._resume_at > deadline:
+                    raise PastDeadline(self._asked_s)
                 if pause > 0:
                     try:
                         await asyncio.wait_for(self._changed.wait(), timeout=pause)
@@ -119,7 +135,12 @@ class AdaptiveLimiter:
                 if self.in_flight < int(self.limit):
                     self.in_flight += 1
                     return time.monotonic()
-                await self._changed.wait()
+                if now >= deadline:
+                    raise PastDeadline(None)
+                try:  # a slot frees up, or the question's deadline comes
+                    await asyncio.wait_for(self._changed.wait(), timeout=deadline - now if math.isfinite(deadline) else None)
+                except asyncio.TimeoutError:
+                    pass
 
     async def release(self) -> None:
         async with self._changed:
@@ -135,5 +156,6 @@ class AdaptiveLimiter:
         if sent_at > self._last_cut:
             self.limit = max(1.0, self.limit * self._decrease)
             self._last_cut = now
-        if wait_s:
-            self._resume_at = max(self._resume_at, now + wait_s)
+        if wait_s and now + min(wait_s, MAX_SERVER_WAIT_S) > self._resume_at:
+            self._resume_at = now + min(wait_s, MAX_SERVER_WAIT_S)
+            self._asked_s = wait_s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from harness.metrics.accuracy import CompatTable
 from harness.asking.prompting import environment
 from harness.report.runs import RunData
+from harness.storage.files import json_text as strict_json_text
 from harness.tasks.kinds import task_kind
 
 
@@ -168,4 +168,5 @@ def csv_files(runs: list[RunData], out: Path) -> list[Path]:
 
 
 def json_text(report: dict) -> str:
-    return json.dumps(report, indent=2, default=lambda value: None if isinstance(value, float) and math.isnan(value) else str(value))
+    """The report as strict JSON: NaN and ±Infinity as null, like every JSON file iadbench writes."""
+    return strict_json_text(report, indent=2, default=str)

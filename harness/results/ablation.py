@@ -10,7 +10,6 @@ SIGNIFICANCE), so ablation.md and `iadbench report` never give one pair two verd
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from harness.errors import ConfigError
 from harness.report.runs import RunData, load_run
 from harness.report.stats import SIGNIFICANCE, paired_comparison
 from harness.schema import SUBTASKS
+from harness.storage.files import write_json_atomically
 
 RESAMPLES = 1000
 COLUMNS = [s.value for s in SUBTASKS] + ["Average"]
@@ -178,5 +178,5 @@ def markdown(table: dict) -> str:
 
 
 def write_outputs(table: dict, folder: Path) -> None:
-    (folder / "ablation.json").write_text(json.dumps(table, indent=2))
+    write_json_atomically(folder / "ablation.json", table)
     (folder / "ablation.md").write_text(markdown(table))

@@ -21,6 +21,7 @@ from PIL import Image
 from harness.models.base import GenerateRequest, ImagePart, TextPart, provider_of
 from harness.models.pricing import cost_usd
 from harness.schema import RunSpec, Usage
+from harness.storage.files import json_text
 
 
 
@@ -124,7 +125,7 @@ def dump_request(model, request: GenerateRequest, base: Path) -> None:
     while hasattr(inner, "inner"):
         inner = inner.inner
     if hasattr(inner, "request_body"):
-        base.with_name(base.name + ".json").write_text(json.dumps(inner.request_body(request), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        base.with_name(base.name + ".json").write_text(json_text(inner.request_body(request), indent=1) + "\n", encoding="utf-8")
         return
     if hasattr(inner, "render_request"):
         rendered = inner.render_request(request)
@@ -138,4 +139,4 @@ def dump_request(model, request: GenerateRequest, base: Path) -> None:
             meta["image_grid_thw"] = inputs["image_grid_thw"].tolist()
         (base / "request.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         return
-    base.with_name(base.name + ".json").write_text(request.model_dump_json(indent=1, exclude_defaults=True) + "\n", encoding="utf-8")
+    base.with_name(base.name + ".json").write_text(json_text(request.model_dump(mode="json", exclude_defaults=True), indent=1) + "\n", encoding="utf-8")

@@ -187,7 +187,8 @@ def run_evaluation(
     if shard is None:
         folder.merge_shards(task.sample_type)  # answers left by an interrupted data-parallel run
     model = model or model_for(spec)
-    if spec.max_cost_usd is not None and cost_usd(spec.model, Usage()) is None:
+    priced = cost_usd(spec.model, Usage()) is not None  # reads and checks the price table before anything is asked
+    if spec.max_cost_usd is not None and not priced:
         raise ConfigError(f"--max-cost needs a price for {spec.model}: add it to harness/models/prices.toml (or $IADBENCH_PRICES)")
     cache = None
     if spec.cache and model.cacheable:

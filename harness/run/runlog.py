@@ -18,7 +18,7 @@ from typing import IO
 from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import RunFolderError
-from harness.storage.files import write_json_atomically
+from harness.storage.files import model_json, write_json_atomically
 from harness.schema import RunSpec, RunSummary, SampleResult
 
 SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"
@@ -280,7 +280,7 @@ class RunFolder:
         kept = [s for s in samples if s.parse_status != "error"]
         if len(kept) == len(samples):
             return 0
-        self._rewrite_samples([(s.model_dump_json() + "\n").encode() for s in kept])
+        self._rewrite_samples([(model_json(s) + "\n").encode() for s in kept])
         return len(samples) - len(kept)
 
     def sample_writer(self) -> "SampleWriter":
@@ -318,7 +318,7 @@ class SampleWriter:
 
     def write(self, sample: SampleResult) -> None:
         try:
-            self._handle.write(sample.model_dump_json() + "\n")
+            self._handle.write(model_json(sample) + "\n")
             self._handle.flush()
         except OSError as error:
             self._failed = True

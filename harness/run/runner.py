@@ -8,6 +8,7 @@ own question, the spec and the seed, and every table sorts by the question's ord
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from harness.storage.cache import ResponseCache
 from harness.errors import FatalBackendError, IadbenchError, RunFolderError
+from harness.models.admission import admit
 from harness.models.base import MAX_REPLY_CHARS, GenerateRequest, GenerateResponse, Model, cut_reply
 from harness.models.pricing import cost_usd
 from harness.run.progress import Progress
@@ -62,6 +64,10 @@ class EarlyStop:
             raise FatalBackendError(f"the first {len(self.kinds)} requests all failed ({self.example[:240]}); fix the cause, then continue")
 
 
+# OS errors that say the machine, not one question's input, is at fault.
+_WHOLE_RUN_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
 def _error_kind(error: str) -> str:
     return error.split(":", 1)[0].split(" ")[0] or "Error"
 
@@ -106,6 +112,13 @@ class CostBudget:
 
 
 async def _ask(model: Model, request) -> GenerateResponse:
+    """The model's response to one request, as the run may keep it: every response enters the run
+    here (or from the cache, admitted again), so secrets, surrogates and nonsense counts are dealt
+    with once, before the cache, the samples or a log see them."""
+    return admit(await _call(model, request))
+
+
+async def _call(model: Model, request) -> GenerateResponse:
     if request.failure is not None:  # nothing to send: the sample records why
         return GenerateResponse(error=request.failure)
     started = time.perf_counter()
@@ -178,7 +191,7 @@ async def run_plan(
         digest = digester.digest(model.cache_identity, request)
         response = cache.get(digest) if cache else None
         if response is not None:
-            return digest, response.model_copy(update={"cached": True})
+            return digest, admit(response).model_copy(update={"cached": True})
         if request.shared_call:
             return digest, await _ask_shared(model, request, digest, shared_calls, cache)
         response = await _ask(model, request)
@@ -198,10 +211,15 @@ async def run_plan(
                     digest, response = await answer(ordinal)
                     notes.extend(n for n in response.notes if n not in notes)
                     sample = task.score(ordinal, model.name, digest, response)
-                except (IadbenchError, OSError):
-                    raise  # bad input, a backend that answers nothing, a disk that takes nothing: stop, keeping what is written
+                except IadbenchError:
+                    raise  # bad input, a backend that answers nothing, a run folder that takes nothing: stop, keeping what is written
+                except OSError as error:
+                    if error.errno in _WHOLE_RUN_ERRNOS:
+                        raise  # a full or read-only disk fails every question alike: stop, keeping what is written
+                    # one input that cannot be read (an image of mode 000, a folder where a file was) costs its question
+                    sample = task.score(ordinal, model.name, "", admit(GenerateResponse(error=f"UnreadableInput: {error.filename or 'an input'}: {error.strerror or error}")))
                 except Exception as error:  # a bug preparing or scoring one question costs that sample, not the run
-                    sample = task.score(ordinal, model.name, "", GenerateResponse(error=f"InternalError: {type(error).__name__}: {error}"))
+                    sample = task.score(ordinal, model.name, "", admit(GenerateResponse(error=f"InternalError: {type(error).__name__}: {error}")))
                 writer.write(sample)  # flushed before the next await: a kill loses nothing finished
                 results.append(sample)
                 budget.add(sample)

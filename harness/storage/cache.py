@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.errors import IadbenchError
 from harness.models.base import GenerateResponse
+from harness.storage.files import model_json
 
 
 class CacheError(IadbenchError):
@@ -51,7 +52,7 @@ class ResponseCache:
         if response.error is not None:
             return  # failures are retried next time, never replayed
         try:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, response.model_dump_json(), time.time()))
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, model_json(response), time.time()))
         except sqlite3.DatabaseError as error:
             raise CacheError(f"{self.path}: cannot write the response cache ({error}); delete it or run with --no-cache") from None
         self.writes += 1

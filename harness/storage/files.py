@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -11,7 +12,47 @@ from pathlib import Path
 
 def write_json_atomically(path: Path, payload: object) -> None:
     """Write JSON so a reader (or a crash) never sees half a file: temp file, fsync, rename."""
-    write_atomically(path, lambda handle: (json.dump(payload, handle, indent=2, ensure_ascii=False), handle.write("\n")))
+    text = json_text(payload, indent=2)
+    write_atomically(path, lambda handle: handle.write(text + "\n"))
+
+
+# Python's JSON reader refuses integers past 4,300 digits, and no count iadbench keeps is near
+# 2^63: a larger one (a server's usage of 10**400) is written as this bound, readable everywhere.
+JSON_INT_BOUND = 2**63 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_safe(value: object) -> object:
+    """`value` as strict JSON can hold it, so a writer never stops a run or writes what no reader
+    takes: lone surrogates (a reply's "\\ud800") become U+FFFD, NaN and ±Infinity become null,
+    integers past ±2^63 are capped. Every JSON and JSON-lines file iadbench writes goes through it."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return max(-JSON_INT_BOUND, min(JSON_INT_BOUND, value))
+    if isinstance(value, dict):
+        return {(json_safe(key) if isinstance(key, str) else key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def json_text(payload: object, **options) -> str:
+    """Strict JSON text (never NaN or Infinity, never a surrogate a UTF-8 file cannot hold)."""
+    return json.dumps(json_safe(payload), allow_nan=False, ensure_ascii=False, **options)
+
+
+def model_json(record) -> str:
+    """A pydantic record as one JSON line: pydantic's fast writer, or, when the record holds what it
+    cannot encode (a lone surrogate), the same record through json_safe."""
+    try:
+        return record.model_dump_json()
+    except ValueError:  # PydanticSerializationError: surrogates not allowed
+        return json_text(record.model_dump(mode="json"))
 
 
 def write_text_atomically(path: Path, text: str) -> None:

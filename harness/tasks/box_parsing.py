@@ -13,11 +13,11 @@ within 0..1 is read as 0..1 (noted).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 
+from harness.asking.model_json import read_model_json
 from harness.metrics.boxes import Box
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
@@ -90,11 +90,13 @@ def _from_json(value) -> list[tuple[float, ...]] | None:
 
 def _raw_boxes(text: str) -> tuple[list[tuple[float, ...]] | None, str | None]:
     for candidate in _json_candidates(text):
-        try:
-            value = json.loads(candidate)
-        except (json.JSONDecodeError, ValueError):
+        value, problem = read_model_json(candidate)
+        if problem:
             continue
-        boxes = _from_json(value)
+        try:
+            boxes = _from_json(value)
+        except (RecursionError, OverflowError):  # lists nested thousands deep, a 400-digit coordinate
+            continue
         if boxes is not None:
             return boxes, None
     for pattern, how in ((_GROUP, "bracketed numbers"), (_PAIRS, "corner pairs"), (_RUN, "comma-separated numbers")):

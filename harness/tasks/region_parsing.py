@@ -16,9 +16,10 @@ map. The rules, each liberty recorded as a reason on the sample:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
+
+from harness.asking.model_json import finite_number, read_model_json
 
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)(\s*%|\s*percent)?"
 _IMAGE_SCORE = re.compile(r"(?:image|overall)[\s_-]*(?:anomaly[\s_-]*)?score\s*(?:is|of|:|=|-|–|was)?\s*(?:about|around|approximately)?\s*" + _NUMBER)
@@ -109,11 +110,8 @@ def _from_json(text: str, scale: _Scale, reasons: list[str]) -> RegionReply | No
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         return None
-    try:
-        data = json.loads(text[start : end + 1])
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
+    data, problem = read_model_json(text[start : end + 1])
+    if problem or not isinstance(data, dict):
         return None
     lowered = {str(k).lower().replace("_", " "): v for k, v in data.items()}
     image = next((v for k, v in lowered.items() if ("image" in k or "overall" in k) and "score" in k), lowered.get("anomaly score"))
@@ -128,11 +126,11 @@ def _from_json(text: str, scale: _Scale, reasons: list[str]) -> RegionReply | No
     items += [(re.findall(r"\d+", k), v) for k, v in lowered.items() if re.fullmatch(r"region\s*\d+", k)]  # flat {"region 3": 0.7}
     regions: dict[int, float] = {}
     for ids, score in items:
-        if ids and isinstance(score, (int, float)) and not isinstance(score, bool):
+        if ids and finite_number(score) is not None:
             value = scale.read(str(score), None, f"region {ids[0]} score", reasons)
             if value is not None:
                 regions[int(ids[0])] = value
-    image_score = scale.read(str(image), None, "image score", reasons) if isinstance(image, (int, float)) and not isinstance(image, bool) else None
+    image_score = scale.read(str(image), None, "image score", reasons) if finite_number(image) is not None else None
     if image_score is None and not regions:
         return None
     return RegionReply(image_score, regions, reasons=reasons)
@@ -144,7 +142,10 @@ def parse_region_reply(reply: str, region_count: int) -> RegionReply:
     if not text:
         return RegionReply(None, status="unparsable", reasons=["empty reply"])
     scale = _Scale(text)
-    parsed = _from_json(text, scale, reasons) or _from_text(text, scale, reasons)
+    try:
+        parsed = _from_json(text, scale, reasons) or _from_text(text, scale, reasons)
+    except (ValueError, OverflowError, RecursionError):  # a region id of 5,000 digits: no number Python converts
+        return RegionReply(None, status="unparsable", reasons=reasons + ["a number too long to read"])
     outside = sorted(r for r in parsed.region_scores if not 1 <= r <= region_count)
     if outside:
         reasons.append(f"region ids {', '.join(map(str, outside))} do not exist (1..{region_count}) and are ignored")

@@ -9,11 +9,11 @@ difficulty of the four dimensions and the overall score.
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from typing import Callable
 from importlib import resources
 
+from harness.asking.model_json import read_model_json
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse
 from harness.schema import DecodingSpec, ImageSample
 from harness.tasks.robustmad_data import DIFFICULTIES, RobustItem
@@ -53,10 +53,9 @@ def guidelines() -> str:
 def parse_verdict(text: str | None) -> tuple[dict | None, str | None]:
     """(the verdict, None) or (None, why not): the script's json.loads of the stripped reply, with
     the fields it reads checked (scores 1–5, is_accurate 0 or 1)."""
-    try:
-        verdict = json.loads((text or "").strip())
-    except ValueError as error:
-        return None, f"not JSON ({error.msg} at {error.pos})"
+    verdict, problem = read_model_json((text or "").strip())
+    if problem:
+        return None, problem
     if not isinstance(verdict, dict) or not isinstance(verdict.get("dimension_scores"), dict):
         return None, "no dimension_scores object"
     scores = {k: verdict["dimension_scores"].get(k) for k in DIMENSIONS} | {"overall_score": verdict.get("overall_score")}
@@ -65,8 +64,17 @@ def parse_verdict(text: str | None) -> tuple[dict | None, str | None]:
         return None, f"{', '.join(bad)} not an integer 1-5"
     if verdict.get("is_accurate") not in (0, 1):
         return None, "is_accurate not 0 or 1"
-    return {"scores": scores, "is_accurate": verdict["is_accurate"], "explanation": str(verdict.get("explanation", ""))[:2000],
+    return {"scores": scores, "is_accurate": verdict["is_accurate"], "explanation": _explanation(verdict.get("explanation", "")),
             "gt_sanity_issue": verdict.get("gt_sanity_issue") if isinstance(verdict.get("gt_sanity_issue"), str) else None}, None
+
+
+def _explanation(value: object) -> str:
+    """The verdict's explanation as text (the script's str()); one no str() can write (a list
+    nested thousands deep, an integer past Python's digit limit) is kept as nothing."""
+    try:
+        return str(value)[:2000]
+    except (RecursionError, ValueError):
+        return ""
 
 
 class JudgeTask:

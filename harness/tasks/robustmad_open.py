@@ -101,7 +101,9 @@ class OpenKind(RobustmadKind):
     def _judge(spec: RunSpec):
         from harness.models.base import ModelOptions, create_model
 
-        options = {"base_url": spec.judge_base_url, "api_key_env": spec.judge_api_key_env}
+        # The judge's waits keep the run's deadlines (--request-timeout, --question-timeout, --max-attempts)
+        deadlines = {k: spec.model_options.get(k) for k in ("request_timeout_s", "max_sample_seconds", "max_attempts")}
+        options = {"base_url": spec.judge_base_url, "api_key_env": spec.judge_api_key_env, **deadlines}
         judge = create_model(spec.judge or "", seed=spec.seed, options=ModelOptions(**{k: v for k, v in options.items() if v}))
         try:
             getattr(judge, "ready", lambda: None)()

@@ -28,6 +28,7 @@ class HubRepo:
     commit: str = "c4ed190dcb530f2f673ab293e575ad32054bb3cf"
     trickle_after: int | None = None  # bytes of a body sent at full speed; the rest one small chunk per 50 ms
     corrupt: set[str] = field(default_factory=set)  # files served with one byte changed (listed with their true hash)
+    endless: set[str] = field(default_factory=set)  # files whose body goes on past their listed size (1 MiB pieces, up to 2 GiB) until the client hangs up
     cdn: bool = False  # LFS files answered with a 302 to another host name (localhost), as the hub sends them to its CDN
     authorized: list[tuple[str, bool]] = field(default_factory=list)  # (path, whether an Authorization header came)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range header)
@@ -91,6 +92,17 @@ class FakeHub:
         body = data[start:]
         status = 206 if ranged else 200
         extra = {"content-range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if ranged else {}
+        if resolve.group(2) in repo.endless:  # no content-length: the body ends when the server stops (or the client leaves)
+            await send({"type": "http.response.start", "status": status, "headers": _encode(meta | extra)})
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            try:
+                for _ in range(2048):
+                    await send({"type": "http.response.body", "body": b"\0" * (1 << 20), "more_body": True})
+                    await asyncio.sleep(0)
+            except Exception:  # the client hung up: what a client that stops at the published size does
+                return
+            await send({"type": "http.response.body", "body": b""})
+            return
         await send({"type": "http.response.start", "status": status, "headers": _encode(meta | extra | {"content-length": str(len(body))})})
         fast = body if repo.trickle_after is None else body[: max(0, repo.trickle_after - start)]
         await send({"type": "http.response.body", "body": fast, "more_body": len(fast) < len(body)})
