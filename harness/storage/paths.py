@@ -34,8 +34,8 @@ def resolve_inside(root: Path, relative: str, *, what: str) -> Path:
     if ".." in pure.parts:
         raise DataError(f"{what}: path {relative!r} escapes the data root {root} ('..' is not allowed)")
     try:
-        root_resolved = _real(str(root))
-        candidate = os.path.realpath(os.path.join(root_resolved, *pure.parts), strict=False)
+        root_resolved = _linked_root(_real(str(root)), pure.parts[0]) if pure.parts else _real(str(root))
+        candidate = os.path.realpath(os.path.join(_real(str(root)), *pure.parts), strict=False)
     except (OSError, RuntimeError, ValueError) as error:  # a symlink loop (RuntimeError before Python 3.13)
         raise DataError(f"{what}: path {relative!r} cannot be resolved ({error}); a symbolic link loops or is broken") from None
     if os.path.islink(candidate):  # realpath leaves a link it could not follow: a loop
@@ -43,6 +43,17 @@ def resolve_inside(root: Path, relative: str, *, what: str) -> Path:
     if candidate != root_resolved and not candidate.startswith(root_resolved.rstrip(os.sep) + os.sep):
         raise DataError(f"{what}: path {relative!r} resolves outside the data root {root}")
     return Path(candidate)
+
+
+def _linked_root(root: str, first: str) -> str:
+    """The root a path is held inside: the data root, or, when the path's first folder is a symbolic
+    link to a folder (a root assembled from links to where MVTec AD and VisA already live), that
+    link's target. The user made those links; a link deeper down, or one to a file, is the data's, and
+    must not lead out."""
+    entry = os.path.join(root, first)
+    if os.path.islink(entry) and os.path.isdir(entry):
+        return _real(entry)
+    return root
 
 
 @lru_cache(maxsize=64)
