@@ -24,6 +24,7 @@ from harness.schema import MMAD_TYPE_TO_SUBTASK, Subtask
 from question_gen.attributes import DefectAttributes
 from question_gen.audit.claims import agreements, claims, confirmed, contradictions
 from question_gen.audit.locations import region
+from question_gen.audit.wording import Wording, kinds_named
 from question_gen.knowledge import DefectInfo, ObjectFact, defect_kinds
 from question_gen.options import same_thing
 
@@ -59,6 +60,7 @@ class ImageFacts:
     knowledge: dict[str, str] = field(default_factory=dict)  # the category's knowledge texts by folder
     facts: tuple[ObjectFact, ...] = ()  # the tables' facts of this object (objects.toml)
     notes: list[str] = field(default_factory=list)  # why some evidence is missing (no mask, unreadable image)
+    wording: Wording = field(default_factory=Wording)  # how this category names its defects (audit_wording.toml)
 
 
 Check = Callable[[dict, ImageFacts], "Finding | None"]
@@ -68,8 +70,9 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def _kinds_named(text: str) -> set[str]:
-    return {kind for kind, entry in defect_kinds()[0].items() if entry.terms.search(text)}
+def _kinds_named(text: str, facts: ImageFacts) -> set[str]:
+    info = facts.defect
+    return kinds_named(text, info.kind.kind if info is not None and info.kind is not None and not info.group else None, facts.wording)
 
 
 def _own(facts: ImageFacts) -> tuple[str, frozenset[str]] | None:
@@ -77,7 +80,7 @@ def _own(facts: ImageFacts) -> tuple[str, frozenset[str]] | None:
     info = facts.defect
     if info is None or info.kind is None or info.group:
         return None
-    return info.kind.kind, frozenset({info.kind.kind, *info.kind.near})
+    return info.kind.kind, frozenset({info.kind.kind, *info.kind.near, *facts.wording.near})
 
 
 def _key_text(question: dict) -> str | None:
@@ -115,7 +118,10 @@ def _names_folder(text: str, kind: str, facts: ImageFacts) -> bool:
     """Whether an option names the folder's own kind: its terms, the folder's words, or its name."""
     folder_words = set(_norm(facts.folder).split())
     words = set(_norm(text).split())
-    return kind in _kinds_named(text) or (bool(folder_words) and folder_words <= words) or (facts.defect is not None and _norm(text) == _norm(facts.defect.name))
+    # where the category names this folder its own way, only those words name it (a screw's
+    # "thread_side" is "thread damage", not any "bent" word)
+    named = facts.wording.names_folder(text) if facts.wording.names is not None else kind in _kinds_named(text, facts)
+    return named or (bool(folder_words) and folder_words <= words) or (facts.defect is not None and _norm(text) == _norm(facts.defect.name))
 
 
 def defect_class(question: dict, facts: ImageFacts) -> Finding | None:
@@ -133,7 +139,7 @@ def defect_class(question: dict, facts: ImageFacts) -> Finding | None:
         return Finding("class vs folder", "ok", f"key {key!r} names the folder's kind ({kind})")
     if exact:
         return Finding("class vs folder", "likely wrong", f"option {exact[0]} {question['Options'][exact[0]]!r} names the folder's kind ({facts.folder!r}: {kind}); the key {key_letter} {key!r} does not")
-    key_kinds = _kinds_named(key)
+    key_kinds = _kinds_named(key, facts)
     if key_kinds and not key_kinds & alike:
         return Finding("class vs folder", "likely wrong", f"key {key_letter} {key!r} names {', '.join(sorted(key_kinds))}; the image is in folder {facts.folder!r} ({kind})")
     return None  # a name no table knows, or one of a kind that looks alike: nothing sure to say
@@ -172,7 +178,7 @@ def description(question: dict, facts: ImageFacts) -> Finding | None:
     own = _own(facts)
     if own is not None:
         kind, alike = own
-        named = _kinds_named(key)
+        named = _kinds_named(key, facts)
         if named and not named & alike:
             return Finding("description vs folder", "likely wrong", f"key {key_letter} names {', '.join(sorted(named))}; the image is in folder {facts.folder!r} ({kind})")
     if facts.attributes is not None and claims(key):
@@ -266,8 +272,10 @@ def other_object(question: dict, facts: ImageFacts) -> Finding | None:
 def own_object_in_key(question: dict, facts: ImageFacts) -> Finding | None:
     """The key names this image's object and no other option does ("Hazelnut shell hole" among
     "Scratch", "Fold"): a giveaway, the option that fits the object is picked without a look."""
+    folder_words = set(_norm(facts.folder).split())  # "Cable swap" is the folder's name, not a hint
+
     def names_object(text: str) -> bool:
-        words = set(_norm(text).split())
+        words = set(_norm(text).split()) - folder_words
         return any(set(_norm(name).split()) and set(_norm(name).split()) <= words for name in facts.object_names)
 
     key_letter = question["Answer"]

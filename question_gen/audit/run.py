@@ -22,6 +22,7 @@ from harness.storage.paths import resolve_inside
 from question_gen import knowledge as known
 from question_gen.attributes import AREA_TEMPLATES, DefectAttributes, defect_attributes, estimate_object_area, foreground_mask
 from question_gen.audit.checks import FLAGGED, SEVERITY, Finding, ImageFacts, Verdict, check_question
+from question_gen.audit.wording import wording
 from question_gen.options import same_thing
 from question_gen.quality import length_bias, position_balance
 
@@ -130,7 +131,7 @@ def image_facts(root: Path, key: str, record: dict, *, kind: str | None, categor
     builtin = known.builtin_object(kind, category) if kind else None
     facts = ImageFacts(key, category, folder, label, info if info is not None and info.known else None, own,
                        tuple(o for o in others if not any(same_thing(o, name) for name in own)), knowledge=_knowledge_texts(knowledge, prefix, category),
-                       facts=builtin[2] if builtin else ())
+                       facts=builtin[2] if builtin else (), wording=wording(category, folder))
     if label != "anomaly" or not needs_pixels:
         return facts
     wants_pixels = measured is None and any(isinstance(q, dict) and q.get("type") == "Defect Description" for q in record.get("conversation", []))
