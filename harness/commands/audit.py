@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.commands.flags import number_at_least
+from harness.commands.flags import add_backend_flags, given_model_options, number_at_least
 from harness.errors import ConfigError
 
 
@@ -18,6 +18,11 @@ def register(commands) -> None:
     audit.add_argument("--errata-verdicts", default="likely wrong", help="which verdicts the errata file lists, comma-separated (default: likely wrong; also: ambiguous, giveaway)")
     audit.add_argument("--kind", choices=["mvtec-ad", "visa", "loco", "goodsad", "synthetic"], help="the dataset kind whose tables apply, when the keys do not say (DS-MVTec, VisA, … do)")
     audit.add_argument("--knowledge", metavar="FILE", help="a domain_knowledge.json to read Description/Analysis keys against (default: the one beside the set)")
+    audit.add_argument("--data-root", metavar="DIR", help="where the images, masks and normal images are (as eval's --data-root; default: the set's folder)")
+    audit.add_argument("--judge", metavar="MODEL", help="also let this model (any backend) read every question beside its image, without the key, and say which option fits")
+    audit.add_argument("--hand", metavar="HAND_AUDIT_JSON", help="a hand audit (the review page exports one): print how often each check agreed with it")
+    audit.add_argument("--max-connections", type=int, help=argparse.SUPPRESS)
+    add_backend_flags(audit)
     audit.set_defaults(handler=_audit)
     review = commands.add_parser("review", help="a self-contained HTML page to look at questions beside their images and mark wrong keys")
     review.add_argument("set", help="the question file (mmad.json, or mmad:PATH, or its folder)")
@@ -47,8 +52,20 @@ def _audit(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"--errata-verdicts: {', '.join(map(repr, unknown))} is no verdict to list; use likely wrong, ambiguous, giveaway")
     path = _set_path(args.set)
-    report = audit_set(path, kind=args.kind, knowledge_path=Path(args.knowledge) if args.knowledge else None, progress=True)
+    data_root = Path(args.data_root) if args.data_root else None
+    if data_root is not None and not data_root.is_dir():
+        raise ConfigError(f"--data-root {args.data_root}: no such folder (give the folder that holds the set's image paths, as for eval)")
+    hand = None
+    if args.hand:
+        from question_gen.audit.agreement import read_hand_audit
+
+        hand = read_hand_audit(Path(args.hand))
+    report = audit_set(path, kind=args.kind, knowledge_path=Path(args.knowledge) if args.knowledge else None, progress=True, data_root=data_root, judge=_judge(args))
     summary = report.summary()
+    if hand is not None:
+        from question_gen.audit.agreement import agreement
+
+        summary["agreement"] = [entry.row() for entry in agreement(report.questions, hand)]
     write_json_atomically(Path(args.out), {"set": str(path), "summary": summary, "questions": report.questions})
     print(f"audited {summary['questions']} questions of {path}: " + ", ".join(f"{v} {n}" for v, n in summary["verdicts"].items()))
     for subtask, counts in summary["by_subtask"].items():
@@ -61,11 +78,28 @@ def _audit(args: argparse.Namespace) -> int:
         print(f"  {row['verdict']}: {row['id']} ({row['subtask']}): {finding['check']}: {finding['evidence']}")
     if len(flagged) > 10:
         print(f"  ... {len(flagged) - 10} more in {args.out}")
+    if hand is not None:
+        from question_gen.audit.agreement import agreement, agreement_lines
+
+        ids = {row["id"] for row in report.questions}
+        for line in agreement_lines(agreement(report.questions, hand), sum(1 for qid in hand if qid not in ids)):
+            print(line)
     print(f"verdicts and evidence: {args.out}")
     if args.errata:
         write_text_atomically(Path(args.errata), errata_text(report, name=f"audit-{path.parent.name or 'set'}", verdicts=verdicts))  # type: ignore[arg-type]
         print(f"errata ({len(report.flagged(verdicts))} questions): {args.errata}  (leave them out with: iadbench eval --data mmad:{path} --errata {args.errata})")  # type: ignore[arg-type]
     return 0
+
+
+def _judge(args: argparse.Namespace):
+    """The --judge model, if any, built as eval builds its model."""
+    if not args.judge:
+        return None
+    from harness.models.base import ModelOptions, create_model
+
+    model = create_model(args.judge, seed=0, options=ModelOptions(**given_model_options(args)))
+    getattr(model, "ready", lambda: None)()
+    return model
 
 
 def _review(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from question_gen.audit.locations import region
 from question_gen.audit.wording import Wording, kinds_named
 from question_gen.knowledge import DefectInfo, ObjectFact, defect_kinds
 from question_gen.options import same_thing
+
+if TYPE_CHECKING:
+    from question_gen.audit.independent import RegionEvidence
 
 Verdict = Literal["likely wrong", "ambiguous", "giveaway", "ok", "not checked"]
 SEVERITY: dict[str, int] = {"likely wrong": 4, "ambiguous": 3, "giveaway": 2, "ok": 1, "not checked": 0}
@@ -61,6 +64,7 @@ class ImageFacts:
     facts: tuple[ObjectFact, ...] = ()  # the tables' facts of this object (objects.toml)
     notes: list[str] = field(default_factory=list)  # why some evidence is missing (no mask, unreadable image)
     wording: Wording = field(default_factory=Wording)  # how this category names its defects (audit_wording.toml)
+    region: RegionEvidence | None = None  # the mask region measured independently (independent.py)
 
 
 Check = Callable[[dict, ImageFacts], "Finding | None"]
@@ -296,13 +300,14 @@ CHECKS: dict[Subtask, tuple[Check, ...]] = {
 }
 
 
-def check_question(question: dict, facts: ImageFacts) -> tuple[Verdict, list[Finding]]:
-    """Every finding on one question, and its verdict (the worst finding; "not checked" when none)."""
+def check_question(question: dict, facts: ImageFacts, tables: tuple[dict[Subtask, tuple[Check, ...]], ...] = (CHECKS,)) -> tuple[Verdict, list[Finding]]:
+    """Every finding on one question by the checks of `tables`, and its verdict (the worst finding;
+    "not checked" when none)."""
     first = well_formed(question, facts)
     if first is not None:
         return first.verdict, [first]
     subtask = MMAD_TYPE_TO_SUBTASK.get(str(question.get("type", "")))
-    findings = [f for check in CHECKS.get(subtask, ()) if (f := check(question, facts)) is not None] if subtask else []
+    findings = [f for table in tables for check in table.get(subtask, ()) if (f := check(question, facts)) is not None] if subtask else []
     if not findings:
         return "not checked", []
     return max((f.verdict for f in findings), key=SEVERITY.__getitem__), findings

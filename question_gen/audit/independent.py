@@ -1,0 +1,232 @@
+"""Checks that do not grade the generator's homework: each reads evidence the generator never used
+to choose a key, so it can disagree with it.
+
+- mask vs wording (Defect Description): the key's count, size, shape and tone read against the mask
+  region with this module's own measures: the object's extent from texture (where the generator
+  thresholds against the border colour, which fails dark on dark), a size *interval* (mask over the
+  object's box, mask over its textured pixels) that says nothing where the two disagree, an
+  elongation from the mask's length and area (not an axis ratio), marks counted in the pixels that
+  differ from the normal images inside the mask, and the tone against the same region of the
+  category's normal images (not a ring around the defect).
+- defect vs normal images (Anomaly Detection): does the masked region differ from the same region
+  of the category's normal images more than the rest of the object does? A "Yes" whose defect no
+  pixel shows is no question a reader can answer.
+
+Every measure is said only where it is sure; images not aligned with their normal ones (the rest of
+the object differs as much as the defect) give no tone, count or normal-image evidence at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from harness.metrics.boxes import MIN_COMPONENT_PIXELS
+from harness.schema import Subtask
+from question_gen.attributes import LARGE_AREA, SMALL_AREA
+from question_gen.audit.checks import Check, Finding, ImageFacts, _key_text
+from question_gen.audit.claims import claims
+
+# Texture: a pixel whose 7×7 grey-level spread is above this share of the image's 95th percentile
+# spread belongs to the object (the background, however dark, is flat).
+TEXTURE_WINDOW, TEXTURE_SHARE = 7, 0.25
+# Size claims are contradicted only past twice the generator's own boundaries, on the whole interval.
+SIZE_SAFETY = 2.0
+# Elongation = length² / area (a disk 1.3, a 1:6 bar 6): "elongated" is contradicted below ROUNDISH,
+# "round" above THIN.
+ROUNDISH, THIN = 2.0, 6.0
+# Luminance (0..1) against the same region of the normal images: past TONE_SURE it is sure.
+TONE_SURE = 0.08
+# Aligned with the normal images (once moved by the best shift up to SHIFT_SEARCH of the frame,
+# searched at COARSE pixels): the object outside the mask differs by less than this (0..1).
+ALIGNED, SHIFT_SEARCH, COARSE = 0.06, 0.1, 64
+# Marks: parts of the differing pixels inside the mask, each at least MARK_SHARE of the largest one.
+MARK_SHARE, MANY_MARKS = 0.1, 4
+# Unaligned (a texture, a turned screw): the region is compared with the same-shaped region at SHIFTS²
+# places of each normal image: it shows past TEXTURE_CLEAR standard deviations, not within TEXTURE_SAME.
+SHIFTS, TEXTURE_CLEAR, TEXTURE_SAME = 4, 4.0, 1.0
+# The defect shows where STANDS_OUT of its pixels differ past the rest's 99th percentile; it blends in
+# below BLENDS_IN (chance is 1%), judged only where that percentile is under ALIGNED_P99 (0..1).
+STANDS_OUT, BLENDS_IN, ALIGNED_P99 = 0.2, 0.03, 0.12
+
+
+@dataclass(frozen=True)
+class RegionEvidence:
+    """What the mask region shows, measured here (None: not sure)."""
+
+    share_of_box: float  # mask / the object's bounding box: the lower end of the size interval
+    share_of_texture: float  # mask / the object's textured pixels: the upper end
+    elongation: float | None  # length² / area of the mask's largest part
+    marks: int | None  # separate marks in the differing pixels inside the mask
+    tone: float | None  # luminance inside the mask minus the same region of the normal images
+    inside: float | None  # mean difference from the nearest normal image inside the mask
+    outside: float | None  # … and on the rest of the object
+    templates: int = 0
+    exceeding: float | None = None  # pixels near the mask that differ more than 99% of the rest's, per mask pixel
+    rest_p99: float | None = None  # the rest's 99th-percentile difference: high where the images are not aligned
+    texture_z: float | None = None  # how far the region's colour and grain lie from the same-shaped regions of the normal images
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32).mean(axis=-1) / 255.0
+
+
+def object_extent(rgb: np.ndarray) -> tuple[float, float]:
+    """(bounding-box area, textured pixels) of the object: pixels whose local grey-level spread
+    stands out, so a dark tire on a dark floor is found by its tread, not by its colour."""
+    grey = _grey(rgb)
+    mean = ndimage.uniform_filter(grey, TEXTURE_WINDOW)
+    spread = np.sqrt(np.maximum(ndimage.uniform_filter(grey * grey, TEXTURE_WINDOW) - mean * mean, 0))
+    textured = spread > TEXTURE_SHARE * max(float(np.percentile(spread, 95)), 1e-6)
+    textured = ndimage.binary_opening(textured, iterations=1)
+    total = float(rgb.shape[0] * rgb.shape[1])
+    if textured.sum() < 0.02 * total:
+        return total, total
+    rows, cols = np.nonzero(ndimage.binary_closing(textured, iterations=3))
+    box = float((rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1))
+    filled = float(ndimage.binary_fill_holes(ndimage.binary_closing(textured, iterations=3)).sum())
+    return box, min(filled, box)
+
+
+def _elongation(mask: np.ndarray) -> float | None:
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if not count:
+        return None
+    sizes = ndimage.sum(mask, labels, range(1, count + 1))
+    largest = labels == (int(np.argmax(sizes)) + 1)
+    area = float(largest.sum())
+    if area < 4 * MIN_COMPONENT_PIXELS:
+        return None  # too few pixels for a shape
+    ys, xs = np.nonzero(largest)
+    points = np.stack([ys, xs], axis=1).astype(np.float32)
+    points -= points.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov(points.T))
+    projected = points @ vectors[:, -1]
+    length = float(projected.max() - projected.min() + 1)
+    return length * length / area
+
+
+def _registered(grey: np.ndarray, normal: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """The normal image moved by the shift (up to SHIFT_SEARCH of the frame, searched on a coarse
+    copy) that best matches the query away from the defect: objects placed a little differently are
+    compared where they overlap."""
+    step = max(1, max(grey.shape) // COARSE)
+    small_q, small_n, small_rest = grey[::step, ::step], normal[::step, ::step], rest[::step, ::step]
+    reach = max(1, int(SHIFT_SEARCH * max(small_q.shape)))
+    best, best_cost = (0, 0), float("inf")
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            cost = float(np.abs(small_q - np.roll(small_n, (dy, dx), axis=(0, 1)))[small_rest].mean()) if small_rest.any() else 0.0
+            if cost < best_cost:
+                best, best_cost = (dy, dx), cost
+    return np.roll(normal, (best[0] * step, best[1] * step), axis=(0, 1))
+
+
+def _stats(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    pixels = rgb[mask].astype(np.float32) / 255.0
+    return np.concatenate([pixels.mean(axis=0), [pixels.mean(axis=1).std()]])
+
+
+def _texture_z(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]) -> float:
+    """A texture is not aligned with its normal images: the region's colour and grain against the
+    same-shaped region moved over each normal image (SHIFTS² places), as the largest z-score."""
+    height, width = mask.shape
+    samples = np.stack([_stats(n, np.roll(mask, (dy * height // SHIFTS, dx * width // SHIFTS), axis=(0, 1))) for n in normals for dy in range(SHIFTS) for dx in range(SHIFTS)])
+    spread = np.maximum(samples.std(axis=0), 1e-3)
+    return float((np.abs(_stats(rgb, mask) - samples.mean(axis=0)) / spread).max())
+
+
+def region_evidence(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]) -> RegionEvidence | None:
+    if not mask.any():
+        return None
+    box, textured = object_extent(rgb)
+    area = float(mask.sum())
+    evidence = dict(share_of_box=area / box, share_of_texture=area / max(textured, 1.0), elongation=_elongation(mask), marks=None, tone=None, inside=None, outside=None)
+    same_size = [n for n in normals if n.shape == rgb.shape]
+    if not same_size:
+        return RegionEvidence(**evidence)
+    grey = _grey(rgb)
+    # a mask drawn a few pixels off its defect still finds it: the defect is looked for near the mask,
+    # and the rest is what lies beyond that
+    near_mask = ndimage.binary_dilation(mask, iterations=max(2, rgb.shape[0] // 25))
+    rest = ~near_mask
+    differences = [np.abs(grey - _registered(grey, _grey(n), rest)) for n in same_size]
+    nearest = min(range(len(differences)), key=lambda i: float(differences[i][rest].mean()) if rest.any() else 0.0)
+    difference = differences[nearest]
+    outside = float(difference[rest].mean()) if rest.any() else 0.0
+    evidence.update(inside=float(difference[mask].mean()), outside=outside)
+    if rest.any():
+        p99 = float(np.percentile(difference[rest], 99))
+        evidence.update(rest_p99=p99, exceeding=min(1.0, float((difference[near_mask] > p99).sum()) / float(mask.sum())))
+    evidence["texture_z"] = _texture_z(rgb, mask, same_size)
+    if outside < ALIGNED:
+        evidence["tone"] = float(np.median(grey[mask]) - np.median(np.stack([_grey(n)[mask] for n in same_size])))
+        differing = mask & (difference > max(3 * outside, 0.08))
+        labels, count = ndimage.label(differing, structure=np.ones((3, 3)))
+        if count:
+            sizes = ndimage.sum(differing, labels, range(1, count + 1))
+            evidence["marks"] = int(sum(1 for s in sizes if s >= max(MIN_COMPONENT_PIXELS, MARK_SHARE * sizes.max())))
+    return RegionEvidence(**evidence, templates=len(same_size))
+
+
+def mask_vs_wording(question: dict, facts: ImageFacts) -> Finding | None:
+    """The key's count, size, shape and tone against this module's own measures of the mask region."""
+    region = facts.region
+    if region is None:
+        return None
+    key_letter = question["Answer"]
+    stated = claims(_key_text(question) or "")
+    wrong, right = [], []
+    low, high = region.share_of_box, region.share_of_texture
+    sizes = stated.get("size", frozenset())
+    if "small" in sizes:
+        (wrong if low >= LARGE_AREA * SIZE_SAFETY else right if high < SMALL_AREA else []).append(f"size small (mask {low:.1%}–{high:.1%} of the object)")
+    if "large" in sizes:
+        (wrong if high < SMALL_AREA * SIZE_SAFETY else right if low >= LARGE_AREA else []).append(f"size large (mask {low:.1%}–{high:.1%} of the object)")
+    shapes = stated.get("shape", frozenset())
+    if region.elongation is not None:
+        if "elongated" in shapes:
+            (wrong if region.elongation < ROUNDISH else right if region.elongation > THIN else []).append(f"shape elongated (length²/area {region.elongation:.1f})")
+        if "round" in shapes:
+            (wrong if region.elongation > THIN else right if region.elongation < ROUNDISH else []).append(f"shape round (length²/area {region.elongation:.1f})")
+    tones = stated.get("tone", frozenset())
+    if region.tone is not None:
+        if "darker" in tones:
+            (wrong if region.tone > TONE_SURE else right if region.tone < -TONE_SURE else []).append(f"tone darker (luminance {region.tone:+.2f} against {region.templates} normal image(s))")
+        if "brighter" in tones:
+            (wrong if region.tone < -TONE_SURE else right if region.tone > TONE_SURE else []).append(f"tone brighter (luminance {region.tone:+.2f} against {region.templates} normal image(s))")
+    if region.marks is not None and "1" in stated.get("count", frozenset()) and region.marks >= MANY_MARKS:
+        wrong.append(f"count 1, the pixels that differ from the normal images inside the mask form {region.marks} marks")
+    if wrong:
+        return Finding("mask vs wording", "likely wrong", f"key {key_letter} says " + "; ".join(wrong))
+    if right:
+        return Finding("mask vs wording", "ok", f"key {key_letter}: " + "; ".join(right))
+    return None
+
+
+def defect_vs_normals(question: dict, facts: ImageFacts) -> Finding | None:
+    """A "Yes, there is a defect" key: the masked region differs from the category's normal images
+    (moved to fit) more than the rest of the object does: its pixels stand out past the rest's 99th
+    percentile difference, or its colour and grain past the normal images' same-shaped regions."""
+    region = facts.region
+    key = (_key_text(question) or "").strip().lower()
+    if region is None or region.exceeding is None or region.rest_p99 is None or not key.startswith("yes"):
+        return None
+    shown = (f"{region.exceeding:.0%} of the mask's pixels differ from the nearest of {region.templates} normal image(s) more than 99% of the rest does"
+             + (f"; colour and grain {region.texture_z:.1f} standard deviations from same-shaped regions of the normal images" if region.texture_z is not None else ""))
+    if region.exceeding >= STANDS_OUT or (region.texture_z is not None and region.texture_z >= TEXTURE_CLEAR):
+        return Finding("defect vs normal images", "ok", shown)
+    # "does not show" needs images that line up (the rest differs little even at its 99th percentile),
+    # no pixel of the defect standing out, and no colour or grain apart from the normal images'
+    if region.rest_p99 < ALIGNED_P99 and region.exceeding < BLENDS_IN and region.texture_z is not None and region.texture_z < TEXTURE_SAME:
+        return Finding("defect vs normal images", "ambiguous", shown + ": the defect does not show")
+    return None
+
+
+# The independent checks by subtask (run.py adds them to checks.py's CHECKS).
+INDEPENDENT: dict[Subtask, tuple[Check, ...]] = {
+    Subtask.ANOMALY_DETECTION: (defect_vs_normals,),
+    Subtask.DEFECT_DESCRIPTION: (mask_vs_wording,),
+}
