@@ -24,12 +24,13 @@ def register(commands) -> None:
     audit.add_argument("--max-connections", type=int, help=argparse.SUPPRESS)
     add_backend_flags(audit)
     audit.set_defaults(handler=_audit)
-    review = commands.add_parser("review", help="a self-contained HTML page to look at questions beside their images and mark wrong keys")
+    review = commands.add_parser("review", help="an HTML page (and its image folder) to audit questions by hand beside their images: blind answers, zoom, marks with reasons")
     review.add_argument("set", help="the question file (mmad.json, or mmad:PATH, or its folder)")
     review.add_argument("--out", default="review.html")
     review.add_argument("--audit", metavar="AUDIT_JSON", help="show this audit's verdicts and evidence on each question")
     review.add_argument("--flagged", action="store_true", help="only the questions the audit flagged (needs --audit)")
-    review.add_argument("--limit", type=number_at_least(1), default=400, help="questions on the page (default 400; each carries its image)")
+    review.add_argument("--limit", type=number_at_least(1), default=400, help="questions on the page (default 400)")
+    review.add_argument("--data-root", metavar="DIR", help="where the images and masks are (as eval's --data-root; default: the set's folder)")
     review.set_defaults(handler=_review)
 
 
@@ -108,6 +109,11 @@ def _review(args: argparse.Namespace) -> int:
     if args.flagged and not args.audit:
         raise ConfigError("--flagged shows the audit's flagged questions: give --audit AUDIT_JSON (from `iadbench audit`)")
     path = _set_path(args.set)
-    shown = build_review(path, Path(args.out), audit_path=Path(args.audit) if args.audit else None, only_flagged=args.flagged, limit=args.limit)
-    print(f"review page ({shown} questions): {args.out}  (open it in a browser; o/w/a mark a key, n/p move, x exports the errata)")
+    if args.data_root and not Path(args.data_root).is_dir():
+        raise ConfigError(f"--data-root {args.data_root}: no such folder (give the folder that holds the set's image paths, as for eval)")
+    out = Path(args.out)
+    shown = build_review(path, out, audit_path=Path(args.audit) if args.audit else None, only_flagged=args.flagged, limit=args.limit,
+                         data_root=Path(args.data_root) if args.data_root else None)
+    print(f"review page ({shown} questions): {out}, its images in {out.parent / (out.stem + '_files')}  (keep them together; open the page in a browser:"
+          " answer 1-5 blind, o/w/a mark the key with a reason, z zoom, r raw view; export the errata or the hand audit)")
     return 0
