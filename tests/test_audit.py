@@ -268,6 +268,33 @@ def test_review_page_is_audited_by_hand_in_chromium(tmp_path):
     assert {"check": "audit (any check)", "true_flags": 0, "false_flags": 0, "misses": 2, "found": 0.0, "false_flag_rate": 0.0} in agreement
 
 
+def test_review_images_are_bounded_files_and_only_its_own_folder_is_replaced(tmp_path, capsys):
+    """A 2,000-pixel photograph becomes a 384-pixel thumbnail and a 1,280-pixel full view; the page
+    replaces only an image folder it wrote itself."""
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (1500, 2000, 3), dtype=np.uint8)
+    mask = np.zeros((1500, 2000), dtype=np.uint8)
+    mask[700:710, 900:910] = 255  # a 10-pixel blob
+    (tmp_path / "set/DS-MVTec/tire/image/cut").mkdir(parents=True)
+    (tmp_path / "set/DS-MVTec/tire/mask/cut").mkdir(parents=True)
+    Image.fromarray(photo).save(tmp_path / "set/DS-MVTec/tire/image/cut/000.png")
+    Image.fromarray(mask).save(tmp_path / "set/DS-MVTec/tire/mask/cut/000_mask.png")
+    record = {"conversation": [{"Question": "Is there any defect in the object?", "Options": {"A": "Yes.", "B": "No."}, "Answer": "A", "type": "Anomaly Detection"}],
+              "mask_path": "mask/cut/000_mask.png", "similar_templates": [], "random_templates": []}
+    (tmp_path / "set/mmad.json").write_text(json.dumps({"DS-MVTec/tire/image/cut/000.png": record}))
+    (tmp_path / "page_files").mkdir()
+    (tmp_path / "page_files/mine.txt").write_text("a person's own file")
+    assert main(["review", str(tmp_path / "set"), "--out", str(tmp_path / "page.html")]) == 2
+    assert "is not a review page's image folder" in capsys.readouterr().err and (tmp_path / "page_files/mine.txt").is_file()
+    for _ in range(2):  # written again: its own folder is replaced
+        assert main(["review", str(tmp_path / "set"), "--out", str(tmp_path / "review.html")]) == 0
+    files = tmp_path / "review_files"
+    assert Image.open(files / "0001.jpg").size == (384, 288) and Image.open(files / "0001-full.jpg").size == (1280, 960)
+    outline = np.asarray(Image.open(files / "0001-outline.png"))
+    assert outline.shape[:2] == (960, 1280) and outline[..., 3].any() and not outline[449:453, 577:581, 3].any() and outline[440:462, 568:590, 3].any()  # around the blob, not over it
+    assert (tmp_path / "review.html").stat().st_size < 20_000
+
+
 def test_mmad_issue_18_a_rim_break_keyed_around_the_center(tmp_path):
     """MMAD's own wording (jam-cc/MMAD issue #18, bottle broken_large/016.png): the break sits on the
     rim at the bottom of the frame, the key says "Around the center". The audit names it, with the

@@ -198,34 +198,29 @@ def test_a_hand_audit_is_compared_check_by_check(tmp_path, capsys):
     assert "mark 'fine' is not one of flawed, ok" in capsys.readouterr().err
 
 
-def test_eval_reads_a_root_of_links_and_needs_masks_only_where_they_are_read(tmp_path, synthetic_set):
+def test_eval_reads_a_root_of_links_and_needs_masks_only_where_they_are_read(tmp_path, synthetic_set, monkeypatch):
+    monkeypatch.setenv("IADBENCH_NO_QUESTION_CACHE", "1")
     root = tmp_path / "root"
     root.mkdir()
-    first = next(iter(json.loads((synthetic_set / "mmad.json").read_text()))).split("/")[0]
+    mmad = json.loads((synthetic_set / "mmad.json").read_text())
+    first = next(iter(mmad)).split("/")[0]
     os.symlink(synthetic_set / first, root / first)  # the user's own link to where the dataset lives
     run = ["eval", "--model", "oracle", "--data", f"mmad:{synthetic_set / 'mmad.json'}", "--limit", "20", "--runs-dir", str(tmp_path / "runs"), "--quiet"]
-    os.environ["IADBENCH_NO_QUESTION_CACHE"] = "1"
-    try:
-        assert main([*run, "--data-root", str(root), "--run-id", "linked"]) == 0
-        # a link deeper down, to outside, is still refused
-        copy = tmp_path / "copy"
-        mmad = json.loads((synthetic_set / "mmad.json").read_text())
-        key = next(k for k, r in mmad.items() if r.get("mask_path"))
-        category = "/".join(key.split("/")[:2])
-        (copy / category).mkdir(parents=True)
-        for entry in (synthetic_set / category).iterdir():
-            os.symlink(entry, copy / category / entry.name)
-        assert main([*run, "--data-root", str(copy), "--run-id", "deep"]) == 2
-        # a mask not on disk: multiple choice runs, the box task (which scores against masks) refuses
-        masks = tmp_path / "masks"
-        for record in mmad.values():
-            if record.get("mask_path"):
-                record["mask_path"] = "ground_truth/absent/000_mask.png"
-        (masks).mkdir()
-        (masks / "mmad.json").write_text(json.dumps(mmad))
-        assert main(["eval", "--model", "oracle", "--data", f"mmad:{masks / 'mmad.json'}", "--data-root", str(synthetic_set), "--limit", "20",
-                     "--runs-dir", str(tmp_path / "runs"), "--run-id", "nomask", "--quiet"]) == 0
-        assert main(["eval", "--task", "bbox", "--model", "oracle", "--data", f"mmad:{masks / 'mmad.json'}", "--data-root", str(synthetic_set), "--limit", "2",
-                     "--runs-dir", str(tmp_path / "runs"), "--run-id", "nomaskbox", "--quiet"]) == 2
-    finally:
-        del os.environ["IADBENCH_NO_QUESTION_CACHE"]
+    assert main([*run, "--data-root", str(root), "--run-id", "linked"]) == 0
+    # a link deeper down, to outside, is still refused
+    copy = tmp_path / "copy"
+    key = next(k for k, r in mmad.items() if r.get("mask_path"))
+    category = "/".join(key.split("/")[:2])
+    (copy / category).mkdir(parents=True)
+    for entry in (synthetic_set / category).iterdir():
+        os.symlink(entry, copy / category / entry.name)
+    assert main([*run, "--data-root", str(copy), "--run-id", "deep"]) == 2
+    # a mask not on disk: multiple choice runs, the box task (which scores against masks) refuses
+    for record in mmad.values():
+        if record.get("mask_path"):
+            record["mask_path"] = "ground_truth/absent/000_mask.png"
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks/mmad.json").write_text(json.dumps(mmad))
+    absent = ["--data", f"mmad:{tmp_path / 'masks/mmad.json'}", "--data-root", str(synthetic_set), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    assert main(["eval", "--model", "oracle", *absent, "--limit", "20", "--run-id", "nomask"]) == 0
+    assert main(["eval", "--task", "bbox", "--model", "oracle", *absent, "--limit", "2", "--run-id", "nomaskbox"]) == 2
