@@ -48,6 +48,8 @@ MARK_SHARE, MANY_MARKS = 0.1, 4
 # Unaligned (a texture, a turned screw): the region is compared with the same-shaped region at SHIFTS²
 # places of each normal image: it shows past TEXTURE_CLEAR standard deviations.
 SHIFTS, TEXTURE_CLEAR = 4, 4.0
+# Extent and grain are measured on a copy at most MEASURE_SIDE pixels on its longer side.
+MEASURE_SIDE = 384
 # The defect shows where STANDS_OUT of its pixels differ past the rest's 99th percentile; it blends in
 # below BLENDS_IN (chance is 1%), judged only where that percentile is under ALIGNED_P99 (0..1).
 STANDS_OUT, BLENDS_IN, ALIGNED_P99 = 0.2, 0.03, 0.12
@@ -71,12 +73,25 @@ class RegionEvidence:
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
-    return rgb.astype(np.float32).mean(axis=-1) / 255.0
+    return (rgb[..., 0].astype(np.uint16) + rgb[..., 1] + rgb[..., 2]).astype(np.float32) * np.float32(1 / 765)
+
+
+def _coarse(pixels: np.ndarray, side: int) -> tuple[np.ndarray, int]:
+    """Every n-th pixel so the longer side is at most `side` (measures of extent and grain need no more)."""
+    step = max(1, -(-max(pixels.shape[:2]) // side))
+    return pixels[::step, ::step], step
 
 
 def object_extent(rgb: np.ndarray) -> tuple[float, float]:
-    """(bounding-box area, textured pixels) of the object: pixels whose local grey-level spread
-    stands out, so a dark tire on a dark floor is found by its tread, not by its colour."""
+    """(bounding-box area, textured pixels) of the object, in the image's pixels: pixels whose local
+    grey-level spread stands out, so a dark tire on a dark floor is found by its tread, not by its
+    colour."""
+    small, step = _coarse(rgb, MEASURE_SIDE)
+    box, filled = _extent(small)
+    return box * step * step, filled * step * step
+
+
+def _extent(rgb: np.ndarray) -> tuple[float, float]:
     grey = _grey(rgb)
     mean = ndimage.uniform_filter(grey, TEXTURE_WINDOW)
     spread = np.sqrt(np.maximum(ndimage.uniform_filter(grey * grey, TEXTURE_WINDOW) - mean * mean, 0))
@@ -133,6 +148,11 @@ def _stats(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def _texture_z(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]) -> float:
     """A texture is not aligned with its normal images: the region's colour and grain against the
     same-shaped region moved over each normal image (SHIFTS² places), as the largest z-score."""
+    rgb, step = _coarse(rgb, MEASURE_SIDE)
+    mask = mask[::step, ::step]
+    normals = [n[::step, ::step] for n in normals]
+    if not mask.any():
+        return 0.0
     height, width = mask.shape
     samples = np.stack([_stats(n, np.roll(mask, (dy * height // SHIFTS, dx * width // SHIFTS), axis=(0, 1))) for n in normals for dy in range(SHIFTS) for dx in range(SHIFTS)])
     spread = np.maximum(samples.std(axis=0), 1e-3)
