@@ -41,15 +41,15 @@ ROUNDISH, THIN = 2.0, 6.0
 # Luminance (0..1) against the same region of the normal images: past TONE_SURE it is sure.
 TONE_SURE = 0.08
 # Aligned with the normal images (once moved by the best shift up to SHIFT_SEARCH of the frame,
-# searched at COARSE pixels): the object outside the mask differs by less than this (0..1).
-ALIGNED, SHIFT_SEARCH, COARSE = 0.06, 0.1, 64
+# found at COARSE pixels): the object outside the mask differs by less than this (0..1).
+ALIGNED, SHIFT_SEARCH, COARSE = 0.06, 0.1, 128
 # Marks: parts of the differing pixels inside the mask, each at least MARK_SHARE of the largest one.
 MARK_SHARE, MANY_MARKS = 0.1, 4
 # Unaligned (a texture, a turned screw): the region is compared with the same-shaped region at SHIFTS²
 # places of each normal image: it shows past TEXTURE_CLEAR standard deviations.
 SHIFTS, TEXTURE_CLEAR = 4, 4.0
-# Extent and grain are measured on a copy at most MEASURE_SIDE pixels on its longer side.
-MEASURE_SIDE = 384
+# Extent is measured on a copy at most MEASURE_SIDE pixels on its longer side, colour and grain at GRAIN_SIDE.
+MEASURE_SIDE, GRAIN_SIDE = 384, 128
 # The defect shows where STANDS_OUT of its pixels differ past the rest's 99th percentile; it blends in
 # below BLENDS_IN (chance is 1%), judged only where that percentile is under ALIGNED_P99 (0..1).
 STANDS_OUT, BLENDS_IN, ALIGNED_P99 = 0.2, 0.03, 0.12
@@ -124,20 +124,25 @@ def _elongation(mask: np.ndarray) -> float | None:
     return length * length / area
 
 
-def _registered(grey: np.ndarray, normal: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    """The normal image moved by the shift (up to SHIFT_SEARCH of the frame, searched on a coarse
-    copy) that best matches the query away from the defect: objects placed a little differently are
-    compared where they overlap."""
-    step = max(1, max(grey.shape) // COARSE)
-    small_q, small_n, small_rest = grey[::step, ::step], normal[::step, ::step], rest[::step, ::step]
-    reach = max(1, int(SHIFT_SEARCH * max(small_q.shape)))
-    best, best_cost = (0, 0), float("inf")
-    for dy in range(-reach, reach + 1):
-        for dx in range(-reach, reach + 1):
-            cost = float(np.abs(small_q - np.roll(small_n, (dy, dx), axis=(0, 1)))[small_rest].mean()) if small_rest.any() else 0.0
-            if cost < best_cost:
-                best, best_cost = (dy, dx), cost
-    return np.roll(normal, (best[0] * step, best[1] * step), axis=(0, 1))
+def _spectrum(grey: np.ndarray) -> tuple[np.ndarray, int]:
+    step = max(1, -(-max(grey.shape) // COARSE))
+    small = grey[::step, ::step]
+    return np.fft.rfft2(small - small.mean()), step
+
+
+def _registered(query: tuple[np.ndarray, int], normal: np.ndarray) -> np.ndarray:
+    """The normal image moved by the shift (up to SHIFT_SEARCH of the frame) that best lines it up
+    with the query (`_spectrum`), found by phase correlation on a coarse copy: objects placed a
+    little differently are compared where they overlap."""
+    spectrum, step = query
+    small = normal[::step, ::step]
+    cross = spectrum * np.conj(np.fft.rfft2(small - small.mean()))
+    peak = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-9), s=small.shape)
+    dy, dx = np.unravel_index(int(np.argmax(peak)), peak.shape)
+    dy, dx = (dy - peak.shape[0] if dy > peak.shape[0] // 2 else dy), (dx - peak.shape[1] if dx > peak.shape[1] // 2 else dx)
+    if max(abs(dy) / peak.shape[0], abs(dx) / peak.shape[1]) > SHIFT_SEARCH:
+        dy, dx = 0, 0  # a peak that far off is no placement, but a different object
+    return np.roll(normal, (int(dy) * step, int(dx) * step), axis=(0, 1))
 
 
 def _stats(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -148,7 +153,7 @@ def _stats(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def _texture_z(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]) -> float:
     """A texture is not aligned with its normal images: the region's colour and grain against the
     same-shaped region moved over each normal image (SHIFTS² places), as the largest z-score."""
-    rgb, step = _coarse(rgb, MEASURE_SIDE)
+    rgb, step = _coarse(rgb, GRAIN_SIDE)
     mask = mask[::step, ::step]
     normals = [n[::step, ::step] for n in normals]
     if not mask.any():
@@ -173,7 +178,8 @@ def region_evidence(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]
     # and the rest is what lies beyond that
     near_mask = ndimage.binary_dilation(mask, iterations=max(2, rgb.shape[0] // 25))
     rest = ~near_mask
-    moved = [_registered(grey, _grey(n), rest) for n in same_size]
+    query = _spectrum(grey)
+    moved = [_registered(query, _grey(n)) for n in same_size]
     nearest = min(range(len(moved)), key=lambda i: float(np.abs(grey - moved[i])[rest].mean()) if rest.any() else 0.0)
     difference = np.abs(grey - moved[nearest])
     outside = float(difference[rest].mean()) if rest.any() else 0.0
