@@ -44,9 +44,10 @@ def _record(questions: list[tuple[str, dict, str, str]], mask_path: str, templat
 
 
 def _evidence_tree(images: Path) -> dict:
-    """Images under `images` (the data root), the question file kept elsewhere. Three tire records:
-    a large sliced-off block keyed "small", a patch of many marks keyed "a single", a bright
-    patch keyed "darker"; and one whose "defect" no pixel shows."""
+    """Images under `images` (the data root), the question file kept elsewhere. Tire records: a
+    large sliced-off block keyed "small", a patch of many marks keyed "a single", a bright patch
+    keyed "darker", one whose "defect" no pixel shows (keyed "a different colour" too), and one
+    dark blob keyed "several marks"."""
     rng = np.random.default_rng(0)
     normal = _tire(rng)
     _save(images / "MVTec-AD/tire/train/good/000.png", normal)
@@ -72,7 +73,11 @@ def _evidence_tree(images: Path) -> dict:
     image[bright] = 230
     add("002", image, bright, [(describe, {"A": "A small area, darker than its surroundings.", "B": "Several marks."}, "A", "Defect Description"),
                                ("Is there any defect in the object?", {"A": "Yes.", "B": "No."}, "A", "Anomaly Detection")])
-    add("003", normal.copy(), bright, [("Is there any defect in the object?", {"A": "Yes.", "B": "No."}, "A", "Anomaly Detection")])
+    add("003", normal.copy(), bright, [("Is there any defect in the object?", {"A": "Yes.", "B": "No."}, "A", "Anomaly Detection"),
+                                       (describe, {"A": "A small area with a different colour from its surroundings.", "B": "A long crack."}, "A", "Defect Description")])
+    image = normal.copy()
+    image[bright] = 0
+    add("004", image, bright, [(describe, {"A": "Several small, round marks.", "B": "A long crack."}, "A", "Defect Description")])
     return mmad
 
 
@@ -92,6 +97,10 @@ def test_independent_measures_disagree_with_keys_the_generator_would_keep(tmp_pa
     assert shows["verdict"] == "ok"
     hidden = finding("DS-MVTec/tire/image/cut/003.png#0", "defect vs normal images")
     assert hidden["verdict"] == "ambiguous" and "does not show" in hidden["evidence"], hidden
+    colour = finding("DS-MVTec/tire/image/cut/003.png#1", "mask vs wording")
+    assert colour["verdict"] == "likely wrong" and "a different colour, but colour and luminance match" in colour["evidence"], colour
+    several = finding("DS-MVTec/tire/image/cut/004.png#0", "mask vs wording")
+    assert several["verdict"] == "likely wrong" and "count several, the mask is one part" in several["evidence"], several
 
 
 def _facts(key: str):

@@ -43,6 +43,9 @@ TONE_SURE = 0.08
 # Aligned with the normal images (once moved by the best shift up to SHIFT_SEARCH of the frame,
 # found at COARSE pixels): the object outside the mask differs by less than this (0..1).
 ALIGNED, SHIFT_SEARCH, COARSE = 0.06, 0.1, 128
+# "A different colour": contradicted where chromaticity moves under COLOUR_NONE and luminance under
+# TONE_NONE; sure past COLOUR_SURE.
+COLOUR_NONE, TONE_NONE, COLOUR_SURE = 0.01, 0.03, 0.04
 # Marks: parts of the differing pixels inside the mask, each at least MARK_SHARE of the largest one.
 MARK_SHARE, MANY_MARKS = 0.1, 4
 # Unaligned (a texture, a turned screw): the region is compared with the same-shaped region at SHIFTS²
@@ -69,6 +72,8 @@ class RegionEvidence:
     templates: int = 0
     exceeding: float | None = None  # pixels near the mask that differ more than 99% of the rest's, per mask pixel
     rest_p99: float | None = None  # the rest's 99th-percentile difference: high where the images are not aligned
+    parts: int = 0  # separate parts of the mask
+    colour_shift: float | None = None  # chromaticity change against the same region of the normal image
     texture_z: float | None = None  # how far the region's colour and grain lie from the same-shaped regions of the normal images
 
 
@@ -130,19 +135,19 @@ def _spectrum(grey: np.ndarray) -> tuple[np.ndarray, int]:
     return np.fft.rfft2(small - small.mean()), step
 
 
-def _registered(query: tuple[np.ndarray, int], normal: np.ndarray) -> np.ndarray:
+def _registered(query: tuple[np.ndarray, int], normal: np.ndarray) -> tuple[int, int]:
     """The normal image moved by the shift (up to SHIFT_SEARCH of the frame) that best lines it up
     with the query (`_spectrum`), found by phase correlation on a coarse copy: objects placed a
     little differently are compared where they overlap."""
     spectrum, step = query
-    small = normal[::step, ::step]
+    small = normal[::step, ::step]  # the shift, in the image's pixels
     cross = spectrum * np.conj(np.fft.rfft2(small - small.mean()))
     peak = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-9), s=small.shape)
     dy, dx = np.unravel_index(int(np.argmax(peak)), peak.shape)
     dy, dx = (dy - peak.shape[0] if dy > peak.shape[0] // 2 else dy), (dx - peak.shape[1] if dx > peak.shape[1] // 2 else dx)
     if max(abs(dy) / peak.shape[0], abs(dx) / peak.shape[1]) > SHIFT_SEARCH:
         dy, dx = 0, 0  # a peak that far off is no placement, but a different object
-    return np.roll(normal, (int(dy) * step, int(dx) * step), axis=(0, 1))
+    return int(dy) * step, int(dx) * step
 
 
 def _stats(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -164,12 +169,30 @@ def _texture_z(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]) -> 
     return float((np.abs(_stats(rgb, mask) - samples.mean(axis=0)) / spread).max())
 
 
+def _parts(mask: np.ndarray) -> int:
+    """Separate parts of the mask, breaks of a few pixels closed (a crack drawn in pieces is one)."""
+    closed = ndimage.binary_closing(mask, iterations=max(1, max(mask.shape) // 100))
+    labels, count = ndimage.label(closed | mask, structure=np.ones((3, 3)))
+    sizes = ndimage.sum(mask, labels, range(1, count + 1)) if count else []
+    return int(sum(1 for s in sizes if s >= MIN_COMPONENT_PIXELS))
+
+
+def _colour_shift(inside: np.ndarray, normal: np.ndarray) -> float:
+    """The largest change of a chromaticity share (r, g, b over their sum) between two regions' means."""
+    def share(pixels: np.ndarray) -> np.ndarray:
+        mean = pixels.astype(np.float32).mean(axis=0)
+        return mean / max(float(mean.sum()), 1e-6)
+
+    return float(np.abs(share(inside) - share(normal)).max())
+
+
 def region_evidence(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]) -> RegionEvidence | None:
     if not mask.any():
         return None
     box, textured = object_extent(rgb)
     area = float(mask.sum())
-    evidence = dict(share_of_box=area / box, share_of_texture=area / max(textured, 1.0), elongation=_elongation(mask), marks=None, tone=None, inside=None, outside=None)
+    evidence = dict(share_of_box=area / box, share_of_texture=area / max(textured, 1.0), elongation=_elongation(mask), marks=None, tone=None, inside=None, outside=None,
+                    parts=_parts(mask))
     same_size = [n for n in normals if n.shape == rgb.shape]
     if not same_size:
         return RegionEvidence(**evidence)
@@ -179,7 +202,8 @@ def region_evidence(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]
     near_mask = ndimage.binary_dilation(mask, iterations=max(2, rgb.shape[0] // 25))
     rest = ~near_mask
     query = _spectrum(grey)
-    moved = [_registered(query, _grey(n)) for n in same_size]
+    shifts = [_registered(query, _grey(n)) for n in same_size]
+    moved = [np.roll(_grey(n), shift, axis=(0, 1)) for n, shift in zip(same_size, shifts)]
     nearest = min(range(len(moved)), key=lambda i: float(np.abs(grey - moved[i])[rest].mean()) if rest.any() else 0.0)
     difference = np.abs(grey - moved[nearest])
     outside = float(difference[rest].mean()) if rest.any() else 0.0
@@ -188,6 +212,7 @@ def region_evidence(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]
                     exceeding=min(1.0, float((difference[near_mask] > p99).sum()) / float(mask.sum())), texture_z=_texture_z(rgb, mask, same_size))
     if outside < ALIGNED and p99 < ALIGNED_P99:  # tone and marks only against a normal image that lines up
         evidence["tone"] = float(np.median(grey[mask]) - np.median(moved[nearest][mask]))
+        evidence["colour_shift"] = _colour_shift(rgb[mask], np.roll(same_size[nearest], shifts[nearest], axis=(0, 1))[mask])
         differing = mask & (difference > max(3 * outside, 0.08))
         labels, count = ndimage.label(differing, structure=np.ones((3, 3)))
         if count:
@@ -222,8 +247,16 @@ def mask_vs_wording(question: dict, facts: ImageFacts) -> Finding | None:
             (wrong if region.tone > TONE_SURE else right if region.tone < -TONE_SURE else []).append(f"tone darker (luminance {region.tone:+.2f} against {region.templates} normal image(s))")
         if "brighter" in tones:
             (wrong if region.tone < -TONE_SURE else right if region.tone > TONE_SURE else []).append(f"tone brighter (luminance {region.tone:+.2f} against {region.templates} normal image(s))")
-    if region.marks is not None and "1" in stated.get("count", frozenset()) and region.marks >= MANY_MARKS:
+    counts = stated.get("count", frozenset())
+    if region.marks is not None and "1" in counts and region.marks >= MANY_MARKS:
         wrong.append(f"count 1, the pixels that differ from the normal images inside the mask form {region.marks} marks")
+    if region.marks is not None and counts & {"2", "3"} and region.parts == 1 and region.marks <= 1:
+        wrong.append(f"count {'several' if '3' in counts else 'two'}, the mask is one part and what differs from the normal images inside it one mark")
+    if region.colour_shift is not None and region.tone is not None and "discoloured" in tones:
+        if region.colour_shift < COLOUR_NONE and abs(region.tone) < TONE_NONE:
+            wrong.append(f"a different colour, but colour and luminance match the normal image's (chromaticity {region.colour_shift:.3f}, luminance {region.tone:+.2f})")
+        elif region.colour_shift >= COLOUR_SURE:
+            right.append(f"a different colour (chromaticity {region.colour_shift:.3f})")
     if wrong:
         return Finding("mask vs wording", "likely wrong", f"key {key_letter} says " + "; ".join(wrong))
     if right:
