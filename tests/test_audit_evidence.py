@@ -216,6 +216,8 @@ def test_eval_reads_a_root_of_links_and_needs_masks_only_where_they_are_read(tmp
     os.symlink(synthetic_set / first, root / first)  # the user's own link to where the dataset lives
     run = ["eval", "--model", "oracle", "--data", f"mmad:{synthetic_set / 'mmad.json'}", "--limit", "20", "--runs-dir", str(tmp_path / "runs"), "--quiet"]
     assert main([*run, "--data-root", str(root), "--run-id", "linked"]) == 0
+    os.symlink(root, tmp_path / "alias")  # the root itself reached through a link
+    assert main([*run, "--data-root", str(tmp_path / "alias"), "--run-id", "alias"]) == 0
     # a link deeper down, to outside, is still refused
     copy = tmp_path / "copy"
     key = next(k for k, r in mmad.items() if r.get("mask_path"))
@@ -233,3 +235,20 @@ def test_eval_reads_a_root_of_links_and_needs_masks_only_where_they_are_read(tmp
     absent = ["--data", f"mmad:{tmp_path / 'masks/mmad.json'}", "--data-root", str(synthetic_set), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
     assert main(["eval", "--model", "oracle", *absent, "--limit", "20", "--run-id", "nomask"]) == 0
     assert main(["eval", "--task", "bbox", "--model", "oracle", *absent, "--limit", "2", "--run-id", "nomaskbox"]) == 2
+
+
+def test_only_reads_follow_the_roots_own_links(tmp_path):
+    """A data root's top-level link to a dataset is followed to read; nothing is written through one,
+    and a link deeper down may never lead out."""
+    from harness.errors import DataError
+    from harness.storage.paths import resolve_in_data_root, resolve_inside
+
+    (tmp_path / "datasets/mvtec/bottle").mkdir(parents=True)
+    (tmp_path / "root/own").mkdir(parents=True)
+    os.symlink(tmp_path / "datasets/mvtec", tmp_path / "root/MVTec-AD")
+    os.symlink(tmp_path / "datasets", tmp_path / "root/own/deeper")
+    assert resolve_in_data_root(tmp_path / "root", "MVTec-AD/bottle/000.png", what="image") == (tmp_path / "datasets/mvtec/bottle/000.png").resolve()
+    for resolve, relative in ((resolve_inside, "MVTec-AD/bottle/000.png"), (resolve_in_data_root, "own/deeper/mvtec/bottle/000.png"),
+                              (resolve_in_data_root, "MVTec-AD/../../etc/passwd")):
+        with pytest.raises(DataError):
+            resolve(tmp_path / "root", relative, what="image")

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from harness.errors import ConfigError, DataError
 from harness.storage.files import write_json_atomically
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root, resolve_inside
 
 KNOWN_QUESTION_FIELDS = ("Question", "Options", "Answer", "type")
 KNOWN_RECORD_FIELDS = ("conversation", "mask_path", "similar_templates", "random_templates")
@@ -78,7 +78,7 @@ def _mask_files(root: Path, key: str, mask_path: str) -> list[tuple[str, Path]]:
         return []
     dataset, category = key.split("/")[:2]
     relative = PurePosixPath(f"{dataset}/{category}/{mask_path}".replace("\\", "/")).as_posix()
-    path = resolve_inside(root, relative, what=f"{key}: mask_path")
+    path = resolve_in_data_root(root, relative, what=f"{key}: mask_path")
     if path.is_dir():
         return [(f"{relative}/{p.name}", p) for p in sorted(path.iterdir()) if p.is_file()]
     return [(relative, path)] if path.is_file() else []
@@ -92,7 +92,7 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
     mmad = json.loads(mmad_json.read_text())
 
     def read(relative: str, what: str) -> dict:
-        return {"bytes": resolve_inside(root, relative, what=what).read_bytes(), "path": relative}
+        return {"bytes": resolve_in_data_root(root, relative, what=what).read_bytes(), "path": relative}
 
     rows, templates = [], {}
     for key, record in mmad.items():

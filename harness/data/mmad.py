@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.storage.files import file_sha256, read_json_file
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root
 from harness.schema import (
     MMAD_TYPE_TO_SUBTASK,
     OPTION_LETTERS,
@@ -139,7 +139,7 @@ def _retrieve_similar(question_set: QuestionSet, json_path: Path, shots: int, sk
 def _parse_record(root: Path, key: str, record: object, templates: TemplateKind, shots: int, masks: bool = True) -> tuple[ImageRecord, list[Question]]:
     if not isinstance(record, dict):
         raise _BadRecord(f"expected an object, found {type(record).__name__}")
-    image_file = resolve_inside(root, key, what="image path")
+    image_file = resolve_in_data_root(root, key, what="image path")
     if not image_file.is_file():
         raise _BadRecord(f"image file {image_file} does not exist")
     parts = key.replace("\\", "/").split("/")
@@ -157,7 +157,7 @@ def _parse_record(root: Path, key: str, record: object, templates: TemplateKind,
         if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
             raise _BadRecord(f"'{kind}_templates' must be a list of paths")
         for path in listed:
-            resolved = resolve_inside(root, path, what=f"{kind} template")
+            resolved = resolve_in_data_root(root, path, what=f"{kind} template")
             if kind == templates and path in listed[:shots] and not resolved.is_file():
                 raise _BadRecord(f"template {path!r} (used with --shots {shots} --templates {kind}) does not exist")
         template_lists[kind] = tuple(p.replace("\\", "/") for p in listed)
@@ -217,7 +217,7 @@ def _mask_paths(root: Path, dataset: str, category: str, mask_path: object, *, r
     if not isinstance(mask_path, str):
         raise _BadRecord("'mask_path' must be a string path")
     relative = f"{dataset}/{category}/{mask_path}"
-    resolved = resolve_inside(root, relative, what="mask path")
+    resolved = resolve_in_data_root(root, relative, what="mask path")
     if not required and not resolved.exists():
         return ()
     if resolved.is_dir():

@@ -21,7 +21,7 @@ from harness.asking.prompting import render_parts
 from harness.errors import DataError
 from harness.models.base import ChatMessage, GenerateRequest, ImagePart, Model
 from harness.schema import DecodingSpec
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root
 from question_gen.audit.checks import SEVERITY
 
 REPLY_TOKENS = 16
@@ -73,7 +73,7 @@ def judge_questions(model: Model, root: Path, mmad: dict, rows: list[dict]) -> C
     jobs, notes = [], Counter()
     for key, record in mmad.items():
         try:
-            image = resolve_inside(root, key, what="image path")
+            image = resolve_in_data_root(root, key, what="image path")
         except DataError:
             continue
         if not image.is_file():

@@ -28,7 +28,7 @@ from PIL import Image
 from harness.asking.prompting import environment
 from harness.errors import DataError
 from harness.schema import MMAD_TYPE_TO_SUBTASK, Subtask
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root
 from question_gen.audit.checks import FLAGGED
 from question_gen.audit.run import _mask, read_set
 
@@ -76,7 +76,7 @@ class ImageFolder:
         shown = self._done.setdefault(key, Shown())
         stem = f"{len(self._done):04d}"
         try:
-            path = resolve_inside(self.root, key, what="image path")
+            path = resolve_in_data_root(self.root, key, what="image path")
         except DataError as error:
             shown.notes.append(f"image not shown: {error}")
             return shown

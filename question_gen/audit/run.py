@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root
 from question_gen import knowledge as known
 from question_gen.attributes import AREA_TEMPLATES, DefectAttributes, defect_attributes, estimate_object_area, foreground_mask
 from question_gen.audit.checks import CHECKS, FLAGGED, SEVERITY, Finding, ImageFacts, Verdict, check_question
@@ -109,7 +109,7 @@ def _mask(root: Path, prefix: str, category: str, record: dict, shape: tuple[int
     mask_path = record.get("mask_path")
     if not mask_path or not isinstance(mask_path, str):
         return None
-    path = resolve_inside(root, f"{prefix}/{category}/{mask_path}", what="mask path")
+    path = resolve_in_data_root(root, f"{prefix}/{category}/{mask_path}", what="mask path")
     paths = sorted(p for p in path.iterdir() if p.suffix.lower() in _MASK_SUFFIXES) if path.is_dir() else [path]
     if not paths or not all(p.is_file() for p in paths):
         raise FileNotFoundError(path)
@@ -142,7 +142,7 @@ def image_facts(root: Path, key: str, record: dict, *, kind: str | None, categor
         return facts
     wants_attributes = measured is None and any(isinstance(q, dict) and q.get("type") == "Defect Description" for q in record.get("conversation", []))
     try:
-        image_path = resolve_inside(root, key, what="image path")
+        image_path = resolve_in_data_root(root, key, what="image path")
     except DataError:
         facts.notes.append("image path outside the data root")
         return facts
@@ -202,7 +202,7 @@ def _templates(root: Path, record: dict, shape: tuple[int, ...]) -> list[tuple[n
     templates = []
     for relative in relatives[:AREA_TEMPLATES]:
         try:
-            loaded = _template(resolve_inside(root, relative, what="template path"))
+            loaded = _template(resolve_in_data_root(root, relative, what="template path"))
         except DataError:
             continue
         if loaded is not None and loaded[0].shape == shape:
