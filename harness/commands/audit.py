@@ -1,5 +1,7 @@
 """`iadbench audit` and `iadbench review`: is a question set's every key right? The audit checks each
-question against its image's folder, mask and pixels; the review page shows them to a person."""
+question against its image's folder, mask and pixels, with evidence the generator did not use (its
+own measures of the mask region, the category's normal images, a --judge model), and says how often
+each check agreed with a hand audit (--hand); the review page is where a person makes that audit."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from harness.errors import ConfigError
 
 
 def register(commands) -> None:
-    audit = commands.add_parser("audit", help="check every question of a set (MMAD's or a generated one) against its image's folder, mask and pixels")
-    audit.add_argument("set", help="the question file (mmad.json, or mmad:PATH, or its folder); images and masks are read beside it")
+    audit = commands.add_parser("audit", help="check every question of a set (MMAD's or a generated one) against its image's folder, mask, pixels and normal images")
+    audit.add_argument("set", help="the question file (mmad.json, or mmad:PATH, or its folder); images and masks are read beside it, or under --data-root")
     audit.add_argument("--out", default="audit.json", help="where the per-question verdicts and the summary go (default: audit.json)")
     audit.add_argument("--errata", metavar="FILE", help="also write the flagged questions as an errata file for `eval --errata FILE`")
     audit.add_argument("--errata-verdicts", default="likely wrong", help="which verdicts the errata file lists, comma-separated (default: likely wrong; also: ambiguous, giveaway)")
