@@ -196,7 +196,7 @@ def test_a_hand_audit_is_compared_check_by_check(tmp_path, capsys):
     (tmp_path / "hand.json").write_text(json.dumps(hand))
     assert main(["audit", str(tmp_path / "questions"), "--data-root", str(tmp_path / "MMAD"), "--out", str(tmp_path / "audit.json"), "--hand", str(tmp_path / "hand.json")]) == 0
     printed = capsys.readouterr().out
-    assert "agreement with the hand audit (2 flawed, 1 ok questions judged by hand; 1 ids of the file are not in the set)" in printed
+    assert "agreement with the hand audit (2 flawed, 1 ok questions judged by hand; 1 ids of the file are not in the set; each check on the subtasks it reads)" in printed
     assert re.search(r"location vs mask\s+1\s+0\s+1\s+50%\s+0\.0%", printed), printed
     assert re.search(r"audit \(any check\)\s+1\s+0\s+1\s+50%", printed), printed
     agreement = json.loads((tmp_path / "audit.json").read_text())["summary"]["agreement"]

@@ -35,8 +35,8 @@ class Agreement:
     true_flags: int
     false_flags: int
     misses: int
-    flawed: int  # hand-judged flawed questions
-    fine: int  # hand-judged ok questions
+    flawed: int  # hand-judged flawed questions (of the subtasks the check reads)
+    fine: int  # hand-judged ok questions (likewise)
 
     def row(self) -> dict:
         return {"check": self.check, "true_flags": self.true_flags, "false_flags": self.false_flags, "misses": self.misses,
@@ -62,19 +62,27 @@ def read_hand_audit(path: Path) -> dict[str, dict]:
 
 
 def agreement(rows: list[dict], hand: dict[str, dict]) -> list[Agreement]:
-    """Per check (and for the whole audit), its flags against the hand audit's marks."""
+    """Per check (and for the whole audit), its flags against the hand audit's marks. A check is
+    counted on the hand-judged questions of the subtasks it reads (those it gave any finding in):
+    a location check does not "miss" a flawed description."""
     judged = [row for row in rows if row["id"] in hand]
-    flawed = sum(1 for row in judged if hand[row["id"]]["mark"] == "flawed")
-    fine = len(judged) - flawed
-    checks = sorted({f["check"] for row in rows for f in row["findings"]})
-    counts: dict[str, Counter] = {name: Counter() for name in (*checks, WHOLE)}
-    for row in judged:
+    subtasks: dict[str, set[str]] = {}
+    for row in rows:
+        for finding in row["findings"]:
+            subtasks.setdefault(finding["check"], set()).add(row["subtask"])
+    tables = [(name, [row for row in judged if row["subtask"] in read]) for name, read in sorted(subtasks.items())]
+    table = [_agreement(name, population, lambda row, name=name: any(f["check"] == name and f["verdict"] in FLAGGED for f in row["findings"]), hand)
+             for name, population in tables if population]
+    return [*table, _agreement(WHOLE, judged, lambda row: row["verdict"] in FLAGGED, hand)]
+
+
+def _agreement(name: str, population: list[dict], flagged, hand: dict[str, dict]) -> Agreement:
+    counts: Counter = Counter()
+    for row in population:
         is_flawed = hand[row["id"]]["mark"] == "flawed"
-        flagged_by = {f["check"] for f in row["findings"] if f["verdict"] in FLAGGED}
-        for name in checks:
-            _count(counts[name], name in flagged_by, is_flawed)
-        _count(counts[WHOLE], row["verdict"] in FLAGGED, is_flawed)
-    return [Agreement(name, c["true"], c["false"], c["miss"], flawed, fine) for name, c in counts.items()]
+        counts["flawed" if is_flawed else "fine"] += 1
+        _count(counts, flagged(row), is_flawed)
+    return Agreement(name, counts["true"], counts["false"], counts["miss"], counts["flawed"], counts["fine"])
 
 
 def _count(counter: Counter, flagged: bool, flawed: bool) -> None:
@@ -88,9 +96,9 @@ def agreement_lines(table: list[Agreement], unknown: int) -> list[str]:
     """The table as `audit` prints it."""
     if not table:
         return []
-    first = table[0]
-    lines = [f"agreement with the hand audit ({first.flawed} flawed, {first.fine} ok questions judged by hand"
-             + (f"; {unknown} ids of the file are not in the set" if unknown else "") + "):",
+    whole = table[-1]
+    lines = [f"agreement with the hand audit ({whole.flawed} flawed, {whole.fine} ok questions judged by hand"
+             + (f"; {unknown} ids of the file are not in the set" if unknown else "") + "; each check on the subtasks it reads):",
              f"  {'check':<26} {'true flags':>10} {'false flags':>11} {'misses':>7} {'found':>6} {'false-flag rate':>16}"]
     for entry in table:
         row = entry.row()

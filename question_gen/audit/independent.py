@@ -33,8 +33,11 @@ from question_gen.audit.claims import claims
 # (its TEXTURE_PERCENTILE) is the object's, an edge or a tread; a background's sensor noise, however
 # dark the background, stays below that. The object is those pixels, closed and filled.
 TEXTURE_WINDOW, TEXTURE_SHARE, TEXTURE_PERCENTILE = 7, 0.25, 99.5
-# Size claims are contradicted only past twice the generator's own boundaries, on the whole interval.
+# Size claims are contradicted only a factor SIZE_SAFETY past the generator's own boundaries
+# (SMALL_AREA, LARGE_AREA), over the whole interval from the object's box to its textured pixels.
 SIZE_SAFETY = 2.0
+# A mask is a line when its mean width is at most THIN_PIXELS or THIN_SHARE of the image's longer side.
+THIN_PIXELS, THIN_SHARE = 3.0, 0.006
 # Elongation = length² / area (a disk 1.3, a 1:6 bar 6): "elongated" is contradicted below ROUNDISH,
 # "round" above THIN.
 ROUNDISH, THIN = 2.0, 6.0
@@ -73,6 +76,7 @@ class RegionEvidence:
     exceeding: float | None = None  # pixels near the mask that differ more than 99% of the rest's, per mask pixel
     rest_p99: float | None = None  # the rest's 99th-percentile difference: high where the images are not aligned
     parts: int = 0  # separate parts of the mask
+    thin: bool = False  # a line, whose size is its length (not judged by area)
     colour_shift: float | None = None  # chromaticity change against the same region of the normal image
     texture_z: float | None = None  # how far the region's colour and grain lie from the same-shaped regions of the normal images
 
@@ -169,6 +173,15 @@ def _texture_z(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]) -> 
     return float((np.abs(_stats(rgb, mask) - samples.mean(axis=0)) / spread).max())
 
 
+def _thin(mask: np.ndarray) -> bool:
+    """A line (a crack, a scratch), however it winds: its area over its skeleton's length, the mean
+    width, is at most THIN_PIXELS or THIN_SHARE of the image's longer side."""
+    from skimage.morphology import skeletonize
+
+    width = float(mask.sum()) / max(int(skeletonize(mask).sum()), 1)
+    return width <= max(THIN_PIXELS, THIN_SHARE * max(mask.shape))
+
+
 def _parts(mask: np.ndarray) -> int:
     """Separate parts of the mask, breaks of a few pixels closed (a crack drawn in pieces is one)."""
     closed = ndimage.binary_closing(mask, iterations=max(1, max(mask.shape) // 100))
@@ -192,7 +205,7 @@ def region_evidence(rgb: np.ndarray, mask: np.ndarray, normals: list[np.ndarray]
     box, textured = object_extent(rgb)
     area = float(mask.sum())
     evidence = dict(share_of_box=area / box, share_of_texture=area / max(textured, 1.0), elongation=_elongation(mask), marks=None, tone=None, inside=None, outside=None,
-                    parts=_parts(mask))
+                    parts=_parts(mask), thin=_thin(mask))
     same_size = [n for n in normals if n.shape == rgb.shape]
     if not same_size:
         return RegionEvidence(**evidence)
@@ -230,11 +243,14 @@ def mask_vs_wording(question: dict, facts: ImageFacts) -> Finding | None:
     stated = claims(_key_text(question) or "")
     wrong, right = [], []
     low, high = region.share_of_box, region.share_of_texture
-    sizes = stated.get("size", frozenset())
-    if "small" in sizes:
-        (wrong if low >= LARGE_AREA * SIZE_SAFETY else right if high < SMALL_AREA else []).append(f"size small (mask {low:.1%}–{high:.1%} of the object)")
-    if "large" in sizes:
-        (wrong if high < SMALL_AREA * SIZE_SAFETY else right if low >= LARGE_AREA else []).append(f"size large (mask {low:.1%}–{high:.1%} of the object)")
+    # a crack's size is its length, which its area does not say: a line's size is not judged
+    sizes, shown = frozenset() if region.thin else stated.get("size", frozenset()), f"(mask {low:.1%}–{high:.1%} of the object)"
+    if "small" in sizes:  # below SMALL_AREA
+        (wrong if low >= SMALL_AREA * SIZE_SAFETY else right if high < SMALL_AREA else []).append(f"size small {shown}")
+    if "medium" in sizes:  # from SMALL_AREA to LARGE_AREA
+        (wrong if high < SMALL_AREA / SIZE_SAFETY or low >= LARGE_AREA * SIZE_SAFETY else right if SMALL_AREA <= low and high < LARGE_AREA else []).append(f"size medium {shown}")
+    if "large" in sizes:  # from LARGE_AREA
+        (wrong if high < LARGE_AREA / SIZE_SAFETY else right if low >= LARGE_AREA else []).append(f"size large {shown}")
     shapes = stated.get("shape", frozenset())
     if region.elongation is not None:
         if "elongated" in shapes:
