@@ -252,3 +252,16 @@ def test_only_reads_follow_the_roots_own_links(tmp_path):
                               (resolve_in_data_root, "MVTec-AD/../../etc/passwd")):
         with pytest.raises(DataError):
             resolve(tmp_path / "root", relative, what="image")
+
+
+def test_a_lines_size_is_not_judged_by_its_area():
+    """A winding 2-pixel crack is a line (its size is its length); a round blob of the same area is not."""
+    from question_gen.audit.independent import _thin
+
+    crack = np.zeros((256, 256), dtype=bool)
+    for x in range(40, 200):
+        y = int(128 + 20 * np.sin(x / 15))
+        crack[y : y + 2, x] = True
+    yy, xx = np.mgrid[:256, :256]
+    blob = (yy - 128) ** 2 + (xx - 128) ** 2 <= (crack.sum() / np.pi)
+    assert _thin(crack) and not _thin(blob)
