@@ -127,7 +127,7 @@ def read_visa_layout(root: Path) -> list[SourceCategory]:
     each anomaly's defect kind from `<category>/image_anno.csv` where present."""
     import csv
 
-    from harness.storage.paths import resolve_inside
+    from harness.storage.paths import resolve_in_data_root
 
     table = root / "split_csv" / "1cls.csv"
     if not table.is_file():
@@ -141,7 +141,7 @@ def read_visa_layout(root: Path) -> list[SourceCategory]:
             except KeyError as missing:
                 raise DataError(f"{table}: line {line} lacks column {missing}; expected object,split,label,image,mask") from None
             what = f"{table} line {line}"
-            if not resolve_inside(root, image, what=what).is_file():
+            if not resolve_in_data_root(root, image, what=what).is_file():
                 raise DataError(f"{what}: image {image} does not exist")
             category = categories.setdefault(name, SourceCategory(name))
             if split == "train":
@@ -152,7 +152,7 @@ def read_visa_layout(root: Path) -> list[SourceCategory]:
                 category.test.append(SourceImage(image, name, "normal", None))
                 continue
             mask = (row.get("mask") or "").strip()
-            if not mask or not resolve_inside(root, mask, what=what).is_file():
+            if not mask or not resolve_in_data_root(root, mask, what=what).is_file():
                 raise DataError(f"{what}: anomalous image {image} without its mask; add the mask or drop the row")
             labels = annotations.get(name)
             if labels is None:
@@ -249,7 +249,7 @@ def read_labelled_folder(root: Path) -> list[SourceCategory]:
     """
     import csv
 
-    from harness.storage.paths import resolve_inside
+    from harness.storage.paths import resolve_in_data_root
 
     table = root / "labels.csv"
     if not table.is_file():
@@ -279,7 +279,7 @@ def read_labelled_folder(root: Path) -> list[SourceCategory]:
         seen[image] = line
         if split not in ("train", "test") or label not in ("normal", "anomaly"):
             raise DataError(f"{what}: split must be train or test and label normal or anomaly (got {split!r}, {label!r})")
-        if not resolve_inside(root, image, what=what).is_file():
+        if not resolve_in_data_root(root, image, what=what).is_file():
             raise DataError(f"{what}: image {image} does not exist")
         category = categories.setdefault(row["category"].strip() or "default", SourceCategory(row["category"].strip() or "default"))
         if split == "train":
@@ -290,7 +290,7 @@ def read_labelled_folder(root: Path) -> list[SourceCategory]:
             category.test.append(SourceImage(image, category.name, "normal", None))
         else:
             mask = row["mask"].strip().replace("\\", "/")
-            if not mask or not resolve_inside(root, mask, what=what).is_file():
+            if not mask or not resolve_in_data_root(root, mask, what=what).is_file():
                 raise DataError(f"{what}: anomalous image {image} needs its mask file (column mask)")
             category.test.append(SourceImage(image, category.name, "anomaly", row["defect"].strip() or "defect", (mask,)))
     for category in categories.values():

@@ -32,7 +32,7 @@ from typing import Callable
 
 from harness.data.releases import release_for
 from harness.errors import ConfigError, DataError
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root, resolve_inside
 from harness.storage.terminal import write_control
 
 CHUNK = 1 << 20
@@ -329,7 +329,7 @@ def verify(source: Source, out: Path, images: Path | None = None) -> FetchReport
     report.referenced = len(wanted)
     for relative in wanted:
         try:
-            found = resolve_inside(images or out, relative, what="image path")
+            found = resolve_in_data_root(images or out, relative, what="image path")
             present = found.is_file() or (found.is_dir() and any(found.iterdir()))
         except DataError:
             report.missing.append(f"{relative} (outside the folder: never read)")

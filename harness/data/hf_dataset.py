@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from harness.errors import ConfigError, DataError
 from harness.data.mmad import load_mmad
 from harness.storage.files import read_json_file, write_json_atomically
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root, resolve_inside
 
 KNOWN_QUESTION_FIELDS = ("Question", "Options", "Answer", "type")
 KNOWN_RECORD_FIELDS = ("conversation", "mask_path", "similar_templates", "random_templates")
@@ -71,15 +71,18 @@ def _option_list(options: dict, where: str) -> list[str]:
     return list(options.values())
 
 
-def _mask_files(root: Path, key: str, mask_path: str) -> list[Path]:
-    """The mask file(s) of a record: mask_path is relative to the category folder; a folder (LOCO) means all its images."""
+def _mask_files(root: Path, key: str, mask_path: str) -> list[tuple[str, Path]]:
+    """The mask file(s) of a record as (path relative to the root, file): mask_path is relative to
+    the category folder; a folder (LOCO) means all its images. The relative path is built from the
+    record's words, not from the resolved file, which may sit behind the user's link to a dataset."""
     if not mask_path:
         return []
     dataset, category = key.split("/")[:2]
-    path = resolve_inside(root, f"{dataset}/{category}/{mask_path}", what=f"{key}: mask_path")
+    relative = PurePosixPath(f"{dataset}/{category}/{mask_path}".replace("\\", "/")).as_posix()
+    path = resolve_in_data_root(root, relative, what=f"{key}: mask_path")
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file())
-    return [path] if path.is_file() else []
+        return [(f"{relative}/{p.name}", p) for p in sorted(path.iterdir()) if p.is_file()]
+    return [(relative, path)] if path.is_file() else []
 
 
 def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = None, parquet_shard_rows: int = 500) -> int:
@@ -92,7 +95,7 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
     mmad = read_json_file(mmad_json, what="question file (MMAD's mmad.json format)")
 
     def read(relative: str, what: str) -> dict:
-        return {"bytes": resolve_inside(root, relative, what=what).read_bytes(), "path": relative}
+        return {"bytes": resolve_in_data_root(root, relative, what=what).read_bytes(), "path": relative}
 
     rows, templates = [], {}
     for key, record in mmad.items():
@@ -105,7 +108,7 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
                 "type": question["type"],
                 "extra_json": _extra_json(question, KNOWN_QUESTION_FIELDS),
             })
-        masks = [{"path": p.relative_to(root.resolve()).as_posix(), "image": {"bytes": p.read_bytes(), "path": p.name}} for p in _mask_files(root, key, record.get("mask_path") or "")]
+        masks = [{"path": relative, "image": {"bytes": p.read_bytes(), "path": p.name}} for relative, p in _mask_files(root, key, record.get("mask_path") or "")]
         for template in (record.get("similar_templates") or []) + (record.get("random_templates") or []):
             if template not in templates:
                 templates[template] = read(template, f"{key}: template")

@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.storage.files import file_sha256, read_json_file
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root
 from harness.schema import (
     MMAD_TYPE_TO_SUBTASK,
     OPTION_LETTERS,
@@ -59,6 +59,7 @@ def load_mmad(
     shots: int = 1,
     skip_bad: bool = False,
     digest: str | None = None,
+    masks: bool = True,
     cache: Path | None = None,
 ) -> QuestionSet:
     """Load and validate a question file; templates the run will use (the first `shots`) must exist.
@@ -71,12 +72,12 @@ def load_mmad(
         from harness.data import question_cache
 
         digest = digest or file_sha256(json_path)
-        key = question_cache.cache_key(digest, root, templates, shots, skip_bad)
+        key = question_cache.cache_key(digest, root, templates, shots, skip_bad, masks)
         entry = question_cache.read_entry(cache, key)
         if entry is not None:
             images, questions, skipped = entry
             return QuestionSet(root=root, source=json_path, digest=digest, images=images, questions=questions, skipped=skipped)
-        question_set = load_mmad(json_path, root=root, templates=templates, shots=shots, skip_bad=skip_bad, digest=digest)
+        question_set = load_mmad(json_path, root=root, templates=templates, shots=shots, skip_bad=skip_bad, digest=digest, masks=masks)
         question_cache.write_entry(cache, key, question_set.images, question_set.questions, question_set.skipped)
         return question_set
     try:
@@ -90,7 +91,7 @@ def load_mmad(
     question_set = QuestionSet(root=root, source=json_path, digest=digest or file_sha256(json_path))  # a caller that hashed it already passes it
     for key, record in raw.items():
         try:
-            image, questions = _parse_record(root, key, record, templates, shots)
+            image, questions = _parse_record(root, key, record, templates, shots, masks)
         except (_BadRecord, DataError) as problem:
             reason = str(problem)
             if not skip_bad:
@@ -136,10 +137,10 @@ def _retrieve_similar(question_set: QuestionSet, json_path: Path, shots: int, sk
         question_set.images[image.id] = image.model_copy(update={"similar_templates": tuple(pool[i] for i in ranked)})
 
 
-def _parse_record(root: Path, key: str, record: object, templates: TemplateKind, shots: int) -> tuple[ImageRecord, list[Question]]:
+def _parse_record(root: Path, key: str, record: object, templates: TemplateKind, shots: int, masks: bool = True) -> tuple[ImageRecord, list[Question]]:
     if not isinstance(record, dict):
         raise _BadRecord(f"expected an object, found {type(record).__name__}")
-    image_file = resolve_inside(root, key, what="image path")
+    image_file = resolve_in_data_root(root, key, what="image path")
     if not image_file.is_file():
         raise _BadRecord(f"image file {image_file} does not exist")
     parts = key.replace("\\", "/").split("/")
@@ -150,14 +151,14 @@ def _parse_record(root: Path, key: str, record: object, templates: TemplateKind,
     if not isinstance(conversation, list) or not conversation:
         raise _BadRecord("'conversation' must be a non-empty list of questions")
     questions = [_parse_question("/".join(parts), index, item) for index, item in enumerate(conversation)]
-    mask_paths = _mask_paths(root, dataset, category, record.get("mask_path"))
+    mask_paths = _mask_paths(root, dataset, category, record.get("mask_path"), required=masks)
     template_lists = {}
     for kind in ("random", "similar"):
         listed = record.get(f"{kind}_templates") or []
         if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
             raise _BadRecord(f"'{kind}_templates' must be a list of paths")
         for path in listed:
-            resolved = resolve_inside(root, path, what=f"{kind} template")
+            resolved = resolve_in_data_root(root, path, what=f"{kind} template")
             if kind == templates and path in listed[:shots] and not resolved.is_file():
                 raise _BadRecord(f"template {path!r} (used with --shots {shots} --templates {kind}) does not exist")
         template_lists[kind] = tuple(p.replace("\\", "/") for p in listed)
@@ -205,17 +206,21 @@ def _parse_question(key: str, index: int, item: object) -> Question:
     )
 
 
-def _mask_paths(root: Path, dataset: str, category: str, mask_path: object) -> tuple[str, ...]:
+def _mask_paths(root: Path, dataset: str, category: str, mask_path: object, *, required: bool = True) -> tuple[str, ...]:
     """Mask paths relative to the root; MMAD gives them relative to the category folder.
 
-    A folder (MVTec LOCO keeps several masks per image) stands for every image inside it.
+    A folder (MVTec LOCO keeps several masks per image) stands for every image inside it. A mask
+    not on disk is refused only where the run reads masks (`required`): multiple-choice scoring
+    never does, so a question file whose masks were not fetched still runs.
     """
     if not mask_path:
         return ()
     if not isinstance(mask_path, str):
         raise _BadRecord("'mask_path' must be a string path")
     relative = f"{dataset}/{category}/{mask_path}"
-    resolved = resolve_inside(root, relative, what="mask path")
+    resolved = resolve_in_data_root(root, relative, what="mask path")
+    if not required and not resolved.exists():
+        return ()
     if resolved.is_dir():
         masks = sorted(p for p in resolved.iterdir() if p.suffix.lower() in {".png", ".jpg", ".bmp", ".tif", ".tiff"})
         if not masks:

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ValidationError
 from harness.schema import ImageRecord, Question, SkippedRecord
 
 # Bump when what load_mmad checks or records changes: older entries then miss.
-FORMAT = 1
+FORMAT = 2
 
 
-def cache_key(digest: str, root: Path, templates: str, shots: int, skip_bad: bool) -> str:
-    return hashlib.sha256(f"{FORMAT}|{digest}|{root.resolve()}|{templates}|{shots}|{skip_bad}".encode()).hexdigest()
+def cache_key(digest: str, root: Path, templates: str, shots: int, skip_bad: bool, masks: bool = True) -> str:
+    return hashlib.sha256(f"{FORMAT}|{digest}|{root.resolve()}|{templates}|{shots}|{skip_bad}|{masks}".encode()).hexdigest()
 
 
 class _Entry(BaseModel):

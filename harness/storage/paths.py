@@ -22,8 +22,20 @@ def resolve_inside(root: Path, relative: str, *, what: str) -> Path:
 
     Both the lexical path (absolute paths, `..` segments) and the resolved path (symlinks
     pointing outside, or in a loop) are checked: a data file must never make us read or write
-    arbitrary files.
+    arbitrary files. Every write goes through here.
     """
+    return _resolve(root, relative, what=what, root_links=False)
+
+
+def resolve_in_data_root(root: Path, relative: str, *, what: str) -> Path:
+    """`resolve_inside` for reading a data root the user assembled: a folder directly in it may be
+    the user's link to where a dataset already lives (MVTec-AD -> /datasets/mvtec_ad); the rest of
+    the path must stay inside that link's target. A link deeper down, or to a file, is the data's
+    and still may not lead out; nothing is ever written through here."""
+    return _resolve(root, relative, what=what, root_links=True)
+
+
+def _resolve(root: Path, relative: str, *, what: str, root_links: bool) -> Path:
     if not isinstance(relative, str) or not relative.strip():
         raise DataError(f"{what}: empty path")
     if "\x00" in relative:
@@ -34,8 +46,8 @@ def resolve_inside(root: Path, relative: str, *, what: str) -> Path:
     if ".." in pure.parts:
         raise DataError(f"{what}: path {relative!r} escapes the data root {root} ('..' is not allowed)")
     try:
-        root_resolved = _real(str(root))
-        candidate = os.path.realpath(os.path.join(root_resolved, *pure.parts), strict=False)
+        root_resolved = _linked_root(_real(str(root)), pure.parts[0]) if root_links and pure.parts else _real(str(root))
+        candidate = os.path.realpath(os.path.join(_real(str(root)), *pure.parts), strict=False)
     except (OSError, RuntimeError, ValueError) as error:  # a symlink loop (RuntimeError before Python 3.13)
         raise DataError(f"{what}: path {relative!r} cannot be resolved ({error}); a symbolic link loops or is broken") from None
     if os.path.islink(candidate):  # realpath leaves a link it could not follow: a loop
@@ -43,6 +55,15 @@ def resolve_inside(root: Path, relative: str, *, what: str) -> Path:
     if candidate != root_resolved and not candidate.startswith(root_resolved.rstrip(os.sep) + os.sep):
         raise DataError(f"{what}: path {relative!r} resolves outside the data root {root}")
     return Path(candidate)
+
+
+def _linked_root(root: str, first: str) -> str:
+    """The root a path is held inside: the data root, or, when the path's first folder is a symbolic
+    link to a folder, that link's target."""
+    entry = os.path.join(root, first)
+    if os.path.islink(entry) and os.path.isdir(entry):
+        return _real(entry)
+    return root
 
 
 @lru_cache(maxsize=64)

@@ -13,6 +13,16 @@ from harness.schema import RunSpec
 from harness.storage.sources import cache_dir, resolve_data
 
 
+# What reads a record's masks, so only there is a mask not on disk refused: box answers are scored
+# against them, and the agent strategy's oracle source draws them. Multiple-choice scoring never does.
+MASK_TASKS = frozenset({"bbox"})
+MASK_STRATEGIES = ("agent=oracle",)
+
+
+def reads_masks(spec: RunSpec) -> bool:
+    return spec.task in MASK_TASKS or any(s.startswith(MASK_STRATEGIES) for s in spec.strategies)
+
+
 def load_questions(spec: RunSpec) -> QuestionSet:
     """The spec's questions: its file (checked against the recorded digest first), its errata, its limit."""
     data = resolve_data(spec.data, spec.data_root)
@@ -22,7 +32,7 @@ def load_questions(spec: RunSpec) -> QuestionSet:
 
         digest = file_sha256(data.json_path)
         check_digest(spec, digest, str(data.json_path))
-    question_set = load_mmad(data.json_path, root=data.root, templates=spec.templates, shots=spec.shots, skip_bad=spec.skip_bad, digest=digest,
+    question_set = load_mmad(data.json_path, root=data.root, templates=spec.templates, shots=spec.shots, skip_bad=spec.skip_bad, digest=digest, masks=reads_masks(spec),
                              cache=None if os.environ.get("IADBENCH_NO_QUESTION_CACHE") else cache_dir() / "question-sets")
     for name in spec.errata:
         exclude_errata(question_set, name)

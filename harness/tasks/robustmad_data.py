@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.data.releases import releases
 from harness.errors import DataError
 from harness.storage.files import file_sha256, read_json_file
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root
 
 # Its scripts' short names for the categories (ROBUSTNESS_SHORTFORMS), the columns of its tables.
 CATEGORIES = {
@@ -137,6 +137,6 @@ def _field_types(question: dict) -> str | None:
 
 
 def _exists(root: Path, relative: str, what: str) -> None:
-    path = resolve_inside(root, relative, what=what)
+    path = resolve_in_data_root(root, relative, what=what)
     if not path.is_file():
         raise DataError(f"{what}: no such image under {root}; put the MVTec AD and VisA trees there (or pass --data-root)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -24,8 +24,12 @@ from harness.schema import MMAD_TYPE_TO_SUBTASK, Subtask
 from question_gen.attributes import DefectAttributes
 from question_gen.audit.claims import agreements, claims, confirmed, contradictions
 from question_gen.audit.locations import region
+from question_gen.audit.wording import Wording, kinds_named
 from question_gen.knowledge import DefectInfo, ObjectFact, defect_kinds
 from question_gen.options import same_thing
+
+if TYPE_CHECKING:
+    from question_gen.audit.independent import RegionEvidence
 
 Verdict = Literal["likely wrong", "ambiguous", "giveaway", "ok", "not checked"]
 SEVERITY: dict[str, int] = {"likely wrong": 4, "ambiguous": 3, "giveaway": 2, "ok": 1, "not checked": 0}
@@ -59,6 +63,8 @@ class ImageFacts:
     knowledge: dict[str, str] = field(default_factory=dict)  # the category's knowledge texts by folder
     facts: tuple[ObjectFact, ...] = ()  # the tables' facts of this object (objects.toml)
     notes: list[str] = field(default_factory=list)  # why some evidence is missing (no mask, unreadable image)
+    wording: Wording = field(default_factory=Wording)  # how this category names its defects (audit_wording.toml)
+    region: RegionEvidence | None = None  # the mask region measured independently (independent.py)
 
 
 Check = Callable[[dict, ImageFacts], "Finding | None"]
@@ -68,8 +74,9 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def _kinds_named(text: str) -> set[str]:
-    return {kind for kind, entry in defect_kinds()[0].items() if entry.terms.search(text)}
+def _kinds_named(text: str, facts: ImageFacts) -> set[str]:
+    info = facts.defect
+    return kinds_named(text, info.kind.kind if info is not None and info.kind is not None and not info.group else None, facts.wording)
 
 
 def _own(facts: ImageFacts) -> tuple[str, frozenset[str]] | None:
@@ -77,7 +84,7 @@ def _own(facts: ImageFacts) -> tuple[str, frozenset[str]] | None:
     info = facts.defect
     if info is None or info.kind is None or info.group:
         return None
-    return info.kind.kind, frozenset({info.kind.kind, *info.kind.near})
+    return info.kind.kind, frozenset({info.kind.kind, *info.kind.near, *facts.wording.near})
 
 
 def _key_text(question: dict) -> str | None:
@@ -115,7 +122,10 @@ def _names_folder(text: str, kind: str, facts: ImageFacts) -> bool:
     """Whether an option names the folder's own kind: its terms, the folder's words, or its name."""
     folder_words = set(_norm(facts.folder).split())
     words = set(_norm(text).split())
-    return kind in _kinds_named(text) or (bool(folder_words) and folder_words <= words) or (facts.defect is not None and _norm(text) == _norm(facts.defect.name))
+    # where the category names this folder its own way, only those words name it (a screw's
+    # "thread_side" is "thread damage", not any "bent" word)
+    named = facts.wording.names_folder(text) if facts.wording.names is not None else kind in _kinds_named(text, facts)
+    return named or (bool(folder_words) and folder_words <= words) or (facts.defect is not None and _norm(text) == _norm(facts.defect.name))
 
 
 def defect_class(question: dict, facts: ImageFacts) -> Finding | None:
@@ -133,7 +143,7 @@ def defect_class(question: dict, facts: ImageFacts) -> Finding | None:
         return Finding("class vs folder", "ok", f"key {key!r} names the folder's kind ({kind})")
     if exact:
         return Finding("class vs folder", "likely wrong", f"option {exact[0]} {question['Options'][exact[0]]!r} names the folder's kind ({facts.folder!r}: {kind}); the key {key_letter} {key!r} does not")
-    key_kinds = _kinds_named(key)
+    key_kinds = _kinds_named(key, facts)
     if key_kinds and not key_kinds & alike:
         return Finding("class vs folder", "likely wrong", f"key {key_letter} {key!r} names {', '.join(sorted(key_kinds))}; the image is in folder {facts.folder!r} ({kind})")
     return None  # a name no table knows, or one of a kind that looks alike: nothing sure to say
@@ -172,7 +182,7 @@ def description(question: dict, facts: ImageFacts) -> Finding | None:
     own = _own(facts)
     if own is not None:
         kind, alike = own
-        named = _kinds_named(key)
+        named = _kinds_named(key, facts)
         if named and not named & alike:
             return Finding("description vs folder", "likely wrong", f"key {key_letter} names {', '.join(sorted(named))}; the image is in folder {facts.folder!r} ({kind})")
     if facts.attributes is not None and claims(key):
@@ -266,8 +276,10 @@ def other_object(question: dict, facts: ImageFacts) -> Finding | None:
 def own_object_in_key(question: dict, facts: ImageFacts) -> Finding | None:
     """The key names this image's object and no other option does ("Hazelnut shell hole" among
     "Scratch", "Fold"): a giveaway, the option that fits the object is picked without a look."""
+    folder_words = set(_norm(facts.folder).split())  # "Cable swap" is the folder's name, not a hint
+
     def names_object(text: str) -> bool:
-        words = set(_norm(text).split())
+        words = set(_norm(text).split()) - folder_words
         return any(set(_norm(name).split()) and set(_norm(name).split()) <= words for name in facts.object_names)
 
     key_letter = question["Answer"]
@@ -288,13 +300,14 @@ CHECKS: dict[Subtask, tuple[Check, ...]] = {
 }
 
 
-def check_question(question: dict, facts: ImageFacts) -> tuple[Verdict, list[Finding]]:
-    """Every finding on one question, and its verdict (the worst finding; "not checked" when none)."""
+def check_question(question: dict, facts: ImageFacts, tables: tuple[dict[Subtask, tuple[Check, ...]], ...] = (CHECKS,)) -> tuple[Verdict, list[Finding]]:
+    """Every finding on one question by the checks of `tables`, and its verdict (the worst finding;
+    "not checked" when none)."""
     first = well_formed(question, facts)
     if first is not None:
         return first.verdict, [first]
     subtask = MMAD_TYPE_TO_SUBTASK.get(str(question.get("type", "")))
-    findings = [f for check in CHECKS.get(subtask, ()) if (f := check(question, facts)) is not None] if subtask else []
+    findings = [f for table in tables for check in table.get(subtask, ()) if (f := check(question, facts)) is not None] if subtask else []
     if not findings:
         return "not checked", []
     return max((f.verdict for f in findings), key=SEVERITY.__getitem__), findings

@@ -12,18 +12,24 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from harness.adsets.masks import load_mask_union
 from harness.errors import DataError
-from harness.storage.paths import resolve_inside
+from harness.storage.paths import resolve_in_data_root
 from question_gen import knowledge as known
 from question_gen.attributes import AREA_TEMPLATES, DefectAttributes, defect_attributes, estimate_object_area, foreground_mask
-from question_gen.audit.checks import FLAGGED, SEVERITY, Finding, ImageFacts, Verdict, check_question
+from question_gen.audit.checks import CHECKS, FLAGGED, SEVERITY, Finding, ImageFacts, Verdict, check_question
+from question_gen.audit.independent import INDEPENDENT, region_evidence
+from question_gen.audit.wording import wording
 from question_gen.options import same_thing
 from question_gen.quality import length_bias, position_balance
+
+if TYPE_CHECKING:
+    from harness.models.base import Model
 
 # A key's first path part → the dataset kind whose tables (taxonomy overrides, objects) apply.
 KIND_OF_PREFIX = {"dsmvtec": "mvtec-ad", "mvtecad": "mvtec-ad", "mvtec": "mvtec-ad", "mvtecloco": "loco", "loco": "loco", "visa": "visa", "goodsad": "goodsad", "synthetic": "synthetic"}
@@ -103,7 +109,7 @@ def _mask(root: Path, prefix: str, category: str, record: dict, shape: tuple[int
     mask_path = record.get("mask_path")
     if not mask_path or not isinstance(mask_path, str):
         return None
-    path = resolve_inside(root, f"{prefix}/{category}/{mask_path}", what="mask path")
+    path = resolve_in_data_root(root, f"{prefix}/{category}/{mask_path}", what="mask path")
     paths = sorted(p for p in path.iterdir() if p.suffix.lower() in _MASK_SUFFIXES) if path.is_dir() else [path]
     if not paths or not all(p.is_file() for p in paths):
         raise FileNotFoundError(path)
@@ -117,9 +123,10 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def image_facts(root: Path, key: str, record: dict, *, kind: str | None, categories: dict[str, list[str]], knowledge: dict | None,
-                measured: DefectAttributes | None = None, needs_pixels: bool = True) -> ImageFacts:
-    """What the audit can know about one record: its folder and kind, its objects, its mask and (when
-    a description is asked about) its measured attributes."""
+                measured: DefectAttributes | None = None, needs_pixels: bool = True, independent: bool = False) -> ImageFacts:
+    """What the audit can know about one record: its folder and kind, its objects, its mask, (when
+    a description is asked about) the generator's measured attributes, and (`independent`) the mask
+    region measured by the audit's own means against the record's normal images."""
     parts = key.split("/")
     prefix, category, folder = parts[0], parts[1] if len(parts) > 2 else "", parts[-2] if len(parts) > 2 else ""
     kind = _kind(prefix, kind)
@@ -130,21 +137,42 @@ def image_facts(root: Path, key: str, record: dict, *, kind: str | None, categor
     builtin = known.builtin_object(kind, category) if kind else None
     facts = ImageFacts(key, category, folder, label, info if info is not None and info.known else None, own,
                        tuple(o for o in others if not any(same_thing(o, name) for name in own)), knowledge=_knowledge_texts(knowledge, prefix, category),
-                       facts=builtin[2] if builtin else ())
+                       facts=builtin[2] if builtin else (), wording=wording(category, folder))
     if label != "anomaly" or not needs_pixels:
         return facts
-    wants_pixels = measured is None and any(isinstance(q, dict) and q.get("type") == "Defect Description" for q in record.get("conversation", []))
+    wants_attributes = measured is None and any(isinstance(q, dict) and q.get("type") == "Defect Description" for q in record.get("conversation", []))
     try:
-        image_path = resolve_inside(root, key, what="image path")
-        rgb = _rgb(image_path) if wants_pixels else None
-        facts.mask = _mask(root, prefix, category, record, rgb.shape[:2] if rgb is not None else _size(image_path))
-    except (OSError, DataError, Image.DecompressionBombError) as error:
-        facts.notes.append("image or mask not readable" if not isinstance(error, FileNotFoundError) else "image or mask not on disk")
+        image_path = resolve_in_data_root(root, key, what="image path")
+    except DataError:
+        facts.notes.append("image path outside the data root")
+        return facts
+    if not image_path.is_file():
+        facts.notes.append("image not on disk")
+        return facts
+    try:
+        rgb = _rgb(image_path) if wants_attributes or independent else None
+        shape = rgb.shape[:2] if rgb is not None else _size(image_path)
+    except (OSError, DataError, Image.DecompressionBombError):
+        facts.notes.append("image not readable")
+        return facts
+    try:
+        facts.mask = _mask(root, prefix, category, record, shape)
+    except FileNotFoundError:
+        facts.notes.append("mask not on disk")
+        return facts
+    except (OSError, DataError, Image.DecompressionBombError):
+        facts.notes.append("mask not readable")
         return facts
     if facts.mask is None:
         facts.notes.append("no mask")
         return facts
-    facts.attributes = _measure(root, record, rgb, facts.mask) if rgb is not None else measured
+    if rgb is None:
+        facts.attributes = measured
+        return facts
+    templates = _templates(root, record, rgb.shape)
+    facts.attributes = _measure(rgb, facts.mask, templates) if wants_attributes else measured
+    if independent:
+        facts.region = region_evidence(rgb, facts.mask, [t[0] for t in templates])
     return facts
 
 
@@ -168,18 +196,23 @@ def _template(path: Path) -> tuple[np.ndarray, np.ndarray | None, float] | None:
     return rgb, foreground_mask(rgb), estimate_object_area(rgb)
 
 
-def _measure(root: Path, record: dict, rgb: np.ndarray, mask: np.ndarray) -> DefectAttributes | None:
-    """The attributes the generator measures: the object's extent as the median over the record's
-    templates, its foreground and the tone reference from the nearest (the first similar) one."""
+def _templates(root: Path, record: dict, shape: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None, float]]:
+    """The record's normal images (similar first) of the query's size, read once per category."""
     relatives = list(dict.fromkeys(t for t in (*record.get("similar_templates", []), *record.get("random_templates", [])) if isinstance(t, str)))
     templates = []
     for relative in relatives[:AREA_TEMPLATES]:
         try:
-            loaded = _template(resolve_inside(root, relative, what="template path"))
+            loaded = _template(resolve_in_data_root(root, relative, what="template path"))
         except DataError:
             continue
-        if loaded is not None and loaded[0].shape == rgb.shape:
+        if loaded is not None and loaded[0].shape == shape:
             templates.append(loaded)
+    return templates
+
+
+def _measure(rgb: np.ndarray, mask: np.ndarray, templates: list[tuple[np.ndarray, np.ndarray | None, float]]) -> DefectAttributes | None:
+    """The attributes the generator measures: the object's extent as the median over the record's
+    templates, its foreground and the tone reference from the nearest (the first similar) one."""
     try:
         if not templates:
             return defect_attributes(mask, rgb, estimate_object_area(rgb))
@@ -190,8 +223,12 @@ def _measure(root: Path, record: dict, rgb: np.ndarray, mask: np.ndarray) -> Def
 
 
 def audit_records(mmad: dict, root: Path, *, set_path: str, kind: str | None = None, knowledge: dict | None = None,
-                  measured: dict[str, DefectAttributes] | None = None, progress: bool = False) -> AuditReport:
-    """Audit records already read (the generator audits its own before writing them)."""
+                  measured: dict[str, DefectAttributes] | None = None, progress: bool = False, independent: bool = False,
+                  judge: Model | None = None) -> AuditReport:
+    """Audit records already read. The generator audits its own before writing them with the checks
+    that read its measures; `iadbench audit` adds the `independent` ones (question_gen/audit/
+    independent.py), which the generator never sees, so they can disagree with it, and a `judge`
+    model's reading of each question (question_gen/audit/judge.py)."""
     report = AuditReport(set_path)
     _template.cache_clear()  # files may have changed since an earlier audit in this process
     wellformed = {k: r for k, r in mmad.items() if all(isinstance(q, dict) and isinstance(q.get("Options"), dict) for q in r.get("conversation", []))}
@@ -202,16 +239,21 @@ def audit_records(mmad: dict, root: Path, *, set_path: str, kind: str | None = N
         if len(parts) > 2 and parts[1] not in categories[parts[0]]:
             categories[parts[0]].append(parts[1])
     ticker = _Ticker(len(mmad)) if progress else None
+    tables = (CHECKS, INDEPENDENT) if independent else (CHECKS,)
     for key, record in mmad.items():
         conversation = record.get("conversation", []) if isinstance(record, dict) else []
-        facts = image_facts(root, key, record, kind=kind, categories=categories, knowledge=knowledge, measured=(measured or {}).get(key))
+        facts = image_facts(root, key, record, kind=kind, categories=categories, knowledge=knowledge, measured=(measured or {}).get(key), independent=independent)
         report.notes.update(facts.notes)
         for index, question in enumerate(conversation):
-            verdict, findings = check_question(question, facts) if isinstance(question, dict) else ("likely wrong", [Finding("well formed", "likely wrong", "not a question object")])
+            verdict, findings = check_question(question, facts, tables) if isinstance(question, dict) else ("likely wrong", [Finding("well formed", "likely wrong", "not a question object")])
             report.questions.append({"id": f"{key}#{index}", "subtask": str(question.get("type", "")) if isinstance(question, dict) else "", "verdict": verdict,
                                      "findings": [{"check": f.check, "verdict": f.verdict, "evidence": f.evidence} for f in findings]})
         if ticker:
             ticker.tick()
+    if judge is not None:
+        from question_gen.audit.judge import judge_questions
+
+        report.notes.update(judge_questions(judge, root, mmad, report.questions))
     return report
 
 
@@ -227,18 +269,21 @@ def read_set(path: Path) -> dict:
     return data
 
 
-def audit_set(path: Path, *, kind: str | None = None, knowledge_path: Path | None = None, progress: bool = False) -> AuditReport:
-    """Audit the set at `path` (mmad.json); its images and masks are read relative to its folder. The
-    dataset kind comes from the keys (DS-MVTec, VisA, …), else `kind`, else generation_report.json."""
+def audit_set(path: Path, *, kind: str | None = None, knowledge_path: Path | None = None, progress: bool = False, data_root: Path | None = None,
+              judge: Model | None = None) -> AuditReport:
+    """Audit the set at `path` (mmad.json) with every check, the independent ones included; its
+    images and masks are read relative to `data_root` (default: its folder), as `eval --data-root`
+    reads them. The dataset kind comes from the keys (DS-MVTec, VisA, …), else `kind`, else
+    generation_report.json."""
     from harness.storage.files import read_json_file
 
     mmad = read_set(path)
-    root = path.parent
-    if kind is None and (root / "generation_report.json").is_file():
-        kind = read_json_file(root / "generation_report.json", what="generation report").get("kind")
-    knowledge_path = knowledge_path or (root / "domain_knowledge.json" if (root / "domain_knowledge.json").is_file() else None)
+    beside = path.parent
+    if kind is None and (beside / "generation_report.json").is_file():
+        kind = read_json_file(beside / "generation_report.json", what="generation report").get("kind")
+    knowledge_path = knowledge_path or (beside / "domain_knowledge.json" if (beside / "domain_knowledge.json").is_file() else None)
     knowledge = read_json_file(knowledge_path, what="knowledge file") if knowledge_path else None
-    return audit_records(mmad, root, set_path=str(path), kind=kind, knowledge=knowledge, progress=progress)
+    return audit_records(mmad, data_root or beside, set_path=str(path), kind=kind, knowledge=knowledge, progress=progress, independent=True, judge=judge)
 
 
 class _Ticker:
