@@ -155,7 +155,7 @@ def _row_problem(row: object) -> str | None:
     if not isinstance(row.get("verdict", ""), str):
         return "has a 'verdict' that is not a string"
     findings = row.get("findings", [])
-    if not isinstance(findings, list) or not all(isinstance(f, dict) and isinstance(f.get("check"), str) for f in findings):
+    if not isinstance(findings, list) or not all(isinstance(f, dict) and isinstance(f.get("check"), str) and "evidence" in f for f in findings):
         return "has 'findings' that are not a list of {check, evidence} objects"
     return None
 
