@@ -12,6 +12,40 @@ from PIL import Image
 THUMBNAIL = 160
 
 
+def _refused(error: Exception) -> None:
+    import sys
+
+    print(f"iadbench: warning: {error}; that image is left out of the report", file=sys.stderr)
+
+
+def run_file_thumbnail(folder: Path, relative: object) -> str | None:
+    """A thumbnail of an image a sample names inside its run folder (an overlay): a path leading
+    out of the folder, or through a link, costs that image, not the report."""
+    from harness.errors import IadbenchError
+    from harness.storage.runfiles import inside_folder
+
+    if not isinstance(relative, str):
+        return None
+    try:
+        return thumbnail(inside_folder(folder, relative, what="sample's image path"))
+    except IadbenchError as error:
+        _refused(error)
+        return None
+
+
+def data_path(root: Path, relative: object, what: str) -> Path | None:
+    """An image a sample names, resolved inside its data root (the dataset rule,
+    harness/storage/paths.py), or None, said once on stderr, when it would lead outside."""
+    from harness.errors import IadbenchError
+    from harness.storage.paths import resolve_inside
+
+    try:
+        return resolve_inside(root, relative, what=what)  # type: ignore[arg-type]
+    except IadbenchError as error:
+        _refused(error)
+        return None
+
+
 def thumbnail(path: Path, mask_paths: list[Path] | None = None) -> str | None:
     """A small JPEG data URL, with the defect mask's outline in red when given."""
     from harness.adsets.images import UnreadableImage, open_rgb

@@ -68,7 +68,9 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
     rows: list[tuple] = []
     wrong_rotation: set[str] = set()
     seen: set[str] = set()
-    with (path / SAMPLES).open("rb") as handle:
+    from harness.storage.runfiles import open_inside
+
+    with open_inside(path, SAMPLES, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -169,5 +169,8 @@ def markdown(table: dict) -> str:
 
 
 def write_outputs(table: dict, folder: Path) -> None:
-    (folder / "ablation.json").write_text(json.dumps(table, indent=2))
-    (folder / "ablation.md").write_text(markdown(table))
+    from harness.storage.files import write_text_atomically
+
+    # replaced whole, never written through a link planted at either name
+    write_text_atomically(folder / "ablation.json", json.dumps(table, indent=2))
+    write_text_atomically(folder / "ablation.md", markdown(table))

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import RunFolderError
 from harness.storage.files import write_json_atomically
+from harness.storage.runfiles import check_no_links, inside_folder, open_inside, read_inside
 from harness.schema import RunSpec, RunSummary, SampleResult
 
 SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"
@@ -74,12 +75,13 @@ def shard_block(total: int, shard: tuple[int, int]) -> range:
 class RunFolder:
     def __init__(self, path: Path, samples_name: str = SAMPLES) -> None:
         self.path = path
-        self.samples_path = path / samples_name
+        self.samples_name = samples_name
+        self.samples_path = inside_folder(path, samples_name)
 
     def shard(self, index: int, count: int) -> "RunFolder":
         """A view of this run whose samples go to shards/<index>-of-<count>.jsonl, so processes
         never write one file; `merge_shards` folds them into samples.jsonl."""
-        (self.path / SHARDS).mkdir(exist_ok=True)
+        inside_folder(self.path, SHARDS).mkdir(exist_ok=True)
         return RunFolder(self.path, f"{SHARDS}/{index}-of-{count}.jsonl")
 
     def merge_shards(self, sample_type: type = SampleResult) -> int:
@@ -117,7 +119,7 @@ class RunFolder:
             spec = self.spec()
             notes = list(spec.notes)
             for path in notes_files:
-                notes += [n for n in json.loads(path.read_text(encoding="utf-8")) if n not in notes]
+                notes += [n for n in json.loads(read_inside(self.path, path.relative_to(self.path))) if n not in notes]
             self.update_spec(spec.model_copy(update={"notes": notes}))
             for path in notes_files:
                 path.unlink()
@@ -150,11 +152,17 @@ class RunFolder:
     def check_answer_config(self, spec: RunSpec) -> None:
         """Refuse to resume with settings that change answers (an edited spec.json)."""
         recorded_path = self.path / ANSWERS_CONFIG
-        if not recorded_path.is_file():  # runs made before this file existed
+        if not os.path.lexists(recorded_path):  # runs made before this file existed
             return
         import json
 
-        recorded, current = json.loads(recorded_path.read_text(encoding="utf-8")), answer_config(spec)
+        try:
+            recorded = json.loads(read_inside(self.path, ANSWERS_CONFIG))
+        except ValueError:
+            recorded = None
+        if not isinstance(recorded, dict):
+            raise RunFolderError(f"{recorded_path}: not the settings file iadbench wrote (damaged or edited); restore it, or start a new run")
+        current = answer_config(spec)
         # a field newer than the run's record (runs made before it was recorded) cannot have changed
         changed = [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if k in recorded and recorded[k] != current[k]]
         if changed:
@@ -171,7 +179,7 @@ class RunFolder:
             yield
             return
         try:
-            handle = (self.path / LOCK).open("a")
+            handle = open_inside(self.path, LOCK, "a")  # a link planted as .lock is refused, never created or followed
         except OSError as error:
             if shared:  # a read-only run folder (someone else's, an archive): nobody writes it here either
                 yield
@@ -190,13 +198,14 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: Path) -> "RunFolder":
-        if not (path / SPEC).is_file():
+        if not os.path.lexists(path / SPEC):
             raise RunFolderError(f"{path}: not a run folder (no {SPEC}); pass the folder printed when the run started")
+        check_no_links(path)  # every file read or written below is then the folder's own
         return cls(path)
 
     def spec(self) -> RunSpec:
         try:
-            return RunSpec.model_validate_json((self.path / SPEC).read_bytes())
+            return RunSpec.model_validate_json(read_inside(self.path, SPEC))
         except ValidationError as error:
             raise RunFolderError(f"{self.path / SPEC}: not a valid run spec ({error.error_count()} problems, first: {error.errors()[0]['msg']}); restore it from the run's answers_config.json or start a new run") from None
         except OSError as error:
@@ -209,10 +218,10 @@ class RunFolder:
         `repair` (a resume) such lines move to samples.rejected.jsonl, so the question is asked
         again; a last line cut off by a kill is simply dropped."""
         path = self.samples_path
-        if not path.exists():
+        if not os.path.lexists(path):
             return []
         try:
-            data = path.read_bytes()
+            data = read_inside(self.path, self.samples_name)
         except OSError as error:
             raise RunFolderError(f"cannot read {path} ({error.strerror or error})") from None
         lines = data.splitlines(keepends=True)
@@ -249,7 +258,7 @@ class RunFolder:
             kept.append(line if complete else line + b"\n")
         if repair and changed:
             if rejected:
-                with path.with_name("samples.rejected.jsonl").open("ab") as handle:
+                with open_inside(self.path, "samples.rejected.jsonl", "ab") as handle:
                     handle.writelines(rejected)
             self._rewrite_samples(kept)
         return samples
@@ -259,7 +268,7 @@ class RunFolder:
         path = self.samples_path
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
-            with temporary.open("wb") as handle:
+            with open_inside(self.path, temporary.relative_to(self.path), "wb") as handle:
                 handle.writelines(lines)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -284,7 +293,7 @@ class RunFolder:
         return len(samples) - len(kept)
 
     def sample_writer(self) -> "SampleWriter":
-        return SampleWriter(self.samples_path)
+        return SampleWriter(self.path, self.samples_name)
 
     def write_summary(self, summary: RunSummary) -> None:
         try:
@@ -296,10 +305,10 @@ class RunFolder:
         """summary.json, or None when there is none yet. One that cannot be read is named and taken
         as none: the answers are in samples.jsonl, and `iadbench score` writes it again."""
         path = self.path / SUMMARY
-        if not path.exists():
+        if not os.path.lexists(path):
             return None
         try:
-            return RunSummary.model_validate_json(path.read_bytes())
+            return RunSummary.model_validate_json(read_inside(self.path, SUMMARY))
         except (ValidationError, OSError) as error:
             _warn(f"{path} cannot be read ({type(error).__name__}); taken as missing: iadbench score {self.path} writes it again from the answers")
             return None
@@ -308,11 +317,11 @@ class RunFolder:
 class SampleWriter:
     """Appends one JSON line per sample and flushes it to the OS before returning."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, folder: Path, name: str) -> None:
+        self._path = path = folder / name
         self._failed = False
         try:
-            self._handle: IO[str] = path.open("a", encoding="utf-8")
+            self._handle: IO[str] = open_inside(folder, name, "a")  # a samples.jsonl linked elsewhere is refused, never appended to
         except OSError as error:
             raise RunFolderError(f"cannot open {path} for writing ({error.strerror or error}); check the run folder's permissions and free space") from None
 

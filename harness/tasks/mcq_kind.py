@@ -3,6 +3,7 @@ MMAD's official rules, with accuracy per dataset and subtask."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,10 @@ def prompt_settings(spec: RunSpec, question_set: QuestionSet, artifacts_dir: Pat
         from harness.strategies.rag import KnowledgeBase
 
         path = Path(spec.knowledge) if spec.knowledge else question_set.source.parent / "domain_knowledge.json"
+        if not spec.knowledge and os.path.lexists(path):  # the set's own file: inside the set's folder, like its images
+            from harness.storage.paths import resolve_inside
+
+            path = resolve_inside(path.parent, path.name, what=f"{path} (the set's domain knowledge)")
         if not path.is_file():
             raise ConfigError(f"--strategy rag needs domain knowledge: {path} not found (pass --knowledge PATH to MMAD's domain_knowledge.json)")
         knowledge = KnowledgeBase(path)
