@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from harness.errors import RunFolderError
 from harness.storage.files import write_json_atomically
 from harness.storage.runfiles import check_no_links, inside_folder, open_inside, read_inside
+from harness.run.identity import answer_config, settings_digest
 from harness.schema import RunSpec, RunSummary, SampleResult
 
 SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"
@@ -50,21 +51,6 @@ def check_run_id(run_id: str) -> str:
 SHARDS = "shards"
 LOCK = ".lock"
 ANSWERS_CONFIG = "answers_config.json"
-# The settings that decide answers. Written once when a run is created; a resume whose spec.json
-# differs in any of them would mix answers from two configurations under one name.
-ANSWER_FIELDS = ("task", "data", "data_root", "data_digest", "model", "shots", "templates", "image_max_side", "decoding", "choice_scoring",
-                 "protocol", "strategies", "knowledge", "errata", "seed", "regions", "gpt4vad_prompt", "metric_definitions",
-                 "perturb", "perturb_templates", "box_format")
-ANSWER_OPTIONS = ("image_detail", "dtype", "revision", "attn_implementation", "trust_remote_code")
-
-
-def answer_config(spec: RunSpec) -> dict:
-    dumped = spec.model_dump(mode="json")
-    config = {field: dumped[field] for field in ANSWER_FIELDS}
-    config["model_options"] = {k: dumped["model_options"].get(k) for k in ANSWER_OPTIONS}
-    return config
-
-
 def shard_block(total: int, shard: tuple[int, int]) -> range:
     """The ordinals shard (index, count) answers: a contiguous block, so the questions about one
     image (adjacent in a question set) stay in one process and keep batching together."""
@@ -76,6 +62,7 @@ class RunFolder:
     def __init__(self, path: Path, samples_name: str = SAMPLES) -> None:
         self.path = path
         self.samples_name = samples_name
+        self._digest: str | None = None
         self.samples_path = inside_folder(path, samples_name)
 
     def shard(self, index: int, count: int) -> "RunFolder":
@@ -212,6 +199,34 @@ class RunFolder:
             raise RunFolderError(f"cannot read {self.path / SPEC} ({error.strerror or error})") from None
 
     def read_samples(self, *, repair: bool = False, sample_type: type = SampleResult) -> list:
+        """The finished samples (below), refused as a whole when any was made under other settings
+        than spec.json records: one run folder never mixes two models, protocols or question sets."""
+        samples = self._read_samples(repair=repair, sample_type=sample_type)
+        self.check_belongs(samples)
+        return samples
+
+    def check_belongs(self, samples: list) -> None:
+        """Every sample's settings digest is the spec's (a sample written before digests: none)."""
+        expected = self.settings_digest()
+        foreign = [s for s in samples if getattr(s, "settings_digest", None) not in (None, expected)]
+        if expected is not None and foreign:
+            raise self.foreign_answers(len(foreign), len(samples), foreign[0].question_id, {s.model for s in foreign})
+
+    def foreign_answers(self, count: int, total: int, first: str, models: set[str]) -> RunFolderError:
+        spec = self.spec()
+        others = sorted(models - {spec.model})
+        said = f" (their model: {', '.join(map(repr, others))}; spec.json: {spec.model!r})" if others else ""
+        return RunFolderError(f"{self.samples_path}: {count} of {total} answers were made under other settings than {self.path / SPEC} records{said}, "
+                              f"first {first!r}: spec.json was edited or answers of another run were added; restore spec.json"
+                              + (f" ({ANSWERS_CONFIG} holds the settings the run was made with)" if os.path.lexists(self.path / ANSWERS_CONFIG) else "")
+                              + " or start a new run")
+
+    def settings_digest(self) -> str | None:
+        if self._digest is None and os.path.lexists(self.path / SPEC):
+            self._digest = settings_digest(self.spec())
+        return self._digest
+
+    def _read_samples(self, *, repair: bool = False, sample_type: type = SampleResult) -> list:
         """All finished samples, in file order. A line that is not a valid sample (damaged, or
         holding a value its schema refuses) or that repeats a question is named on stderr and
         left out, so every other answer stays usable and its question counts as unanswered. With
@@ -293,7 +308,7 @@ class RunFolder:
         return len(samples) - len(kept)
 
     def sample_writer(self) -> "SampleWriter":
-        return SampleWriter(self.path, self.samples_name)
+        return SampleWriter(self.path, self.samples_name, self.settings_digest())
 
     def write_summary(self, summary: RunSummary) -> None:
         try:
@@ -317,8 +332,9 @@ class RunFolder:
 class SampleWriter:
     """Appends one JSON line per sample and flushes it to the OS before returning."""
 
-    def __init__(self, folder: Path, name: str) -> None:
+    def __init__(self, folder: Path, name: str, digest: str | None = None) -> None:
         self._path = path = folder / name
+        self._digest = digest
         self._failed = False
         try:
             self._handle: IO[str] = open_inside(folder, name, "a")  # a samples.jsonl linked elsewhere is refused, never appended to
@@ -326,6 +342,8 @@ class SampleWriter:
             raise RunFolderError(f"cannot open {path} for writing ({error.strerror or error}); check the run folder's permissions and free space") from None
 
     def write(self, sample: SampleResult) -> None:
+        if self._digest is not None and "settings_digest" in type(sample).model_fields and sample.settings_digest != self._digest:
+            sample = sample.model_copy(update={"settings_digest": self._digest})  # which run's answer this is
         try:
             self._handle.write(sample.model_dump_json() + "\n")
             self._handle.flush()

@@ -17,12 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.schema import DecodingSpec, ImageSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
 from harness.tasks.questions import check_digest
-from harness.tasks.robustmad_data import RobustItem, read_robustmad, release_label
+from harness.tasks.robustmad_data import RobustItem, image_order, read_robustmad, release_label
 from harness.tasks.robustmad_scoring import INVALID, EMPTY, PARSERS, accuracy_csv, category_scores, interval, published_for
 
 
@@ -182,13 +182,24 @@ class RobustmadKind(TaskKind):
 
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, list[RobustItem]]:
         path, root = _source(spec)
-        items, digest = read_robustmad(path, root, open_answers=self.open_answers)
+        skipped: list | None = [] if spec.skip_bad else None
+        items, digest = read_robustmad(path, root, open_answers=self.open_answers, skipped=skipped)
+        if not items:  # exit 0 means at least one answer: why there is none, before any folder exists
+            from harness.tasks.questions import nothing_left
+
+            raise DataError(nothing_left(path, skipped or []))
         spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": release_label(path, digest)})
+        if skipped:  # said now, and kept in spec.json's notes: which records the run leaves out
+            import sys
+
+            note = f"--skip-bad left out {len(skipped)} RobustMAD image records: " + "; ".join(f"{s.record} ({s.reason})" for s in skipped[:5]) + (" …" if len(skipped) > 5 else "")
+            print(f"iadbench: note: {note}", file=sys.stderr)
+            spec = spec.model_copy(update={"notes": spec.notes + [note]})
         return spec, items[: spec.limit] if spec.limit is not None else items
 
     def load(self, spec: RunSpec) -> list[RobustItem]:
         path, root = _source(spec)
-        items, digest = read_robustmad(path, root, open_answers=self.open_answers)
+        items, digest = read_robustmad(path, root, open_answers=self.open_answers, skipped=[] if spec.skip_bad else None)
         check_digest(spec, digest, str(path))
         return items[: spec.limit] if spec.limit is not None else items
 
@@ -201,7 +212,7 @@ class RobustmadKind(TaskKind):
             from harness.tasks.robustmad_loq import assignment
 
             # every image of the file, as the script numbers them
-            order = list(dict.fromkeys(item.image_path for item in read_robustmad(path, root, open_answers=self.open_answers)[0]))
+            order = image_order(path)
             low = dict(zip(order, assignment(len(order))))
             low_folder = cache_dir() / "robustmad-low" / (spec.data_digest or "data")[:16]
         return self.task(items, root, spec, low, low_folder), items
