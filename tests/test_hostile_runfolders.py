@@ -150,6 +150,28 @@ def test_score_recomputes_every_verdict_from_the_replies(tmp_path, synthetic_set
     assert _summary(folder)["strict"] == honest
 
 
+def test_a_robustmad_score_and_export_recompute_flipped_verdicts(tmp_path, capsys):
+    from tests.test_robustmad import build_fixture
+
+    path = build_fixture(tmp_path / "rm", images=3)
+    runs = tmp_path / "runs"
+    code, _, err = run_cli(capsys, "eval", "--task", "robustmad", "--model", "random", "--data", f"robustmad:{path}", "--runs-dir", str(runs), "--run-id", "r", "--quiet")
+    assert code == 0, err
+    folder = runs / "r"
+    honest = _summary(folder)["metrics"]["overall"]
+    code, _, err = run_cli(capsys, "export", str(folder), "--out", str(tmp_path / "honest.csv"))
+    lines = _lines(folder)
+    assert any(not line["correct"] for line in lines)
+    for line in lines:
+        line["correct"] = True
+    _write_lines(folder, lines)
+    for command in (["score", str(folder)], ["export", str(folder), "--out", str(tmp_path / "after.csv")]):
+        code, _, err = run_cli(capsys, *command)
+        assert code == 0, err
+    assert _summary(folder)["metrics"]["overall"] == honest < 1
+    assert (tmp_path / "after.csv").read_text() == (tmp_path / "honest.csv").read_text()
+
+
 def test_lines_that_are_not_questions_of_the_set_are_not_counted(tmp_path, synthetic_set, capsys):
     folder = _run(tmp_path, capsys, "oracle")
     lines = _lines(folder)

@@ -42,6 +42,8 @@ class McqKind(TaskKind):
         return McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed), question_set
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
+        from harness.tasks.rescore import from_replies
+
         task, _ = self.build(spec, folder, data)
         return summarise(spec, from_replies(task, samples, folder.samples_path), data, wall_time_s, stopped_reason)
 
@@ -106,42 +108,6 @@ def prompt_settings(spec: RunSpec, question_set: QuestionSet, artifacts_dir: Pat
             raise ConfigError(f"--strategy rag needs domain knowledge: {path} not found (pass --knowledge PATH to MMAD's domain_knowledge.json)")
         knowledge = KnowledgeBase(path)
     return PromptSettings(spec.shots, spec.templates, spec.image_max_side, spec.decoding, spec.choice_scoring, strategies, knowledge, artifacts_dir, load_protocol(spec.protocol))
-
-
-def from_replies(task, samples: list[SampleResult], where: Path) -> list[SampleResult]:
-    """The samples scored again from their raw replies against the question set, as the run scored
-    them: a stored `correct`, `parsed` or `answer` is never trusted (a hand-edited line cannot flip
-    a score). Only lines for questions of the set count, each once; a line whose recorded image or
-    question is not its id's (ids swapped between lines) is left out, named, and counts as
-    unanswered."""
-    import sys
-
-    from harness.models.base import GenerateResponse
-
-    ordinals = {question_id: ordinal for ordinal, question_id in enumerate(task.ids)}
-    kept: list[SampleResult] = []
-    strangers: list[str] = []
-    mismatched: list[str] = []
-    for sample in samples:
-        ordinal = ordinals.pop(sample.question_id, None)  # popped: a second line for one id is not counted
-        if ordinal is None:
-            strangers.append(sample.question_id)
-            continue
-        question = task.questions[ordinal]
-        if sample.image_id != question.image_id or sample.question != question.text or sorted(sample.options.values()) != sorted(question.options.values()):
-            mismatched.append(sample.question_id)
-            continue
-        response = GenerateResponse(
-            text=sample.reply, option_logprobs=sample.option_logprobs, usage=sample.usage, latency_s=sample.latency_s, error=sample.error,
-            declined=sample.parse_status == "declined", attempts=sample.attempts, cached=sample.cached,
-            anomaly_score=sample.anomaly_score if sample.option_logprobs is None else None, reasoning=sample.reasoning, consistency=sample.consistency,
-        )
-        kept.append(task.score(ordinal, sample.model, sample.request_digest, response).model_copy(update={"settings_digest": sample.settings_digest}))
-    for found, why in ((strangers, "are not questions of the run's question set (or repeat one already counted); left out"),
-                       (mismatched, "record another image, question or options than their id's (ids edited or swapped); left out, each counts as unanswered")):
-        if found:
-            print(f"iadbench: warning: {where}: {len(found)} lines {why}; first {found[0]!r}", file=sys.stderr)
-    return kept
 
 
 def circular_scores(samples: list[SampleResult]) -> dict:

@@ -222,7 +222,9 @@ class RobustmadKind(TaskKind):
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.run.accounting import run_accounting
+        from harness.tasks.rescore import from_replies
 
+        samples = from_replies(self.task(data, Path("."), spec, {}, None), samples, folder.samples_path)  # never a stored verdict
         scores = category_scores(samples)
         answered = sum(row["questions"] for row in scores.values())
         metrics = {"categories": scores, "overall": sum(row["correct"] for row in scores.values()) / answered if answered else None,
@@ -255,7 +257,11 @@ class RobustmadKind(TaskKind):
     def export(self, folder, out: Path) -> int:
         from harness.storage.files import write_text_atomically
 
-        samples = sorted(folder.read_samples(sample_type=RobustSample), key=lambda s: s.ordinal)
+        from harness.tasks.rescore import from_replies
+
+        spec = folder.spec()
+        task = self.task(self.load(spec), Path("."), spec, {}, None)
+        samples = sorted(from_replies(task, folder.read_samples(sample_type=RobustSample), folder.samples_path), key=lambda s: s.ordinal)
         write_text_atomically(out, accuracy_csv(samples))
         return len(samples)
 
