@@ -139,15 +139,23 @@ def _summary(folder: Path) -> dict:
 def test_score_recomputes_every_verdict_from_the_replies(tmp_path, synthetic_set, capsys):
     folder = _run(tmp_path, capsys)
     honest = _summary(folder)["strict"]
+    code, _, err = run_cli(capsys, "score", str(folder), "--mmad-compat", "--csv", str(tmp_path / "honest.csv"))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "export", str(folder), "--out", str(tmp_path / "honest.json"))
     lines = _lines(folder)
     flipped = [line for line in lines if not line["correct"]]
+    assert flipped
     for line in flipped:
         line["correct"] = True
-        line["parsed"] = line["answer"]  # the verdict and the parsed letter edited, the reply left as the model wrote it
+        line["answer"] = line["parsed"]  # the verdict and the right answer edited, the reply left as the model wrote it
     _write_lines(folder, lines)
-    code, _, err = run_cli(capsys, "score", str(folder))
+    code, _, err = run_cli(capsys, "score", str(folder), "--mmad-compat", "--csv", str(tmp_path / "after.csv"))
     assert code == 0, err
     assert _summary(folder)["strict"] == honest
+    assert (tmp_path / "after.csv").read_text() == (tmp_path / "honest.csv").read_text()
+    code, _, err = run_cli(capsys, "export", str(folder), "--out", str(tmp_path / "after.json"))
+    assert code == 0, err
+    assert (tmp_path / "after.json").read_text() == (tmp_path / "honest.json").read_text()
 
 
 def test_a_robustmad_score_and_export_recompute_flipped_verdicts(tmp_path, capsys):

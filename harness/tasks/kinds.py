@@ -69,6 +69,11 @@ class TaskKind:
     def summarise(self, spec: RunSpec, samples: list, data: Any, folder: RunFolder, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
         raise NotImplementedError
 
+    def rescored(self, spec: RunSpec, folder: RunFolder, samples: list, data: Any) -> list:
+        """The samples scored again from their raw replies (harness/tasks/rescore.py), for kinds
+        whose scoring is a pure function of the reply: what every summary and export counts."""
+        return samples
+
     def table(self, summary: RunSummary, spec: RunSpec) -> str:
         raise NotImplementedError
 

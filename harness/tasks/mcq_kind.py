@@ -41,11 +41,13 @@ class McqKind(TaskKind):
         settings = prompt_settings(spec, question_set, folder.path)
         return McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed), question_set
 
-    def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
+    def rescored(self, spec, folder, samples, data) -> list:
         from harness.tasks.rescore import from_replies
 
-        task, _ = self.build(spec, folder, data)
-        return summarise(spec, from_replies(task, samples, folder.samples_path), data, wall_time_s, stopped_reason)
+        return from_replies(self.build(spec, folder, data)[0], samples, folder.samples_path)
+
+    def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
+        return summarise(spec, self.rescored(spec, folder, samples, data), data, wall_time_s, stopped_reason)
 
     def table(self, summary, spec) -> str:
         from harness.results.tables import mcq_table
@@ -83,7 +85,8 @@ class McqKind(TaskKind):
         from harness.results.export import answers_file_records
         from harness.storage.files import write_text_atomically
 
-        records = answers_file_records(folder.read_samples())
+        spec = folder.spec()
+        records = answers_file_records(sorted(self.rescored(spec, folder, folder.read_samples(), self.load(spec)), key=lambda s: s.ordinal))
         write_text_atomically(out, json.dumps(records, indent=4) + "\n")
         return len(records)
 

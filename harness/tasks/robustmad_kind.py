@@ -220,11 +220,15 @@ class RobustmadKind(TaskKind):
     def task(self, items: list[RobustItem], root: Path, spec: RunSpec, low: dict[str, str], low_folder: Path | None) -> RobustmadTask:
         return RobustmadTask(items, root, family_for(spec.model), spec.seed, low, low_folder)
 
-    def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        from harness.run.accounting import run_accounting
+    def rescored(self, spec, folder, samples, data) -> list:
         from harness.tasks.rescore import from_replies
 
-        samples = from_replies(self.task(data, Path("."), spec, {}, None), samples, folder.samples_path)  # never a stored verdict
+        return from_replies(self.task(data, Path("."), spec, {}, None), samples, folder.samples_path)
+
+    def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
+        from harness.run.accounting import run_accounting
+
+        samples = self.rescored(spec, folder, samples, data)  # never a stored verdict
         scores = category_scores(samples)
         answered = sum(row["questions"] for row in scores.values())
         metrics = {"categories": scores, "overall": sum(row["correct"] for row in scores.values()) / answered if answered else None,
@@ -257,11 +261,8 @@ class RobustmadKind(TaskKind):
     def export(self, folder, out: Path) -> int:
         from harness.storage.files import write_text_atomically
 
-        from harness.tasks.rescore import from_replies
-
         spec = folder.spec()
-        task = self.task(self.load(spec), Path("."), spec, {}, None)
-        samples = sorted(from_replies(task, folder.read_samples(sample_type=RobustSample), folder.samples_path), key=lambda s: s.ordinal)
+        samples = sorted(self.rescored(spec, folder, folder.read_samples(sample_type=RobustSample), self.load(spec)), key=lambda s: s.ordinal)
         write_text_atomically(out, accuracy_csv(samples))
         return len(samples)
 
