@@ -193,6 +193,18 @@ def test_lines_that_are_not_questions_of_the_set_are_not_counted(tmp_path, synth
     assert "18/20" in out and "not questions of the run's question set" in err and "ids edited or swapped" in err
 
 
+def test_a_box_run_counts_only_images_of_its_set(tmp_path, synthetic_set, capsys):
+    runs = tmp_path / "runs"
+    code, _, err = run_cli(capsys, "eval", "--task", "bbox", "--model", "random", "--limit", "4", "--runs-dir", str(runs), "--run-id", "b", "--quiet")
+    assert code == 0, err
+    folder = runs / "b"
+    lines = _lines(folder)
+    _write_lines(folder, lines + [dict(lines[0], question_id="Synthetic/none/never.png")])
+    code, out, err = run_cli(capsys, "score", str(folder))
+    assert code == 0, err
+    assert _summary(folder)["n_samples"] == 4 and "4/4 images answered" in out and "not questions of the run's question set" in err
+
+
 def test_a_model_changed_in_the_spec_with_its_record_deleted_is_refused(tmp_path, synthetic_set, capsys):
     folder = _run(tmp_path, capsys)
     lines = (folder / "samples.jsonl").read_text().splitlines(keepends=True)

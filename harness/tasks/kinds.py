@@ -70,8 +70,9 @@ class TaskKind:
         raise NotImplementedError
 
     def rescored(self, spec: RunSpec, folder: RunFolder, samples: list, data: Any) -> list:
-        """The samples scored again from their raw replies (harness/tasks/rescore.py), for kinds
-        whose scoring is a pure function of the reply: what every summary and export counts."""
+        """What every summary and export counts: the samples scored again from their raw replies
+        where scoring is a pure function of the reply, and only lines for questions of the set
+        (harness/tasks/rescore.py); never a stored verdict."""
         return samples
 
     def table(self, summary: RunSummary, spec: RunSpec) -> str:

@@ -44,6 +44,23 @@ def from_replies(task, samples: list, where: Path) -> list:
     return kept
 
 
+def of_the_set(samples: list, ids: list[str], where: Path) -> list:
+    """For kinds whose scoring is not re-run here (it draws files): only lines for questions of the
+    set count, each once; the others are named on stderr."""
+    wanted = set(ids)
+    kept = []
+    strangers = []
+    for sample in samples:
+        if sample.question_id in wanted:
+            wanted.discard(sample.question_id)
+            kept.append(sample)
+        else:
+            strangers.append(sample.question_id)
+    if strangers:
+        print(f"iadbench: warning: {where}: {len(strangers)} lines are not questions of the run's question set (or repeat one already counted); left out; first {strangers[0]!r}", file=sys.stderr)
+    return kept
+
+
 def response_of(sample) -> GenerateResponse:
     """The backend's response as the line recorded it: the reply and what came with it."""
     logprobs = getattr(sample, "option_logprobs", None)
