@@ -50,9 +50,9 @@ def _score_run(args: argparse.Namespace, folder) -> int:
         spec = spec.model_copy(update={"scoring": args.headline, "notes": spec.notes + [note]})
         folder.update_spec(spec)
         print(note, file=sys.stderr)
+    data = kind.load(spec)  # first: a question file that is not the run's is the error to name
     samples = sorted(folder.read_samples(sample_type=kind.sample_type), key=lambda s: s.ordinal)
     earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
-    data = kind.load(spec)
     summary = kind.summarise(spec, samples, data, folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
     folder.write_summary(summary)
     print(results_table(summary, spec))

@@ -138,9 +138,15 @@ class RunFolder:
 
     def check_answer_config(self, spec: RunSpec) -> None:
         """Refuse to resume with settings that change answers (an edited spec.json)."""
+        changed = self.answer_config_changes(spec)
+        if changed:
+            raise RunFolderError(f"{self.path / SPEC} was changed since the run's answers were made ({'; '.join(changed)}); restore it, or start a new run with those settings")
+
+    def answer_config_changes(self, spec: RunSpec) -> list[str]:
+        """The answer-deciding settings spec.json holds unlike answers_config.json ("seed: 0 → 3")."""
         recorded_path = self.path / ANSWERS_CONFIG
         if not os.path.lexists(recorded_path):  # runs made before this file existed
-            return
+            return []
         import json
 
         try:
@@ -151,9 +157,7 @@ class RunFolder:
             raise RunFolderError(f"{recorded_path}: not the settings file iadbench wrote (damaged or edited); restore it, or start a new run")
         current = answer_config(spec)
         # a field newer than the run's record (runs made before it was recorded) cannot have changed
-        changed = [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if k in recorded and recorded[k] != current[k]]
-        if changed:
-            raise RunFolderError(f"{self.path / SPEC} was changed since the run's answers were made ({'; '.join(changed)}); restore it, or start a new run with those settings")
+        return [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if k in recorded and recorded[k] != current[k]]
 
     @contextmanager
     def lock(self, *, shared: bool = False):
@@ -216,6 +220,8 @@ class RunFolder:
         spec = self.spec()
         others = sorted(models - {spec.model})
         said = f" (their model: {', '.join(map(repr, others))}; spec.json: {spec.model!r})" if others else ""
+        changed = self.answer_config_changes(spec)  # answers_config.json, when still there, names what changed
+        said += f" ({'; '.join(changed)})" if changed else ""
         return RunFolderError(f"{self.samples_path}: {count} of {total} answers were made under other settings than {self.path / SPEC} records{said}, "
                               f"first {first!r}: spec.json was edited or answers of another run were added; restore spec.json"
                               + (f" ({ANSWERS_CONFIG} holds the settings the run was made with)" if os.path.lexists(self.path / ANSWERS_CONFIG) else "")
