@@ -50,6 +50,20 @@ def test_a_samples_file_linked_outside_is_never_appended_to(tmp_path, synthetic_
     assert not (tmp_path / "r.html").exists()
 
 
+def test_a_samples_file_hard_linked_outside_is_never_appended_to(tmp_path, synthetic_set, capsys):
+    folder = _run(tmp_path, capsys)
+    lines = (folder / "samples.jsonl").read_text().splitlines(keepends=True)
+    (folder / "samples.jsonl").write_text("".join(lines[:5]))
+    outside = tmp_path / "outside.jsonl"
+    os.link(folder / "samples.jsonl", outside)
+    before = outside.read_bytes()
+    code, _, err = run_cli(capsys, "eval", "--resume", str(folder), "--quiet")
+    assert code == 2 and "other hard link" in err
+    assert outside.read_bytes() == before
+    code, _, err = run_cli(capsys, "score", str(folder))  # reading it is harmless
+    assert code == 0, err
+
+
 def test_a_dangling_lock_link_is_never_created(tmp_path, synthetic_set, capsys):
     folder = _run(tmp_path, capsys)
     target = tmp_path / "created-by-lock"

@@ -170,7 +170,7 @@ class RunFolder:
             yield
             return
         try:
-            handle = open_inside(self.path, LOCK, "a")  # a link planted as .lock is refused, never created or followed
+            handle = open_inside(self.path, LOCK, "a", linked_ok=True)  # a link planted as .lock is refused, never created or followed
         except OSError as error:
             if shared:  # a read-only run folder (someone else's, an archive): nobody writes it here either
                 yield

@@ -55,8 +55,10 @@ def refused_link(path: Path, what: str = "run folder") -> RunFolderError:
                           "replace it with the file itself, or start a new run")
 
 
-def open_inside(folder: Path, relative: str | os.PathLike, mode: str = "rb", *, what: str = "run folder") -> IO:
-    """open() for a file inside `folder`, with `inside_folder`'s rule and without following a link."""
+def open_inside(folder: Path, relative: str | os.PathLike, mode: str = "rb", *, what: str = "run folder", linked_ok: bool = False) -> IO:
+    """open() for a file inside `folder`, with `inside_folder`'s rule and without following a link.
+    A file opened to write that has another hard link (the same bytes under a name outside) is
+    refused too, unless `linked_ok` (a lock file, never written)."""
     path = inside_folder(folder, relative, what=what)
     try:
         descriptor = os.open(path, _MODES[mode] | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
@@ -67,6 +69,9 @@ def open_inside(folder: Path, relative: str | os.PathLike, mode: str = "rb", *, 
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # a FIFO or device would hang or stream forever
             raise RunFolderError(f"{path}: not a plain file (a pipe, device or folder) inside a {what}; replace it with the file iadbench wrote, or start a new run")
+        if mode[0] in "aw" and not linked_ok and os.fstat(descriptor).st_nlink > 1:
+            raise RunFolderError(f"{path}: has {os.fstat(descriptor).st_nlink - 1} other hard link(s), so writing it would change that file too; "
+                                 f"replace it with a copy of its own (cp {path.name} x && mv x {path.name}), or start a new run")
         return os.fdopen(descriptor, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
     except BaseException:
         os.close(descriptor)
