@@ -5,29 +5,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sys
 
 import numpy as np
 from PIL import Image
 
-from harness.report.media import THUMBNAIL, data_path, run_file_thumbnail, thumbnail as _thumbnail
+from harness.report.media import THUMBNAIL, data_path, run_file, run_file_thumbnail, thumbnail as _thumbnail
 from harness.report.runs import RunData
 from harness.run.runlog import SAMPLES
 from harness.storage.runfiles import open_inside
-
-
-def _run_file(run: RunData, relative: object):
-    """A file a sample names inside its run folder, or None (said on stderr) if it leads out."""
-    from harness.errors import IadbenchError
-    from harness.storage.runfiles import inside_folder
-
-    if not isinstance(relative, str) or not relative:
-        return None
-    try:
-        return inside_folder(run.path, relative, what="sample's map path")
-    except IadbenchError as error:
-        print(f"iadbench: warning: {error}; that image is left out of the report", file=sys.stderr)
-        return None
 
 
 def _round_robin(candidates: list[dict], key) -> list[dict]:
@@ -105,7 +90,7 @@ def gpt4vad_gallery(run: RunData, limit: int) -> dict:
     for sample in sorted(samples, key=error, reverse=True)[:limit]:
         item = items_by_id.get(sample["question_id"])
         map_thumb = None
-        map_file = _run_file(run, sample.get("map_path"))
+        map_file = run_file(run.path, sample.get("map_path"))
         if map_file is not None:
             with Image.open(map_file) as stored:
                 scores = np.asarray(stored, dtype=np.float32) / 65535

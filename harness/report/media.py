@@ -18,19 +18,24 @@ def _refused(error: Exception) -> None:
     print(f"iadbench: warning: {error}; that image is left out of the report", file=sys.stderr)
 
 
-def run_file_thumbnail(folder: Path, relative: object) -> str | None:
-    """A thumbnail of an image a sample names inside its run folder (an overlay): a path leading
-    out of the folder, or through a link, costs that image, not the report."""
+def run_file(folder: Path, relative: object) -> Path | None:
+    """An image a sample names inside its run folder (an overlay, a map), or None, said on stderr,
+    when the path leads out of the folder or through a link: it costs that image, not the report."""
     from harness.errors import IadbenchError
     from harness.storage.runfiles import inside_folder
 
-    if not isinstance(relative, str):
+    if not isinstance(relative, str) or not relative:
         return None
     try:
-        return thumbnail(inside_folder(folder, relative, what="sample's image path"))
+        return inside_folder(folder, relative, what="sample's image path")
     except IadbenchError as error:
         _refused(error)
         return None
+
+
+def run_file_thumbnail(folder: Path, relative: object) -> str | None:
+    path = run_file(folder, relative)
+    return thumbnail(path) if path is not None else None
 
 
 def data_path(root: Path, relative: object, what: str) -> Path | None:
