@@ -139,6 +139,7 @@ class SampleResult(BaseModel):
     cached: bool = False
     reasoning: str | None = None
     consistency: float | None = None
+    settings_digest: str | None = Field(None, description="the run's identity (model, protocol, question set, how asked; harness/run/runlog.py) when the answer was written: a run folder whose spec.json no longer matches is refused")
     # Official MMAD protocols (--suite mmad-official): what the family's official script would have
     # recorded as its answer (a letter, the raw reply, '' for a failed call), or None with the
     # reason when it would have recorded nothing (a skipped image, a crash on a letterless reply).
@@ -280,6 +281,7 @@ class ImageSample(BaseModel):
     error: str | None = None
     attempts: int = 1
     cached: bool = False
+    settings_digest: str | None = Field(None, description="the run's identity (model, protocol, question set, how asked; harness/run/runlog.py) when the answer was written: a run folder whose spec.json no longer matches is refused")
 
 
 class RegionSample(ImageSample):

@@ -30,9 +30,12 @@ def _arms(folder: Path) -> list[Path]:
     found = sorted(p for p in folder.iterdir() if (p / "spec.json").is_file())
     import json
 
-    try:
-        ordered = [Path(row["run"]).name for row in json.loads((folder / "ablation.json").read_text(encoding="utf-8"))["rows"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    from harness.errors import RunFolderError
+    from harness.storage.runfiles import read_inside
+
+    try:  # the ablation folder is iadbench's own: its record is read without following a link
+        ordered = [Path(row["run"]).name for row in json.loads(read_inside(folder, "ablation.json", what="ablation folder"))["rows"]]
+    except (OSError, ValueError, KeyError, TypeError, RunFolderError):
         ordered = []
     rank = {name: index for index, name in enumerate(ordered)}
     return sorted(found, key=lambda p: (rank.get(p.name, len(rank)), p.name))

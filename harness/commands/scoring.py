@@ -52,9 +52,10 @@ def _score_run(args: argparse.Namespace, folder) -> int:
         spec = spec.model_copy(update={"scoring": args.headline, "notes": spec.notes + [note]})
         folder.update_spec(spec)
         print(note, file=sys.stderr)
+    data = kind.load(spec)  # first: a question file that is not the run's is the error to name
     samples = sorted(folder.read_samples(sample_type=kind.sample_type), key=lambda s: s.ordinal)
     earlier = folder.summary()  # re-scoring keeps what it does not recompute: the run's time and stop
-    summary = kind.summarise(spec, samples, kind.load(spec), folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
+    summary = kind.summarise(spec, samples, data, folder, earlier.wall_time_s if earlier else None, earlier.stopped_reason if earlier else None)
     folder.write_summary(summary)
     print(results_table(summary, spec))
     if args.mmad_compat:
@@ -64,6 +65,7 @@ def _score_run(args: argparse.Namespace, folder) -> int:
         if spec.scoring != "mmad-compat":
             print("\n".join(official_table(summary, spec)))
         csv_path = Path(args.csv) if args.csv else folder.path / "mmad_accuracy.csv"
+        samples = sorted(kind.rescored(spec, folder, samples, data), key=lambda s: s.ordinal)  # the replies, never a stored verdict
         mmad_compat_table(answers_file_records(samples, with_text=False)).write_csv(csv_path)
         print(f"official-layout CSV: {csv_path} (the run's headline stays {spec.scoring}; --headline changes it)")
     return 0

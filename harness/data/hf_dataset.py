@@ -17,6 +17,7 @@ Share it with `DatasetDict.load_from_disk(PATH).push_to_hub("you/your-set")` (no
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from pathlib import Path, PurePosixPath
 
@@ -136,10 +137,19 @@ def write_hf_dataset(mmad_json: Path, out: Path, *, data_root: Path | None = Non
             path = out / "parquet" / f"{split}-{index:05d}-of-{shards:05d}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             table.shard(shards, index, contiguous=True).to_parquet(str(path))
-    knowledge = mmad_json.parent / KNOWLEDGE
-    if knowledge.is_file():
-        (out / KNOWLEDGE).write_bytes(knowledge.read_bytes())
+    _copy_knowledge(mmad_json.parent, out)
     return len(rows)
+
+
+def _copy_knowledge(source: Path, out: Path) -> None:
+    """domain_knowledge.json travels with the set, read and written by the dataset rule: a link
+    leading out of either folder is refused (convert must never copy or overwrite an outside file)."""
+    if not os.path.lexists(source / KNOWLEDGE):
+        return
+    knowledge = resolve_inside(source, KNOWLEDGE, what=f"{source / KNOWLEDGE} (the set's domain knowledge)")
+    if knowledge.is_file():
+        target = resolve_inside(out, KNOWLEDGE, what=f"{out / KNOWLEDGE}")
+        target.write_bytes(knowledge.read_bytes())
 
 
 def _load(path: Path):
@@ -211,8 +221,7 @@ def _unpack(path: Path, bundle, out: Path, write_file) -> Path:
         mmad[key] = record
     for row in bundle["templates"]:
         write_file(row["path"], row["image"], f"{path}: template path")
-    if (path / KNOWLEDGE).is_file():
-        (out / KNOWLEDGE).write_bytes((path / KNOWLEDGE).read_bytes())
+    _copy_knowledge(path, out)
     write_json_atomically(out / "mmad.json", mmad)
     return out / "mmad.json"
 

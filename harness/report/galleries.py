@@ -9,8 +9,10 @@ import json
 import numpy as np
 from PIL import Image
 
-from harness.report.media import THUMBNAIL, thumbnail as _thumbnail
+from harness.report.media import THUMBNAIL, data_path, run_file, run_file_thumbnail, thumbnail as _thumbnail
 from harness.report.runs import RunData
+from harness.run.runlog import SAMPLES
+from harness.storage.runfiles import open_inside
 
 
 def _round_robin(candidates: list[dict], key) -> list[dict]:
@@ -42,7 +44,7 @@ def _samples(run: RunData, keys: tuple[str, ...]) -> list[dict]:
     """The run's samples that hold what a gallery shows. A damaged line was named already by the
     report's reader of the same file (report/runs.py) and is left out here too, not a crash."""
     samples = []
-    with (run.path / "samples.jsonl").open("rb") as handle:
+    with open_inside(run.path, SAMPLES, "rb") as handle:
         for line in handle:
             try:
                 sample = json.loads(line)
@@ -65,9 +67,11 @@ def mcq_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
     if run.spec.data_digest and data.json_path.is_file() and file_sha256(data.json_path) != run.spec.data_digest:
         raise ConfigError(f"{data.json_path} is not the question file run {run.path} used (sha256 differs from its spec.json); point --data/IADBENCH_MMAD at that file")
     records = json.loads(data.json_path.read_text(encoding="utf-8"))
+    wrong_ids = set(run.ids[~run.correct].tolist())  # the run's own reading: checked lines, questions of its set
     wrong, declined = [], 0
     for sample in _samples(run, MCQ_GALLERY_KEYS):
-        if not sample["correct"]:
+        if sample["question_id"] in wrong_ids:
+            wrong_ids.discard(sample["question_id"])
             if skip_declined and sample["parse_status"] == "declined":
                 declined += 1
                 continue
@@ -75,16 +79,21 @@ def mcq_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
     chosen = _stratified(wrong, limit)
     items = []
     for sample in chosen:
-        record = records.get(sample["image_id"], {})
-        dataset, category = sample["image_id"].split("/")[:2]
+        # Images come from the question set's own record of the question, never from a path the
+        # sample line carries (an edited line could name any file on the disk).
+        image_id = sample["question_id"].split("#", 1)[0]
+        record = records.get(image_id) if isinstance(records, dict) else None
+        record = record if isinstance(record, dict) else {}
+        query = data_path(data.root, image_id, what=f"{run.path / SAMPLES}: question {sample['question_id']!r}") if record else None
         mask = record.get("mask_path")
-        masks = [data.root / dataset / category / mask] if mask else []
+        masks = [p for p in [data_path(data.root, "/".join(image_id.split("/")[:2] + [mask]), what=f"{data.json_path}: {image_id!r} mask_path")] if p] if isinstance(mask, str) and mask else []
         templates = (record.get(f"{run.spec.templates}_templates") or [])[: max(run.spec.shots, 1)]
+        template = data_path(data.root, templates[0], what=f"{data.json_path}: {image_id!r} template") if templates else None
         items.append({
-            **{k: sample[k] for k in ("question_id", "subtask", "category", "question", "options", "answer", "reply", "parsed", "parse_status", "parse_reason")},
-            "query": _thumbnail(data.root / sample["image_id"], masks),
-            "template": _thumbnail(data.root / templates[0]) if templates else None,
-            "link": str(data.root / sample["image_id"]),
+            **{k: sample.get(k) for k in ("question_id", "subtask", "category", "question", "options", "answer", "reply", "parsed", "parse_status", "parse_reason")},
+            "query": _thumbnail(query, masks) if query else None,
+            "template": _thumbnail(template) if template else None,
+            "link": str(query) if query else None,
         })
     return {"run": run.label, "layout": "questions", "wrong": len(wrong), "declined_left_out": declined, "items": items}
 
@@ -103,8 +112,9 @@ def gpt4vad_gallery(run: RunData, limit: int, skip_declined: bool = False) -> di
     for sample in sorted(failed, key=error, reverse=True)[:limit]:
         item = items_by_id.get(sample["question_id"])
         map_thumb = None
-        if sample.get("map_path"):
-            with Image.open(run.path / sample["map_path"]) as stored:
+        map_file = run_file(run.path, sample.get("map_path"))
+        if map_file is not None:
+            with Image.open(map_file) as stored:
                 scores = np.asarray(stored, dtype=np.float32) / 65535
             heat = Image.fromarray((np.stack([scores, np.zeros_like(scores), 1 - scores], -1) * 255).astype(np.uint8))
             heat.thumbnail((THUMBNAIL, THUMBNAIL))
@@ -113,7 +123,7 @@ def gpt4vad_gallery(run: RunData, limit: int, skip_declined: bool = False) -> di
             map_thumb = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
         shown.append({
             **{k: sample[k] for k in ("question_id", "category", "label", "reply", "image_score", "parse_status", "parse_reason")},
-            "overlay": _thumbnail(run.path / sample["overlay_path"]),
+            "overlay": run_file_thumbnail(run.path, sample.get("overlay_path")),
             "map": map_thumb,
             "truth": _thumbnail(item.image_path, list(item.mask_paths)) if item else None,
         })

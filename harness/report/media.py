@@ -24,6 +24,45 @@ def outline_colour(under: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in OUTLINE_COLOURS[best])  # type: ignore[return-value]
 
 
+def _refused(error: Exception) -> None:
+    import sys
+
+    print(f"iadbench: warning: {error}; that image is left out of the report", file=sys.stderr)
+
+
+def run_file(folder: Path, relative: object) -> Path | None:
+    """An image a sample names inside its run folder (an overlay, a map), or None, said on stderr,
+    when the path leads out of the folder or through a link: it costs that image, not the report."""
+    from harness.errors import IadbenchError
+    from harness.storage.runfiles import inside_folder
+
+    if not isinstance(relative, str) or not relative:
+        return None
+    try:
+        return inside_folder(folder, relative, what="sample's image path")
+    except IadbenchError as error:
+        _refused(error)
+        return None
+
+
+def run_file_thumbnail(folder: Path, relative: object) -> str | None:
+    path = run_file(folder, relative)
+    return thumbnail(path) if path is not None else None
+
+
+def data_path(root: Path, relative: object, what: str) -> Path | None:
+    """An image a sample names, resolved inside its data root (the dataset rule,
+    harness/storage/paths.py), or None, said once on stderr, when it would lead outside."""
+    from harness.errors import IadbenchError
+    from harness.storage.paths import resolve_inside
+
+    try:
+        return resolve_inside(root, relative, what=what)  # type: ignore[arg-type]
+    except IadbenchError as error:
+        _refused(error)
+        return None
+
+
 def thumbnail(path: Path, mask_paths: list[Path] | None = None) -> str | None:
     """A small JPEG data URL, with the defect mask's outline when given (in the colour that stands
     out from the image there)."""

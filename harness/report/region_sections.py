@@ -41,7 +41,10 @@ def region_curves(runs: list[RunData]) -> dict[str, str]:
 
     roc, pro = {}, {}
     for run in runs:
-        samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
+        from harness.storage.runfiles import open_inside
+
+        with open_inside(run.path, "samples.jsonl", "r") as handle:
+            samples = [json.loads(line) for line in handle]
         by_id = {s["question_id"]: RegionSample.model_validate(s) for s in samples}
         items = [i for i in load_region_items(run.spec.data, run.spec.seed)[0] if i.id in by_id]
         accumulator = PixelAccumulator(bins=1000)

@@ -68,7 +68,11 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
     rows: list[tuple] = []
     wrong_rotation: set[str] = set()
     seen: set[str] = set()
-    with (path / SAMPLES).open("rb") as handle:
+    digest = folder.settings_digest()
+    foreign: list[tuple[str, str]] = []  # answers made under other settings than spec.json's: refused, as the run's reader does
+    from harness.storage.runfiles import open_inside
+
+    with open_inside(path, SAMPLES, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -81,6 +85,8 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
             except (ValueError, KeyError, TypeError):  # the same lines iadbench's own reader leaves out, named
                 print(f"iadbench: warning: {path / SAMPLES}: line {number} is not a valid sample; left out of the report (resume the run to ask it again)", file=sys.stderr)
                 continue
+            if sample.get("settings_digest") not in (None, digest):
+                foreign.append((key, str(sample.get("model"))))
             if key in seen:
                 continue  # a repeated question: the first answer counts, as the run's reader keeps it
             seen.add(key)
@@ -89,6 +95,8 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
                     wrong_rotation.add(key.split("@rot", 1)[0])
                 continue
             rows.append(row)
+    if foreign:
+        raise folder.foreign_answers(len(foreign), number, foreign[0][0], {model for _, model in foreign})
     if circular and "circular" in spec.strategies:
         rows = [row[:6] + (row[6] and row[1] not in wrong_rotation,) + row[7:] for row in rows]
     rows.sort(key=lambda row: row[0])

@@ -7,7 +7,6 @@ from collections import defaultdict
 from harness.report import charts
 from harness.report.identity import clean_twin_key
 from harness.report.runs import RunData
-from harness.report.media import thumbnail
 from harness.report.stats import COLUMNS, finite as _finite
 from harness.storage.sources import data_label
 from harness.results.tables import BOX_COLUMNS
@@ -41,13 +40,17 @@ def box_comparison(runs: list[RunData]) -> list[dict]:
 def box_gallery(run: RunData, limit: int, skip_declined: bool = False) -> dict:
     """The images a box run got most wrong: lowest image IoU first, then boxes drawn on normal
     images; each with true (green) and predicted (red) boxes drawn."""
-    samples = [json.loads(line) for line in (run.path / "samples.jsonl").open(encoding="utf-8")]
+    from harness.report.media import run_file_thumbnail
+    from harness.storage.runfiles import open_inside
+
+    with open_inside(run.path, "samples.jsonl", "r") as handle:
+        samples = [json.loads(line) for line in handle]
     badness = lambda s: (1.0 - s["image_iou"]) if s["image_iou"] is not None else (1.0 if s["boxes"] else 0.0)  # noqa: E731
     shown = []
     for sample in sorted(samples, key=badness, reverse=True)[:limit]:
         if badness(sample) <= 0:
             break
-        overlay = thumbnail(run.path / sample["overlay_path"]) if sample.get("overlay_path") else None
+        overlay = run_file_thumbnail(run.path, sample.get("overlay_path"))
         shown.append({**{k: sample[k] for k in ("question_id", "category", "label", "reply", "image_iou", "parse_status", "parse_reason")},
                       "boxes": len(sample["boxes"]), "truth": len(sample["truth"]), "overlay": overlay})
     return {"run": run.label, "layout": "boxes", "items": shown}

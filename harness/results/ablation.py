@@ -178,5 +178,8 @@ def markdown(table: dict) -> str:
 
 
 def write_outputs(table: dict, folder: Path) -> None:
+    from harness.storage.files import write_text_atomically
+
+    # replaced whole, never written through a link planted at either name (JSON through the one finite writer)
     write_json_atomically(folder / "ablation.json", table)
-    (folder / "ablation.md").write_text(markdown(table))
+    write_text_atomically(folder / "ablation.md", markdown(table))

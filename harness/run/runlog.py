@@ -19,6 +19,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import RunFolderError
 from harness.storage.files import model_json, write_json_atomically
+from harness.storage.runfiles import check_no_links, inside_folder, open_inside, read_inside
+from harness.run.identity import answer_config, settings_digest
 from harness.schema import RunSpec, RunSummary, SampleResult
 
 SPEC, SAMPLES, SUMMARY = "spec.json", "samples.jsonl", "summary.json"
@@ -49,21 +51,6 @@ def check_run_id(run_id: str) -> str:
 SHARDS = "shards"
 LOCK = ".lock"
 ANSWERS_CONFIG = "answers_config.json"
-# The settings that decide answers. Written once when a run is created; a resume whose spec.json
-# differs in any of them would mix answers from two configurations under one name.
-ANSWER_FIELDS = ("task", "data", "data_root", "data_digest", "model", "shots", "templates", "image_max_side", "decoding", "choice_scoring",
-                 "protocol", "strategies", "knowledge", "errata", "seed", "regions", "gpt4vad_prompt", "metric_definitions",
-                 "perturb", "perturb_templates", "box_format")
-ANSWER_OPTIONS = ("image_detail", "dtype", "revision", "attn_implementation", "trust_remote_code")
-
-
-def answer_config(spec: RunSpec) -> dict:
-    dumped = spec.model_dump(mode="json")
-    config = {field: dumped[field] for field in ANSWER_FIELDS}
-    config["model_options"] = {k: dumped["model_options"].get(k) for k in ANSWER_OPTIONS}
-    return config
-
-
 def shard_block(total: int, shard: tuple[int, int]) -> range:
     """The ordinals shard (index, count) answers: a contiguous block, so the questions about one
     image (adjacent in a question set) stay in one process and keep batching together."""
@@ -74,12 +61,14 @@ def shard_block(total: int, shard: tuple[int, int]) -> range:
 class RunFolder:
     def __init__(self, path: Path, samples_name: str = SAMPLES) -> None:
         self.path = path
-        self.samples_path = path / samples_name
+        self.samples_name = samples_name
+        self._digest: str | None = None
+        self.samples_path = inside_folder(path, samples_name)
 
     def shard(self, index: int, count: int) -> "RunFolder":
         """A view of this run whose samples go to shards/<index>-of-<count>.jsonl, so processes
         never write one file; `merge_shards` folds them into samples.jsonl."""
-        (self.path / SHARDS).mkdir(exist_ok=True)
+        inside_folder(self.path, SHARDS).mkdir(exist_ok=True)
         return RunFolder(self.path, f"{SHARDS}/{index}-of-{count}.jsonl")
 
     def merge_shards(self, sample_type: type = SampleResult) -> int:
@@ -117,7 +106,7 @@ class RunFolder:
             spec = self.spec()
             notes = list(spec.notes)
             for path in notes_files:
-                notes += [n for n in json.loads(path.read_text(encoding="utf-8")) if n not in notes]
+                notes += [n for n in json.loads(read_inside(self.path, path.relative_to(self.path))) if n not in notes]
             self.update_spec(spec.model_copy(update={"notes": notes}))
             for path in notes_files:
                 path.unlink()
@@ -149,16 +138,26 @@ class RunFolder:
 
     def check_answer_config(self, spec: RunSpec) -> None:
         """Refuse to resume with settings that change answers (an edited spec.json)."""
-        recorded_path = self.path / ANSWERS_CONFIG
-        if not recorded_path.is_file():  # runs made before this file existed
-            return
-        import json
-
-        recorded, current = json.loads(recorded_path.read_text(encoding="utf-8")), answer_config(spec)
-        # a field newer than the run's record (runs made before it was recorded) cannot have changed
-        changed = [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if k in recorded and recorded[k] != current[k]]
+        changed = self.answer_config_changes(spec)
         if changed:
             raise RunFolderError(f"{self.path / SPEC} was changed since the run's answers were made ({'; '.join(changed)}); restore it, or start a new run with those settings")
+
+    def answer_config_changes(self, spec: RunSpec) -> list[str]:
+        """The answer-deciding settings spec.json holds unlike answers_config.json ("seed: 0 → 3")."""
+        recorded_path = self.path / ANSWERS_CONFIG
+        if not os.path.lexists(recorded_path):  # runs made before this file existed
+            return []
+        import json
+
+        try:
+            recorded = json.loads(read_inside(self.path, ANSWERS_CONFIG))
+        except ValueError:
+            recorded = None
+        if not isinstance(recorded, dict):
+            raise RunFolderError(f"{recorded_path}: not the settings file iadbench wrote (damaged or edited); restore it, or start a new run")
+        current = answer_config(spec)
+        # a field newer than the run's record (runs made before it was recorded) cannot have changed
+        return [f"{k}: {recorded.get(k)!r} → {current.get(k)!r}" for k in current if k in recorded and recorded[k] != current[k]]
 
     @contextmanager
     def lock(self, *, shared: bool = False):
@@ -171,7 +170,7 @@ class RunFolder:
             yield
             return
         try:
-            handle = (self.path / LOCK).open("a")
+            handle = open_inside(self.path, LOCK, "a", linked_ok=True)  # a link planted as .lock is refused, never created or followed
         except OSError as error:
             if shared:  # a read-only run folder (someone else's, an archive): nobody writes it here either
                 yield
@@ -190,29 +189,60 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: Path) -> "RunFolder":
-        if not (path / SPEC).is_file():
+        if not os.path.lexists(path / SPEC):
             raise RunFolderError(f"{path}: not a run folder (no {SPEC}); pass the folder printed when the run started")
+        check_no_links(path)  # every file read or written below is then the folder's own
         return cls(path)
 
     def spec(self) -> RunSpec:
         try:
-            return RunSpec.model_validate_json((self.path / SPEC).read_bytes())
+            return RunSpec.model_validate_json(read_inside(self.path, SPEC))
         except ValidationError as error:
             raise RunFolderError(f"{self.path / SPEC}: not a valid run spec ({error.error_count()} problems, first: {error.errors()[0]['msg']}); restore it from the run's answers_config.json or start a new run") from None
         except OSError as error:
             raise RunFolderError(f"cannot read {self.path / SPEC} ({error.strerror or error})") from None
 
     def read_samples(self, *, repair: bool = False, sample_type: type = SampleResult) -> list:
+        """The finished samples (below), refused as a whole when any was made under other settings
+        than spec.json records: one run folder never mixes two models, protocols or question sets."""
+        samples = self._read_samples(repair=repair, sample_type=sample_type)
+        self.check_belongs(samples)
+        return samples
+
+    def check_belongs(self, samples: list) -> None:
+        """Every sample's settings digest is the spec's (a sample written before digests: none)."""
+        expected = self.settings_digest()
+        foreign = [s for s in samples if getattr(s, "settings_digest", None) not in (None, expected)]
+        if expected is not None and foreign:
+            raise self.foreign_answers(len(foreign), len(samples), foreign[0].question_id, {s.model for s in foreign})
+
+    def foreign_answers(self, count: int, total: int, first: str, models: set[str]) -> RunFolderError:
+        spec = self.spec()
+        others = sorted(models - {spec.model})
+        said = f" (their model: {', '.join(map(repr, others))}; spec.json: {spec.model!r})" if others else ""
+        changed = self.answer_config_changes(spec)  # answers_config.json, when still there, names what changed
+        said += f" ({'; '.join(changed)})" if changed else ""
+        return RunFolderError(f"{self.samples_path}: {count} of {total} answers were made under other settings than {self.path / SPEC} records{said}, "
+                              f"first {first!r}: spec.json was edited or answers of another run were added; restore spec.json"
+                              + (f" ({ANSWERS_CONFIG} holds the settings the run was made with)" if os.path.lexists(self.path / ANSWERS_CONFIG) else "")
+                              + " or start a new run")
+
+    def settings_digest(self) -> str | None:
+        if self._digest is None and os.path.lexists(self.path / SPEC):
+            self._digest = settings_digest(self.spec())
+        return self._digest
+
+    def _read_samples(self, *, repair: bool = False, sample_type: type = SampleResult) -> list:
         """All finished samples, in file order. A line that is not a valid sample (damaged, or
         holding a value its schema refuses) or that repeats a question is named on stderr and
         left out, so every other answer stays usable and its question counts as unanswered. With
         `repair` (a resume) such lines move to samples.rejected.jsonl, so the question is asked
         again; a last line cut off by a kill is simply dropped."""
         path = self.samples_path
-        if not path.exists():
+        if not os.path.lexists(path):
             return []
         try:
-            data = path.read_bytes()
+            data = read_inside(self.path, self.samples_name)
         except OSError as error:
             raise RunFolderError(f"cannot read {path} ({error.strerror or error})") from None
         lines = data.splitlines(keepends=True)
@@ -249,7 +279,7 @@ class RunFolder:
             kept.append(line if complete else line + b"\n")
         if repair and changed:
             if rejected:
-                with path.with_name("samples.rejected.jsonl").open("ab") as handle:
+                with open_inside(self.path, "samples.rejected.jsonl", "ab") as handle:
                     handle.writelines(rejected)
             self._rewrite_samples(kept)
         return samples
@@ -259,7 +289,7 @@ class RunFolder:
         path = self.samples_path
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
-            with temporary.open("wb") as handle:
+            with open_inside(self.path, temporary.relative_to(self.path), "wb") as handle:
                 handle.writelines(lines)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -284,7 +314,7 @@ class RunFolder:
         return len(samples) - len(kept)
 
     def sample_writer(self) -> "SampleWriter":
-        return SampleWriter(self.samples_path)
+        return SampleWriter(self.path, self.samples_name, self.settings_digest())
 
     def write_summary(self, summary: RunSummary) -> None:
         try:
@@ -296,10 +326,10 @@ class RunFolder:
         """summary.json, or None when there is none yet. One that cannot be read is named and taken
         as none: the answers are in samples.jsonl, and `iadbench score` writes it again."""
         path = self.path / SUMMARY
-        if not path.exists():
+        if not os.path.lexists(path):
             return None
         try:
-            return RunSummary.model_validate_json(path.read_bytes())
+            return RunSummary.model_validate_json(read_inside(self.path, SUMMARY))
         except (ValidationError, OSError) as error:
             _warn(f"{path} cannot be read ({type(error).__name__}); taken as missing: iadbench score {self.path} writes it again from the answers")
             return None
@@ -308,15 +338,18 @@ class RunFolder:
 class SampleWriter:
     """Appends one JSON line per sample and flushes it to the OS before returning."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, folder: Path, name: str, digest: str | None = None) -> None:
+        self._path = path = folder / name
+        self._digest = digest
         self._failed = False
         try:
-            self._handle: IO[str] = path.open("a", encoding="utf-8")
+            self._handle: IO[str] = open_inside(folder, name, "a")  # a samples.jsonl linked elsewhere is refused, never appended to
         except OSError as error:
             raise RunFolderError(f"cannot open {path} for writing ({error.strerror or error}); check the run folder's permissions and free space") from None
 
     def write(self, sample: SampleResult) -> None:
+        if self._digest is not None and "settings_digest" in type(sample).model_fields and sample.settings_digest != self._digest:
+            sample = sample.model_copy(update={"settings_digest": self._digest})  # which run's answer this is
         try:
             self._handle.write(model_json(sample) + "\n")
             self._handle.flush()

@@ -64,7 +64,9 @@ def write_atomically(path: Path, fill) -> None:
     """Temp file beside `path`, filled by `fill(handle)`, fsynced, renamed over `path`."""
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two processes never share a temp file
     try:
-        with temporary.open("w", encoding="utf-8") as handle:
+        # never through a link planted at the temp file's (predictable) name
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             fill(handle)
             handle.flush()
             os.fsync(handle.fileno())

@@ -43,10 +43,16 @@ class BoxKind(TaskKind):
         check_digest(spec, question_set.digest, str(question_set.source))
         return build_box_task(spec, folder, question_set)
 
+    def rescored(self, spec, folder, samples, data) -> list:
+        from harness.tasks.rescore import of_the_set
+
+        return of_the_set(samples, [item.id for item in data], folder.samples_path)
+
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.run.accounting import run_accounting
         from harness.tasks.bbox import box_run_metrics
 
+        samples = self.rescored(spec, folder, samples, data)
         return RunSummary(
             run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
             box_metrics=box_run_metrics(samples), wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples),

@@ -242,7 +242,9 @@ def load_map(run_dir: Path, sample: RegionSample, item: RegionItem) -> np.ndarra
     """A sample's predicted map; an unanswered image counts as an all-zero map (strict scoring)."""
     if sample.map_path is None:
         return np.zeros(image_shape(item.image_path), np.float32)
-    with Image.open(run_dir / sample.map_path) as stored:
+    from harness.storage.runfiles import inside_folder
+
+    with Image.open(inside_folder(run_dir, sample.map_path, what="sample's map_path")) as stored:
         return np.asarray(stored, dtype=np.float32) / MAP_LEVELS
 
 

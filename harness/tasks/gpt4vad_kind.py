@@ -49,10 +49,16 @@ class Gpt4vadKind(TaskKind):
         task = Gpt4vadTask(items, folder.path, regions=spec.regions, prompt=spec.gpt4vad_prompt, image_max_side=spec.image_max_side, decoding=spec.decoding, seed=spec.seed)
         return task, items
 
+    def rescored(self, spec, folder, samples, data) -> list:
+        from harness.tasks.rescore import of_the_set
+
+        return of_the_set(samples, [item.id for item in data], folder.samples_path)
+
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.run.accounting import run_accounting
         from harness.tasks.gpt4vad import region_metrics
 
+        samples = self.rescored(spec, folder, samples, data)
         return RunSummary(
             run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
             ad_metrics=region_metrics(samples, data, folder.path, spec.metric_definitions), wall_time_s=wall_time_s, stopped_reason=stopped_reason,

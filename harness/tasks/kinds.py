@@ -70,6 +70,12 @@ class TaskKind:
     def summarise(self, spec: RunSpec, samples: list, data: Any, folder: RunFolder, wall_time_s: float | None, stopped_reason: str | None) -> RunSummary:
         raise NotImplementedError
 
+    def rescored(self, spec: RunSpec, folder: RunFolder, samples: list, data: Any) -> list:
+        """What every summary and export counts: the samples scored again from their raw replies
+        where scoring is a pure function of the reply, and only lines for questions of the set
+        (harness/tasks/rescore.py); never a stored verdict."""
+        return samples
+
     def table(self, summary: RunSummary, spec: RunSpec) -> str:
         raise NotImplementedError
 

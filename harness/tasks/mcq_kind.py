@@ -3,6 +3,7 @@ MMAD's official rules, with accuracy per dataset and subtask."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,13 @@ class McqKind(TaskKind):
         settings = prompt_settings(spec, question_set, folder.path)
         return McqTask(question_set.questions, question_set.images, question_set.root, settings, spec.seed), question_set
 
+    def rescored(self, spec, folder, samples, data) -> list:
+        from harness.tasks.rescore import from_replies
+
+        return from_replies(self.build(spec, folder, data)[0], samples, folder.samples_path)
+
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        return summarise(spec, samples, data, wall_time_s, stopped_reason)
+        return summarise(spec, self.rescored(spec, folder, samples, data), data, wall_time_s, stopped_reason)
 
     def table(self, summary, spec) -> str:
         from harness.results.tables import mcq_table
@@ -79,7 +85,8 @@ class McqKind(TaskKind):
         from harness.results.export import answers_file_records
         from harness.storage.files import write_text_atomically
 
-        records = answers_file_records(folder.read_samples())
+        spec = folder.spec()
+        records = answers_file_records(sorted(self.rescored(spec, folder, folder.read_samples(), self.load(spec)), key=lambda s: s.ordinal))
         write_text_atomically(out, json.dumps(records, indent=4) + "\n")
         return len(records)
 
@@ -96,6 +103,10 @@ def prompt_settings(spec: RunSpec, question_set: QuestionSet, artifacts_dir: Pat
         from harness.strategies.rag import KnowledgeBase
 
         path = Path(spec.knowledge) if spec.knowledge else question_set.source.parent / "domain_knowledge.json"
+        if not spec.knowledge and os.path.lexists(path):  # the set's own file: inside the set's folder, like its images
+            from harness.storage.paths import resolve_inside
+
+            path = resolve_inside(path.parent, path.name, what=f"{path} (the set's domain knowledge)")
         if not path.is_file():
             raise ConfigError(f"--strategy rag needs domain knowledge: {path} not found (pass --knowledge PATH to MMAD's domain_knowledge.json)")
         knowledge = KnowledgeBase(path)

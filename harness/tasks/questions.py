@@ -8,7 +8,7 @@ import os
 from harness.data.mmad import QuestionSet, load_mmad
 from harness.data.releases import exclude_errata
 from harness.data.subset import take_limit
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.schema import RunSpec
 from harness.storage.sources import cache_dir, resolve_data
 
@@ -59,8 +59,24 @@ def prepared(spec: RunSpec) -> tuple[RunSpec, QuestionSet]:
     from harness.data.releases import release_name
 
     question_set = load_questions(spec)
+    if not question_set.questions:  # exit 0 means at least one answer: say why there is nothing to ask, before any folder exists
+        raise DataError(nothing_left(question_set.source, question_set.skipped))
     resolved = resolve_data(spec.data, spec.data_root)
     data = f"mmad:{resolved.json_path.resolve()}" if spec.data == "mmad" else spec.data
     limit_of = question_set.available if spec.limit is not None else None
     spec = spec.model_copy(update={"data": data, "data_digest": question_set.digest, "data_release": release_name(spec.protocol, question_set.digest), "limit_of": limit_of})
     return spec, question_set
+
+
+def nothing_left(source, skipped: list) -> str:
+    """Why a question file leaves nothing to ask: the records --skip-bad skipped and the errata
+    removed, counted, with the first reason of each."""
+    errata = [s for s in skipped if s.reason.startswith("errata ")]
+    bad = [s for s in skipped if not s.reason.startswith("errata ")]
+    why = []
+    if bad:
+        why.append(f"--skip-bad skipped all {len(bad)} records it read (first {bad[0].record!r}: {bad[0].reason})")
+    if errata:
+        why.append(f"the errata removed {len(errata)} (first {errata[0].record!r}: {errata[0].reason})")
+    todo = (["check --data-root and the records' image paths"] if bad else []) + (["leave out that --errata"] if errata else [])
+    return f"{source}: no question is left to ask: " + ("; ".join(why) or "it holds none") + "; " + (" or ".join(todo) or "use another question file") + ", then run again"

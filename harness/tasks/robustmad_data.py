@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.data.releases import releases
 from harness.errors import DataError
+from harness.schema import SkippedRecord
 from harness.storage.files import file_sha256, read_json_file
 from harness.storage.paths import resolve_in_data_root
 
@@ -70,29 +71,51 @@ class RobustItem:
         return "-".join([parts[1], parts[3]]) if len(parts) > 3 else f"{self.category}-{self.specie}"
 
 
-def read_robustmad(json_path: Path, root: Path | None = None, *, open_answers: bool = False) -> tuple[list[RobustItem], str]:
+def read_robustmad(json_path: Path, root: Path | None = None, *, open_answers: bool = False,
+                   skipped: list[SkippedRecord] | None = None) -> tuple[list[RobustItem], str]:
     """Every question of the file in its order, and the file's SHA-256. A record that is not what
     the release holds is an error naming it; paths must stay inside `root` and exist.
-    `open_answers`: RobustMAD_OE*.json, whose questions have no options and a written answer."""
+    `open_answers`: RobustMAD_OE*.json, whose questions have no options and a written answer.
+    `skipped` (--skip-bad): an image record that is bad in any way is left out with its questions
+    and listed there with the reason, instead of stopping."""
     root = root or json_path.parent
     data = read_json_file(json_path, what="RobustMAD question file")
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list) or not images:
         raise DataError(f"{json_path}: expected RobustMAD's format, an object with a non-empty 'images' list")
     items: list[RobustItem] = []
+    seen: set[str] = set()
     for index, image in enumerate(images):
         where = f"{json_path}: images[{index}]"
-        if not isinstance(image, dict) or any(not isinstance(image.get(k), str) for k in _IMAGE_KEYS) or not isinstance(image.get("questions"), list):
-            raise DataError(f"{where}: needs the strings {', '.join(_IMAGE_KEYS)} and a 'questions' list")
-        _exists(root, image["image_path"], f"{where} ({image['image_path']})")
-        for number, question in enumerate(image["questions"]):
-            items.append(_item(root, image, question, f"{where}.questions[{number}]", open_answers))
-    seen: set[str] = set()
-    for item in items:
-        if item.id in seen:
-            raise DataError(f"{json_path}: question {item.id!r} appears twice; keep one")
-        seen.add(item.id)
+        try:
+            record = _image_items(root, image, where, open_answers)
+            repeated = next((item.id for item in record if item.id in seen), None)
+            if repeated is not None:
+                raise DataError(f"{json_path}: question {repeated!r} appears twice; keep one")
+        except DataError as error:
+            if skipped is None:
+                raise
+            name = image.get("image_path") if isinstance(image, dict) and isinstance(image.get("image_path"), str) else f"images[{index}]"
+            skipped.append(SkippedRecord(record=name, reason=str(error).removeprefix(f"{json_path}: ")))
+            continue
+        seen.update(item.id for item in record)
+        items += record
     return items, file_sha256(json_path)
+
+
+def _image_items(root: Path, image: object, where: str, open_answers: bool) -> list[RobustItem]:
+    if not isinstance(image, dict) or any(not isinstance(image.get(k), str) for k in _IMAGE_KEYS) or not isinstance(image.get("questions"), list):
+        raise DataError(f"{where}: needs the strings {', '.join(_IMAGE_KEYS)} and a 'questions' list")
+    _exists(root, image["image_path"], f"{where} ({image['image_path']})")
+    return [_item(root, image, question, f"{where}.questions[{number}]", open_answers) for number, question in enumerate(image["questions"])]
+
+
+def image_order(json_path: Path) -> list[str]:
+    """The file's image paths in its order (its scripts number the images so), good or bad."""
+    data = read_json_file(json_path, what="RobustMAD question file")
+    images = data.get("images") if isinstance(data, dict) else None
+    paths = [image.get("image_path") for image in images if isinstance(image, dict)] if isinstance(images, list) else []
+    return list(dict.fromkeys(p for p in paths if isinstance(p, str)))
 
 
 def _item(root: Path, image: dict, question: object, where: str, open_answers: bool = False) -> RobustItem:

@@ -17,13 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.models.image_loading import DEFAULT_LOADING, LoadingName
 from harness.schema import DecodingSpec, ImageSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
 from harness.tasks.questions import check_digest
-from harness.tasks.robustmad_data import RobustItem, read_robustmad, release_label
+from harness.tasks.robustmad_data import RobustItem, image_order, read_robustmad, release_label
 from harness.tasks.robustmad_scoring import INVALID, EMPTY, PARSERS, accuracy_csv, category_scores, interval, published_for
 
 
@@ -192,14 +192,25 @@ class RobustmadKind(TaskKind):
 
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, list[RobustItem]]:
         path, root = _source(spec)
-        items, digest = read_robustmad(path, root, open_answers=self.open_answers)
+        skipped: list | None = [] if spec.skip_bad else None
+        items, digest = read_robustmad(path, root, open_answers=self.open_answers, skipped=skipped)
+        if not items:  # exit 0 means at least one answer: why there is none, before any folder exists
+            from harness.tasks.questions import nothing_left
+
+            raise DataError(nothing_left(path, skipped or []))
         spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": release_label(path, digest),
                                        "limit_of": len(items) if spec.limit is not None else None})
+        if skipped:  # said now, and kept in spec.json's notes: which records the run leaves out
+            import sys
+
+            note = f"--skip-bad left out {len(skipped)} RobustMAD image records: " + "; ".join(f"{s.record} ({s.reason})" for s in skipped[:5]) + (" …" if len(skipped) > 5 else "")
+            print(f"iadbench: note: {note}", file=sys.stderr)
+            spec = spec.model_copy(update={"notes": spec.notes + [note]})
         return spec, _limited(spec, items)
 
     def load(self, spec: RunSpec) -> list[RobustItem]:
         path, root = _source(spec)
-        items, digest = read_robustmad(path, root, open_answers=self.open_answers)
+        items, digest = read_robustmad(path, root, open_answers=self.open_answers, skipped=[] if spec.skip_bad else None)
         check_digest(spec, digest, str(path))
         return _limited(spec, items)
 
@@ -212,7 +223,7 @@ class RobustmadKind(TaskKind):
             from harness.tasks.robustmad_loq import assignment
 
             # every image of the file, as the script numbers them
-            order = list(dict.fromkeys(item.image_path for item in read_robustmad(path, root, open_answers=self.open_answers)[0]))
+            order = image_order(path)
             low = dict(zip(order, assignment(len(order))))
             low_folder = cache_dir() / "robustmad-low" / (spec.data_digest or "data")[:16]
         return self.task(items, root, spec, low, low_folder), items
@@ -220,9 +231,15 @@ class RobustmadKind(TaskKind):
     def task(self, items: list[RobustItem], root: Path, spec: RunSpec, low: dict[str, str], low_folder: Path | None) -> RobustmadTask:
         return RobustmadTask(items, root, family_for(spec.model), spec.seed, low, low_folder)
 
+    def rescored(self, spec, folder, samples, data) -> list:
+        from harness.tasks.rescore import from_replies
+
+        return from_replies(self.task(data, Path("."), spec, {}, None), samples, folder.samples_path)
+
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.run.accounting import run_accounting
 
+        samples = self.rescored(spec, folder, samples, data)  # never a stored verdict
         scores = category_scores(samples)
         answered = sum(row["questions"] for row in scores.values())
         metrics = {"categories": scores, "overall": sum(row["correct"] for row in scores.values()) / answered if answered else None,
@@ -255,7 +272,8 @@ class RobustmadKind(TaskKind):
     def export(self, folder, out: Path) -> int:
         from harness.storage.files import write_text_atomically
 
-        samples = sorted(folder.read_samples(sample_type=RobustSample), key=lambda s: s.ordinal)
+        spec = folder.spec()
+        samples = sorted(self.rescored(spec, folder, folder.read_samples(sample_type=RobustSample), self.load(spec)), key=lambda s: s.ordinal)
         write_text_atomically(out, accuracy_csv(samples))
         return len(samples)
 
