@@ -59,6 +59,9 @@ TONE_DELTA, TONE_MARGIN, COLOUR_SHIFT = _M["tone"]["delta"], _M["tone"]["margin"
 # core is tight.
 CLEAR_CONTRAST, LOOSE_BAND, BAND_PIXELS = _M["tightness"]["clear_contrast"], _M["tightness"]["loose_band"], _M["tightness"]["band_pixels"]
 RING_PIXELS = _M["tightness"]["ring_pixels"]
+# A mask drawn as one or two parts whose differing pixels fall apart into MANY_PARTS or more parts
+# (a patch of crossing scratches outlined as one) has no count a person would agree on: unsure.
+MANY_PARTS = _M["count"]["many_parts"]
 
 Size = Literal["small", "medium", "large"]
 Shape = Literal["elongated", "round", "irregular"]
@@ -75,6 +78,7 @@ class DefectAttributes:
     count: int
     tone: Tone | None  # None: too close to a class boundary to say
     tone_vs_template: Tone | None = None  # the defect area against the same area of the nearest normal image
+    count_sure: bool = True  # False: the pixels show many marks where the outline shows one or two
     tightness: float = 1.0  # how much the band inside the outline differs from the ring, relative to the core
     measures: dict = field(default_factory=dict, compare=False)  # the numbers behind each attribute, for the report and the audit
 
@@ -243,8 +247,15 @@ def change_against_template(image: np.ndarray, template: np.ndarray, mask: np.nd
     return _tone(inside, reference)[0]
 
 
-def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, template: np.ndarray | None = None, foreground: np.ndarray | None = None) -> DefectAttributes:
-    """Attributes of a binary defect mask over an RGB uint8 image of the same size; with `template`
+def _parts(pixels: np.ndarray) -> int:
+    """Separate marks among the pixels: 8-connected components of at least MIN_COMPONENT_PIXELS."""
+    labels = measure.label(pixels, connectivity=2)
+    return sum(r.area >= MIN_COMPONENT_PIXELS for r in measure.regionprops(labels))
+
+
+def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float | None, template: np.ndarray | None = None, foreground: np.ndarray | None = None) -> DefectAttributes:
+    """Attributes of a binary defect mask over an RGB uint8 image of the same size (`object_area`
+    None: the object's extent is unsure, so no size is said); with `template`
     (the nearest normal image), also the change against it; with `foreground` (the object's pixels
     in a normal image), the ring is kept on the object."""
     labels = measure.label(mask, connectivity=2)
@@ -263,33 +274,32 @@ def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, t
     tight = tight_ratio >= LOOSE_BAND
     # a loose mask overstates the defect: its size and tone are read from the pixels that differ
     defect = mask if tight or differing.sum() < MIN_COMPONENT_PIXELS else differing
-    relative_area = float(defect.sum()) / max(object_area, 1.0)
+    relative_area = float(defect.sum()) / max(object_area if object_area is not None else mask.size, 1.0)
+    marks = _parts(differing) if differing is not mask else len(regions)
+    count_sure = len(regions) >= MANY_PARTS or marks < MANY_PARTS
     tone, delta, shift = _tone(rgb[defect], rgb[ring])
     shape, ratio, solidity = _shape(largest)
     return DefectAttributes(
         cell_shares=tuple(tuple(float(v) for v in row_) for row_ in shares),
         main_cell=main_cell,
         relative_area=relative_area,
-        size=_size(relative_area),
+        size=_size(relative_area) if object_area is not None else None,
         shape=shape if tight else None,
         count=len(regions),
+        count_sure=count_sure,
         tone=tone,
         tone_vs_template=change_against_template(image, template, mask) if template is not None else None,
         tightness=tight_ratio,
         measures={"luminance_delta": round(delta, 4), "colour_shift": round(shift, 4), "axis_ratio": round(float(ratio), 3), "solidity": round(solidity, 3),
-                  "relative_area": round(relative_area, 5), "tightness": round(tight_ratio, 3)},
+                  "relative_area": round(relative_area, 5), "tightness": round(tight_ratio, 3), "differing_parts": marks},
     )
 
 
 def foreground_mask(template_rgb: np.ndarray) -> np.ndarray | None:
-    """The object's pixels in a normal image: those that differ from the border colour; None for
-    textures (almost everything, or almost nothing, differs), where the whole image is the object."""
-    rgb = template_rgb.astype(np.float32)
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    distance = np.abs(rgb - np.median(border, axis=0)).max(axis=-1)
-    foreground = distance > 40
-    share = float(foreground.mean())
-    return None if share < 0.03 or share > 0.9 else foreground
+    """The object's pixels in a normal image; None for a texture (question_gen/foreground.py)."""
+    from question_gen.foreground import foreground_mask as found
+
+    return found(template_rgb)
 
 
 def estimate_object_area(template_rgb: np.ndarray) -> float:
@@ -299,10 +309,15 @@ def estimate_object_area(template_rgb: np.ndarray) -> float:
 
 
 # Normal images an object's extent is estimated from: one image's background may fool the estimate
-# (a shadow, a reflection), the median of a few does not.
+# (a shadow, a reflection), the median of a few does not; where the few disagree by more than the
+# size classes' own margin (SIZE_MARGIN), the extent is unsure and no size is said.
 AREA_TEMPLATES = 5
 
 
-def median_object_area(templates: list[np.ndarray]) -> float:
-    """The median extent of the object over the first AREA_TEMPLATES normal images."""
-    return float(np.median([estimate_object_area(t) for t in templates[:AREA_TEMPLATES]]))
+def median_object_area(templates: list[np.ndarray]) -> float | None:
+    """The median extent of the object over the first AREA_TEMPLATES normal images; None when
+    their estimates disagree by more than a factor SIZE_MARGIN."""
+    areas = [estimate_object_area(t) for t in templates[:AREA_TEMPLATES]]
+    if not areas or max(areas) > SIZE_MARGIN * max(min(areas), 1.0):
+        return None
+    return float(np.median(areas))

@@ -126,8 +126,8 @@ def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | S
     attributes = ctx.attributes
     assert attributes is not None
     noun = kind.noun if kind is not None else ("defect area", "defect areas")
-    result = _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.measured(attributes, noun), rng)
-    return result or Skip(Subtask.DEFECT_DESCRIPTION, "too few attributes the image shows for sure (size, shape or tone near a class boundary, or a loose mask)")
+    result = _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.measured(attributes, noun, kind is not None and kind.noun_shaped), rng)
+    return result or Skip(Subtask.DEFECT_DESCRIPTION, "too few attributes the image shows for sure (count unclear, size, shape or tone near a class boundary, or a loose mask)")
 
 
 def defect_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:

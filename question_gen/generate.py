@@ -34,6 +34,7 @@ from question_gen.drafts import Draft, ImageContext, Skip, draft_questions
 from question_gen.knowledge_file import read_knowledge_file
 from question_gen.llm_facts import verified_facts
 from question_gen.shape import MMAD_MAX_QUESTIONS, mmad_shaped
+from question_gen.shortcut_filter import SHORTCUT_SKIP, shortcut_free
 from question_gen.llm_assist import LlmImage, rewrite_all, with_provenance
 from question_gen.quality import quality_report
 from harness.adsets.layouts import SourceCategory, SourceImage, read_mvtec_layout
@@ -187,6 +188,8 @@ def generate_question_set(
             image.drafts = kept
         mmad = _assemble(pending, seed)
     report.audit = {"checked": len(audited.questions), "dropped": len(flagged), "verdicts": audited.summary()["verdicts"]}
+    if _leave_out_shortcuts(pending, seed, report):
+        mmad = _assemble(pending, seed)
     for record in mmad.values():
         for question in record["conversation"]:
             report.questions_by_subtask[question["type"]] += 1
@@ -197,6 +200,18 @@ def generate_question_set(
     write_json_atomically(out / "domain_knowledge.json", {dataset_name: knowledge_by_category})
     write_json_atomically(out / "generation_report.json", report.as_dict())
     return report
+
+
+def _leave_out_shortcuts(pending: list[_PendingImage], seed: int, report: GenerationReport) -> bool:
+    """Leave out the questions a blind strategy answers until none wins (question_gen/shortcut_filter.py);
+    whether any was left out."""
+    places = [(image, draft) for image in pending for draft in image.drafts]
+    dropped = shortcut_free([(d.subtask.value, d.correct, d.distractors) for _, d in places], _rng(seed, "shortcuts"))
+    for index in dropped:
+        report.skipped[f"{places[index][1].subtask.value}: {SHORTCUT_SKIP}"] += 1
+    for image in pending:
+        image.drafts = [d for d in image.drafts if all(d is not places[i][1] for i in dropped)]
+    return bool(dropped)
 
 
 def _assemble(pending: list[_PendingImage], seed: int) -> dict[str, dict]:
@@ -231,7 +246,7 @@ class _CategoryState:
     category: SourceCategory
     dataset_name: str
     seed: int
-    object_area: float
+    object_area: float | None  # None: the templates disagree on the object's extent, so no size is said
     template_descriptors: np.ndarray
     knowledge: knowledge.CategoryKnowledge
     mmad_shape: bool

@@ -45,6 +45,7 @@ class DefectKind:
     noun: tuple[str, str]  # (singular, plural) in a measured description
     causes: tuple[Statement, ...]
     consequences: tuple[Statement, ...]
+    noun_shaped: bool = False  # the noun says the shape: a measured description states none
 
     def statements(self, aspect: str) -> tuple[Statement, ...]:
         return self.causes if aspect == "cause" else self.consequences
@@ -119,7 +120,7 @@ def defect_kinds() -> tuple[dict[str, DefectKind], tuple[tuple[str, str], ...]]:
     kinds = {
         kind: DefectKind(
             kind, e["name"], e["looks"], frozenset(near[kind]), bool(e["mark"]), re.compile(e["terms"], re.I), tuple(e.get("noun", ["mark", "marks"])),  # type: ignore[arg-type]
-            _statements(e["causes"], groups), _statements(e["consequences"], groups),
+            _statements(e["causes"], groups), _statements(e["consequences"], groups), bool(e.get("noun_shaped", False)),
         )
         for kind, e in raw.items()
     }

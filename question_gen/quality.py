@@ -7,6 +7,8 @@
   picks the longest option must not score above chance), over questions whose options vary (a
   fixed Yes/No pair measures the label balance instead), and per subtask the right option's mean
   length against its distractors';
+- blind shortcuts per subtask (question_gen/shortcuts.py): shortest, longest, most-agreeing option,
+  the key's wording prior, a fixed letter, and a model's text-only answer where one was asked;
 - blind-answerability (LLM-verified sets): questions answered right without the image;
 - discards by reason.
 A strong bias gets a warning in the report and on the console.
@@ -15,6 +17,8 @@ A strong bias gets a warning in the report and on the console.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+
+from question_gen.shortcuts import describe_shortcuts, shortcut_figures, shortcut_warnings
 
 POSITION_WARNING_POINTS = 10.0  # percentage points away from uniform
 LENGTH_WARNING_POINTS = 15.0
@@ -98,12 +102,15 @@ def quality_report(mmad: dict, skipped: dict[str, int], blind: dict | None = Non
     if lengths.get("questions", 0) >= MIN_QUESTIONS_FOR_WARNING and lengths["longest_is_right_percent"] - lengths["expected_percent"] > LENGTH_WARNING_POINTS:
         warnings.append(f"length bias: the longest option is right in {lengths['longest_is_right_percent']:.0f}% of {lengths['questions']} questions "
                         f"(a blind guess: {lengths['expected_percent']:.0f}%)")
+    shortcuts = shortcut_figures(mmad)
+    warnings += shortcut_warnings(shortcuts)
     report = {
         "questions": sum(per_subtask.values()),
         "questions_by_subtask": dict(per_subtask),
         "questions_by_category": dict(sorted(per_category.items())),
         "answer_position_balance": positions,
         "option_length_bias": lengths,
+        "shortcuts": shortcuts,
         "discards_by_reason": dict(skipped),
         "warnings": warnings,
     }
@@ -125,6 +132,7 @@ def describe(quality: dict) -> str:
               if v["right_mean_chars"] > v["distractor_mean_chars"] and k not in lengths.get("fixed_option_subtasks", [])]
     if longer:
         lines.append("right option longer than its distractors on average (chars): " + ", ".join(longer))
+    lines += describe_shortcuts(quality.get("shortcuts", {}))
     if "blind_answerability" in quality:
         blind = quality["blind_answerability"]
         lines.append(f"blind-answerable (right without the image): {blind['blind_answerable']} of {blind['checked']} checked ({blind['rate_percent']:.0f}%), dropped")

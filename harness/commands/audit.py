@@ -48,11 +48,15 @@ def _audit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--errata-verdicts: {', '.join(map(repr, unknown))} is no verdict to list; use likely wrong, ambiguous, giveaway")
     path = _set_path(args.set)
     report = audit_set(path, kind=args.kind, knowledge_path=Path(args.knowledge) if args.knowledge else None, progress=True)
+    from question_gen.shortcuts import describe_shortcuts, shortcut_warnings
+
     summary = report.summary()
     write_json_atomically(Path(args.out), {"set": str(path), "summary": summary, "questions": report.questions})
     print(f"audited {summary['questions']} questions of {path}: " + ", ".join(f"{v} {n}" for v, n in summary["verdicts"].items()))
     for subtask, counts in summary["by_subtask"].items():
         print(f"  {subtask:<22} " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+    for line in describe_shortcuts(summary.get("shortcuts", {})) + shortcut_warnings(summary.get("shortcuts", {})):
+        print(f"  {line}")
     if summary["missing_evidence"]:
         print("  evidence missing: " + ", ".join(f"{k} ({n} images)" for k, n in summary["missing_evidence"].items()))
     flagged = report.flagged()
