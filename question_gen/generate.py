@@ -11,7 +11,7 @@ import asyncio
 import os
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from question_gen.drafts import Draft, ImageContext, Skip, draft_questions
 from question_gen.knowledge_file import read_knowledge_file
 from question_gen.llm_facts import verified_facts
 from question_gen.shape import MMAD_MAX_QUESTIONS, mmad_shaped
-from question_gen.shortcut_filter import SHORTCUT_SKIP, shortcut_free
+from question_gen.shortcut_filter import SHORTCUT_SKIP, Item, shortcut_free
 from question_gen.llm_assist import LlmImage, rewrite_all, with_provenance
 from question_gen.quality import quality_report
 from harness.adsets.layouts import SourceCategory, SourceImage, read_mvtec_layout
@@ -203,15 +203,21 @@ def generate_question_set(
 
 
 def _leave_out_shortcuts(pending: list[_PendingImage], seed: int, report: GenerationReport) -> bool:
-    """Leave out the questions a blind strategy answers until none wins (question_gen/shortcut_filter.py);
-    whether any was left out."""
-    places = [(image, draft) for image in pending for draft in image.drafts]
-    dropped = shortcut_free([(d.subtask.value, d.correct, d.distractors) for _, d in places], _rng(seed, "shortcuts"))
-    for index in dropped:
-        report.skipped[f"{places[index][1].subtask.value}: {SHORTCUT_SKIP}"] += 1
-    for image in pending:
-        image.drafts = [d for d in image.drafts if all(d is not places[i][1] for i in dropped)]
-    return bool(dropped)
+    """Distractors drawn again, or questions left out, until no blind strategy wins
+    (question_gen/shortcut_filter.py); whether anything changed."""
+    places = [(image, index, draft) for image in pending for index, draft in enumerate(image.drafts)]
+    items = [Item(d.subtask.value, d.correct, d.distractors, d.pool) for _, _, d in places]
+    dropped = shortcut_free(items, lambda subtask: _rng(seed, f"shortcuts|{subtask}"))
+    changed = bool(dropped)
+    for (image, index, draft), item in zip(places, items):
+        if item.distractors != draft.distractors:
+            image.drafts[index] = replace(draft, distractors=item.distractors)
+            changed = True
+    for place in sorted(dropped, reverse=True):
+        image, index, draft = places[place]
+        report.skipped[f"{draft.subtask.value}: {SHORTCUT_SKIP}"] += 1
+        del image.drafts[index]
+    return changed
 
 
 def _assemble(pending: list[_PendingImage], seed: int) -> dict[str, dict]:

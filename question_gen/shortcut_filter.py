@@ -1,69 +1,116 @@
-"""Leaving out the questions a blind reader would get right, until no blind strategy wins.
+"""Taking blind shortcuts out of a set: distractors chosen again, and only where none serves, the
+question left out.
 
 Distractor choice (question_gen/options.py) draws each question's length rank at random, but a
 category's vocabulary can still lean one way over a set: a tire's defect names are "Cut" and
 "Contamination", so the shortest name is the key in every cut question; a defect that sits in the
 middle of the object makes "The center of the image." the key of most Localization questions and
-never a distractor. What one question cannot balance, the set can: per subtask, while a strategy of
-question_gen/shortcuts.py is right in more than TARGET_PERCENT of the questions, the questions it
-answers are left out, most-exploited first (ties by the seed), and counted in the report.
+never a distractor. What one question cannot balance, the set can. Per subtask, while a strategy of
+question_gen/shortcuts.py is right in more than TARGET_PERCENT of the questions, the question it
+exploits most (ties by the seed) gets other distractors from its pool (every option as true as
+those drawn: Draft.pool), the first of up to RESAMPLES seeded draws that no strategy over the
+target answers; a question with no such draw is left out, and counted in the report.
 
 TARGET_PERCENT sits under the limit the report warns at (shortcuts.LIMIT_PERCENT), so a set that
-passes here passes there once answer letters are dealt. The strategies enforced are those
-the report holds each subtask to (shortcuts.held_strategies), less position and model: letters are
-dealt afterwards (question_gen/balance.py) and a model's blind answers are handled by `--llm`.
+passes here passes there once answer letters are dealt. The strategies are those the report holds
+each subtask to (shortcuts.held_strategies), less position and model: letters are dealt afterwards
+(question_gen/balance.py), and a model's blind answers are handled by `--llm` itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from question_gen import shortcuts
 
 TARGET_PERCENT = 30.0
-SHORTCUT_SKIP = f"left out so that no blind strategy is right in over {TARGET_PERCENT:.0f}% (question_gen/shortcut_filter.py)"
-MIN_KEPT = 8  # a subtask smaller than this is left alone: its shares are noise, and dropping would empty it
+SHORTCUT_SKIP = f"left out: no distractors leave every blind strategy right in at most {TARGET_PERCENT:.0f}% (question_gen/shortcut_filter.py)"
+# a subtask of fewer questions is left alone (and not warned about): its shares are noise
+MIN_KEPT = shortcuts.MIN_QUESTIONS
+RESAMPLES = 40
 OPTION_ONLY = frozenset(shortcuts.OPTION_STRATEGIES)
 
 
-def _options(correct: str, distractors: Sequence[str]) -> tuple[dict[str, str], str]:
+@dataclass
+class Item:
+    """One question as the filter sees it: its subtask, key, distractors and the pool they may be
+    drawn from instead."""
+
+    subtask: str
+    correct: str
+    distractors: tuple[str, ...]
+    pool: tuple[str, ...] = ()
+
+
+def _question(correct: str, distractors: Sequence[str]) -> dict:
     letters = [chr(ord("A") + i) for i in range(1 + len(distractors))]
-    return dict(zip(letters, (correct, *distractors))), "A"
+    return {"Options": dict(zip(letters, (correct, *distractors))), "Answer": "A"}
 
 
-def _hits(questions: list[tuple[dict[str, str], str]], strategy: str) -> np.ndarray:
+def _hits(questions: list[dict], strategy: str) -> np.ndarray:
     """Per question, the share of a right answer the strategy gets (1/k on a k-way tie)."""
     if strategy == "key_prior":
-        return np.array(shortcuts.key_prior_shares([{"Options": o, "Answer": a} for o, a in questions]))
-    pick: Callable = shortcuts.STRATEGIES[strategy]
-    return np.array([pick(options, answer) for options, answer in questions])
+        return np.array(shortcuts.key_prior_shares(questions))
+    pick = shortcuts.STRATEGIES[strategy]
+    return np.array([pick(q["Options"], q["Answer"]) for q in questions])
 
 
-def shortcut_free(items: list[tuple[str, str, Sequence[str]]], rng: np.random.Generator) -> set[int]:
-    """Indices of the (subtask, correct, distractors) items to leave out so that, per subtask, no
-    enforced strategy is right in more than TARGET_PERCENT of the kept questions."""
+def _answered(question: dict, strategies: Sequence[str], others: list[dict]) -> float:
+    """How much of the question the strategies answer, the key prior read from the other questions."""
+    total = 0.0
+    for name in strategies:
+        if name == "key_prior":
+            total += shortcuts.key_prior_shares([question, *others])[0]
+        else:
+            total += shortcuts.STRATEGIES[name](question["Options"], question["Answer"])
+    return total
+
+
+def _redraw(item: Item, strategies: Sequence[str], others: list[dict], rng: np.random.Generator) -> tuple[str, ...] | None:
+    """Distractors from the item's pool that none of the strategies answers, or None."""
+    need = len(item.distractors)
+    if len(item.pool) < need:
+        return None
+    for _ in range(RESAMPLES):
+        chosen = tuple(item.pool[i] for i in sorted(rng.choice(len(item.pool), need, replace=False)))
+        if _answered(_question(item.correct, chosen), strategies, others) == 0.0:
+            return chosen
+    return None
+
+
+def shortcut_free(items: list[Item], rng_for: Callable[[str], np.random.Generator]) -> set[int]:
+    """Change the items' distractors in place, and return the indices of those to leave out, so that
+    per subtask no held strategy is right in more than TARGET_PERCENT of the kept questions. Each
+    subtask draws from its own stream (`rng_for(subtask)`): questions a knowledge file adds to one
+    subtask change nothing in another."""
     dropped: set[int] = set()
     by_subtask: dict[str, list[int]] = {}
-    for index, (subtask, _, _) in enumerate(items):
-        by_subtask.setdefault(subtask, []).append(index)
+    for index, item in enumerate(items):
+        by_subtask.setdefault(item.subtask, []).append(index)
     for subtask, members in sorted(by_subtask.items()):
         strategies = [s for s in shortcuts.held_strategies(subtask) if s in OPTION_ONLY]
+        rng = rng_for(subtask)
         kept = list(members)
         tiebreak = {i: float(rng.random()) for i in members}
+        tried: set[int] = set()  # questions whose distractors were drawn again: never twice
         while strategies and len(kept) > MIN_KEPT:
-            questions = [_options(items[i][1], items[i][2]) for i in kept]
-            table = {name: _hits(questions, name) for name in strategies}
-            over = {name: hits for name, hits in table.items() if 100.0 * hits.mean() > TARGET_PERCENT}
+            questions = [_question(items[i].correct, items[i].distractors) for i in kept]
+            over = [name for name in strategies if 100.0 * _hits(questions, name).mean() > TARGET_PERCENT]
             if not over:
                 break
-            score = sum(over.values())
-            # the questions most exploited; a batch per round (a big set converges in few rounds)
-            batch = max(1, len(kept) // 50)
-            order = sorted(range(len(kept)), key=lambda j: (-score[j], tiebreak[kept[j]]))[:batch]
-            if score[order[0]] <= 0:
+            score = sum(_hits(questions, name) for name in over)
+            order = sorted((j for j in range(len(kept)) if score[j] > 0), key=lambda j: (kept[j] in tried, -score[j], tiebreak[kept[j]]))
+            if not order:
                 break
-            for j in sorted(order, reverse=True):
+            j = order[0]
+            index = kept[j]
+            redrawn = None if index in tried else _redraw(items[index], over, questions[:j] + questions[j + 1 :], rng)
+            tried.add(index)
+            if redrawn is not None:
+                items[index].distractors = redrawn
+            else:
                 dropped.add(kept.pop(j))
     return dropped

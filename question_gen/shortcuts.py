@@ -167,14 +167,15 @@ def shortcut_figures(mmad: Mapping, model_answers: Mapping[tuple[str, int], str]
     return figures
 
 
-def shortcut_warnings(figures: Mapping[str, dict]) -> list[str]:
-    """One line per (subtask, strategy) past its limit, on a subtask with enough questions."""
+def shortcut_warnings(figures: Mapping[str, dict], skip: tuple[str, ...] = ()) -> list[str]:
+    """One line per (subtask, held strategy, less those in `skip`) past its limit, on a subtask with
+    enough questions."""
     out = []
     for subtask, row in figures.items():
         if row["questions"] < MIN_QUESTIONS:
             continue
         for name, percent in row["percent"].items():
-            if name in row["held"] and percent > row["limit_percent"]:
+            if name in row["held"] and name not in skip and percent > row["limit_percent"]:
                 out.append(f"shortcut: in {subtask}, picking the {name.replace('_', '-')} option" + (f" ({row['position_letter']})" if name == "position" else "")
                            + f" is right in {percent:.0f}% of {row['questions']} questions (chance {row['chance_percent']:.0f}%, limit {row['limit_percent']:.0f}%)")
     return out

@@ -11,7 +11,7 @@ import pytest
 
 from question_gen.attributes import defect_attributes
 from question_gen.foreground import foreground_mask
-from question_gen.shortcut_filter import TARGET_PERCENT, shortcut_free
+from question_gen.shortcut_filter import TARGET_PERCENT, Item, shortcut_free
 from question_gen.shortcuts import LIMIT_PERCENT, shortcut_figures, shortcut_warnings
 
 
@@ -76,12 +76,23 @@ def test_a_models_text_only_answer_is_read_from_the_sets_provenance():
 
 
 def test_filter_leaves_out_questions_until_shortest_is_under_target():
-    items = [("Defect Classification", "Cut", ("Contamination", "Wrinkled surface", "Chipped coating")) for _ in range(30)]
-    items += [("Defect Classification", "Contamination", ("Cut", "Wrinkled surface", "Chipped coating")) for _ in range(30)]
-    dropped = shortcut_free(items, np.random.default_rng(0))
+    # "Cut" is shorter than any name it could be offered with: only leaving questions out helps
+    items = [Item("Defect Classification", "Cut", ("Contamination", "Wrinkled surface", "Chipped coating"), ("Contamination", "Wrinkled surface", "Chipped coating", "Misalignment")) for _ in range(30)]
+    items += [Item("Defect Classification", "Contamination", ("Cut", "Wrinkled surface", "Chipped coating")) for _ in range(30)]
+    dropped = shortcut_free(items, lambda _: np.random.default_rng(0))
     kept = [item for i, item in enumerate(items) if i not in dropped]
-    assert dropped and all(items[i][1] == "Cut" for i in dropped)
-    figures = shortcut_figures(_set([_question([c, *d], 0, s) for s, c, d in kept]))
+    assert dropped and all(items[i].correct == "Cut" for i in dropped)
+    figures = shortcut_figures(_set([_question([it.correct, *it.distractors], 0, it.subtask) for it in kept]))
+    assert figures["Defect Classification"]["percent"]["shortest"] <= TARGET_PERCENT
+
+
+def test_filter_draws_other_distractors_from_the_pool_before_leaving_anything_out():
+    # the key is the shortest of those drawn, but the pool holds shorter options as true
+    items = [Item("Defect Classification", "Scratch", ("Contamination", "Wrinkled surface", "Chipped coating"), ("Contamination", "Wrinkled surface", "Chipped coating", "Cut", "Dent", "Hole")) for _ in range(30)]
+    dropped = shortcut_free(items, lambda _: np.random.default_rng(0))
+    assert not dropped
+    assert all(set(it.distractors) <= set(it.pool) and len(set(it.distractors)) == 3 for it in items)
+    figures = shortcut_figures(_set([_question([it.correct, *it.distractors], 0, it.subtask) for it in items]))
     assert figures["Defect Classification"]["percent"]["shortest"] <= TARGET_PERCENT
 
 
