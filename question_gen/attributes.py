@@ -49,6 +49,7 @@ SMALL_AREA, LARGE_AREA, SIZE_MARGIN = _M["size"]["small_below"], _M["size"]["lar
 # two ranges with a margin on each side).
 ELONGATED_RATIO, ROUND_RATIO, ROUND_SOLIDITY = _M["shape"]["elongated_ratio"], _M["shape"]["round_ratio"], _M["shape"]["round_solidity"]
 IRREGULAR_SOLIDITY, IRREGULAR_RATIOS = _M["shape"]["irregular_solidity"], tuple(_M["shape"]["irregular_ratios"])
+ROUND_CIRCULARITY = _M["shape"]["round_circularity"]
 # Tone: the median luminance (0..1) of the defect against its ring; darker or brighter beyond
 # TONE_DELTA + TONE_MARGIN, similar within TONE_DELTA - TONE_MARGIN (and no colour shift), unknown
 # in between. A colour shift is the largest per-channel difference once luminance is set aside.
@@ -122,14 +123,21 @@ def _size(relative_area: float) -> Size | None:
     return None
 
 
+def circularity(region) -> float:
+    """4πA/P² with the Crofton perimeter: about 1.0 for a disk, 0.89-0.94 for a square."""
+    return float(4 * np.pi * region.area / max(region.perimeter_crofton, 1.0) ** 2)
+
+
 def _shape(region) -> tuple[Shape | None, float, float]:
-    """(shape or None, axis ratio, solidity) of a component."""
+    """(shape or None, axis ratio, solidity) of a component. A compact, convex outline is round
+    only when its outline is also a curve (ROUND_CIRCULARITY): a square chunk of rubber is no
+    round patch, nor clearly irregular, so its shape is not said."""
     ratio = region.axis_major_length / max(region.axis_minor_length, 1.0)
     solidity = float(region.solidity)
     if ratio >= ELONGATED_RATIO:
         return "elongated", ratio, solidity
     if ratio < ROUND_RATIO and solidity >= ROUND_SOLIDITY:
-        return "round", ratio, solidity
+        return ("round" if circularity(region) >= ROUND_CIRCULARITY else None), ratio, solidity
     low, high = IRREGULAR_RATIOS
     if solidity < IRREGULAR_SOLIDITY or low <= ratio <= high:
         return "irregular", ratio, solidity
