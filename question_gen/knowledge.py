@@ -194,11 +194,20 @@ def _object(knowledge_key: str, category: str, entries: KnowledgeEntries | None)
     return builtin if builtin is not None else (readable(category), None, (), "folder name")
 
 
+_LINKING_WORDS = frozenset("on in of at to the a an and or with from near along inside around over under by for".split())
+
+
 def option_name(title: str, object_words: set[str]) -> str:
     """A knowledge file's title as a Defect Classification option: without the object's own name
     (MMAD titles "Hazelnut Shell Hole", "Broken Grid": the only option naming the object gives the
     answer away) and in sentence case like the built-in names (acronyms kept)."""
-    words = [w for w in title.split() if w.lower().rstrip("s") not in object_words and w.lower() not in object_words] or title.split()
+    words = [w for w in title.split() if w.lower().rstrip("s") not in object_words and w.lower() not in object_words]
+    # a word that only tied the object's name in ("Crack on Bottle" less the bottle) goes with it
+    while words and words[-1].lower() in _LINKING_WORDS:
+        words.pop()
+    while words and words[0].lower() in _LINKING_WORDS:
+        words.pop(0)
+    words = words or title.split()
     return " ".join(w if w.isupper() and len(w) > 1 else (w.capitalize() if i == 0 else w.lower()) for i, w in enumerate(words))
 
 

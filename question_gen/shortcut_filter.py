@@ -9,7 +9,8 @@ never a distractor. What one question cannot balance, the set can. Per subtask, 
 question_gen/shortcuts.py is right in more than TARGET_PERCENT of the questions, the question it
 exploits most (ties by the seed) gets other distractors from its pool (every option as true as
 those drawn: Draft.pool), the first of up to RESAMPLES seeded draws that no strategy over the
-target answers; a question with no such draw is left out, and counted in the report.
+target answers; a question with no such draw is left out, and counted in the report. A subtask of MIN_KEPT questions or fewer is
+held only to what chance cannot reach (its shares are noisy), down to MIN_LEFT questions.
 
 TARGET_PERCENT sits under the limit the report warns at (shortcuts.LIMIT_PERCENT), so a set that
 passes here passes there once answer letters are dealt. The strategies are those the report holds
@@ -28,8 +29,11 @@ from question_gen import shortcuts
 
 TARGET_PERCENT = 30.0
 SHORTCUT_SKIP = f"left out: no distractors leave every blind strategy right in at most {TARGET_PERCENT:.0f}% (question_gen/shortcut_filter.py)"
-# a subtask of fewer questions is left alone (and not warned about): its shares are noise
+# below this many questions a share is held only to what chance cannot reach (NOISE_SIGMAS standard
+# deviations over chance): a tenth question keyed by the shortest option is noise, a key prior of 95% is not
 MIN_KEPT = shortcuts.MIN_QUESTIONS
+NOISE_SIGMAS = 2.33
+MIN_LEFT = 4
 RESAMPLES = 40
 OPTION_ONLY = frozenset(shortcuts.OPTION_STRATEGIES)
 
@@ -81,6 +85,14 @@ def _redraw(item: Item, strategies: Sequence[str], others: list[dict], rng: np.r
     return None
 
 
+def _limit(questions: list[dict]) -> float:
+    """TARGET_PERCENT, or for a small subtask the most chance reaches (percent)."""
+    if len(questions) > MIN_KEPT:
+        return TARGET_PERCENT
+    chance = float(np.mean([1.0 / len(q["Options"]) for q in questions]))
+    return max(TARGET_PERCENT, 100.0 * (chance + NOISE_SIGMAS * (chance * (1 - chance) / len(questions)) ** 0.5))
+
+
 def shortcut_free(items: list[Item], rng_for: Callable[[str], np.random.Generator]) -> set[int]:
     """Change the items' distractors in place, and return the indices of those to leave out, so that
     per subtask no held strategy is right in more than TARGET_PERCENT of the kept questions. Each
@@ -96,9 +108,10 @@ def shortcut_free(items: list[Item], rng_for: Callable[[str], np.random.Generato
         kept = list(members)
         tiebreak = {i: float(rng.random()) for i in members}
         tried: set[int] = set()  # questions whose distractors were drawn again: never twice
-        while strategies and len(kept) > MIN_KEPT:
+        while strategies and len(kept) > MIN_LEFT:
             questions = [_question(items[i].correct, items[i].distractors) for i in kept]
-            over = [name for name in strategies if 100.0 * _hits(questions, name).mean() > TARGET_PERCENT]
+            limit = _limit(questions)
+            over = [name for name in strategies if 100.0 * _hits(questions, name).mean() > limit]
             if not over:
                 break
             score = sum(_hits(questions, name) for name in over)

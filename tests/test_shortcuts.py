@@ -153,3 +153,12 @@ def test_unsure_object_extent_says_no_size():
     image[mask] = 20
     assert defect_attributes(mask, image, None).size is None
     assert defect_attributes(mask, image, 100.0 * 1000).size == "small"
+
+
+def test_a_knowledge_title_loses_the_words_that_tied_the_object_in():
+    from question_gen.knowledge import option_name
+
+    assert option_name("Crack on Bottle", {"bottle"}) == "Crack"
+    assert option_name("Hazelnut Shell Hole", {"hazelnut"}) == "Shell hole"
+    assert option_name("Hole in the Top of the Can", {"can"}) == "Hole in the top"
+    assert option_name("Bottle", {"bottle"}) == "Bottle"  # nothing left: the title as it is
