@@ -22,6 +22,8 @@ from typing import Literal
 import numpy as np
 from skimage import measure
 
+from question_gen.marks import marks_shown
+
 GRID_ROWS = ("top", "middle", "bottom")
 GRID_COLS = ("left", "center", "right")
 
@@ -60,8 +62,8 @@ TONE_DELTA, TONE_MARGIN, COLOUR_SHIFT = _M["tone"]["delta"], _M["tone"]["margin"
 # core is tight.
 CLEAR_CONTRAST, LOOSE_BAND, BAND_PIXELS = _M["tightness"]["clear_contrast"], _M["tightness"]["loose_band"], _M["tightness"]["band_pixels"]
 RING_PIXELS = _M["tightness"]["ring_pixels"]
-# A mask drawn as one or two parts whose differing pixels fall apart into MANY_PARTS or more parts
-# (a patch of crossing scratches outlined as one) has no count a person would agree on: unsure.
+# A mask drawn as one or two parts whose differing pixels show MANY_PARTS or more marks (separate,
+# or thin lines crossing: question_gen/marks.py) has no count a person would agree on: unsure.
 MANY_PARTS = _M["count"]["many_parts"]
 
 Size = Literal["small", "medium", "large"]
@@ -255,12 +257,6 @@ def change_against_template(image: np.ndarray, template: np.ndarray, mask: np.nd
     return _tone(inside, reference)[0]
 
 
-def _parts(pixels: np.ndarray) -> int:
-    """Separate marks among the pixels: 8-connected components of at least MIN_COMPONENT_PIXELS."""
-    labels = measure.label(pixels, connectivity=2)
-    return sum(r.area >= MIN_COMPONENT_PIXELS for r in measure.regionprops(labels))
-
-
 def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float | None, template: np.ndarray | None = None, foreground: np.ndarray | None = None) -> DefectAttributes:
     """Attributes of a binary defect mask over an RGB uint8 image of the same size (`object_area`
     None: the object's extent is unsure, so no size is said); with `template`
@@ -283,7 +279,7 @@ def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float | 
     # a loose mask overstates the defect: its size and tone are read from the pixels that differ
     defect = mask if tight or differing.sum() < MIN_COMPONENT_PIXELS else differing
     relative_area = float(defect.sum()) / max(object_area if object_area is not None else mask.size, 1.0)
-    marks = _parts(differing) if differing is not mask else len(regions)
+    marks = marks_shown(differing, MIN_COMPONENT_PIXELS, MANY_PARTS) if differing is not mask else len(regions)
     count_sure = len(regions) >= MANY_PARTS or marks < MANY_PARTS
     tone, delta, shift = _tone(rgb[defect], rgb[ring])
     shape, ratio, solidity = _shape(largest)

@@ -146,6 +146,23 @@ def test_many_thin_scratches_outlined_as_one_patch_have_no_sure_count():
     assert defect_attributes(single, image2, float(200 * 200)).count_sure
 
 
+def test_crossing_scratches_outlined_as_one_patch_have_no_sure_count():
+    rng = np.random.default_rng(4)
+    image = np.clip(rng.normal(150, 3, (200, 200, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((200, 200), bool)
+    mask[50:150, 50:150] = True
+    for k in range(4):  # a lattice of thin lines: one connected part, many scratches
+        image[60 + 25 * k : 62 + 25 * k, 55:145] = 40
+        image[55:145, 60 + 25 * k : 62 + 25 * k] = 40
+    patch = defect_attributes(mask, image, float(200 * 200))
+    assert patch.count == 1 and patch.measures["differing_parts"] >= 3 and not patch.count_sure
+    blob = np.clip(rng.normal(150, 3, (200, 200, 3)), 0, 255).astype(np.uint8)
+    blob[70:130, 60:140] = 40  # a solid rectangle: its skeleton branches, but it is one mark
+    solid = np.zeros((200, 200), bool)
+    solid[70:130, 60:140] = True
+    assert defect_attributes(solid, blob, float(200 * 200)).count_sure
+
+
 def test_unsure_object_extent_says_no_size():
     image = np.full((100, 100, 3), 120, np.uint8)
     mask = np.zeros((100, 100), bool)
