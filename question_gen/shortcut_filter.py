@@ -20,6 +20,7 @@ each subtask to (shortcuts.held_strategies), less position and model: letters ar
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -62,18 +63,19 @@ def _hits(questions: list[dict], strategy: str) -> np.ndarray:
     return np.array([pick(q["Options"], q["Answer"]) for q in questions])
 
 
-def _answered(question: dict, strategies: Sequence[str], others: list[dict]) -> float:
-    """How much of the question the strategies answer, the key prior read from the other questions."""
+def _answered(question: dict, strategies: Sequence[str], others: tuple[Counter, Counter]) -> float:
+    """How much of the question the strategies answer, the key prior read from the other questions'
+    wording counts."""
     total = 0.0
     for name in strategies:
         if name == "key_prior":
-            total += shortcuts.key_prior_shares([question, *others])[0]
+            total += shortcuts.key_prior_share(question, *others, counted=False)
         else:
             total += shortcuts.STRATEGIES[name](question["Options"], question["Answer"])
     return total
 
 
-def _redraw(item: Item, strategies: Sequence[str], others: list[dict], rng: np.random.Generator) -> tuple[str, ...] | None:
+def _redraw(item: Item, strategies: Sequence[str], others: tuple[Counter, Counter], rng: np.random.Generator) -> tuple[str, ...] | None:
     """Distractors from the item's pool that none of the strategies answers, or None."""
     need = len(item.distractors)
     if len(item.pool) < need:
@@ -120,7 +122,7 @@ def shortcut_free(items: list[Item], rng_for: Callable[[str], np.random.Generato
                 break
             j = order[0]
             index = kept[j]
-            redrawn = None if index in tried else _redraw(items[index], over, questions[:j] + questions[j + 1 :], rng)
+            redrawn = None if index in tried else _redraw(items[index], over, shortcuts.wording_counts(questions[:j] + questions[j + 1 :]), rng)
             tried.add(index)
             if redrawn is not None:
                 items[index].distractors = redrawn

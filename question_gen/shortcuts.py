@@ -85,23 +85,32 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def key_prior_shares(questions: list[Question]) -> list[float]:
-    """Per question, the key_prior pick's share: each option scored by how often its wording is
-    the key among the other questions it appears in (leave-one-out)."""
+def wording_counts(questions: Iterable[Question]) -> tuple[Counter, Counter]:
+    """(how often each wording is the key, how often it is offered) over the questions."""
     keyed, offered = Counter(), Counter()
     for question in questions:
         for letter, text in question["Options"].items():
             offered[_norm(text)] += 1
             keyed[_norm(text)] += letter == question["Answer"]
-    shares = []
-    for question in questions:
-        scores = {}
-        for letter, text in question["Options"].items():
-            own = letter == question["Answer"]
-            seen = offered[_norm(text)] - 1
-            scores[letter] = round((keyed[_norm(text)] - own) / seen, 9) if seen else 1.0 / len(question["Options"])
-        shares.append(_pick_share(scores, question["Answer"], max))
-    return shares
+    return keyed, offered
+
+
+def key_prior_share(question: Question, keyed: Counter, offered: Counter, counted: bool = True) -> float:
+    """The key_prior pick's share on one question, from wording counts over the set (`counted`: the
+    question itself is in them, and is taken out: leave-one-out)."""
+    scores = {}
+    for letter, text in question["Options"].items():
+        own = counted and letter == question["Answer"]
+        seen = offered[_norm(text)] - counted
+        scores[letter] = round((keyed[_norm(text)] - own) / seen, 9) if seen else 1.0 / len(question["Options"])
+    return _pick_share(scores, question["Answer"], max)
+
+
+def key_prior_shares(questions: list[Question]) -> list[float]:
+    """Per question, the key_prior pick's share: each option scored by how often its wording is
+    the key among the other questions it appears in (leave-one-out)."""
+    keyed, offered = wording_counts(questions)
+    return [key_prior_share(question, keyed, offered) for question in questions]
 
 
 def questions_of(mmad: Mapping) -> Iterable[tuple[str, int, Question]]:
