@@ -179,3 +179,28 @@ def test_a_knowledge_title_loses_the_words_that_tied_the_object_in():
     assert option_name("Hazelnut Shell Hole", {"hazelnut"}) == "Shell hole"
     assert option_name("Hole in the Top of the Can", {"can"}) == "Hole in the top"
     assert option_name("Bottle", {"bottle"}) == "Bottle"  # nothing left: the title as it is
+
+
+def test_audit_reports_the_same_shortcuts_and_leaves_detection_out_of_option_measures(tmp_path):
+    from question_gen.audit.run import audit_records
+
+    questions = [_question(["Yes", "No", "Maybe", "Unclear"], 0, "Anomaly Detection") for _ in range(25)]
+    questions += [_question(["Cut", "Contamination spot", "Wrinkled surface", "Chipped coating"], 0) for _ in range(25)]
+    mmad = {f"VisA/pcb4/test/bad/{i:03d}.JPG": {"conversation": [q]} for i, q in enumerate(questions)}
+    summary = audit_records(mmad, tmp_path, set_path=str(tmp_path / "mmad.json")).summary()
+    assert "option_lengths" not in summary
+    assert set(summary["shortcuts"]["Anomaly Detection"]["percent"]) == {"position"}
+    assert summary["shortcuts"]["Defect Classification"]["percent"]["shortest"] == 100.0
+    assert summary["shortcuts"] == shortcut_figures(mmad)
+
+
+def test_audit_command_prints_the_shortcuts_and_warns(tmp_path, capsys):
+    from harness.cli import main
+
+    questions = [_question(["Cut", "Contamination spot", "Wrinkled surface", "Chipped coating"], 0) for _ in range(25)]
+    (tmp_path / "mmad.json").write_text(json.dumps({f"D/c/test/x/{i:03d}.png": {"conversation": [q]} for i, q in enumerate(questions)}))
+    assert main(["audit", str(tmp_path / "mmad.json"), "--out", str(tmp_path / "audit.json")]) == 0
+    out = capsys.readouterr().out
+    assert "blind shortcuts, Defect Classification (25 q, chance 25%): shortest 100%" in out
+    assert "picking the shortest option is right in 100% of 25 questions" in out
+    assert json.loads((tmp_path / "audit.json").read_text())["summary"]["shortcuts"]["Defect Classification"]["worst"] in ("shortest", "position")
