@@ -36,6 +36,7 @@ MIN_KEPT = shortcuts.MIN_QUESTIONS
 NOISE_SIGMAS = 2.33
 MIN_LEFT = 4
 RESAMPLES = 40
+BATCH_SHARE = 50  # questions changed per recount: a fiftieth of the subtask
 OPTION_ONLY = frozenset(shortcuts.OPTION_STRATEGIES)
 
 
@@ -87,6 +88,14 @@ def _redraw(item: Item, strategies: Sequence[str], others: tuple[Counter, Counte
     return None
 
 
+def _count(counts: tuple[Counter, Counter], question: dict, sign: int) -> None:
+    """Add (sign +1) or take out (-1) one question's wordings in the set's counts."""
+    keyed, offered = counts
+    for letter, text in question["Options"].items():
+        offered[shortcuts.norm(text)] += sign
+        keyed[shortcuts.norm(text)] += sign * (letter == question["Answer"])
+
+
 def _limit(questions: list[dict]) -> float:
     """TARGET_PERCENT, or for a small subtask the most chance reaches (percent)."""
     if len(questions) > MIN_KEPT:
@@ -120,12 +129,20 @@ def shortcut_free(items: list[Item], rng_for: Callable[[str], np.random.Generato
             order = sorted((j for j in range(len(kept)) if score[j] > 0), key=lambda j: (kept[j] in tried, -score[j], tiebreak[kept[j]]))
             if not order:
                 break
-            j = order[0]
-            index = kept[j]
-            redrawn = None if index in tried else _redraw(items[index], over, shortcuts.wording_counts(questions[:j] + questions[j + 1 :]), rng)
-            tried.add(index)
-            if redrawn is not None:
-                items[index].distractors = redrawn
-            else:
+            # the most exploited first, a batch per round (a big set converges in few recounts)
+            counts = shortcuts.wording_counts(questions)
+            leave: list[int] = []
+            for j in order[: max(1, len(kept) // BATCH_SHARE)]:
+                index = kept[j]
+                _count(counts, questions[j], -1)  # the others' counts, for the key prior
+                redrawn = None if index in tried else _redraw(items[index], over, counts, rng)
+                tried.add(index)
+                if redrawn is not None:
+                    items[index].distractors = redrawn
+                    questions[j] = _question(items[index].correct, redrawn)
+                else:
+                    leave.append(j)
+                _count(counts, questions[j], +1)
+            for j in sorted(leave, reverse=True):
                 dropped.add(kept.pop(j))
     return dropped

@@ -81,7 +81,7 @@ def most_agreeing(options: Mapping[str, str], answer: str) -> float:
 STRATEGIES: dict[str, Callable[[Mapping[str, str], str], float]] = {"shortest": shortest, "longest": longest, "most_agreeing": most_agreeing}
 
 
-def _norm(text: str) -> str:
+def norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
@@ -90,8 +90,8 @@ def wording_counts(questions: Iterable[Question]) -> tuple[Counter, Counter]:
     keyed, offered = Counter(), Counter()
     for question in questions:
         for letter, text in question["Options"].items():
-            offered[_norm(text)] += 1
-            keyed[_norm(text)] += letter == question["Answer"]
+            offered[norm(text)] += 1
+            keyed[norm(text)] += letter == question["Answer"]
     return keyed, offered
 
 
@@ -101,8 +101,8 @@ def key_prior_share(question: Question, keyed: Counter, offered: Counter, counte
     scores = {}
     for letter, text in question["Options"].items():
         own = counted and letter == question["Answer"]
-        seen = offered[_norm(text)] - counted
-        scores[letter] = round((keyed[_norm(text)] - own) / seen, 9) if seen else 1.0 / len(question["Options"])
+        seen = offered[norm(text)] - counted
+        scores[letter] = round((keyed[norm(text)] - own) / seen, 9) if seen else 1.0 / len(question["Options"])
     return _pick_share(scores, question["Answer"], max)
 
 
