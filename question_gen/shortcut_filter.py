@@ -8,8 +8,8 @@ middle of the object makes "The center of the image." the key of most Localizati
 never a distractor. What one question cannot balance, the set can. Per subtask, while a strategy of
 question_gen/shortcuts.py is right in more than TARGET_PERCENT of the questions, the question it
 exploits most (ties by the seed) gets other distractors from its pool (every option as true as
-those drawn: Draft.pool), the first of up to RESAMPLES seeded draws that no strategy over the
-target answers; a question with no such draw is left out, and counted in the report. A subtask of MIN_KEPT questions or fewer is
+those drawn: Draft.pool), the first of up to RESAMPLES seeded draws on which no strategy over the
+target does better than chance (a tie among all options is chance); a question with no such draw is left out, and counted in the report. A subtask of MIN_KEPT questions or fewer is
 held only to what chance cannot reach (its shares are noisy), down to MIN_LEFT questions.
 
 TARGET_PERCENT sits under the limit the report warns at (shortcuts.LIMIT_PERCENT), so a set that
@@ -77,13 +77,16 @@ def _answered(question: dict, strategies: Sequence[str], others: tuple[Counter, 
 
 
 def _redraw(item: Item, strategies: Sequence[str], others: tuple[Counter, Counter], rng: np.random.Generator) -> tuple[str, ...] | None:
-    """Distractors from the item's pool that none of the strategies answers, or None."""
+    """Distractors from the item's pool on which none of the strategies does better than chance (a
+    tie among all options is chance, as a blind reader would meet it), or None."""
     need = len(item.distractors)
     if len(item.pool) < need:
         return None
     for _ in range(RESAMPLES):
         chosen = tuple(item.pool[i] for i in sorted(rng.choice(len(item.pool), need, replace=False)))
-        if _answered(_question(item.correct, chosen), strategies, others) == 0.0:
+        question = _question(item.correct, chosen)
+        if _answered(question, strategies, others) <= len(strategies) / len(question["Options"]) and all(
+                _answered(question, (name,), others) <= 1.0 / len(question["Options"]) for name in strategies):
             return chosen
     return None
 

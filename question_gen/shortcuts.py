@@ -5,6 +5,8 @@ same figures come out of `generate --report` for a new set and out of `audit` fo
 own included. Per subtask, each blind strategy's share of right answers:
 
 - shortest / longest: pick the option with the fewest / most characters;
+- most_specific / least_specific: pick the option naming the most / fewest things (distinct
+  content words: "a small round dark dent near the rim" against "a dent");
 - most_agreeing: pick the option whose content words agree most with the other options' (a key
   written by varying one attribute of each distractor shares the most words with them all);
 - key_prior: pick the option whose wording is most often the key elsewhere in the set (counted
@@ -32,9 +34,9 @@ from harness.schema import Subtask
 LIMIT_PERCENT = 35.0  # chance is 25% with 4 options; a blind strategy past this is a shortcut
 DETECTION_LIMIT_PERCENT = 60.0  # Yes/No: chance 50%
 MIN_QUESTIONS = 20  # fewer and a share moves too much by chance to warn about
-OPTION_STRATEGIES = ("shortest", "longest", "most_agreeing", "key_prior")
+OPTION_STRATEGIES = ("shortest", "longest", "most_specific", "least_specific", "most_agreeing", "key_prior")
 _DETECTION = Subtask.ANOMALY_DETECTION.value
-_STOPWORDS = frozenset("a an the of and or with in on at to is are it its this that by for from as be".split())
+_STOPWORDS = frozenset("a an the of and or with in on at to is are it its their this that these by for from as be".split())
 
 # key_prior needs a reader who has learned the set's keys; it is held to the limit only where every
 # image's options come from one small shared vocabulary (the 9 grid-cell wordings): elsewhere a
@@ -63,6 +65,14 @@ def longest(options: Mapping[str, str], answer: str) -> float:
     return _pick_share({k: len(v) for k, v in options.items()}, answer, max)
 
 
+def most_specific(options: Mapping[str, str], answer: str) -> float:
+    return _pick_share({k: len(_words(v)) for k, v in options.items()}, answer, max)
+
+
+def least_specific(options: Mapping[str, str], answer: str) -> float:
+    return _pick_share({k: len(_words(v)) for k, v in options.items()}, answer, min)
+
+
 def agreement(options: Mapping[str, str]) -> dict[str, float]:
     """Per option, the mean share of its content words (Jaccard) it holds in common with each other
     option."""
@@ -78,7 +88,8 @@ def most_agreeing(options: Mapping[str, str], answer: str) -> float:
     return _pick_share({k: round(v, 9) for k, v in agreement(options).items()}, answer, max)
 
 
-STRATEGIES: dict[str, Callable[[Mapping[str, str], str], float]] = {"shortest": shortest, "longest": longest, "most_agreeing": most_agreeing}
+STRATEGIES: dict[str, Callable[[Mapping[str, str], str], float]] = {"shortest": shortest, "longest": longest, "most_specific": most_specific,
+                                                                         "least_specific": least_specific, "most_agreeing": most_agreeing}
 
 
 def norm(text: str) -> str:

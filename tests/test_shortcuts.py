@@ -77,8 +77,8 @@ def test_a_models_text_only_answer_is_read_from_the_sets_provenance():
 
 def test_filter_leaves_out_questions_until_shortest_is_under_target():
     # "Cut" is shorter than any name it could be offered with: only leaving questions out helps
-    items = [Item("Defect Classification", "Cut", ("Contamination", "Wrinkled surface", "Chipped coating"), ("Contamination", "Wrinkled surface", "Chipped coating", "Misalignment")) for _ in range(30)]
-    items += [Item("Defect Classification", "Contamination", ("Cut", "Wrinkled surface", "Chipped coating")) for _ in range(30)]
+    items = [Item("Defect Classification", "Cut", ("Contamination spot", "Wrinkled surface", "Chipped coating"), ("Contamination spot", "Wrinkled surface", "Chipped coating", "Misaligned part")) for _ in range(30)]
+    items += [Item("Defect Classification", "Contamination spot", ("Cut", "Wrinkled rubber surface", "Chipped paint coating")) for _ in range(30)]
     dropped = shortcut_free(items, lambda _: np.random.default_rng(0))
     kept = [item for i, item in enumerate(items) if i not in dropped]
     assert dropped and all(items[i].correct == "Cut" for i in dropped)
