@@ -43,7 +43,7 @@ def measured(attributes: DefectAttributes, noun: tuple[str, str], noun_shaped: b
         return None
     count = min(attributes.count, 3)
     known = {"size": attributes.size, "shape": None if noun_shaped else attributes.shape, "tone": attributes.tone}
-    if 1 + sum(v is not None for v in known.values()) < MIN_KNOWN_ATTRIBUTES:
+    if 1 + noun_shaped + sum(v is not None for v in known.values()) < MIN_KNOWN_ATTRIBUTES:  # a shaped noun says its shape
         return None
     axes = [name for name, value in known.items() if value is not None]
     truth = (count, *(known[a] for a in axes))

@@ -204,3 +204,17 @@ def test_audit_command_prints_the_shortcuts_and_warns(tmp_path, capsys):
     assert "blind shortcuts, Defect Classification (25 q, chance 25%): shortest 100%" in out
     assert "picking the shortest option is right in 100% of 25 questions" in out
     assert json.loads((tmp_path / "audit.json").read_text())["summary"]["shortcuts"]["Defect Classification"]["worst"] in ("shortest", "position")
+
+
+def test_a_noun_that_says_its_shape_gets_no_shape_word():
+    from question_gen.descriptions import measured
+
+    image = np.full((200, 200, 3), 150, np.uint8)
+    mask = np.zeros((200, 200), bool)
+    mask[90:110, 90:110] = True  # a sliced-off square of tread: round by its axes, but a slit is long
+    image[mask] = 40
+    attributes = defect_attributes(mask, image, float(200 * 200 * 10))
+    described = measured(attributes, ("slit", "slits"), noun_shaped=True)
+    assert described is not None and "slit" in described.correct
+    for option in (described.correct, *described.pools[0]):
+        assert not {"round", "elongated", "irregular"} & set(option.rstrip(".").replace(",", "").split()), option
