@@ -22,6 +22,8 @@ from typing import Literal
 import numpy as np
 from skimage import measure
 
+from question_gen.marks import marks_shown
+
 GRID_ROWS = ("top", "middle", "bottom")
 GRID_COLS = ("left", "center", "right")
 
@@ -49,6 +51,7 @@ SMALL_AREA, LARGE_AREA, SIZE_MARGIN = _M["size"]["small_below"], _M["size"]["lar
 # two ranges with a margin on each side).
 ELONGATED_RATIO, ROUND_RATIO, ROUND_SOLIDITY = _M["shape"]["elongated_ratio"], _M["shape"]["round_ratio"], _M["shape"]["round_solidity"]
 IRREGULAR_SOLIDITY, IRREGULAR_RATIOS = _M["shape"]["irregular_solidity"], tuple(_M["shape"]["irregular_ratios"])
+ROUND_CIRCULARITY = _M["shape"]["round_circularity"]
 # Tone: the median luminance (0..1) of the defect against its ring; darker or brighter beyond
 # TONE_DELTA + TONE_MARGIN, similar within TONE_DELTA - TONE_MARGIN (and no colour shift), unknown
 # in between. A colour shift is the largest per-channel difference once luminance is set aside.
@@ -59,6 +62,9 @@ TONE_DELTA, TONE_MARGIN, COLOUR_SHIFT = _M["tone"]["delta"], _M["tone"]["margin"
 # core is tight.
 CLEAR_CONTRAST, LOOSE_BAND, BAND_PIXELS = _M["tightness"]["clear_contrast"], _M["tightness"]["loose_band"], _M["tightness"]["band_pixels"]
 RING_PIXELS = _M["tightness"]["ring_pixels"]
+# A mask drawn as one or two parts whose differing pixels show MANY_PARTS or more marks (separate,
+# or thin lines crossing: question_gen/marks.py) has no count a person would agree on: unsure.
+MANY_PARTS = _M["count"]["many_parts"]
 
 Size = Literal["small", "medium", "large"]
 Shape = Literal["elongated", "round", "irregular"]
@@ -75,6 +81,7 @@ class DefectAttributes:
     count: int
     tone: Tone | None  # None: too close to a class boundary to say
     tone_vs_template: Tone | None = None  # the defect area against the same area of the nearest normal image
+    count_sure: bool = True  # False: the pixels show many marks where the outline shows one or two
     tightness: float = 1.0  # how much the band inside the outline differs from the ring, relative to the core
     measures: dict = field(default_factory=dict, compare=False)  # the numbers behind each attribute, for the report and the audit
 
@@ -118,14 +125,21 @@ def _size(relative_area: float) -> Size | None:
     return None
 
 
+def circularity(region) -> float:
+    """4πA/P² with the Crofton perimeter: about 1.0 for a disk, 0.89-0.94 for a square."""
+    return float(4 * np.pi * region.area / max(region.perimeter_crofton, 1.0) ** 2)
+
+
 def _shape(region) -> tuple[Shape | None, float, float]:
-    """(shape or None, axis ratio, solidity) of a component."""
+    """(shape or None, axis ratio, solidity) of a component. A compact, convex outline is round
+    only when its outline is also a curve (ROUND_CIRCULARITY): a square chunk of rubber is no
+    round patch, nor clearly irregular, so its shape is not said."""
     ratio = region.axis_major_length / max(region.axis_minor_length, 1.0)
     solidity = float(region.solidity)
     if ratio >= ELONGATED_RATIO:
         return "elongated", ratio, solidity
     if ratio < ROUND_RATIO and solidity >= ROUND_SOLIDITY:
-        return "round", ratio, solidity
+        return ("round" if circularity(region) >= ROUND_CIRCULARITY else None), ratio, solidity
     low, high = IRREGULAR_RATIOS
     if solidity < IRREGULAR_SOLIDITY or low <= ratio <= high:
         return "irregular", ratio, solidity
@@ -243,8 +257,9 @@ def change_against_template(image: np.ndarray, template: np.ndarray, mask: np.nd
     return _tone(inside, reference)[0]
 
 
-def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, template: np.ndarray | None = None, foreground: np.ndarray | None = None) -> DefectAttributes:
-    """Attributes of a binary defect mask over an RGB uint8 image of the same size; with `template`
+def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float | None, template: np.ndarray | None = None, foreground: np.ndarray | None = None) -> DefectAttributes:
+    """Attributes of a binary defect mask over an RGB uint8 image of the same size (`object_area`
+    None: the object's extent is unsure, so no size is said); with `template`
     (the nearest normal image), also the change against it; with `foreground` (the object's pixels
     in a normal image), the ring is kept on the object."""
     labels = measure.label(mask, connectivity=2)
@@ -263,33 +278,32 @@ def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float, t
     tight = tight_ratio >= LOOSE_BAND
     # a loose mask overstates the defect: its size and tone are read from the pixels that differ
     defect = mask if tight or differing.sum() < MIN_COMPONENT_PIXELS else differing
-    relative_area = float(defect.sum()) / max(object_area, 1.0)
+    relative_area = float(defect.sum()) / max(object_area if object_area is not None else mask.size, 1.0)
+    marks = marks_shown(differing, MIN_COMPONENT_PIXELS, MANY_PARTS) if differing is not mask else len(regions)
+    count_sure = len(regions) >= MANY_PARTS or marks < MANY_PARTS
     tone, delta, shift = _tone(rgb[defect], rgb[ring])
     shape, ratio, solidity = _shape(largest)
     return DefectAttributes(
         cell_shares=tuple(tuple(float(v) for v in row_) for row_ in shares),
         main_cell=main_cell,
         relative_area=relative_area,
-        size=_size(relative_area),
+        size=_size(relative_area) if object_area is not None else None,
         shape=shape if tight else None,
         count=len(regions),
+        count_sure=count_sure,
         tone=tone,
         tone_vs_template=change_against_template(image, template, mask) if template is not None else None,
         tightness=tight_ratio,
         measures={"luminance_delta": round(delta, 4), "colour_shift": round(shift, 4), "axis_ratio": round(float(ratio), 3), "solidity": round(solidity, 3),
-                  "relative_area": round(relative_area, 5), "tightness": round(tight_ratio, 3)},
+                  "relative_area": round(relative_area, 5), "tightness": round(tight_ratio, 3), "differing_parts": marks},
     )
 
 
 def foreground_mask(template_rgb: np.ndarray) -> np.ndarray | None:
-    """The object's pixels in a normal image: those that differ from the border colour; None for
-    textures (almost everything, or almost nothing, differs), where the whole image is the object."""
-    rgb = template_rgb.astype(np.float32)
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    distance = np.abs(rgb - np.median(border, axis=0)).max(axis=-1)
-    foreground = distance > 40
-    share = float(foreground.mean())
-    return None if share < 0.03 or share > 0.9 else foreground
+    """The object's pixels in a normal image; None for a texture (question_gen/foreground.py)."""
+    from question_gen.foreground import foreground_mask as found
+
+    return found(template_rgb)
 
 
 def estimate_object_area(template_rgb: np.ndarray) -> float:
@@ -299,10 +313,15 @@ def estimate_object_area(template_rgb: np.ndarray) -> float:
 
 
 # Normal images an object's extent is estimated from: one image's background may fool the estimate
-# (a shadow, a reflection), the median of a few does not.
+# (a shadow, a reflection), the median of a few does not; where the few disagree by more than the
+# size classes' own margin (SIZE_MARGIN), the extent is unsure and no size is said.
 AREA_TEMPLATES = 5
 
 
-def median_object_area(templates: list[np.ndarray]) -> float:
-    """The median extent of the object over the first AREA_TEMPLATES normal images."""
-    return float(np.median([estimate_object_area(t) for t in templates[:AREA_TEMPLATES]]))
+def median_object_area(templates: list[np.ndarray]) -> float | None:
+    """The median extent of the object over the first AREA_TEMPLATES normal images; None when
+    their estimates disagree by more than a factor SIZE_MARGIN."""
+    areas = [estimate_object_area(t) for t in templates[:AREA_TEMPLATES]]
+    if not areas or max(areas) > SIZE_MARGIN * max(min(areas), 1.0):
+        return None
+    return float(np.median(areas))

@@ -36,12 +36,14 @@ class Described:
     template: str
 
 
-def measured(attributes: DefectAttributes, noun: tuple[str, str]) -> Described | None:
+def measured(attributes: DefectAttributes, noun: tuple[str, str], noun_shaped: bool = False) -> Described | None:
     """'A single small, round opening, darker than its surroundings.' from the attributes known for
     sure; distractors change one or two of those, never one that is unknown (it might be true)."""
+    if not attributes.count_sure:  # "a single scratch" of a patch of dozens would be a guess
+        return None
     count = min(attributes.count, 3)
-    known = {"size": attributes.size, "shape": attributes.shape, "tone": attributes.tone}
-    if 1 + sum(v is not None for v in known.values()) < MIN_KNOWN_ATTRIBUTES:
+    known = {"size": attributes.size, "shape": None if noun_shaped else attributes.shape, "tone": attributes.tone}
+    if 1 + noun_shaped + sum(v is not None for v in known.values()) < MIN_KNOWN_ATTRIBUTES:  # a shaped noun says its shape
         return None
     axes = [name for name, value in known.items() if value is not None]
     truth = (count, *(known[a] for a in axes))

@@ -19,7 +19,7 @@ from harness.schema import Subtask
 from question_gen.attributes import TOUCHED_CELL_SHARE, DefectAttributes, adjacent_cells, cell_name
 from question_gen import descriptions
 from question_gen.knowledge import CategoryKnowledge, DefectInfo, defect_kinds, exclusive, generic_objects
-from question_gen.options import pick_distractors, same_thing
+from question_gen.options import pick_distractors, same_thing, usable_pool
 
 N_OPTIONS = 4
 DISTRACTORS = N_OPTIONS - 1
@@ -32,6 +32,7 @@ class Draft:
     correct: str
     distractors: tuple[str, ...]
     provenance: dict | None = field(default=None, compare=False)  # which knowledge entry, or which LLM wrote and checked it
+    pool: tuple[str, ...] = field(default=(), compare=False)  # every distractor that would be as true: the set-level filter's choice
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def defect_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft 
     own = [other.name for other in ctx.knowledge.defects.values() if not other.group and other.folder != info.folder]
     generic = [name for name, generic_kind in defect_kinds()[1] if (exclusive(kind, generic_kind) if kind else True)]
     distractors = pick_distractors(info.name, [own, generic], DISTRACTORS, rng)
-    return Draft(Subtask.DEFECT_CLASSIFICATION, render_text("question_gen/defect_classification.j2"), info.name, tuple(distractors), _from(info.source))
+    return Draft(Subtask.DEFECT_CLASSIFICATION, render_text("question_gen/defect_classification.j2"), info.name, tuple(distractors), _from(info.source), usable_pool(info.name, [own, generic]))
 
 
 def defect_localization(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
@@ -98,15 +99,16 @@ def defect_localization(ctx: ImageContext, rng: np.random.Generator) -> Draft | 
     if len(candidates) < DISTRACTORS:
         return Skip(Subtask.DEFECT_LOCALIZATION, "fewer than 3 untouched, non-adjacent grid cells for distractors")
     option = lambda cell: render_text("question_gen/localization_option.j2", cell=cell_name(*cell))  # noqa: E731
-    distractors = pick_distractors(option((row, col)), [[option(c) for c in candidates]], DISTRACTORS, rng)
-    return Draft(Subtask.DEFECT_LOCALIZATION, render_text("question_gen/defect_localization.j2"), option((row, col)), tuple(distractors))
+    pool = [[option(c) for c in candidates]]
+    distractors = pick_distractors(option((row, col)), pool, DISTRACTORS, rng)
+    return Draft(Subtask.DEFECT_LOCALIZATION, render_text("question_gen/defect_localization.j2"), option((row, col)), tuple(distractors), pool=usable_pool(option((row, col)), pool))
 
 
 def _drafted(subtask: Subtask, described: descriptions.Described | None, rng: np.random.Generator) -> Draft | None:
     if described is None:
         return None
     distractors = pick_distractors(described.correct, described.pools, DISTRACTORS, rng)
-    return Draft(subtask, render_text(described.template), described.correct, tuple(distractors), _from(described.source))
+    return Draft(subtask, render_text(described.template), described.correct, tuple(distractors), _from(described.source), usable_pool(described.correct, described.pools))
 
 
 def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
@@ -126,8 +128,8 @@ def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | S
     attributes = ctx.attributes
     assert attributes is not None
     noun = kind.noun if kind is not None else ("defect area", "defect areas")
-    result = _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.measured(attributes, noun), rng)
-    return result or Skip(Subtask.DEFECT_DESCRIPTION, "too few attributes the image shows for sure (size, shape or tone near a class boundary, or a loose mask)")
+    result = _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.measured(attributes, noun, kind is not None and kind.noun_shaped), rng)
+    return result or Skip(Subtask.DEFECT_DESCRIPTION, "too few attributes the image shows for sure (count unclear, size, shape or tone near a class boundary, or a loose mask)")
 
 
 def defect_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
@@ -155,8 +157,9 @@ def defect_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip
 def object_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
     knowledge = ctx.knowledge
     correct = knowledge.object_name
-    distractors = pick_distractors(correct, [knowledge.other_objects, generic_objects()], DISTRACTORS, rng, conflicts=same_thing)
-    return Draft(Subtask.OBJECT_CLASSIFICATION, render_text("question_gen/object_classification.j2"), correct, tuple(distractors), _from(knowledge.object_source))
+    pools = [knowledge.other_objects, generic_objects()]
+    distractors = pick_distractors(correct, pools, DISTRACTORS, rng, conflicts=same_thing)
+    return Draft(Subtask.OBJECT_CLASSIFICATION, render_text("question_gen/object_classification.j2"), correct, tuple(distractors), _from(knowledge.object_source), usable_pool(correct, pools, same_thing))
 
 
 def object_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
@@ -167,7 +170,7 @@ def object_analysis(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip
     if knowledge.facts:
         fact = knowledge.facts[int(rng.integers(len(knowledge.facts)))]
         distractors = pick_distractors(fact.answer, [fact.distractors], DISTRACTORS, rng)
-        return Draft(Subtask.OBJECT_ANALYSIS, fact.question, fact.answer, tuple(distractors), _from(fact.source))
+        return Draft(Subtask.OBJECT_ANALYSIS, fact.question, fact.answer, tuple(distractors), _from(fact.source), usable_pool(fact.answer, [fact.distractors]))
     return Skip(Subtask.OBJECT_ANALYSIS, f"no object facts for category {ctx.category!r} (question_gen/data/objects.toml, --knowledge, or --llm)")
 
 

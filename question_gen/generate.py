@@ -11,7 +11,7 @@ import asyncio
 import os
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from question_gen.drafts import Draft, ImageContext, Skip, draft_questions
 from question_gen.knowledge_file import read_knowledge_file
 from question_gen.llm_facts import verified_facts
 from question_gen.shape import MMAD_MAX_QUESTIONS, mmad_shaped
+from question_gen.shortcut_filter import SHORTCUT_SKIP, Item, shortcut_free
 from question_gen.llm_assist import LlmImage, rewrite_all, with_provenance
 from question_gen.quality import quality_report
 from harness.adsets.layouts import SourceCategory, SourceImage, read_mvtec_layout
@@ -187,6 +188,8 @@ def generate_question_set(
             image.drafts = kept
         mmad = _assemble(pending, seed)
     report.audit = {"checked": len(audited.questions), "dropped": len(flagged), "verdicts": audited.summary()["verdicts"]}
+    if _leave_out_shortcuts(pending, seed, report):
+        mmad = _assemble(pending, seed)
     for record in mmad.values():
         for question in record["conversation"]:
             report.questions_by_subtask[question["type"]] += 1
@@ -197,6 +200,24 @@ def generate_question_set(
     write_json_atomically(out / "domain_knowledge.json", {dataset_name: knowledge_by_category})
     write_json_atomically(out / "generation_report.json", report.as_dict())
     return report
+
+
+def _leave_out_shortcuts(pending: list[_PendingImage], seed: int, report: GenerationReport) -> bool:
+    """Distractors drawn again, or questions left out, until no blind strategy wins
+    (question_gen/shortcut_filter.py); whether anything changed."""
+    places = [(image, index, draft) for image in pending for index, draft in enumerate(image.drafts)]
+    items = [Item(d.subtask.value, d.correct, d.distractors, d.pool) for _, _, d in places]
+    dropped = shortcut_free(items, lambda subtask: _rng(seed, f"shortcuts|{subtask}"))
+    changed = bool(dropped)
+    for (image, index, draft), item in zip(places, items):
+        if item.distractors != draft.distractors:
+            image.drafts[index] = replace(draft, distractors=item.distractors)
+            changed = True
+    for place in sorted(dropped, reverse=True):
+        image, index, draft = places[place]
+        report.skipped[f"{draft.subtask.value}: {SHORTCUT_SKIP}"] += 1
+        del image.drafts[index]
+    return changed
 
 
 def _assemble(pending: list[_PendingImage], seed: int) -> dict[str, dict]:
@@ -231,7 +252,7 @@ class _CategoryState:
     category: SourceCategory
     dataset_name: str
     seed: int
-    object_area: float
+    object_area: float | None  # None: the templates disagree on the object's extent, so no size is said
     template_descriptors: np.ndarray
     knowledge: knowledge.CategoryKnowledge
     mmad_shape: bool

@@ -45,6 +45,7 @@ class DefectKind:
     noun: tuple[str, str]  # (singular, plural) in a measured description
     causes: tuple[Statement, ...]
     consequences: tuple[Statement, ...]
+    noun_shaped: bool = False  # the noun says the shape: a measured description states none
 
     def statements(self, aspect: str) -> tuple[Statement, ...]:
         return self.causes if aspect == "cause" else self.consequences
@@ -119,7 +120,7 @@ def defect_kinds() -> tuple[dict[str, DefectKind], tuple[tuple[str, str], ...]]:
     kinds = {
         kind: DefectKind(
             kind, e["name"], e["looks"], frozenset(near[kind]), bool(e["mark"]), re.compile(e["terms"], re.I), tuple(e.get("noun", ["mark", "marks"])),  # type: ignore[arg-type]
-            _statements(e["causes"], groups), _statements(e["consequences"], groups),
+            _statements(e["causes"], groups), _statements(e["consequences"], groups), bool(e.get("noun_shaped", False)),
         )
         for kind, e in raw.items()
     }
@@ -193,11 +194,20 @@ def _object(knowledge_key: str, category: str, entries: KnowledgeEntries | None)
     return builtin if builtin is not None else (readable(category), None, (), "folder name")
 
 
+_LINKING_WORDS = frozenset("on in of at to the a an and or with from near along inside around over under by for".split())
+
+
 def option_name(title: str, object_words: set[str]) -> str:
     """A knowledge file's title as a Defect Classification option: without the object's own name
     (MMAD titles "Hazelnut Shell Hole", "Broken Grid": the only option naming the object gives the
     answer away) and in sentence case like the built-in names (acronyms kept)."""
-    words = [w for w in title.split() if w.lower().rstrip("s") not in object_words and w.lower() not in object_words] or title.split()
+    words = [w for w in title.split() if w.lower().rstrip("s") not in object_words and w.lower() not in object_words]
+    # a word that only tied the object's name in ("Crack on Bottle" less the bottle) goes with it
+    while words and words[-1].lower() in _LINKING_WORDS:
+        words.pop()
+    while words and words[0].lower() in _LINKING_WORDS:
+        words.pop(0)
+    words = words or title.split()
     return " ".join(w if w.isupper() and len(w) > 1 else (w.capitalize() if i == 0 else w.lower()) for i, w in enumerate(words))
 
 

@@ -78,6 +78,17 @@ def pick_distractors(
     return chosen
 
 
+def usable_pool(correct: str, pools: Sequence[Sequence[str]], conflicts: Callable[[str, str], bool] = lambda a, b: a.strip().lower() == b.strip().lower()) -> tuple[str, ...]:
+    """Every option `pick_distractors` could have chosen, in order of preference, once each: what the
+    set-level filter (question_gen/shortcut_filter.py) may choose from instead."""
+    out: list[str] = []
+    for pool in pools:
+        for candidate in pool:
+            if not conflicts(candidate, correct) and not any(conflicts(candidate, other) for other in out):
+                out.append(candidate)
+    return tuple(out)
+
+
 def _shuffled(rng: np.random.Generator, items: Sequence[str]) -> list[str]:
     items = list(items)
     rng.shuffle(items)

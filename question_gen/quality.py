@@ -3,21 +3,24 @@
 - questions per subtask and category;
 - right-answer position balance: the share of right answers at each letter against uniform, per
   option count (a model that always says "A" must not score above chance);
-- option length bias: how often the longest option is the right one against 1/n (a model that
-  picks the longest option must not score above chance), over questions whose options vary (a
-  fixed Yes/No pair measures the label balance instead), and per subtask the right option's mean
-  length against its distractors';
+- option length bias: how often the longest option is the right one against 1/n, over questions
+  whose options vary (a fixed Yes/No pair measures the label balance instead), and per subtask the
+  right option's mean length against its distractors' (figures only: the warning is the blind
+  shortcuts', per subtask);
+- blind shortcuts per subtask (question_gen/shortcuts.py): shortest, longest, most-agreeing option,
+  the key's wording prior, a fixed letter, and a model's text-only answer where one was asked;
 - blind-answerability (LLM-verified sets): questions answered right without the image;
 - discards by reason.
-A strong bias gets a warning in the report and on the console.
+A strong bias or a blind shortcut past its limit gets a warning in the report and on the console.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from question_gen.shortcuts import describe_shortcuts, shortcut_figures, shortcut_warnings
+
 POSITION_WARNING_POINTS = 10.0  # percentage points away from uniform
-LENGTH_WARNING_POINTS = 15.0
 MIN_QUESTIONS_FOR_WARNING = 20
 
 
@@ -95,15 +98,16 @@ def quality_report(mmad: dict, skipped: dict[str, int], blind: dict | None = Non
         if row["questions"] >= MIN_QUESTIONS_FOR_WARNING and row["max_deviation_points"] > POSITION_WARNING_POINTS:
             warnings.append(f"position bias: among {row['questions']} questions with {count} options the right answer's letter shares are "
                             + ", ".join(f"{k} {v:.0f}%" for k, v in row["share_percent"].items()) + f" (uniform: {100 / count:.0f}%)")
-    if lengths.get("questions", 0) >= MIN_QUESTIONS_FOR_WARNING and lengths["longest_is_right_percent"] - lengths["expected_percent"] > LENGTH_WARNING_POINTS:
-        warnings.append(f"length bias: the longest option is right in {lengths['longest_is_right_percent']:.0f}% of {lengths['questions']} questions "
-                        f"(a blind guess: {lengths['expected_percent']:.0f}%)")
+    shortcuts = shortcut_figures(mmad)
+    # the longest option is one of the blind strategies, per subtask; a fixed letter is warned of above
+    warnings += shortcut_warnings(shortcuts, skip=("position",))
     report = {
         "questions": sum(per_subtask.values()),
         "questions_by_subtask": dict(per_subtask),
         "questions_by_category": dict(sorted(per_category.items())),
         "answer_position_balance": positions,
         "option_length_bias": lengths,
+        "shortcuts": shortcuts,
         "discards_by_reason": dict(skipped),
         "warnings": warnings,
     }
@@ -125,6 +129,7 @@ def describe(quality: dict) -> str:
               if v["right_mean_chars"] > v["distractor_mean_chars"] and k not in lengths.get("fixed_option_subtasks", [])]
     if longer:
         lines.append("right option longer than its distractors on average (chars): " + ", ".join(longer))
+    lines += describe_shortcuts(quality.get("shortcuts", {}))
     if "blind_answerability" in quality:
         blind = quality["blind_answerability"]
         lines.append(f"blind-answerable (right without the image): {blind['blind_answerable']} of {blind['checked']} checked ({blind['rate_percent']:.0f}%), dropped")

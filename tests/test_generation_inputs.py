@@ -105,7 +105,8 @@ def test_quality_report_warns_of_position_and_length_bias():
     quality = quality_report(biased, {"Defect Localization: too thin": 2})
     assert quality["answer_position_balance"][4]["share_percent"]["A"] == 100.0
     assert quality["option_length_bias"]["longest_is_right_percent"] == 100.0
-    assert len(quality["warnings"]) == 2 and "position bias" in quality["warnings"][0] and "length bias" in quality["warnings"][1]
+    assert "position bias" in quality["warnings"][0] and "picking the longest option is right in 100%" in quality["warnings"][1]
+    assert len(quality["warnings"]) == 3 and "most-specific option is right in 100%" in quality["warnings"][2]  # the key also names the most
     assert quality["discards_by_reason"] == {"Defect Localization: too thin": 2}
     fair = {f"D/cat/test/x/{i}.png": _record("ABCD"[i % 4], {k: "same" for k in "ABCD"}) for i in range(40)}
     assert quality_report(fair, {})["warnings"] == []

@@ -64,6 +64,8 @@ def _audit(args: argparse.Namespace) -> int:
 
         hand = read_hand_audit(Path(args.hand))
     report = audit_set(path, kind=args.kind, knowledge_path=Path(args.knowledge) if args.knowledge else None, progress=True, data_root=data_root, judge=_judge(args))
+    from question_gen.shortcuts import describe_shortcuts, shortcut_warnings
+
     summary = report.summary()
     if hand is not None:
         from question_gen.audit.agreement import agreement
@@ -73,6 +75,8 @@ def _audit(args: argparse.Namespace) -> int:
     print(f"audited {summary['questions']} questions of {path}: " + ", ".join(f"{v} {n}" for v, n in summary["verdicts"].items()))
     for subtask, counts in summary["by_subtask"].items():
         print(f"  {subtask:<22} " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+    for line in describe_shortcuts(summary.get("shortcuts", {})) + shortcut_warnings(summary.get("shortcuts", {})):
+        print(f"  {line}")
     if summary["missing_evidence"]:
         print("  evidence missing: " + ", ".join(f"{k} ({n} images)" for k, n in summary["missing_evidence"].items()))
     flagged = report.flagged()

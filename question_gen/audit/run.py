@@ -1,7 +1,7 @@
 """`iadbench audit SET`: every question of an MMAD-format set (MMAD's own, or one iadbench
 generated) checked against its image's folder, mask and pixels (question_gen/audit/checks.py), with
 a verdict and its evidence per question, counts per subtask and dataset, the set's answer-position
-and option-length biases, and an errata file of the flagged questions for `eval --errata`.
+balance and blind shortcuts (question_gen/shortcuts.py), and an errata file of the flagged questions for `eval --errata`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from question_gen.audit.checks import CHECKS, FLAGGED, SEVERITY, Finding, ImageF
 from question_gen.audit.independent import INDEPENDENT, region_evidence
 from question_gen.audit.wording import wording
 from question_gen.options import same_thing
-from question_gen.quality import length_bias, position_balance
+from question_gen.quality import position_balance
+from question_gen.shortcuts import shortcut_figures
 
 if TYPE_CHECKING:
     from harness.models.base import Model
@@ -47,7 +48,7 @@ class AuditReport:
     set_path: str
     questions: list[dict] = field(default_factory=list)  # one row per question: id, subtask, verdict, findings
     notes: Counter = field(default_factory=Counter)  # why evidence was missing, counted
-    biases: dict = field(default_factory=dict)  # the set's answer-position balance and option-length bias (question_gen/quality.py)
+    biases: dict = field(default_factory=dict)  # the set's answer-position balance (question_gen/quality.py) and blind shortcuts (question_gen/shortcuts.py)
 
     def summary(self) -> dict:
         by_subtask: dict[str, Counter] = defaultdict(Counter)
@@ -232,7 +233,7 @@ def audit_records(mmad: dict, root: Path, *, set_path: str, kind: str | None = N
     report = AuditReport(set_path)
     _template.cache_clear()  # files may have changed since an earlier audit in this process
     wellformed = {k: r for k, r in mmad.items() if all(isinstance(q, dict) and isinstance(q.get("Options"), dict) for q in r.get("conversation", []))}
-    report.biases = {"answer_positions": position_balance(wellformed), "option_lengths": length_bias(wellformed)}
+    report.biases = {"answer_positions": position_balance(wellformed), "shortcuts": shortcut_figures(wellformed)}
     categories: dict[str, list[str]] = defaultdict(list)
     for key in mmad:
         parts = key.split("/")
