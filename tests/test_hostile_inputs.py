@@ -136,8 +136,8 @@ def test_csv_exports_neutralise_formulas_and_quote_commas(tmp_path, synthetic_se
     runs = tmp_path / "runs"
     assert run_cli(capsys, "eval", "--model", "random", "--data", f"mmad:{root / 'mmad.json'}", "--runs-dir", str(runs), "--run-id", "x", "--quiet")[0] == 0
     assert run_cli(capsys, "score", str(runs / "x"), "--mmad-compat")[0] == 0
-    assert run_cli(capsys, "report", str(runs / "x"), str(runs / "x"), "--format", "csv", "--out", str(tmp_path / "csv"))[0] == 0
-    for path in (runs / "x/mmad_accuracy.csv", tmp_path / "csv/x_1_accuracy.csv"):
+    assert run_cli(capsys, "report", str(runs / "x"), "--format", "csv", "--out", str(tmp_path / "csv"))[0] == 0
+    for path in (runs / "x/mmad_accuracy.csv", tmp_path / "csv/x_accuracy.csv", tmp_path / "csv/x_strict.csv"):
         rows = list(csv.reader(io.StringIO(path.read_text())))
         assert {len(row) for row in rows} == {len(rows[0])}  # a comma in a name is quoted, not a new column
         names = [row[0] for row in rows[1:]]

@@ -30,7 +30,8 @@ def runs(tmp_path_factory, synthetic_set):
 
 def test_limit_draws_every_category_and_subtask_and_says_so(runs):
     spec = json.loads((runs / "subset" / "spec.json").read_text())
-    assert spec["limit"] == 100 and spec["limit_of"] == 549 and spec["limit_sampling"] == "stratified"
+    whole = json.loads((runs / "full" / "summary.json").read_text())["n_questions"]
+    assert spec["limit"] == 100 and spec["limit_of"] == whole and spec["limit_sampling"] == "stratified"
     samples = [json.loads(line) for line in (runs / "subset" / "samples.jsonl").read_text().splitlines()]
     categories = collections.Counter(s["category"] for s in samples)
     subtasks = collections.Counter(s["subtask"] for s in samples)
@@ -56,8 +57,9 @@ def test_a_subset_run_is_shown_but_not_ranked(runs, tmp_path):
     board = out.read_text().split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
     ranked, unranked = board.split('class="unranked"', 1)
     assert "oracle" in ranked and "not comparable" not in ranked and "subset" not in ranked
-    assert "not comparable" in unranked and "100 of 549, stratified (seed 0)" in unranked
-    assert "all 549" in ranked
+    whole = json.loads((runs / "full" / "summary.json").read_text())["n_questions"]
+    assert "not comparable" in unranked and f"100 of {whole}, stratified (seed 0)" in unranked
+    assert f"all {whole}" in ranked
     md = tmp_path / "r.md"
     assert main(["report", str(runs / "subset"), str(runs / "full"), "--out", str(md)]) == 0
     rows = [line for line in md.read_text().splitlines() if line.startswith("| ") and "stratified (seed 0)" in line]

@@ -98,8 +98,9 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         raise ConfigError(f"--perturb degrades the images a run shows; a {kind.title} run does not take it (it does: " + ", ".join(f"--task {n}" for n in task_kind_names() if task_kind(n).perturbable) + ")")
     perturb = own + perturb
     run_suffix += "".join(f"+{p.replace(':', '')}" for p in perturb)
-    if task != "mcq":  # a folder name says what kind of run it holds (multiple choice is the default)
-        run_suffix = f"{task}_{run_suffix}"
+    tag = task if kind.folder_tag is None else kind.folder_tag
+    if tag:  # a folder name says what kind of run it holds (multiple choice, the default, says nothing)
+        run_suffix = f"{tag}_{run_suffix}"
     protocol = resolve_protocol(kind.fixed_protocol or overrides.protocol or suite.protocol, model, [flag for flag, value in changed.items() if value is not None], strategies)
     if protocol.official:
         decoding = protocol.decoding

@@ -45,6 +45,7 @@ class TaskKind:
     export_name: ClassVar[str] = "mmad_answers.json"
     perturbable: ClassVar[bool] = False  # --perturb degrades the images it shows
     own_perturbations: ClassVar[tuple[str, ...]] = ()  # --perturb values it applies itself (a benchmark's own degradation)
+    folder_tag: ClassVar[str | None] = None  # in a new run folder's name (default: the kind's name; "" for none)
     data_forms: ClassVar[tuple[str, ...]] = ()  # --data prefixes only this kind reads ("robustmad:"): named when given to another kind
     fixed_protocol: ClassVar[str | None] = None  # asked one way whatever the suite's protocol
     # RunSpec fields that describe a run of this kind (a report names runs by those that differ)

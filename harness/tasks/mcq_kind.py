@@ -23,6 +23,7 @@ class McqKind(TaskKind):
     dry_runnable = True
     perturbable = True
     settings = frozenset({"protocol", "shots", "choice_scoring", "scoring"})
+    folder_tag = ""  # the default kind: its run folders keep their names
     method = "Multiple choice: accuracies are strict (an unparsable or failed answer is wrong); Anomaly Detection is balanced accuracy; averages are MMAD's macro means."
 
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, QuestionSet]:
