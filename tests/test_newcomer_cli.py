@@ -81,3 +81,12 @@ def test_fetch_dependencies_are_the_installs(tmp_path):
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     assert any(d.startswith("huggingface_hub") for d in project["dependencies"])  # fetch mmad after `pip install -e .`
+
+
+def test_synths_folder_read_as_mvtec_keeps_its_object_questions(tmp_path, capsys):
+    """`synth` then `generate --source mvtec:` used to lose every Object Analysis question: the
+    synthetic objects' facts are found for the folder synth drew."""
+    assert main(["synth", "--out", str(tmp_path / "syn"), "--size", "64"]) == 0
+    assert main(["generate", "--source", f"mvtec:{tmp_path / 'syn'}", "--out", str(tmp_path / "set")]) == 0
+    report = json.loads((tmp_path / "set" / "generation_report.json").read_text())
+    assert report["questions_by_subtask"].get("Object Analysis", 0) == report["images"]

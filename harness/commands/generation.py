@@ -54,6 +54,8 @@ def _generate(args: argparse.Namespace) -> int:
         root = Path(location)
         categories = READERS[kind](root)
         knowledge_key = "mvtec-ad" if kind in ("mvtec", "dsmvtec") else kind  # DS-MVTec keeps MVTec AD's categories and folder names
+        if _drawn_by_synth(root):  # `iadbench synth`'s folder, read in its MVTec layout: the synthetic objects' facts
+            knowledge_key = "synthetic"
         report = generate_question_set(
             root, out, dataset_name=args.name or root.name, knowledge_key=knowledge_key, seed=args.seed, categories=categories, strict=args.strict,
             llm=_generator_model(args), llm_concurrency=args.llm_concurrency, **shape,
@@ -121,3 +123,15 @@ def _synth(args: argparse.Namespace) -> int:
     metadata = write_synthetic_dataset(Path(args.out), seed=args.seed, size=args.size)
     print(f"wrote the synthetic dataset ({len(metadata['categories'])} categories) to {args.out}")
     return 0
+
+
+def _drawn_by_synth(root: Path) -> bool:
+    """Whether ROOT is a dataset `iadbench synth` drew (its synthetic.json says so): its categories
+    are the synthetic objects, whose facts and taxonomy live under "synthetic", not "mvtec-ad"."""
+    marker = root / "synthetic.json"
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("generator") == "iadbench-synthetic"
+    except (OSError, ValueError, AttributeError):
+        return False
