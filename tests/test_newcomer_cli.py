@@ -90,3 +90,9 @@ def test_synths_folder_read_as_mvtec_keeps_its_object_questions(tmp_path, capsys
     assert main(["generate", "--source", f"mvtec:{tmp_path / 'syn'}", "--out", str(tmp_path / "set")]) == 0
     report = json.loads((tmp_path / "set" / "generation_report.json").read_text())
     assert report["questions_by_subtask"].get("Object Analysis", 0) == report["images"]
+
+
+def test_review_says_how_many_of_the_set_it_shows(tmp_path, synthetic_set, capsys):
+    code, out, _ = _run(capsys, "review", str(synthetic_set), "--out", str(tmp_path / "r.html"), "--limit", "12")
+    total = sum(len(r["conversation"]) for r in json.loads((synthetic_set / "mmad.json").read_text()).values())
+    assert code == 0 and f"12 of {total} questions; --limit 12 caps it" in out
