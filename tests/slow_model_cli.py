@@ -9,7 +9,8 @@ import os
 import sys
 
 from harness.cli import main
-from harness.models.base import GenerateRequest, GenerateResponse, Provider, register_provider
+from harness.models.base import GenerateRequest, GenerateResponse
+from harness.models.registry import Provider, register_provider
 from harness.models.baselines import per_sample_rng
 
 

@@ -17,7 +17,8 @@ from PIL import Image
 
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.models.base import ChatMessage, GenerateRequest, ImagePart, ModelOptions, TextPart, create_model
+from harness.models.base import ChatMessage, GenerateRequest, ImagePart, ModelOptions, TextPart
+from harness.models.registry import create_model
 from harness.models.hf import HFModel, _Pending, group_by_images
 from harness.schema import DecodingSpec
 from harness.testing.tiny_vlms import ARCHITECTURES

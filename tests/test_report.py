@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from harness.cli import main
-from harness.models.base import GenerateResponse, Provider, register_provider
+from harness.models.base import GenerateResponse
+from harness.models.registry import Provider, register_provider
 from harness.report.stats import holm, mcnemar
 
 XSS = 'I think <script>document.body.setAttribute("data-pwned", "1")</script><img src=x onerror="document.title=\'pwned\'"> B'

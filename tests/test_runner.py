@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.run.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
-from harness.models.base import GenerateResponse, Provider, register_provider
+from harness.models.base import GenerateResponse
+from harness.models.registry import Provider, register_provider
 from harness.run.runlog import RunFolder
 from tests.conftest import question_count
 

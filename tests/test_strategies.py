@@ -170,7 +170,7 @@ def _create_always_a(name, *, seed, options=None):
 
 
 def test_circular_evaluation_exposes_position_bias(tmp_path, synthetic_set):
-    from harness.models.base import Provider, register_provider
+    from harness.models.registry import Provider, register_provider
 
     register_provider(Provider("always-a", "tests.test_strategies:_create_always_a", "test-only"))
     assert main(["eval", "--model", "always-a/x", "--strategy", "circular", "--runs-dir", str(tmp_path), "--run-id", "bias", "--quiet"]) == 0

@@ -27,7 +27,8 @@ def _ablate(args: argparse.Namespace) -> int:
 
     from harness.results.ablation import ablation_table, markdown, parse_arms, sweep_arms, write_outputs
     from harness.run.evaluate import EvalOverrides, resolve_spec, run_evaluation, start_run
-    from harness.models.base import ModelOptions, create_model
+    from harness.models.base import ModelOptions
+    from harness.models.registry import create_model
     from harness.run.runlog import RunFolder
 
     arms = parse_arms(args.strategies) + (sweep_arms(args.perturb_sweep) if args.perturb_sweep else [])

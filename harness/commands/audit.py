@@ -102,7 +102,8 @@ def _judge(args: argparse.Namespace):
     """The --judge model, if any, built as eval builds its model."""
     if not args.judge:
         return None
-    from harness.models.base import ModelOptions, create_model
+    from harness.models.base import ModelOptions
+    from harness.models.registry import create_model
 
     model = create_model(args.judge, seed=0, options=ModelOptions(**given_model_options(args)))
     getattr(model, "ready", lambda: None)()

@@ -95,7 +95,8 @@ def _resume_spec(args: argparse.Namespace, folder):
 
 def _new_spec(args: argparse.Namespace):
     from harness.run.evaluate import EvalOverrides, resolve_spec
-    from harness.models.base import ModelOptions, create_model
+    from harness.models.base import ModelOptions
+    from harness.models.registry import create_model
 
     if args.retry_errors:
         raise IadbenchError("--retry-errors goes with --resume RUN")

@@ -92,7 +92,8 @@ def _generator_model(args: argparse.Namespace):
     """The --llm model that writes and verifies description and analysis questions, if any."""
     if not args.llm:
         return None
-    from harness.models.base import ModelOptions, create_model
+    from harness.models.base import ModelOptions
+    from harness.models.registry import create_model
 
     model = create_model(args.llm, seed=args.seed, options=ModelOptions(**given_model_options(args)))
     getattr(model, "ready", lambda: None)()

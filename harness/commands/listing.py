@@ -43,7 +43,7 @@ def _list(args: argparse.Namespace) -> int:
         for value in owned:  # a benchmark's own degradations, applied by its kind
             print(f"{value:<16} a benchmark's own degradation, with {kinds_owning(lambda kind, value=value: value in kind.own_perturbations)}")
     else:
-        from harness.models.base import providers
+        from harness.models.registry import providers
 
         for provider in providers():
             example = provider.name if not provider.needs_model_part else f"{provider.name}/<model>"

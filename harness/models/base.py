@@ -1,19 +1,13 @@
-"""The one backend protocol, its request/response records, and the registry of providers.
-
-A model name is `provider/model` (`openai/gpt-4o`, `hf//abs/path`) or a bare baseline name
-(`random`, `oracle`). Providers are registered by import path and imported only when used, so an
-optional SDK is never loaded for a run that does not need it.
-"""
+"""The one backend protocol and its request/response records. Which backend a model name
+names is the registry's (harness/models/registry.py): the backends import this module, and only
+the registry imports them, so no backend and the protocol import each other."""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.errors import ConfigError
 from harness.models.image_loading import DEFAULT_LOADING, LoadingName
 from harness.schema import DecodingSpec, Usage, finite_or_none, finite_scores
 
@@ -172,67 +166,3 @@ class Model(Protocol):
     async def generate(self, request: GenerateRequest) -> GenerateResponse: ...
 
     async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    factory: str  # "module:function", imported lazily; called as f(model_name, seed=…, options=…)
-    description: str
-    needs_model_part: bool = True
-    # Whether it writes free text (a chain-of-thought description turn); a baseline that only picks
-    # letters or boxes cannot, and --strategy cot with it is refused before a run starts.
-    free_text: bool = True
-    # A baseline computed here (random, oracle, the expert): no tokens, no price, nothing to estimate.
-    local_baseline: bool = False
-
-
-_PROVIDERS: dict[str, Provider] = {}
-
-
-def register_provider(provider: Provider) -> None:
-    _PROVIDERS[provider.name] = provider
-
-
-def providers() -> list[Provider]:
-    return sorted(_PROVIDERS.values(), key=lambda p: p.name)
-
-
-def provider_of(name: str) -> Provider | None:
-    """The provider a model name belongs to (None: unknown; create_model names the known ones)."""
-    return _PROVIDERS.get(name.partition("/")[0])
-
-
-def create_model(name: str, *, seed: int = 0, options: ModelOptions | None = None) -> Model:
-    """Resolve a model name to a backend instance."""
-    provider_name, _, model_part = name.partition("/")
-    provider = _PROVIDERS.get(provider_name)
-    if provider is None:
-        known = ", ".join(p.name for p in providers())
-        raise ConfigError(f"unknown model provider {provider_name!r} in {name!r}; known providers: {known}")
-    if provider.needs_model_part and not model_part:
-        raise ConfigError(f"model {name!r} needs a model after the provider, like {provider.name}/<model>")
-    if not provider.needs_model_part and model_part:
-        raise ConfigError(f"baseline {provider.name!r} takes no model part; use --model {provider.name}")
-    module_name, _, function_name = provider.factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), function_name)
-    return factory(name, seed=seed, options=options or ModelOptions())
-
-
-register_provider(
-    Provider("openai", "harness.models.openai:create_openai", "any OpenAI-compatible chat API: OpenAI, vLLM, Ollama, llama.cpp (--base-url)")
-)
-for _engine, _what in (("vllm", "vLLM"), ("sglang", "SGLang"), ("transformers-serve", "transformers serve")):
-    register_provider(Provider(_engine, "harness.models.engines:create_engine_model", f"{_what} started for the run on a free local port (--engine-args), stopped after: {_engine}/<model>"))
-register_provider(
-    Provider("hf", "harness.models.hf:create_hf", "local transformers MLLMs: hf/<hub id> or hf//abs/path (batched, GPU or CPU)")
-)
-register_provider(
-    Provider("expert", "harness.models.expert:create_expert", "training-free non-LLM detectors: expert/patchknn", free_text=False, local_baseline=True)
-)
-register_provider(
-    Provider("random", "harness.models.baselines:create_random", "uniform random choice, seeded per question", False, free_text=False, local_baseline=True)
-)
-register_provider(
-    Provider("oracle", "harness.models.baselines:create_oracle", "always answers right: proves scoring gives 100", False, local_baseline=True)
-)

@@ -18,7 +18,8 @@ from typing import Any
 
 from PIL import Image
 
-from harness.models.base import GenerateRequest, ImagePart, TextPart, provider_of
+from harness.models.base import GenerateRequest, ImagePart, TextPart
+from harness.models.registry import provider_of
 from harness.models.pricing import cost_usd
 from harness.schema import RunSpec, Usage
 from harness.storage.files import json_text

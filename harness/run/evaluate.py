@@ -15,7 +15,8 @@ from pathlib import Path
 from harness.run.provenance import git_revision, package_versions, recorded_options
 from harness.storage.sources import cache_dir, data_label
 from harness.errors import ConfigError
-from harness.models.base import Model, ModelOptions, create_model, provider_of
+from harness.models.base import Model, ModelOptions
+from harness.models.registry import create_model, provider_of
 from harness.models.pricing import cost_usd
 from harness.run.runlog import RunFolder, check_run_id, new_run_id
 from harness.run.runner import RunOutcome, run_plan

@@ -99,7 +99,8 @@ class OpenKind(RobustmadKind):
 
     @staticmethod
     def _judge(spec: RunSpec):
-        from harness.models.base import ModelOptions, create_model
+        from harness.models.base import ModelOptions
+        from harness.models.registry import create_model
 
         # The judge's waits keep the run's deadlines (--request-timeout, --question-timeout, --max-attempts)
         deadlines = {k: spec.model_options.get(k) for k in ("request_timeout_s", "max_sample_seconds", "max_attempts")}
