@@ -29,7 +29,7 @@ from harness.models.openai import OpenAIChatModel
 from harness.run.runlog import RunFolder
 from harness.run.runner import run_plan
 from harness.schema import RunSpec
-from harness.tasks.mcq import McqTask, PromptSettings, build_request
+from harness.tasks.mcq.task import McqTask, PromptSettings, build_request
 from question_gen.generate import generate_question_set
 from question_gen.synthetic.writer import SyntheticCounts, write_synthetic_dataset
 

@@ -31,7 +31,7 @@ from harness.models.engines import create_engine_model  # noqa: E402
 from harness.run.runlog import RunFolder  # noqa: E402
 from harness.run.runner import run_plan  # noqa: E402
 from harness.schema import DecodingSpec, RunSpec  # noqa: E402
-from harness.tasks.mcq import McqTask, PromptSettings  # noqa: E402
+from harness.tasks.mcq.task import McqTask, PromptSettings  # noqa: E402
 from harness.testing.tiny_vlms import build_qwen2_vl  # noqa: E402
 
 

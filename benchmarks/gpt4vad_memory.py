@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.metrics.ad import pixel_metrics
 from harness.metrics.ad import resize_nearest as _nearest
-from harness.tasks.gpt4vad import EVAL_LONG_SIDE, evaluation_shape
+from harness.tasks.gpt4vad.task import EVAL_LONG_SIDE, evaluation_shape
 
 
 def maps_and_masks(count: int, height: int, width: int, capped: bool, seed: int = 0):

@@ -31,7 +31,7 @@ from harness.models.base import ModelOptions
 from harness.run.runlog import RunFolder
 from harness.run.runner import run_plan
 from harness.schema import DecodingSpec, RunSpec
-from harness.tasks.mcq import McqTask, PromptSettings
+from harness.tasks.mcq.task import McqTask, PromptSettings
 from harness.testing.tiny_vlms import QWEN2_VL_2B_TEXT, QWEN2_VL_2B_VISION, build_qwen2_vl
 
 sys.path.insert(0, str(Path(__file__).parent))

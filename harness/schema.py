@@ -190,7 +190,7 @@ class RunSpec(BaseModel):
     regions: str = Field("slic", description="gpt4vad region division: slic, grid:K, sam[:MODEL], masks:DIR or official:DIR[:METHOD]")
     gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "iadbench-one-shot", "one-shot"] = "zero-shot"
     metric_definitions: Literal["exact", "ader", "ader-adeval"] = Field("exact", description="gpt4vad: MVTec's exact AD metrics, or ADer's evaluator (its mAD)")
-    box_format: str | None = Field(None, description="bbox: how boxes are asked for and read (harness/tasks/box_formats.toml)")
+    box_format: str | None = Field(None, description="bbox: how boxes are asked for and read (harness/tasks/bbox/box_formats.toml)")
     perturb: list[str] = Field(default_factory=list, description="image degradations KIND:SEVERITY applied to query images (harness/asking/perturb.py)")
     perturb_templates: bool = Field(False, description="apply the degradations to template images too")
     judge: str | None = Field(None, description="open answers: the model that scores each answer (provider/model)")

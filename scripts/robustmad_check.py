@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness.tasks.robustmad_data import CATEGORIES
-from harness.tasks.robustmad_kind import family_for
-from harness.tasks.robustmad_scoring import PARSERS, accuracy_csv
+from harness.tasks.robustmad.data import CATEGORIES
+from harness.tasks.robustmad.kind import family_for
+from harness.tasks.robustmad.scoring import PARSERS, accuracy_csv
 
 # The model each results folder holds (its script's MODEL_NAME), for the family's parser.
 MODELS = {"gemini3flash": "gemini-3-flash-preview", "gpt_5_nano": "gpt-5-nano"}

@@ -1,4 +1,4 @@
-"""Real-looking box replies and how they must be read (harness/tasks/box_parsing.py).
+"""Real-looking box replies and how they must be read (harness/tasks/bbox/parsing.py).
 
 Each row: (reply, format, expected boxes in original pixels or None for unreadable, said_no_defect,
 a reason that must be noted or ""). The image is 200×100 px (width × height); in the pixel format it

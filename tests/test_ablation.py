@@ -66,7 +66,7 @@ def _run_data(correct_first, correct_second):
     """Two runs' outcomes over the same 40 Defect Classification questions, as a report loads them."""
     import numpy as np
 
-    from harness.report.runs import RunData
+    from harness.report.rundata import RunData
     from harness.schema import RunSummary
 
     runs = []

@@ -8,8 +8,8 @@ import pytest
 
 from harness.cli import main
 from harness.metrics.boxes import BoxOutcome, box_metrics, image_iou, iou_matrix, mask_boxes, matched_ious
-from harness.tasks.bbox import box_formats, pick_box_format
-from harness.tasks.box_parsing import parse_box_reply
+from harness.tasks.bbox.task import box_formats, pick_box_format
+from harness.tasks.bbox.parsing import parse_box_reply
 from tests.box_replies import ORIGINAL, REPLIES, SENT
 
 

@@ -16,9 +16,9 @@ from skimage.segmentation import find_boundaries
 from harness.errors import ConfigError
 from harness.models.base import ImagePart, TextPart
 from harness.asking.prompting import render_parts
-from harness.tasks.gpt4vad import class_name
-from harness.tasks.region_files import official_file, read_official_masks
-from harness.tasks.regions import SIDE, Division, draw_overlay, grid_division, label_anchor, label_font, masks_from_list
+from harness.tasks.gpt4vad.task import class_name
+from harness.tasks.gpt4vad.region_files import official_file, read_official_masks
+from harness.tasks.gpt4vad.regions import SIDE, Division, draw_overlay, grid_division, label_anchor, label_font, masks_from_list
 
 # prompt_describe as the public code writes it (its f-string's \" are plain double quotes)
 DESCRIBE = (
@@ -136,7 +136,7 @@ def test_official_regions_drive_a_run(tmp_path, synthetic_set):
     import json
 
     from harness.cli import main
-    from harness.tasks.gpt4vad import load_region_items
+    from harness.tasks.gpt4vad.task import load_region_items
 
     items, _ = load_region_items("synthetic", 0)
     grid = list(grid_division(16).masks)
@@ -186,7 +186,7 @@ def tiny_sam(tmp_path_factory):
 
 
 def test_greedy_nms_equals_the_torchvision_rule_on_constructed_boxes():
-    from harness.tasks.sam_regions import _greedy_nms
+    from harness.tasks.gpt4vad.sam_regions import _greedy_nms
 
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9], [21, 21, 29, 29]], dtype=torch.float)
     scores = torch.tensor([0.9, 0.95, 0.5, 0.8, 0.6])
@@ -199,8 +199,8 @@ def test_greedy_nms_equals_the_torchvision_rule_on_constructed_boxes():
 def test_sam_regions_through_a_tiny_random_sam(tiny_sam, monkeypatch):
     """The plumbing: SAM's automatic masks (official settings, fewer points here), 768×768 bool
     masks in NMS order, then the official area filter and numbering in that order."""
-    import harness.tasks.sam_regions as sam
-    from harness.tasks.regions import MAX_AREA, MIN_AREA
+    import harness.tasks.gpt4vad.sam_regions as sam
+    from harness.tasks.gpt4vad.regions import MAX_AREA, MIN_AREA
 
     monkeypatch.setitem(sam.AUTOMATIC_DEFAULTS, "points_per_crop", 4)  # 16 points instead of 1,024: seconds, not a minute
     rgb = np.random.default_rng(0).integers(0, 255, (SIDE, SIDE, 3), dtype=np.uint8)
@@ -217,7 +217,7 @@ def test_sam_regions_through_a_tiny_random_sam(tiny_sam, monkeypatch):
 def test_a_run_with_sam_regions(tmp_path, tiny_sam, monkeypatch, synthetic_set):
     import json
 
-    import harness.tasks.sam_regions as sam
+    import harness.tasks.gpt4vad.sam_regions as sam
     from harness.cli import main
 
     monkeypatch.setitem(sam.AUTOMATIC_DEFAULTS, "points_per_crop", 4)

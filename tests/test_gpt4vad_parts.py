@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from harness.tasks.region_parsing import parse_region_reply
+from harness.tasks.gpt4vad.region_parsing import parse_region_reply
 from tests.region_replies import REGION_REPLIES
-from harness.tasks.regions import (
+from harness.tasks.gpt4vad.regions import (
     MAX_AREA,
     MIN_AREA,
     SIDE,
@@ -55,7 +55,7 @@ def test_grid_division_numbers_row_major_and_filters_area():
 
 
 def test_slic_division_covers_the_image_in_kept_regions(synthetic_set):
-    from harness.tasks.regions import load_square
+    from harness.tasks.gpt4vad.regions import load_square
 
     rgb = load_square(synthetic_set / "Synthetic/brick/test/crack/000.png")
     division = slic_division(rgb)

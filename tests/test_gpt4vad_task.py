@@ -9,8 +9,8 @@ from PIL import Image
 
 from harness.cli import main
 from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metrics
-from harness.tasks.gpt4vad import image_shape, load_mask, load_region_items
-from harness.tasks.regions import grid_division, text_to_segmentation
+from harness.tasks.gpt4vad.task import image_shape, load_mask, load_region_items
+from harness.tasks.gpt4vad.regions import grid_division, text_to_segmentation
 from harness.testing.fake_openai import FakeOpenAI, RunningServer, ServerConfig
 
 logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)

@@ -399,7 +399,7 @@ def test_a_failing_hf_batcher_fails_its_requests_instead_of_hanging(tmp_path, sy
 
 
 def test_a_bug_preparing_one_question_costs_that_sample(tmp_path, synthetic_set, monkeypatch, capsys):
-    from harness.tasks.mcq import McqTask
+    from harness.tasks.mcq.task import McqTask
 
     original = McqTask.build_request
 

@@ -20,10 +20,10 @@ import pytest
 from harness.asking.model_json import read_model_json
 from harness.cli import main
 from harness.models.resilience import AdaptiveLimiter, PastDeadline
-from harness.tasks.box_parsing import parse_box_reply
-from harness.tasks.bbox import box_formats
-from harness.tasks.region_parsing import parse_region_reply
-from harness.tasks.robustmad_judge import parse_verdict
+from harness.tasks.bbox.parsing import parse_box_reply
+from harness.tasks.bbox.task import box_formats
+from harness.tasks.gpt4vad.region_parsing import parse_region_reply
+from harness.tasks.robustmad.judge import parse_verdict
 from harness.testing.fake_hub import HubRepo, serve
 from harness.testing.fake_openai import RunningServer
 from tests.conftest import build_mmad_tree

@@ -23,10 +23,10 @@ from PIL import Image
 from harness.models.image_loading import RECIPES, load_image
 from harness.models.images import encoded_bytes, model_image
 from harness.protocols import load_protocol, protocol_names
-from harness.tasks.official import image_part
-from harness.tasks.regions import LOADING as GPT4VAD_LOADING
-from harness.tasks.regions import SIDE, load_square
-from harness.tasks.robustmad_kind import protocol_data, family_for
+from harness.tasks.mcq.official import image_part
+from harness.tasks.gpt4vad.regions import LOADING as GPT4VAD_LOADING
+from harness.tasks.gpt4vad.regions import SIDE, load_square
+from harness.tasks.robustmad.kind import protocol_data, family_for
 from tests.test_official_qwen_protocol import import_qwen_vl_utils
 
 HARD = ["rgba.png", "la.png", "palette.png", "grey16.png", "rgb48.png", "grey.png", "cmyk.jpg", "exif6.jpg", "rgb.png"]
@@ -215,7 +215,7 @@ def test_the_cache_digest_changes_only_where_the_pixels_did(hard):
     cached answers still serve); RobustMAD's Qwen requests, whose RGBA pixels changed, hash anew."""
     from harness.models.base import ChatMessage, GenerateRequest, ImagePart
     from harness.storage.files import file_sha256
-    from harness.tasks.mcq import RequestDigester
+    from harness.tasks.mcq.task import RequestDigester
 
     path = str(hard / "rgba.png")
     image = file_sha256(Path(path))

@@ -10,7 +10,7 @@ from harness.data.releases import load_errata, release_for
 from harness.models.base import GenerateResponse, ImagePart, TextPart
 from harness.protocols import load_protocol, protocol_for_model, protocol_names
 from harness.schema import ImageRecord, Question, Subtask
-from harness.tasks.official import CallPlan, official_answer, official_request, parse_in_call, shown_options
+from harness.tasks.mcq.official import CallPlan, official_answer, official_request, parse_in_call, shown_options
 
 YES_NO = {"A": "Yes.", "B": "No."}
 KINDS = {"A": "Crack", "B": "Broken", "C": "Stain", "D": "Scratch"}

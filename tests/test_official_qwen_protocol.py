@@ -18,7 +18,7 @@ from harness.models.base import ModelOptions
 from harness.models.hf import HFModel
 from harness.models.images import qwen_smart_size
 from harness.protocols import load_protocol
-from harness.tasks.official import official_request
+from harness.tasks.mcq.official import official_request
 from harness.testing.tiny_vlms import build_tiny_vlm
 
 INSTRUCTION = (

@@ -51,7 +51,7 @@ def test_a_regular_install_carries_its_prompts_and_data(tmp_path):
     wheel = next(wheels.glob("iadbench-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     prompts = {f"harness/prompts/{p.relative_to(ROOT / 'prompts').as_posix()}" for p in (ROOT / "prompts").rglob("*.j2")}
-    data = {p.relative_to(ROOT).as_posix() for pattern in ("harness/suites/*.toml", "harness/protocols/*.toml", "harness/models/*.toml", "harness/data/**/*.toml", "harness/published/*.csv", "harness/published/robustmad/*.csv", "harness/published/*.toml", "question_gen/data/*.toml")
+    data = {p.relative_to(ROOT).as_posix() for pattern in ("harness/suites/*.toml", "harness/protocols/*.toml", "harness/models/*.toml", "harness/data/**/*.toml", "harness/published/*.csv", "harness/published/robustmad/*.csv", "harness/published/*.toml", "harness/tasks/*/*.toml", "harness/tasks/robustmad/robustmad_judge.txt", "question_gen/data/*.toml")
             for p in ROOT.glob(pattern)}
     assert prompts and data and (prompts | data) <= names, sorted((prompts | data) - names)
     site = tmp_path / "site"
@@ -68,15 +68,26 @@ def test_a_regular_install_carries_its_prompts_and_data(tmp_path):
     assert "20/20 questions answered" in result.stdout and (elsewhere / "runs" / "w" / "summary.json").is_file()
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """Modules a file imports when it is imported (not inside functions, not for type checking)."""
+def _imports(path: Path, name: str) -> set[str]:
+    """Every module a file may import when it runs: at its top, inside functions (lazy imports),
+    and the "module:attribute" strings a registry imports by (a provider, a task kind); not what
+    only a type checker reads (under `if TYPE_CHECKING:`)."""
+    import re
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If) and getattr(block.test, "id", getattr(block.test, "attr", None)) == "TYPE_CHECKING"
+                 for statement in block.body for node in ast.walk(statement)}
     names = set()
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"(harness|question_gen)(\.\w+)+:\w+", node.value):
+            names.add(node.value.split(":")[0])
     return names
 
 
@@ -86,7 +97,7 @@ def test_the_root_holds_the_entry_and_the_schema_and_imports_have_no_cycle():
     for path in [*ROOT.glob("harness/**/*.py"), *ROOT.glob("question_gen/**/*.py")]:
         name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         modules[name] = path
-    graph = {name: {m for m in _top_level_imports(path) if m in modules and m != name} for name, path in modules.items()}
+    graph = {name: {m for m in _imports(path, name) if m in modules and m != name} for name, path in modules.items()}
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -106,3 +117,17 @@ def test_the_root_holds_the_entry_and_the_schema_and_imports_have_no_cycle():
         if name not in state:
             cycle = visit(name)
             assert cycle is None, " -> ".join(cycle)
+
+
+def test_one_folder_per_task_kind_and_kinds_py_the_shared_room():
+    """A kind's task, data, parsing, scoring, tables and report parts live in its own package; the
+    shared rooms are the interface (kinds.py), the registry that names the kinds, and the re-scoring
+    every kind's summary uses."""
+    tasks = ROOT / "harness" / "tasks"
+    assert sorted(p.name for p in tasks.iterdir() if p.is_dir() and (p / "__init__.py").is_file()) == ["bbox", "gpt4vad", "mcq", "robustmad"]
+    assert sorted(p.name for p in tasks.glob("*.py")) == ["__init__.py", "kinds.py", "registry.py", "rescore.py"]
+    from harness.tasks.registry import _FACTORIES
+
+    for name, factory in _FACTORIES.items():  # each built-in kind is a class in its own package
+        module = factory.split(":")[0]
+        assert module.startswith("harness.tasks.") and module.count(".") == 3, (name, factory)

@@ -6,7 +6,7 @@ import pytest
 
 from harness.data.mmad import load_mmad
 from harness.models.base import ImagePart
-from harness.tasks.mcq import PromptSettings, build_request
+from harness.tasks.mcq.task import PromptSettings, build_request
 
 GOLDEN = Path(__file__).parent / "golden"
 

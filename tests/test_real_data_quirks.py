@@ -160,7 +160,7 @@ def test_backslash_keys_and_a_report_on_a_run_with_no_answers(tmp_path, mmad_tre
 
 def test_gpt4vad_pixel_metrics_are_evaluated_at_a_bounded_size():
     from harness.metrics.ad import resize_nearest as _nearest
-    from harness.tasks.gpt4vad import EVAL_LONG_SIDE, evaluation_shape
+    from harness.tasks.gpt4vad.task import EVAL_LONG_SIDE, evaluation_shape
 
     assert evaluation_shape((3000, 4000)) == (384, 512) and evaluation_shape((256, 256)) == (256, 256)
     region_map = np.kron(np.arange(4, dtype=np.float32).reshape(2, 2), np.ones((1500, 2000), np.float32))

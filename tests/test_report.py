@@ -167,7 +167,7 @@ def test_report_renders_in_a_real_browser(runs, tmp_path):
 
 
 def test_small_gallery_spreads_over_subtasks_and_categories():
-    from harness.report.galleries import _stratified
+    from harness.report.galleries import stratified as _stratified
 
     wrong = [{"subtask": s, "category": c, "n": i} for i, (s, c) in enumerate((s, c) for s in "ABC" for c in "xyz" for _ in range(3))]
     picked = _stratified(wrong, 6)

@@ -16,9 +16,9 @@ from PIL import Image
 
 from harness.cli import main
 from harness.models.base import ImagePart, TextPart
-from harness.tasks.robustmad_data import CATEGORIES, read_robustmad
-from harness.tasks.robustmad_kind import RobustmadTask, family_for
-from harness.tasks.robustmad_scoring import EMPTY, INVALID, parse_answer, parse_answer_last, published_for
+from harness.tasks.robustmad.data import CATEGORIES, read_robustmad
+from harness.tasks.robustmad.kind import RobustmadTask, family_for
+from harness.tasks.robustmad.scoring import EMPTY, INVALID, parse_answer, parse_answer_last, published_for
 
 INSTRUCTION = ("You are an expert industrial product quality inspector. Given the image(s) and the question below, select the single correct option "
                "and return only the corresponding letter (A, B, C, D, or E). No other open-ended output is allowed.")
@@ -194,10 +194,10 @@ def test_a_run_on_a_release_shows_its_published_row_and_the_difference(tmp_path,
     """With the fixture registered as the release and the run's model one with a published row,
     the table puts that row beside the run's, with yours − published and its interval."""
     from harness.run.runlog import RunFolder
-    from harness.results.tables import results_table
-    from harness.tasks import robustmad_data
-    from harness.tasks.kinds import task_kind
-    from harness.tasks.robustmad_kind import RobustSample
+    from harness.results.run_table import results_table
+    from harness.tasks.robustmad import data as robustmad_data
+    from harness.tasks.registry import task_kind
+    from harness.tasks.robustmad.kind import RobustSample
 
     path = build_fixture(tmp_path / "robustmad")
     runs = tmp_path / "runs"
@@ -219,7 +219,7 @@ def test_the_low_quality_split_and_pixels_are_the_scripts():
     fingerprint) and its two degradations, against a numpy rendering of the script's facts."""
     import hashlib
 
-    from harness.tasks.robustmad_loq import assignment, degrade
+    from harness.tasks.robustmad.loq import assignment, degrade
 
     split = assignment(410)
     # the folders of RobustMAD_MCQ_low.json's 410 image paths, in order (en-research/RobustMAD @ 4918cd5)
@@ -240,8 +240,8 @@ def test_the_low_quality_split_and_pixels_are_the_scripts():
 
 def test_a_run_with_robustmads_own_degradation_shows_the_degraded_pair(tmp_path, capsys):
     from harness.run.runlog import RunFolder
-    from harness.tasks.kinds import task_kind
-    from harness.tasks.robustmad_loq import assignment
+    from harness.tasks.registry import task_kind
+    from harness.tasks.robustmad.loq import assignment
 
     path = build_fixture(tmp_path / "robustmad")
     runs = tmp_path / "runs"

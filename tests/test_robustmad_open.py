@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.tasks.robustmad_judge import SCORE_COLUMNS, guidelines, parse_verdict
+from harness.tasks.robustmad.judge import SCORE_COLUMNS, guidelines, parse_verdict
 from tests.test_robustmad import build_fixture
 
 logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)

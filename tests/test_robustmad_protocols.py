@@ -19,8 +19,8 @@ from harness.cli import main
 from harness.models.base import ModelOptions
 from harness.models.hf import HFModel
 from harness.models.hf_processors import load_processor
-from harness.tasks.robustmad_data import read_robustmad
-from harness.tasks.robustmad_kind import RobustmadTask, family_for
+from harness.tasks.robustmad.data import read_robustmad
+from harness.tasks.robustmad.kind import RobustmadTask, family_for
 from harness.testing.tiny_vlms import build_tiny_vlm
 from tests.test_official_qwen_protocol import import_qwen_vl_utils
 from tests.test_robustmad import INSTRUCTION, build_fixture
@@ -190,7 +190,7 @@ def test_perturbing_the_originals_equals_running_the_low_release(tmp_path, serve
     images generate_LoQ_images.py wrote (dir/KIND/stem_KIND.ext, cv2.imwrite) sends, and scores the same."""
     import cv2
 
-    from harness.tasks.robustmad_loq import assignment, degrade
+    from harness.tasks.robustmad.loq import assignment, degrade
 
     path = real_fixture(tmp_path / "rm")
     data = json.loads(path.read_text())

@@ -15,7 +15,7 @@ from harness.models.base import ImagePart
 from harness.strategies import parse_strategies
 from harness.strategies.agent import render, suspicious_areas
 from harness.strategies.rag import KnowledgeBase
-from harness.tasks.mcq import PromptSettings, build_request
+from harness.tasks.mcq.task import PromptSettings, build_request
 from tests.test_prompting import GOLDEN, _render
 from tests.conftest import question_count
 
@@ -137,7 +137,7 @@ def test_agent_images_reach_an_api_model(tmp_path, synthetic_set):
 
 def test_rotations_move_the_texts_and_the_answer_with_them():
     from harness.schema import Question, Subtask
-    from harness.tasks.mcq import base_question_id, rotated
+    from harness.tasks.mcq.task import base_question_id, rotated
 
     question = Question(id="k#1", image_id="k", index=1, subtask=Subtask.DEFECT_CLASSIFICATION, mmad_type="Defect Classification", text="?", options={"A": "w", "B": "x", "C": "y"}, answer="B")
     assert rotated(question, 0) is question

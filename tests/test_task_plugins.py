@@ -10,7 +10,8 @@ from pathlib import Path
 from harness.cli import main
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart, TextPart
 from harness.schema import ImageSample, RunSummary
-from harness.tasks.kinds import TaskKind, register_task_kind, task_kind_names
+from harness.tasks.kinds import TaskKind
+from harness.tasks.registry import register_task_kind, task_kind_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,17 +57,17 @@ class TallyKind(TaskKind):
     method = "Defect count: the number the model names against the number of defects the image has."
 
     def prepare(self, spec):
-        from harness.tasks.questions import prepared
+        from harness.data.run_questions import prepared
 
         return prepared(spec)
 
     def load(self, spec):  # what summarise needs, for `score`: the images asked about
-        from harness.tasks.questions import load_questions
+        from harness.data.run_questions import load_questions
 
         return list(load_questions(spec).images.values())[: spec.limit]
 
     def build(self, spec, folder, data):
-        from harness.tasks.questions import load_questions
+        from harness.data.run_questions import load_questions
 
         question_set = data or load_questions(spec)
         images = list(question_set.images.values())[: spec.limit]

@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.commands.flags import add_backend_flags, add_run_flags, given_model_options, number_at_least
 from harness.strategies import STRATEGY_FORMS
 from harness.errors import FatalBackendError, IadbenchError
-from harness.tasks.kinds import task_kind, task_kind_help, task_kind_names
+from harness.tasks.registry import task_kind, task_kind_help, task_kind_names
 
 # The exit-code contract (README): 0 finished with at least one question answered; 2 bad input (a
 # flag, a file, a record); 3 stopped by --max-cost; 4 every question failed (or the backend cannot
@@ -220,10 +220,14 @@ def _run(args: argparse.Namespace, held) -> int:
 def _finish(spec, summary, folder) -> int:
     """Print the results and say how the run ended (the exit-code contract above)."""
     from harness.report.reference import comparison_lines
-    from harness.results.tables import answered, results_table
+    from harness.results.tables import answered
+    from harness.results.run_table import results_table
+    from harness.tasks.registry import task_kind
 
     print(results_table(summary, spec))
-    if answered(summary):  # a run without answers has no scores to compare, only why (above)
+    # a run without answers has no scores to compare, only why (above); the comparison lines are
+    # the MMAD-style kinds' (their protocol, the other scorer, the published row)
+    if answered(summary) and task_kind(spec.task).answers_questions:
         for line in comparison_lines(spec, summary, folder):
             print(line)
     print(f"run folder: {folder.path}")

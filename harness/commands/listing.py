@@ -25,7 +25,7 @@ def _list(args: argparse.Namespace) -> int:
             picks = f" (picked for: {', '.join(protocol.models)})" if protocol.models else ""
             print(f"{name:<20} {protocol.description}{picks}")
     elif args.what == "box-formats":
-        from harness.tasks.bbox import box_formats
+        from harness.tasks.bbox.task import box_formats
 
         for name, box_format in box_formats().items():
             picks = f" (picked for: {', '.join(box_format.patterns)})" if box_format.patterns else ""
@@ -33,11 +33,11 @@ def _list(args: argparse.Namespace) -> int:
     elif args.what == "perturbations":
         from harness.asking.perturb import PARAMETERS
 
-        from harness.tasks.kinds import task_kind, task_kind_names
+        from harness.tasks.registry import task_kind, task_kind_names
 
         for kind, values in PARAMETERS.items():
             print(f"{kind:<16} severities 1-5: {', '.join(f'{v:g}' for v in values)}")
-        from harness.tasks.kinds import kinds_owning
+        from harness.tasks.registry import kinds_owning
 
         owned = sorted({value for name in task_kind_names() for value in task_kind(name).own_perturbations})
         for value in owned:  # a benchmark's own degradations, applied by its kind

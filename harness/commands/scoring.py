@@ -38,8 +38,8 @@ def _score(args: argparse.Namespace) -> int:
 
 def _score_run(args: argparse.Namespace, folder) -> int:
     from harness.metrics.accuracy import mmad_compat_table
-    from harness.results.tables import results_table
-    from harness.tasks.kinds import task_kind
+    from harness.results.run_table import results_table
+    from harness.tasks.registry import task_kind
 
     spec = folder.spec()
     kind = task_kind(spec.task)
@@ -60,7 +60,7 @@ def _score_run(args: argparse.Namespace, folder) -> int:
     print(results_table(summary, spec))
     if args.mmad_compat:
         from harness.results.export import answers_file_records
-        from harness.results.tables import official_table
+        from harness.tasks.mcq.tables import official_table
 
         if spec.scoring != "mmad-compat":
             print("\n".join(official_table(summary, spec)))
@@ -93,7 +93,7 @@ def _score_answers_file(args: argparse.Namespace, target: Path) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from harness.run.runlog import RunFolder
-    from harness.tasks.kinds import task_kind
+    from harness.tasks.registry import task_kind
 
     folder = RunFolder.open(Path(args.run))
     kind = task_kind(folder.spec().task)

@@ -67,7 +67,7 @@ class PatchKnnExpert:
         scored at region granularity, like any model in this task."""
         from scipy import ndimage
 
-        from harness.tasks.regions import SIDE, load_division
+        from harness.tasks.gpt4vad.regions import SIDE, load_division
 
         if not request.source_image or not request.normal_images or not request.regions_file:
             return GenerateResponse(error="patchknn in gpt4vad needs the source image, a normal image and the regions file")

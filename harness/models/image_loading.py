@@ -3,7 +3,7 @@
 Every script iadbench reproduces opens its images its own way, and the ways differ exactly on the
 files AD datasets rarely hold but users bring: transparency, 16-bit cameras, palettes, CMYK JPEGs,
 EXIF orientation tags. Which way a protocol opens an image is protocol data (a recipe name in
-harness/protocols/*.toml, harness/tasks/robustmad.toml, the GPT-4V-AD task), and every image a
+harness/protocols/*.toml, harness/tasks/robustmad/robustmad.toml, the GPT-4V-AD task), and every image a
 model or an API receives is opened here, by that name, before any resizing or encoding.
 
 | recipe | the official step | alpha (RGBA, LA, P+transparency) | 16-bit | EXIF orientation |

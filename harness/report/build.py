@@ -16,11 +16,11 @@ from harness.report import charts
 from harness.report.identity import clean_twin_key, difference_table
 from harness.report.published import PAPER_ROWS, published_rows
 from harness.report.reference import release_coverage
-from harness.report.runs import RunData, run_key
+from harness.report.rundata import RunData, run_key
 from harness.report.sections import robustness_sections
 from harness.report.stats import COLUMNS, SIGNIFICANCE, bootstrap_intervals, finite as _finite, paired_comparison
 from harness.schema import SUBTASKS
-from harness.tasks.kinds import task_kind, task_kind_names
+from harness.tasks.registry import task_kind, task_kind_names
 
 # Beyond this many runs, all pairs would be more tables than anyone reads: each run is tested
 # against the first (an ablation's baseline arm) and a degraded run against its clean twin.

@@ -14,7 +14,7 @@ from typing import Callable
 
 from harness.schema import RunSpec
 from harness.storage.sources import data_label
-from harness.tasks.kinds import task_kind
+from harness.tasks.registry import task_kind
 
 
 @dataclass(frozen=True)

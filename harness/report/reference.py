@@ -14,7 +14,6 @@ import numpy as np
 
 from harness.report.published import PublishedRow, published_rows
 from harness.schema import MMAD_TYPE_TO_SUBTASK, RunSpec, RunSummary, SampleResult, Subtask
-from harness.tasks.kinds import task_kind
 
 
 
@@ -80,9 +79,8 @@ def release_coverage(spec: RunSpec, summary: RunSummary) -> tuple[bool, str]:
 
 
 def comparison_lines(spec: RunSpec, summary: RunSummary, folder) -> list[str]:
-    """What the printed table needs beside it: the protocol, the other score, the published row."""
-    if not task_kind(summary.task).answers_questions:
-        return []
+    """What the printed table of an MMAD-style run needs beside it: the protocol, the other score,
+    the published row."""
     from harness.results.export import answers_file_records
     from harness.metrics.headline import headline
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from harness.metrics.accuracy import CompatTable
 from harness.asking.prompting import environment
-from harness.report.runs import RunData
+from harness.report.rundata import RunData
 from harness.storage.files import json_text as strict_json_text
-from harness.tasks.kinds import task_kind
+from harness.tasks.registry import task_kind
 
 
 def _number(value, digits: int = 1) -> str:

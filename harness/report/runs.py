@@ -8,38 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import RunFolderError
 from harness.run.runlog import SAMPLES, RunFolder
-from harness.schema import SUBTASKS, RunSpec, RunSummary
-from harness.tasks.kinds import task_kind
-
-SUBTASK_INDEX = {s.value: i for i, s in enumerate(SUBTASKS)}
-
-
-@dataclass
-class RunData:
-    path: Path
-    spec: RunSpec
-    summary: RunSummary
-    ids: np.ndarray  # question ids (object), in ordinal order
-    dataset: np.ndarray  # object
-    category: np.ndarray  # object
-    subtask: np.ndarray  # int8 index into SUBTASKS
-    anomalous: np.ndarray  # bool: the image's label
-    correct: np.ndarray  # bool
-    status: np.ndarray  # object: ok, unparsable, …
-    label: str = field(default="")  # set for a report by label_runs: the model plus what tells this run apart
-
-    def same_questions(self, other: "RunData") -> bool:
-        """Whether two runs answered exactly the same questions (the condition for pairing them)."""
-        if self.ids.shape == other.ids.shape and np.array_equal(self.ids, other.ids):
-            return True
-        return self.ids.size == other.ids.size and np.array_equal(np.sort(self.ids.astype(str)), np.sort(other.ids.astype(str)))
+from harness.report.rundata import SUBTASK_INDEX, RunData
+from harness.tasks.registry import task_kind
 
 
 def label_runs(runs: list[RunData]) -> list[RunData]:
@@ -49,11 +25,6 @@ def label_runs(runs: list[RunData]) -> list[RunData]:
     for run, label in zip(runs, run_labels([r.spec for r in runs], [str(r.path) for r in runs])):
         run.label = label
     return runs
-
-
-def run_key(run: RunData) -> str:
-    """A run's identity in a report: its folder (two folders can carry the same run id)."""
-    return str(run.path.resolve())
 
 
 def load_run(path: Path, *, circular: bool = False) -> RunData:

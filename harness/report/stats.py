@@ -15,7 +15,7 @@ import math
 import numpy as np
 from scipy.stats import binomtest
 
-from harness.report.runs import RunData
+from harness.report.rundata import RunData
 from harness.schema import SUBTASKS
 
 CONFIDENCE = 0.95

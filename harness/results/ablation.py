@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.report.runs import RunData, load_run
+from harness.report.runs import load_run
+from harness.report.rundata import RunData
 from harness.report.stats import SIGNIFICANCE, paired_comparison
 from harness.schema import SUBTASKS
 from harness.storage.files import write_json_atomically

@@ -72,8 +72,8 @@ def estimate(spec: RunSpec, data: Any, model=None, dump_dir: Path | None = None)
     `dump_dir`, each call is written there as the backend would send it (see `dump_request`)."""
     import tempfile
 
-    from harness.tasks.kinds import task_kind
-    from harness.tasks.mcq import RequestDigester
+    from harness.tasks.registry import task_kind
+    from harness.tasks.mcq.task import RequestDigester
 
     scratch = SimpleNamespace(path=Path(tempfile.mkdtemp(prefix="iadbench-dryrun-")))  # stands in for the run folder
     task, _ = task_kind(spec.task).build(spec, scratch, data)

@@ -25,7 +25,7 @@ from harness.strategies import parse_strategies
 from harness.asking.perturb import canonical_perturbations
 from harness.protocols import resolve_protocol
 from harness.suites import load_suite
-from harness.tasks.kinds import kinds_owning, task_kind, task_kind_names
+from harness.tasks.registry import kinds_owning, task_kind, task_kind_names
 
 
 @dataclass
@@ -168,7 +168,7 @@ def build_task(spec: RunSpec, folder: RunFolder, data=None):
     task, data = kind.build(spec, folder, data)
     generic = [p for p in spec.perturb if p not in kind.own_perturbations]  # the kind applies its own itself
     if generic:
-        from harness.tasks.perturbed import PerturbedTask
+        from harness.tasks.mcq.perturbed import PerturbedTask
 
         task = PerturbedTask(task, generic, templates=spec.perturb_templates, seed=spec.seed, cache=cache_dir())
     return task, data

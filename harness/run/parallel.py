@@ -33,7 +33,7 @@ def launch_ranks(folder: RunFolder, count: int, *, total: int, base_url: str | N
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
         }
         processes.append(subprocess.Popen([*command, "--quiet"], env=environment))  # this process shows their joint progress
-    from harness.tasks.kinds import task_kind
+    from harness.tasks.registry import task_kind
 
     done = len(folder.read_samples(repair=False, sample_type=task_kind(folder.spec().task).sample_type))
     tracker = Progress(total, already_done=done) if progress else None

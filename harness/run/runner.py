@@ -22,7 +22,7 @@ from harness.models.base import MAX_REPLY_CHARS, GenerateRequest, GenerateRespon
 from harness.models.pricing import cost_usd
 from harness.run.progress import Progress
 from harness.run.runlog import RunFolder, shard_block
-from harness.tasks.mcq import RequestDigester
+from harness.tasks.mcq.task import RequestDigester
 
 
 class Task(Protocol):

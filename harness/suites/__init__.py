@@ -20,7 +20,7 @@ class Suite(BaseModel):
     name: str
     description: str
     data: str
-    task: str = "mcq"  # a task kind's name (harness/tasks/kinds.py)
+    task: str = "mcq"  # a task kind's name (harness/tasks/registry.py)
     regions: str = "slic"
     gpt4vad_prompt: Literal["zero-shot", "zero-shot-no-class", "iadbench-one-shot", "one-shot"] = "zero-shot"
     shots: int = 1

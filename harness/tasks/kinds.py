@@ -3,7 +3,8 @@ one a user adds) does at each step, behind one interface, and the registry that 
 
 Orchestration (evaluate, score, export, tables, report, the CLI) asks the run's kind and never
 compares task names: adding a kind is one module that subclasses TaskKind and one
-`register_task_kind` call (tests/test_task_plugins.py adds one in the test itself).
+`register_task_kind` call in harness/tasks/registry.py (tests/test_task_plugins.py adds one in the
+test itself). This module is the interface only: the kinds import it, the registry imports them.
 
 A kind, step by step:
 - `spec_fields`: the RunSpec fields it sets from the flags (bbox: the box format);
@@ -17,11 +18,10 @@ A kind, step by step:
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.errors import ConfigError, IadbenchError
+from harness.errors import IadbenchError
 from harness.schema import SampleResult
 
 if TYPE_CHECKING:
@@ -113,52 +113,3 @@ class TaskKind:
 
     def export(self, folder: RunFolder, out: Path) -> int:
         raise IadbenchError(f"{folder.path}: MMAD's answers format holds multiple-choice answers; this is a {self.title} run")
-
-
-_FACTORIES: dict[str, str] = {}
-_KINDS: dict[str, TaskKind] = {}
-_HELP: dict[str, str] = {}
-
-
-def register_task_kind(name: str, factory: str | TaskKind, help: str = "") -> None:
-    """A kind by name: an instance, or "module:Class" imported when first used (start-up stays
-    fast; `help` is what `--task` says of it meanwhile)."""
-    if isinstance(factory, TaskKind):
-        _KINDS[name] = factory
-        _HELP[name] = help or factory.help
-    else:
-        _FACTORIES[name] = factory
-        _KINDS.pop(name, None)
-        _HELP[name] = help
-
-
-def task_kind_names() -> list[str]:
-    return sorted(set(_FACTORIES) | set(_KINDS))
-
-
-def task_kind_help(name: str) -> str:
-    return _HELP.get(name, "")
-
-
-def kinds_owning(predicate) -> str:
-    """The kinds for which `predicate(kind)` holds, as flags to suggest ("--task robustmad (--suite
-    robustmad) or --task open (…)"), "" for none: which kinds a --data form or a --perturb value
-    belongs to, for an error that names them. Imports every kind: error paths only."""
-    names = [name for name in task_kind_names() if predicate(task_kind(name))]
-    return " or ".join(f"--task {name} (--suite {task_kind(name).default_suite})" for name in sorted(names, key=lambda n: (len(n), n)))
-
-
-def task_kind(name: str) -> TaskKind:
-    if name not in _KINDS:
-        if name not in _FACTORIES:
-            raise ConfigError(f"unknown task {name!r}; known: {', '.join(task_kind_names())}")
-        module, _, attribute = _FACTORIES[name].partition(":")
-        _KINDS[name] = getattr(importlib.import_module(module), attribute)()
-    return _KINDS[name]
-
-
-register_task_kind("mcq", "harness.tasks.mcq_kind:McqKind", "multiple-choice questions (MMAD's format), accuracy per subtask")
-register_task_kind("gpt4vad", "harness.tasks.gpt4vad_kind:Gpt4vadKind", "GPT-4V-AD region scoring with image/pixel metrics")
-register_task_kind("bbox", "harness.tasks.bbox_kind:BoxKind", "bounding boxes of every defect (mIoU, ACC@IoU)")
-register_task_kind("robustmad", "harness.tasks.robustmad_kind:RobustmadKind", "RobustMAD's multiple-choice questions, scored as its scripts score them")
-register_task_kind("open", "harness.tasks.robustmad_open:OpenKind", "RobustMAD's open questions, each answer scored 1-5 by a judge model (--judge) with its published guidelines")

@@ -1,6 +1,6 @@
 """`--task bbox`: where exactly is the defect? Each image of a question set (anomalous and normal)
 is asked for the bounding boxes of all its defects, or none; the true boxes come from its mask
-(harness/metrics/boxes.py), the reply is read by harness/tasks/box_parsing.py, and the run is
+(harness/metrics/boxes.py), the reply is read by harness/tasks/bbox/parsing.py, and the run is
 scored with mIoU, ACC@IoU, box precision/recall and image-level detection."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, 
 from harness.models.images import qwen_smart_size
 from harness.asking.prompting import render_parts
 from harness.schema import BoxSample, DecodingSpec, ImageRecord
-from harness.tasks.box_parsing import Convention, parse_box_reply
-from harness.tasks.gpt4vad import class_name, safe_name
+from harness.tasks.bbox.parsing import Convention, parse_box_reply
+from harness.tasks.gpt4vad.task import class_name, safe_name
 
 BOX_TOKENS = 512  # room for a JSON list of several boxes
 
@@ -39,7 +39,7 @@ class BoxFormat:
 
 @lru_cache(maxsize=1)
 def box_formats() -> dict[str, BoxFormat]:
-    raw = tomllib.loads(resources.files("harness.tasks").joinpath("box_formats.toml").read_text())
+    raw = tomllib.loads(resources.files("harness.tasks.bbox").joinpath("box_formats.toml").read_text())
     return {
         name: BoxFormat(name, e["description"], tuple(e["patterns"]), Convention(name, None if e["scale"] == "pixels" else float(e["scale"])), e["prompt"])
         for name, e in raw.items()

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.schema import RegionSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
-from harness.tasks.questions import check_digest
+from harness.data.run_questions import check_digest
 
 
 class Gpt4vadKind(TaskKind):
@@ -22,7 +22,7 @@ class Gpt4vadKind(TaskKind):
     section_names = ("gpt4vad",)
 
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, list]:
-        from harness.tasks.gpt4vad import validate_regions
+        from harness.tasks.gpt4vad.task import validate_regions
 
         validate_regions(spec.regions)
         items, digest = self._items(spec)
@@ -34,7 +34,7 @@ class Gpt4vadKind(TaskKind):
         return items
 
     def _items(self, spec: RunSpec) -> tuple[list, str]:
-        from harness.tasks.gpt4vad import load_region_items
+        from harness.tasks.gpt4vad.task import load_region_items
 
         from harness.data.subset import take_limit
 
@@ -43,7 +43,7 @@ class Gpt4vadKind(TaskKind):
         return take_limit(items, spec.limit, sampling=spec.limit_sampling, seed=spec.seed, stratum=lambda item: (item.dataset, item.category, item.label), key=lambda item: item.id), digest
 
     def build(self, spec: RunSpec, folder, data: Any) -> tuple[Any, list]:
-        from harness.tasks.gpt4vad import Gpt4vadTask
+        from harness.tasks.gpt4vad.task import Gpt4vadTask
 
         items = self.load(spec)
         task = Gpt4vadTask(items, folder.path, regions=spec.regions, prompt=spec.gpt4vad_prompt, image_max_side=spec.image_max_side, decoding=spec.decoding, seed=spec.seed)
@@ -56,7 +56,7 @@ class Gpt4vadKind(TaskKind):
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.run.accounting import run_accounting
-        from harness.tasks.gpt4vad import region_metrics
+        from harness.tasks.gpt4vad.task import region_metrics
 
         samples = self.rescored(spec, folder, samples, data)
         return RunSummary(
@@ -66,7 +66,7 @@ class Gpt4vadKind(TaskKind):
         )
 
     def table(self, summary, spec) -> str:
-        from harness.results.tables import ad_table
+        from harness.tasks.gpt4vad.tables import ad_table
 
         return ad_table(summary, spec)
 
@@ -74,16 +74,16 @@ class Gpt4vadKind(TaskKind):
         return list(run.summary.ad_metrics.get("notes", []))
 
     def report_sections(self, runs: list, keys: dict[str, str]) -> dict[str, list]:
-        from harness.report.region_sections import gpt4vad_sections
+        from harness.tasks.gpt4vad.report import gpt4vad_sections
 
         return {"gpt4vad": gpt4vad_sections(runs, keys)}
 
     def report_charts(self, runs: list) -> dict[str, str]:
-        from harness.report.region_sections import region_curves
+        from harness.tasks.gpt4vad.report import region_curves
 
         return region_curves(runs)
 
     def gallery(self, run, limit: int, skip_declined: bool = False) -> dict | None:
-        from harness.report.galleries import gpt4vad_gallery
+        from harness.tasks.gpt4vad.report import gpt4vad_gallery
 
         return gpt4vad_gallery(run, limit, skip_declined)

@@ -11,7 +11,7 @@ from harness.data.mmad import QuestionSet
 from harness.errors import ConfigError
 from harness.schema import RunSpec, RunSummary, SampleResult
 from harness.tasks.kinds import TaskKind
-from harness.tasks.questions import check_digest, load_questions, prepared
+from harness.data.run_questions import check_digest, load_questions, prepared
 
 
 class McqKind(TaskKind):
@@ -35,7 +35,7 @@ class McqKind(TaskKind):
         return load_questions(spec)
 
     def build(self, spec: RunSpec, folder, data: QuestionSet | None) -> tuple[Any, QuestionSet]:
-        from harness.tasks.mcq import McqTask
+        from harness.tasks.mcq.task import McqTask
 
         question_set = data or load_questions(spec)
         check_digest(spec, question_set.digest, str(question_set.source))
@@ -51,7 +51,7 @@ class McqKind(TaskKind):
         return summarise(spec, self.rescored(spec, folder, samples, data), data, wall_time_s, stopped_reason)
 
     def table(self, summary, spec) -> str:
-        from harness.results.tables import mcq_table
+        from harness.tasks.mcq.tables import mcq_table
 
         return mcq_table(summary, spec)
 
@@ -76,7 +76,7 @@ class McqKind(TaskKind):
         }
 
     def gallery(self, run, limit: int, skip_declined: bool = False) -> dict | None:
-        from harness.report.galleries import mcq_gallery
+        from harness.tasks.mcq.report import mcq_gallery
 
         return mcq_gallery(run, limit, skip_declined)
 
@@ -96,7 +96,7 @@ def prompt_settings(spec: RunSpec, question_set: QuestionSet, artifacts_dir: Pat
     """The MCQ prompt settings of a spec, with its strategies' knowledge base loaded."""
     from harness.protocols import load_protocol
     from harness.strategies import parse_strategies
-    from harness.tasks.mcq import PromptSettings
+    from harness.tasks.mcq.task import PromptSettings
 
     strategies = parse_strategies(spec.strategies)
     knowledge = None
@@ -118,7 +118,7 @@ def circular_scores(samples: list[SampleResult]) -> dict:
     """Accuracy counting a question right only if every rotation of its options was answered right
     (questions with a rotation still unanswered are left out and counted)."""
     from harness.metrics.accuracy import strict_scores
-    from harness.tasks.mcq import base_question_id
+    from harness.tasks.mcq.task import base_question_id
 
     groups: dict[str, list[SampleResult]] = {}
     for sample in samples:
@@ -132,7 +132,7 @@ def summarise(spec: RunSpec, samples: list[SampleResult], question_set: Question
     from harness.run.accounting import run_accounting
     from harness.results.export import answers_file_records, officially_unrecorded
     from harness.metrics.accuracy import mmad_compat_table, strict_scores
-    from harness.tasks.mcq import ROTATION_MARK
+    from harness.tasks.mcq.task import ROTATION_MARK
 
     rotations = "circular" in spec.strategies
     all_samples, samples = samples, [s for s in samples if ROTATION_MARK not in s.question_id]  # tables: the questions as written

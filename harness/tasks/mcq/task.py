@@ -277,7 +277,7 @@ class McqTask:
         image = self.images[question.image_id]
         if self.protocol is None:
             return build_request(question, image, self.root, self.settings, self.seed)
-        from harness.tasks.official import official_request
+        from harness.tasks.mcq.official import official_request
 
         settings = self.settings
         templates = list(getattr(image, f"{settings.templates}_templates")[: settings.shots])
@@ -291,7 +291,7 @@ class McqTask:
         sample = score_response(question, self.images[question.image_id], ordinal, model, digest, response, self.settings.choice_scoring)
         if self.protocol is None:
             return sample
-        from harness.tasks.official import apply_official, call_plan
+        from harness.tasks.mcq.official import apply_official, call_plan
 
         plan = call_plan(question, self.conversations[question.image_id], self.protocol)
         return apply_official(sample, response, question, self.protocol, plan, self.seed)

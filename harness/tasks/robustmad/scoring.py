@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 
 from harness.storage.files import csv_text
-from harness.tasks.robustmad_data import DIFFICULTIES
+from harness.tasks.robustmad.data import DIFFICULTIES
 
 # parse_model_response: the patterns in order on the upper-cased, stripped reply, then any A-E.
 _PATTERNS = tuple(re.compile(p) for p in (
@@ -191,3 +191,28 @@ def interval(correct: int, questions: int) -> tuple[float, float]:
     centre = (p + z * z / (2 * questions)) / (1 + z * z / questions)
     half = z * math.sqrt(p * (1 - p) / questions + z * z / (4 * questions * questions)) / (1 + z * z / questions)
     return centre - half, centre + half
+
+
+def difference_cells(summary) -> dict[str, tuple[float, float, float]]:
+    """Per category: (yours − published, and the 95% interval of that difference from your run's
+    size), for a run whose model has a published row on its release."""
+    published = summary.metrics.get("published") or {}
+    cells = {}
+    for category, row in summary.metrics.get("categories", {}).items():
+        if "all" in published.get(category, {}):
+            low, high = interval(row["correct"], row["questions"])
+            reference = published[category]["all"]
+            cells[category] = (row["accuracy"] - reference, low - reference, high - reference)
+    return cells
+
+
+def open_differences(summary) -> dict[str, tuple[float, float, float]]:
+    """Per category: yours − published mean overall score, with a 95% interval from your run's spread."""
+    published = summary.metrics.get("published") or {}
+    cells = {}
+    for category, row in summary.metrics.get("categories", {}).items():
+        if "all" in published.get(category, {}):
+            difference = row["scores"]["overall_score"] - published[category]["all"]["overall_score"]
+            half = 1.959963984540054 * row.get("overall_se", 0.0)
+            cells[category] = (difference, difference - half, difference + half)
+    return cells

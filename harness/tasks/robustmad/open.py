@@ -1,7 +1,7 @@
 """RobustMAD's open questions (`--task open`, suites robustmad-open and robustmad-open-low): the
-model answers in its own words as the oe_*.py scripts ask it (harness/tasks/robustmad.toml
+model answers in its own words as the oe_*.py scripts ask it (harness/tasks/robustmad/robustmad.toml
 [open]), then a judge model (`--judge`) scores every answer 1–5 on four dimensions and overall with
-RobustMAD's published guidelines (harness/tasks/robustmad_judge.py). Judged scores are reported
+RobustMAD's published guidelines (harness/tasks/robustmad/judge.py). Judged scores are reported
 apart from exactly scored accuracy: they are a model's opinion, and they move with the judge.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.models.base import GenerateResponse
 from harness.schema import ImageSample, RunSpec, RunSummary
-from harness.tasks.robustmad_data import RobustItem
-from harness.tasks.robustmad_judge import DIMENSIONS, JUDGEMENTS, Judgement, JudgeTask, open_scores, score_csv
-from harness.tasks.robustmad_kind import Family, RobustmadKind, RobustmadTask, family_for, protocol_data
-from harness.tasks.robustmad_scoring import published_open_for
+from harness.tasks.robustmad.data import RobustItem
+from harness.tasks.robustmad.judge import DIMENSIONS, JUDGEMENTS, Judgement, JudgeTask, open_scores, score_csv
+from harness.tasks.robustmad.kind import Family, RobustmadKind, RobustmadTask, family_for, protocol_data
+from harness.tasks.robustmad.scoring import open_differences, published_open_for
 
 
 class OpenSample(ImageSample):
@@ -145,7 +145,7 @@ class OpenKind(RobustmadKind):
         return row, None if row else "no published row for this model"
 
     def table(self, summary, spec) -> str:
-        from harness.results.tables import open_table
+        from harness.tasks.robustmad.tables import open_table
 
         return open_table(summary, spec)
 
@@ -175,18 +175,6 @@ class OpenKind(RobustmadKind):
         judgements = read_judgements(folder)
         write_text_atomically(out, score_csv(judgements))
         return sum(1 for j in judgements if j.scores)
-
-
-def open_differences(summary) -> dict[str, tuple[float, float, float]]:
-    """Per category: yours − published mean overall score, with a 95% interval from your run's spread."""
-    published = summary.metrics.get("published") or {}
-    cells = {}
-    for category, row in summary.metrics.get("categories", {}).items():
-        if "all" in published.get(category, {}):
-            difference = row["scores"]["overall_score"] - published[category]["all"]["overall_score"]
-            half = 1.959963984540054 * row.get("overall_se", 0.0)
-            cells[category] = (difference, difference - half, difference + half)
-    return cells
 
 
 def read_judgements(folder) -> list[Judgement]:

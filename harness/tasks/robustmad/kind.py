@@ -1,5 +1,5 @@
 """RobustMAD (`--task robustmad`, suites `robustmad` and `robustmad-low`): its multiple-choice
-questions put as its scripts put them (harness/tasks/robustmad.toml), parsed and scored as they
+questions put as its scripts put them (harness/tasks/robustmad/robustmad.toml), parsed and scored as they
 score them, its published rows beside a run on the same release.
 
 `--data robustmad:PATH` names RobustMAD_MCQ.json (or RobustMAD_MCQ_low.json); its image paths are
@@ -22,9 +22,9 @@ from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, 
 from harness.models.image_loading import DEFAULT_LOADING, LoadingName
 from harness.schema import DecodingSpec, ImageSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
-from harness.tasks.questions import check_digest
-from harness.tasks.robustmad_data import RobustItem, image_order, read_robustmad, release_label
-from harness.tasks.robustmad_scoring import INVALID, EMPTY, PARSERS, accuracy_csv, category_scores, interval, published_for
+from harness.data.run_questions import check_digest
+from harness.tasks.robustmad.data import RobustItem, image_order, read_robustmad, release_label
+from harness.tasks.robustmad.scoring import INVALID, EMPTY, PARSERS, accuracy_csv, category_scores, difference_cells, interval, published_for
 
 
 class RobustSample(ImageSample):
@@ -71,8 +71,8 @@ class Family(BaseModel):
 
 @lru_cache(maxsize=1)
 def protocol_data() -> dict:
-    """harness/tasks/robustmad.toml as read: the shared instruction, the families, the open-answer and judge sections."""
-    return tomllib.loads(resources.files("harness.tasks").joinpath("robustmad.toml").read_text(encoding="utf-8"))
+    """harness/tasks/robustmad/robustmad.toml as read: the shared instruction, the families, the open-answer and judge sections."""
+    return tomllib.loads(resources.files("harness.tasks.robustmad").joinpath("robustmad.toml").read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +101,7 @@ class RobustmadTask:
         """The image as shown: the file, or its degraded copy (the query's degradation for its reference too)."""
         if kind is None:
             return str(self.root / relative)
-        from harness.tasks.robustmad_loq import degraded_file
+        from harness.tasks.robustmad.loq import degraded_file
 
         return str(degraded_file(self.root / relative, kind, self.low_folder / Path(relative).parent / kind))
 
@@ -178,7 +178,7 @@ class RobustmadKind(TaskKind):
     fixed_protocol = "harmonised"  # MMAD's protocols do not apply; spec_fields names RobustMAD's family
     dry_runnable = True
     export_what, export_name = "answers scored in RobustMAD's accuracy CSV", "accuracy.csv"
-    own_perturbations = (LOW,)  # its own degradation (harness/tasks/robustmad_loq.py), applied by its task
+    own_perturbations = (LOW,)  # its own degradation (harness/tasks/robustmad/loq.py), applied by its task
     data_forms = ("robustmad:",)
     settings = frozenset({"protocol"})
     method = ("RobustMAD: accuracy per robustness category (general object understanding, stand-alone and pair-wise anomaly understanding, "
@@ -188,14 +188,14 @@ class RobustmadKind(TaskKind):
         family = family_for(model)
         return {"protocol": f"robustmad-{family.name}", "protocol_differences": family.differences, "decoding": family.decoding}
 
-    open_answers = False  # RobustMAD_OE*.json (the open kind, harness/tasks/robustmad_open.py)
+    open_answers = False  # RobustMAD_OE*.json (the open kind, harness/tasks/robustmad/open.py)
 
     def prepare(self, spec: RunSpec) -> tuple[RunSpec, list[RobustItem]]:
         path, root = _source(spec)
         skipped: list | None = [] if spec.skip_bad else None
         items, digest = read_robustmad(path, root, open_answers=self.open_answers, skipped=skipped)
         if not items:  # exit 0 means at least one answer: why there is none, before any folder exists
-            from harness.tasks.questions import nothing_left
+            from harness.data.run_questions import nothing_left
 
             raise DataError(nothing_left(path, skipped or []))
         spec = spec.model_copy(update={"data": f"robustmad:{path.resolve()}", "data_digest": digest, "data_release": release_label(path, digest),
@@ -220,7 +220,7 @@ class RobustmadKind(TaskKind):
         low, low_folder = {}, None
         if LOW in spec.perturb:
             from harness.storage.sources import cache_dir
-            from harness.tasks.robustmad_loq import assignment
+            from harness.tasks.robustmad.loq import assignment
 
             # every image of the file, as the script numbers them
             order = image_order(path)
@@ -250,7 +250,7 @@ class RobustmadKind(TaskKind):
                           protocol=spec.protocol, metrics=metrics, wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples))
 
     def table(self, summary, spec) -> str:
-        from harness.results.tables import robustmad_table
+        from harness.tasks.robustmad.tables import robustmad_table
 
         return robustmad_table(summary, spec)
 
@@ -276,19 +276,6 @@ class RobustmadKind(TaskKind):
         samples = sorted(self.rescored(spec, folder, folder.read_samples(sample_type=RobustSample), self.load(spec)), key=lambda s: s.ordinal)
         write_text_atomically(out, accuracy_csv(samples))
         return len(samples)
-
-
-def difference_cells(summary) -> dict[str, tuple[float, float, float]]:
-    """Per category: (yours − published, and the 95% interval of that difference from your run's
-    size), for a run whose model has a published row on its release."""
-    published = summary.metrics.get("published") or {}
-    cells = {}
-    for category, row in summary.metrics.get("categories", {}).items():
-        if "all" in published.get(category, {}):
-            low, high = interval(row["correct"], row["questions"])
-            reference = published[category]["all"]
-            cells[category] = (row["accuracy"] - reference, low - reference, high - reference)
-    return cells
 
 
 def _percent(value: float | None) -> float | None:

@@ -16,10 +16,10 @@ from importlib import resources
 from harness.asking.model_json import read_model_json
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse
 from harness.schema import DecodingSpec, ImageSample
-from harness.tasks.robustmad_data import DIFFICULTIES, RobustItem
-from harness.tasks.robustmad_kind import Family, protocol_data
+from harness.tasks.robustmad.data import DIFFICULTIES, RobustItem
+from harness.tasks.robustmad.kind import Family, protocol_data
 from harness.storage.files import csv_text
-from harness.tasks.robustmad_scoring import number, question_groups
+from harness.tasks.robustmad.scoring import number, question_groups
 
 DIMENSIONS = ("technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity")
 SCORES = DIMENSIONS + ("overall_score",)
@@ -44,7 +44,7 @@ class Judgement(ImageSample):
 def guidelines() -> str:
     """The judge's guidelines, byte for byte (checked against the recorded SHA-256)."""
     section = protocol_data()["judge"]
-    text = resources.files("harness.tasks").joinpath(section["guidelines"]).read_text(encoding="utf-8")
+    text = resources.files("harness.tasks.robustmad").joinpath(section["guidelines"]).read_text(encoding="utf-8")
     if hashlib.sha256(text.encode()).hexdigest() != section["guidelines_sha256"]:
         raise RuntimeError(f"harness/tasks/{section['guidelines']} is not the published judge's text (its SHA-256 differs)")
     return text

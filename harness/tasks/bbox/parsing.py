@@ -5,7 +5,7 @@ a list of 4-number lists, one object, inside code fences or prose); else bracket
 groups of four numbers ("[12, 30, 88, 140]", "(12, 30), (88, 140)"); else "x1,y1,x2,y2" runs of four
 numbers. A reply that says there is no defect ("no defect", "none", "[]") is an empty, readable
 answer; a refusal ("I cannot", "sorry") or a reply with neither boxes nor a no-defect statement is
-unreadable. Coordinates are read in the request's convention (harness/tasks/box_formats.toml) and
+unreadable. Coordinates are read in the request's convention (harness/tasks/bbox/box_formats.toml) and
 brought to the original image's pixels; swapped corners are put in order, boxes are clipped to the
 image and empty ones dropped, each noted. In a 0-1000 convention, a reply whose numbers are all
 within 0..1 is read as 0..1 (noted).

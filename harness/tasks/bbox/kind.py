@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.schema import BoxSample, RunSpec, RunSummary
 from harness.tasks.kinds import TaskKind
-from harness.tasks.questions import check_digest, load_questions, prepared
+from harness.data.run_questions import check_digest, load_questions, prepared
 
 
 class BoxKind(TaskKind):
@@ -16,14 +16,14 @@ class BoxKind(TaskKind):
     help = "bounding boxes of every defect (mIoU, ACC@IoU, box precision/recall)"
     sample_type = BoxSample
     perturbable = True
-    fixed_protocol = "harmonised"  # boxes are asked as harness/tasks/box_formats.toml says, whatever the suite's protocol
+    fixed_protocol = "harmonised"  # boxes are asked as harness/tasks/bbox/box_formats.toml says, whatever the suite's protocol
     settings = frozenset({"shots", "box_format"})
     method = ("Defect boxes: the model's boxes matched to boxes drawn from the masks, scored with mIoU, ACC@IoU, box precision/recall and detection "
               "balanced accuracy; an unanswered image counts as no box.")
     section_names = ("boxes",)
 
     def spec_fields(self, model: str, overrides: Any) -> dict:
-        from harness.tasks.bbox import pick_box_format
+        from harness.tasks.bbox.task import pick_box_format
 
         return {"box_format": pick_box_format(model, overrides.box_format).name}
 
@@ -32,12 +32,12 @@ class BoxKind(TaskKind):
         return spec.model_copy(update={"limit_of": len(question_set.images) if spec.limit is not None else None}), question_set
 
     def load(self, spec: RunSpec) -> list:
-        from harness.tasks.bbox import limited_images
+        from harness.tasks.bbox.task import limited_images
 
         return limited_images(spec, load_questions(spec))
 
     def build(self, spec: RunSpec, folder, data: Any) -> tuple[Any, list]:
-        from harness.tasks.bbox import build_box_task
+        from harness.tasks.bbox.task import build_box_task
 
         question_set = data or load_questions(spec)
         check_digest(spec, question_set.digest, str(question_set.source))
@@ -50,7 +50,7 @@ class BoxKind(TaskKind):
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.run.accounting import run_accounting
-        from harness.tasks.bbox import box_run_metrics
+        from harness.tasks.bbox.task import box_run_metrics
 
         samples = self.rescored(spec, folder, samples, data)
         return RunSummary(
@@ -59,16 +59,16 @@ class BoxKind(TaskKind):
         )
 
     def table(self, summary, spec) -> str:
-        from harness.results.tables import box_table
+        from harness.tasks.bbox.tables import box_table
 
         return box_table(summary, spec)
 
     def report_sections(self, runs: list, keys: dict[str, str]) -> dict[str, list]:
-        from harness.report.sections import box_comparison, box_sections
+        from harness.tasks.bbox.report import box_comparison, box_sections
 
         return {"boxes": box_sections(runs), "tables": box_comparison(runs)}
 
     def gallery(self, run, limit: int, skip_declined: bool = False) -> dict | None:
-        from harness.report.sections import box_gallery
+        from harness.tasks.bbox.report import box_gallery
 
         return box_gallery(run, limit, skip_declined)

@@ -26,9 +26,9 @@ from harness.metrics.ad import image_metrics, mean_over_categories, pixel_metric
 from harness.models.base import ChatMessage, GenerateRequest, GenerateResponse, ImagePart
 from harness.asking.prompting import render_parts
 from harness.schema import DecodingSpec, RegionSample
-from harness.tasks.region_files import METHODS, official_file, read_official_masks
-from harness.tasks.region_parsing import parse_region_reply
-from harness.tasks.regions import (
+from harness.tasks.gpt4vad.region_files import METHODS, official_file, read_official_masks
+from harness.tasks.gpt4vad.region_parsing import parse_region_reply
+from harness.tasks.gpt4vad.regions import (
     Division,
     draw_overlay,
     grid_division,
@@ -134,7 +134,7 @@ def divide(regions: str, item: RegionItem, rgb: np.ndarray) -> Division:
                 return masks_division(candidate)
         raise ConfigError(f"--regions {regions!r}: no region file for {relative} (expected {Path(argument) / Path(relative).with_suffix('.npz')} or .png)")
     if kind == "sam":
-        from harness.tasks.sam_regions import DEFAULT_SAM, sam_masks
+        from harness.tasks.gpt4vad.sam_regions import DEFAULT_SAM, sam_masks
 
         return masks_from_list(sam_masks(rgb, argument or DEFAULT_SAM, _sam_device()))
     if kind == "official" and argument:
