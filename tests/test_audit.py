@@ -171,6 +171,7 @@ def test_generation_drops_what_its_audit_flags(tmp_path):
     """A knowledge file whose sentence about one defect names another object of the set: any
     question offering it is a giveaway, dropped and counted."""
     assert main(["synth", "--out", str(tmp_path / "data"), "--size", "64"]) == 0
+    (tmp_path / "data" / "synthetic.json").unlink()  # read as a folder of one's own in MVTec's layout, with MVTec's knowledge
     texts = {folder: f" <{folder.title()}>\n Description: The defect on the brick shows a dark spot shaped like a {word}.\n"
              for folder, word in (("crack", "star"), ("hole", "ring"), ("stain", "washer"), ("fold", "cross"), ("print", "wave"), ("thread", "line"))}
     (tmp_path / "k.json").write_text(json.dumps({"MVTec": {"brick": texts}}))

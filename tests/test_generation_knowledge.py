@@ -143,6 +143,7 @@ def test_mmad_knowledge_file_grounds_names_and_options_from_the_same_object(tmp_
     sentence of that role, against the same object's other entries (never another object's, which
     would give the answer away); questions the file does not touch are the same with it or without."""
     assert main(["synth", "--out", str(tmp_path / "data"), "--size", "64"]) == 0
+    (tmp_path / "data" / "synthetic.json").unlink()  # a folder of one's own in MVTec's layout (not synth's: that finds the synthetic objects' facts)
     categories = {p.name: sorted(d.name for d in (p / "test").iterdir() if d.name != "good") for p in sorted((tmp_path / "data").iterdir()) if p.is_dir()}
     (tmp_path / "domain_knowledge.json").write_text(json.dumps(_knowledge(categories)))
     mmad, report = _generate(tmp_path, f"mvtec:{tmp_path / 'data'}", "--knowledge", str(tmp_path / "domain_knowledge.json"))
