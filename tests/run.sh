@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the tests need, then runs pytest (arguments go to
 # pytest). .ci/run calls it unchanged, inside a fresh virtual environment: the full suite.
-# `bash tests/run.sh --fast` is the fast tier: every test but those marked slow (under 3 minutes).
+# `bash tests/run.sh --fast` is the fast tier: every test but those marked slow, on two workers (under 2 minutes).
 # The report test opens reports in Debian's chromium, a system package pip cannot install: it is
 # installed with apt-get where this user may (root, or password-less sudo). Elsewhere the browser
 # test fails with a message naming the package to install; it is never skipped.
@@ -25,6 +25,7 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
 fi
 if [ "${1:-}" = "--fast" ]; then
   shift
-  exec python3 -m pytest -m "not slow" "$@"
+  # two workers (pytest-xdist): the fast tier is CPU-bound and this machine has two cores
+  exec python3 -m pytest -m "not slow" -n 2 "$@"
 fi
 exec python3 -m pytest "$@"

@@ -57,7 +57,7 @@ def test_score_of_nothing_names_what_it_takes_and_keeps_mmads_csv(tmp_path, caps
 
 
 def test_generate_says_its_counts_in_one_line(tmp_path, capsys, isolated_cache):
-    code, out, _ = _run(capsys, "generate", "--source", "synthetic", "--out", str(tmp_path / "set"))
+    code, out, _ = _run(capsys, "generate", "--source", "synthetic", "--size", "64", "--out", str(tmp_path / "set"))
     assert code == 0 and not out.lstrip().startswith("{")
     first = out.splitlines()[0]
     assert "questions from" in first and "AD " in first and "generation_report.json" in first

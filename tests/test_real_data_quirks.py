@@ -136,13 +136,18 @@ def test_mask_suffix_case_and_an_unreadable_image_in_the_gpt4vad_task(tmp_path, 
         mask.rename(mask.with_name(mask.stem + ".PNG"))
     categories = read_mvtec_layout(root)
     assert all(m.endswith(".PNG") for c in categories for i in c.test for m in i.mask_paths)
-    broken = root / categories[0].test[0].path
+    from harness.data.subset import take_limit
+    from harness.tasks.gpt4vad.task import load_region_items
+
+    items = load_region_items(f"mvtec:{root}", 0)[0]  # the four --limit 4 draws (harness/data/subset.py)
+    chosen = take_limit(items, 4, sampling="stratified", seed=0, stratum=lambda item: (item.dataset, item.category, item.label), key=lambda item: item.id)
+    broken = chosen[0].image_path
     broken.write_bytes(b"not an image")
-    args = ["eval", "--task", "gpt4vad", "--model", "oracle", "--data", f"mvtec:{root}", "--regions", "grid:16", "--runs-dir", str(tmp_path / "runs"), "--run-id", "b", "--quiet"]
+    args = ["eval", "--task", "gpt4vad", "--model", "oracle", "--data", f"mvtec:{root}", "--regions", "grid:16", "--limit", "4", "--runs-dir", str(tmp_path / "runs"), "--run-id", "b", "--quiet"]
     assert main(args) == 0
     rows = [json.loads(line) for line in (tmp_path / "runs/b/samples.jsonl").read_text().splitlines()]
     failed = [r for r in rows if r["parse_status"] == "error"]
-    assert len(rows) == sum(len(c.test) for c in categories) and len(failed) == 1 and "UnreadableImage" in failed[0]["error"] and broken.name in failed[0]["error"]
+    assert len(rows) == 4 and len(failed) == 1 and "UnreadableImage" in failed[0]["error"] and broken.name in failed[0]["error"]
     assert main(["eval", "--resume", str(tmp_path / "runs/b"), "--quiet"]) == 0  # nothing left to ask; the broken image is not retried
 
 
