@@ -26,6 +26,6 @@ fi
 if [ "${1:-}" = "--fast" ]; then
   shift
   # two workers (pytest-xdist): the fast tier is CPU-bound and this machine has two cores
-  exec python3 -m pytest -m "not slow" -n 2 "$@"
+  exec python3 -m pytest -m "not slow" -n 2 --dist loadscope "$@"
 fi
 exec python3 -m pytest "$@"

@@ -109,6 +109,7 @@ def test_oracle_scores_100_on_the_synthetic_set(tmp_path, synthetic_set, box_for
     assert main(["export", str(folder)]) == 2  # MMAD's answers format is for multiple choice
 
 
+@pytest.mark.slow  # 5 s: the expert's maps over a whole set (box parsing and scoring stay in the fast tier)
 def test_the_expert_gives_boxes_from_its_map(tmp_path, synthetic_set):
     summary, samples = _summary(tmp_path, "--model", "expert/patchknn", "--limit", "40")
     overall = summary["box_metrics"]["overall"]

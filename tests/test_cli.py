@@ -75,6 +75,7 @@ def test_export_then_official_scoring_matches_the_summary(tmp_path, synthetic_se
     assert "official MMAD scorer" in rescored.stdout
 
 
+@pytest.mark.slow  # 5 s: draws a dataset, generates its set and evaluates it (generation's parts stay in the fast tier)
 def test_generate_from_mvtec_layout_then_evaluate(tmp_path):
     write_synthetic_dataset(tmp_path / "factory", seed=2, size=96, counts=SyntheticCounts(2, 2, 1))
     iadbench("generate", "--source", f"mvtec:{tmp_path / 'factory'}", "--out", str(tmp_path / "set"), "--seed", "1", cwd=tmp_path)

@@ -35,6 +35,7 @@ def test_mmad_release_round_trips_losslessly_through_save_to_disk_and_parquet(mm
     assert json.loads(read_hf_dataset(tmp_path / "parquet-only", tmp_path / "back2").read_text()) == original
 
 
+@pytest.mark.slow  # 6 s: generates the synthetic set, writes it as a dataset and evaluates it (the round trips stay in the fast tier)
 def test_a_generated_set_is_written_as_a_dataset_and_evaluates_from_it(tmp_path, capsys):
     assert main(["generate", "--source", "synthetic", "--out", str(tmp_path / "set")]) == 0
     assert (tmp_path / "set/hf/dataset/dataset_dict.json").is_file() and list((tmp_path / "set/hf/parquet").glob("questions-*.parquet"))

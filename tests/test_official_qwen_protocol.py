@@ -151,6 +151,7 @@ def test_qwen_rounding_rule_equals_qwen_vl_utils():
         assert qwen_smart_size(height, width, MIN_PIXELS, MAX_PIXELS) == tuple(utils.smart_resize(height, width, factor=28, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS))
 
 
+@pytest.mark.slow  # 6 s: a whole CLI run of the tiny model (its inputs are compared in the fast tier)
 def test_cli_run_and_dump_with_the_tiny_model(tmp_path, tiny_qwen, qwen_tree, monkeypatch, capsys):
     root, _ = qwen_tree
     model = f"hf/{tiny_qwen}"

@@ -57,6 +57,7 @@ def test_answers_come_from_the_server_over_http(tmp_path, server, own_cache):
     assert spec["model_options"]["base_url"] == running.base_url and spec["model_options"]["api_key_env"] == "OPENAI_API_KEY"
 
 
+@pytest.mark.slow  # 6 s: whole runs over a server failing one call in five (the fast tier keeps this module's other fault tests)
 def test_twenty_percent_faults_change_nothing(tmp_path, server, own_cache):
     clean = server()
     evaluate(tmp_path, "clean", "--base-url", clean.base_url, "--limit", LIMIT, "--no-cache")
