@@ -53,7 +53,7 @@ def test_stratified_subset_is_the_same_in_every_order_and_proportional():
 
 def test_a_subset_run_is_shown_but_not_ranked(runs, tmp_path):
     out = tmp_path / "r.html"
-    assert main(["report", str(runs / "subset"), str(runs / "full"), str(runs / "oracle"), "--out", str(out)]) == 0
+    assert main(["report", str(runs / "subset"), str(runs / "full"), str(runs / "oracle"), "--gallery-size", "2", "--out", str(out)]) == 0
     board = out.read_text().split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
     ranked, unranked = board.split('class="unranked"', 1)
     assert "oracle" in ranked and "not comparable" not in ranked and "subset" not in ranked
@@ -78,12 +78,12 @@ def test_one_run_given_twice_is_reported_once_in_a_well_formed_table(runs, tmp_p
 
 def test_the_gallery_shows_a_run_that_got_something_wrong(runs, tmp_path):
     out = tmp_path / "g.html"
-    assert main(["report", str(runs / "oracle"), str(runs / "full"), "--out", str(out)]) == 0
+    assert main(["report", str(runs / "oracle"), str(runs / "full"), "--gallery-size", "4", "--out", str(out)]) == 0
     text = out.read_text()
     assert "Failure gallery: random" in text and "oracle got nothing wrong to show" in text
-    assert main(["report", str(runs / "oracle"), "--out", str(out)]) == 0
+    assert main(["report", str(runs / "oracle"), "--format", "json", "--out", str(out)]) == 0
     assert "No failure gallery: no run got anything wrong" in out.read_text()
-    assert main(["report", str(runs / "oracle"), str(runs / "full"), "--gallery-run", "0", "--out", str(out)]) == 0
+    assert main(["report", str(runs / "oracle"), str(runs / "full"), "--gallery-run", "0", "--format", "json", "--out", str(out)]) == 0
     assert "No failure gallery: oracle got nothing wrong" in out.read_text()
 
 
@@ -141,9 +141,9 @@ def test_one_models_sweep_reads_in_its_order_and_its_radar_hides_no_run(tmp_path
 
     from harness.report import charts
 
-    _eval(tmp_path, "--model", "random", "--limit", "60", "--run-id", "clean")
+    _eval(tmp_path, "--model", "random", "--limit", "21", "--run-id", "clean")
     for severity in (3, 1, 2):
-        _eval(tmp_path, "--model", "random", "--limit", "60", "--perturb", f"jpeg:{severity}", "--run-id", f"jpeg{severity}")
+        _eval(tmp_path, "--model", "random", "--limit", "21", "--perturb", f"jpeg:{severity}", "--run-id", f"jpeg{severity}")
     out = tmp_path / "s.md"
     names = ["clean", "jpeg1", "jpeg2", "jpeg3"]
     assert main(["report", *[str(tmp_path / "runs" / n) for n in names], "--out", str(out)]) == 0
