@@ -136,11 +136,11 @@ def test_official_regions_drive_a_run(tmp_path, synthetic_set):
     import json
 
     from harness.cli import main
-    from harness.tasks.gpt4vad.task import load_region_items
+    from harness.tasks.gpt4vad.task import load_region_items, region_subset
 
     items, _ = load_region_items("synthetic", 0)
     grid = list(grid_division(16).masks)
-    for item in items[:4]:
+    for item in region_subset(items, 4, 0):  # the four images --limit 4 draws
         official_division_file(tmp_path / "divisions" / Path(item.id.split("/", 1)[1]).with_suffix("").as_posix().__add__("_grid_masks.pth"), grid)
     for name, regions in (("official", f"official:{tmp_path / 'divisions'}"), ("grid", "grid:16")):
         assert main(["eval", "--task", "gpt4vad", "--model", "oracle", "--regions", regions, "--limit", "4", "--runs-dir", str(tmp_path / "runs"), "--run-id", name, "--quiet"]) == 0

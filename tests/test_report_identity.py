@@ -150,8 +150,9 @@ def test_paired_tests_pair_only_runs_over_the_same_questions(sweep, tmp_path):
     other = tmp_path / "other"
     assert main(["eval", "--model", "expert/patchknn", "--limit", "40", "--runs-dir", str(other), "--run-id", "forty", "--quiet"]) == 0
     report = json.loads(_report(tmp_path, "json", sweep / "baseline", sweep / "jpeg-1", other / "forty").read_text())
-    assert [run["label"] for run in report["runs"]] == ["expert/patchknn · clean · 60 of 549, stratified", "expert/patchknn · jpeg:1 · 60 of 549, stratified", "expert/patchknn · clean · 40 of 549, stratified"]
-    assert [(pair["first"], pair["second"], pair["shared_questions"]) for pair in report["pairs"]] == [("expert/patchknn · clean · 60 of 549, stratified", "expert/patchknn · jpeg:1 · 60 of 549, stratified", 60)]
+    whole = json.loads((other / "forty" / "spec.json").read_text())["limit_of"]
+    assert [run["label"] for run in report["runs"]] == [f"expert/patchknn · clean · 60 of {whole}, stratified", f"expert/patchknn · jpeg:1 · 60 of {whole}, stratified", f"expert/patchknn · clean · 40 of {whole}, stratified"]
+    assert [(pair["first"], pair["second"], pair["shared_questions"]) for pair in report["pairs"]] == [(f"expert/patchknn · clean · 60 of {whole}, stratified", f"expert/patchknn · jpeg:1 · 60 of {whole}, stratified", 60)]
 
 
 @pytest.mark.slow  # the 11-arm sweep fixture (13 s once) and reports over it

@@ -34,13 +34,11 @@ class Gpt4vadKind(TaskKind):
         return items
 
     def _items(self, spec: RunSpec) -> tuple[list, str]:
-        from harness.tasks.gpt4vad.task import load_region_items
-
-        from harness.data.subset import take_limit
+        from harness.tasks.gpt4vad.task import load_region_items, region_subset
 
         items, digest = load_region_items(spec.data, spec.seed)
         self._available = len(items)
-        return take_limit(items, spec.limit, sampling=spec.limit_sampling, seed=spec.seed, stratum=lambda item: (item.dataset, item.category, item.label), key=lambda item: item.id), digest
+        return region_subset(items, spec.limit, spec.seed, spec.limit_sampling), digest
 
     def build(self, spec: RunSpec, folder, data: Any) -> tuple[Any, list]:
         from harness.tasks.gpt4vad.task import Gpt4vadTask

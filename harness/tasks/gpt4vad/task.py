@@ -82,6 +82,13 @@ def image_shape(path: Path) -> tuple[int, int]:
         return 768, 768
 
 
+def region_subset(items: list[RegionItem], limit: int | None, seed: int, sampling: str = "stratified") -> list[RegionItem]:
+    """--limit over a GPT-4V-AD run's images: drawn per dataset, category and label (harness/data/subset.py)."""
+    from harness.data.subset import take_limit
+
+    return take_limit(items, limit, sampling=sampling, seed=seed, stratum=lambda item: (item.dataset, item.category, item.label), key=lambda item: item.id)
+
+
 def load_region_items(source: str, seed: int) -> tuple[list[RegionItem], str]:
     """Every test image of the source, in category then path order, with a seeded normal template;
     and a digest of the item list (so a resumed run can tell its data changed)."""
