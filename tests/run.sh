@@ -28,4 +28,5 @@ if [ "${1:-}" = "--fast" ]; then
   # two workers (pytest-xdist): the fast tier is CPU-bound and this machine has two cores
   exec python3 -m pytest -m "not slow" -n 2 --dist loadscope "$@"
 fi
-exec python3 -m pytest "$@"
+# the full suite on two workers too: a module's tests stay on one worker, in order
+exec python3 -m pytest -n 2 --dist loadscope "$@"
