@@ -127,20 +127,24 @@ class AdaptiveLimiter:
                 if pause > 0 and self._resume_at > deadline:
                     raise PastDeadline(self._asked_s)
                 if pause > 0:
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), timeout=pause)
-                    except asyncio.TimeoutError:
-                        pass
+                    await self._wait_changed(pause)
                     continue
                 if self.in_flight < int(self.limit):
                     self.in_flight += 1
                     return time.monotonic()
                 if now >= deadline:
                     raise PastDeadline(None)
-                try:  # a slot frees up, or the question's deadline comes
-                    await asyncio.wait_for(self._changed.wait(), timeout=deadline - now if math.isfinite(deadline) else None)
-                except asyncio.TimeoutError:
-                    pass
+                await self._wait_changed(deadline - now if math.isfinite(deadline) else None)  # a slot frees up, or the deadline comes
+
+    async def _wait_changed(self, seconds: float | None) -> None:
+        """Wait on the condition (its lock held) for at most `seconds`. asyncio.timeout rather than
+        wait_for: wait_for runs the wait as a task of its own, and on Python 3.11 a cancellation that
+        meets its timeout can be swallowed, so a stopped run could wait forever for this task."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
 
     async def release(self) -> None:
         async with self._changed:
