@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.test_hostile_inputs import run_cli
@@ -291,3 +292,31 @@ def test_skip_bad_skipping_every_robustmad_record_is_an_error(tmp_path, capsys):
     code, _, err = run_cli(capsys, "eval", "--task", "robustmad", "--model", "oracle", "--data", f"robustmad:{path}", "--skip-bad", "--runs-dir", str(runs), "--quiet")
     assert code == 2 and "no question is left to ask" in err and "--skip-bad skipped all 2" in err
     assert not runs.exists()
+
+
+@pytest.mark.slow  # 2 s: a Chromium start
+def test_a_tampered_run_reads_harmless_in_a_real_browser(tmp_path, synthetic_set, capsys):
+    """The page a tampered run folder makes, as a browser renders it: no image or link of an outside
+    file, no element a reply or an edited line tried to add, no script run."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed for this test: apt-get install -y chromium (bash tests/run.sh does, as root)"
+    folder = _run(tmp_path, capsys)
+    secret = _coloured_png(tmp_path / "secret.png", (255, 0, 255))
+    lines = _lines(folder)
+    wrong = [line for line in lines if not line["correct"]]
+    for line in wrong:
+        line["image_id"] = str(secret)
+        line["reply"] = '<img src=x onerror="document.title=\'pwned\'"><script>document.body.dataset.pwned=1</script>\x1b]0;title\x07'
+    _write_lines(folder, lines)
+    out = tmp_path / "report.html"
+    code, _, err = run_cli(capsys, "report", str(folder), "--out", str(out))
+    assert code == 0, err
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert "<title>iadbench report</title>" in dom and "pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]
+    assert str(secret) not in dom and "file://" + str(tmp_path) + "/secret" not in dom
+    images = [src for src in __import__("re").findall(r'<img[^>]* src="([^"]*)"', dom)]
+    assert images and all(src.startswith("data:image/") for src in images)  # only the page's own, inline
