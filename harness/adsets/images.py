@@ -14,6 +14,8 @@ experts, GPT-4V-AD, reports), whatever mode the camera or the dataset wrote.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +45,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def open_rgb(path: str | Path) -> Image.Image:
     """The image at `path` as 8-bit RGB (fully loaded; the file is closed)."""
+    return open_converted(path, to_rgb)
+
+
+def open_converted(path: str | Path, convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """`convert` applied to the file as Pillow opens it (fully loaded; the file is closed); a file
+    Pillow cannot decode, or no regular file, raises UnreadableImage naming it."""
     if not Path(path).is_file():  # a folder, a pipe (reading it would wait forever), a broken or looping link
         raise UnreadableImage(f"cannot decode image {path}: not a regular file")
     try:
         with Image.open(path) as image:
             image.load()
-            return to_rgb(image)
+            return convert(image)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise UnreadableImage(f"cannot decode image {path}: {error}") from None
 

@@ -119,21 +119,10 @@ def _review(args: argparse.Namespace) -> int:
     if args.data_root and not Path(args.data_root).is_dir():
         raise ConfigError(f"--data-root {args.data_root}: no such folder (give the folder that holds the set's image paths, as for eval)")
     out = Path(args.out)
-    shown = build_review(path, out, audit_path=Path(args.audit) if args.audit else None, only_flagged=args.flagged, limit=args.limit,
+    shown, total = build_review(path, out, audit_path=Path(args.audit) if args.audit else None, only_flagged=args.flagged, limit=args.limit,
                          data_root=Path(args.data_root) if args.data_root else None)
-    total = _question_count(path)
     what = f"{shown} of {total} questions" + (f"; --limit {args.limit} caps it, raise it to see the rest" if shown < total and not args.flagged else "")
     print(f"review page ({what}): {out}, its images in {out.parent / (out.stem + '_files')}  (keep them together; open the page in a browser:"
           " answer 1-5 blind, o/w/a mark the key with a reason, z zoom, r raw view; export the errata or the hand audit)")
     return 0
 
-
-def _question_count(path: Path) -> int:
-    """How many questions the set holds (the review page may show fewer: --limit, --flagged)."""
-    import json
-
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-        return sum(len(r.get("conversation", [])) for r in records.values() if isinstance(r, dict) and isinstance(r.get("conversation"), list))
-    except (OSError, ValueError, AttributeError):
-        return 0

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from harness.adsets.images import UnreadableImage, open_rgb
+from harness.adsets.images import UnreadableImage, open_converted, open_rgb
 from harness.errors import ConfigError
 
 LoadingName = Literal["iadbench-rgb", "pil-convert-rgb", "flatten-white", "cv2-imread", "cv2-imread-stored", "file-bytes"]
@@ -38,15 +38,8 @@ OPENCV_HINT = "pip install -e '.[official]' (opencv-python-headless)"
 
 
 def _pillow(path: str, convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
-    """`convert` applied to the file as Pillow opens it; a file Pillow cannot decode names itself."""
-    if not Path(path).is_file():  # a folder, a pipe (reading it would wait forever), a broken link
-        raise UnreadableImage(f"cannot decode image {path}: not a regular file")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return convert(image)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
-        raise UnreadableImage(f"cannot decode image {path}: {error}") from None
+    """`convert` applied to the file as Pillow opens it (the one opener: harness/adsets/images.py)."""
+    return open_converted(path, convert)
 
 
 def _convert_rgb(image: Image.Image) -> Image.Image:

@@ -166,7 +166,7 @@ def _not_an_audit(path: Path, problem: str) -> str:
 
 def build_review(set_path: Path, out: Path, *, audit_path: Path | None = None, only_flagged: bool = False, limit: int = DEFAULT_LIMIT,
                  data_root: Path | None = None) -> int:
-    """Write the review page and its image folder; returns the number of questions on it."""
+    """Write the review page and its image folder; returns (questions on it, questions in the set)."""
     mmad = read_set(set_path)
     audit = read_audit(audit_path) if audit_path is not None else {}
     images = ImageFolder(data_root or set_path.parent, out.parent / f"{out.stem}_files")
@@ -205,4 +205,4 @@ def build_review(set_path: Path, out: Path, *, audit_path: Path | None = None, o
     from harness.storage.files import write_text_atomically
 
     write_text_atomically(out, page)
-    return len(cards)
+    return len(cards), total
