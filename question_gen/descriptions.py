@@ -120,7 +120,9 @@ def families(text: str, aspect: str) -> frozenset[str]:
 def analysis(knowledge: CategoryKnowledge, info: DefectInfo, aspect: str, pick: int = 0) -> Described | None:
     """A cause or consequence of the defect's kind that is true of the object's material (the
     `pick`-th of them, modulo their number), against those of other kinds from families none of
-    this kind's own entries has."""
+    this kind's own entries has, and only of kinds that can occur on this object (its own defect
+    folders' kinds, and those defects.toml's occurs_on allows for its material): a distractor about
+    a package's count or a product's marking on a tire is ruled out without the image."""
     kind = info.kind
     if kind is None:
         return None
@@ -129,8 +131,9 @@ def analysis(knowledge: CategoryKnowledge, info: DefectInfo, aspect: str, pick: 
     if not own:
         return None
     taken = {s.family for s in kind.statements(aspect)} | WEAKLY_TRUE_OF_ANY
+    own_kinds = {other.kind.kind for other in knowledge.defects.values() if other.kind is not None}
     pool = [
-        s.text for k in defect_kinds()[0].values() if exclusive(kind.kind, k.kind)
+        s.text for k in defect_kinds()[0].values() if exclusive(kind.kind, k.kind) and (k.kind in own_kinds or k.occurs(material))
         for s in k.statements(aspect) if s.family not in taken and s.applies(material)
     ]
     key = own[pick % len(own)]

@@ -46,9 +46,15 @@ class DefectKind:
     causes: tuple[Statement, ...]
     consequences: tuple[Statement, ...]
     noun_shaped: bool = False  # the noun says the shape: a measured description states none
+    occurs_on: frozenset[str] | None = None  # the materials it can occur on at all (None: any object)
 
     def statements(self, aspect: str) -> tuple[Statement, ...]:
         return self.causes if aspect == "cause" else self.consequences
+
+    def occurs(self, material: str | None) -> bool:
+        """Whether a defect of this kind can occur on an object of `material` at all; an object of
+        unknown material takes only the kinds that can occur on any."""
+        return self.occurs_on is None or (material is not None and material in self.occurs_on)
 
 
 @dataclass(frozen=True)
@@ -100,11 +106,13 @@ def _load(name: str) -> dict:
     return tomllib.loads(resources.files("question_gen.data").joinpath(name).read_text())
 
 
-def _statements(entries: list[dict], groups: dict[str, list[str]]) -> tuple[Statement, ...]:
-    def expand(names: list[str] | None) -> frozenset[str] | None:
-        return None if names is None else frozenset(m for name in names for m in groups.get(name, [name]))
+def _expand(names: list[str] | None, groups: dict[str, list[str]]) -> frozenset[str] | None:
+    """Material names with defects.toml's groups (hard, soft, …) spelled out; None stays None (any)."""
+    return None if names is None else frozenset(m for name in names for m in groups.get(name, [name]))
 
-    return tuple(Statement(e["text"], e["family"], expand(e.get("materials")), expand(e.get("except")) or frozenset()) for e in entries)
+
+def _statements(entries: list[dict], groups: dict[str, list[str]]) -> tuple[Statement, ...]:
+    return tuple(Statement(e["text"], e["family"], _expand(e.get("materials"), groups), _expand(e.get("except"), groups) or frozenset()) for e in entries)
 
 
 @lru_cache(maxsize=1)
@@ -121,6 +129,7 @@ def defect_kinds() -> tuple[dict[str, DefectKind], tuple[tuple[str, str], ...]]:
         kind: DefectKind(
             kind, e["name"], e["looks"], frozenset(near[kind]), bool(e["mark"]), re.compile(e["terms"], re.I), tuple(e.get("noun", ["mark", "marks"])),  # type: ignore[arg-type]
             _statements(e["causes"], groups), _statements(e["consequences"], groups), bool(e.get("noun_shaped", False)),
+            _expand(e.get("occurs_on"), groups),
         )
         for kind, e in raw.items()
     }

@@ -39,9 +39,10 @@ _DETECTION = Subtask.ANOMALY_DETECTION.value
 _STOPWORDS = frozenset("a an the of and or with in on at to is are it its their this that these by for from as be".split())
 
 # key_prior needs a reader who has learned the set's keys; it is held to the limit only where every
-# image's options come from one small shared vocabulary (the 9 grid-cell wordings): elsewhere a
-# wording's being the key is what the images show (a set of one object always keys its name).
-KEY_PRIOR_HELD = frozenset({Subtask.DEFECT_LOCALIZATION.value})
+# image's options come from one small shared vocabulary (the 9 grid-cell wordings; the built-in
+# causes and consequences of Defect Analysis, a few dozen sentences): elsewhere a wording's being
+# the key is what the images show (a set of one object always keys its name).
+KEY_PRIOR_HELD = frozenset({Subtask.DEFECT_LOCALIZATION.value, Subtask.DEFECT_ANALYSIS.value})
 
 Question = Mapping  # one MMAD question: Question, Options {letter: text}, Answer, type
 

@@ -270,3 +270,36 @@ def test_analysis_options_hold_for_the_material_and_never_say_the_same():
     food = CategoryKnowledge(category="hazelnut", object_name="Hazelnut", object_source="", material="food")
     causes = {descriptions.analysis(food, DefectInfo("hole", "Hole", hole, False, "t"), "cause", p).correct for p in range(4)}
     assert causes == {"An insect or pest that bored a way through the shell or skin"}  # never "a sharp tool" for a nut
+
+
+def test_analysis_distractors_come_only_from_defects_that_can_occur_on_the_object():
+    """A hand audit of real tire photographs (unknown material) found every Defect Analysis question
+    answerable without the image: its distractors spoke of a package's count, a wrong product or a
+    marking, defects no tire has. Distractors now come only from kinds that can occur on any object,
+    on the object's material (defects.toml: occurs_on), or that its own defect folders name."""
+    from question_gen import descriptions
+    from question_gen.knowledge import CategoryKnowledge, DefectInfo, defect_kinds
+
+    kinds = defect_kinds()[0]
+    owner = {s.text: k for k, entry in kinds.items() for s in (*entry.causes, *entry.consequences)}
+    infos = {folder: DefectInfo(folder, kinds[kind].name, kinds[kind], False, "test") for folder, kind in (("hole", "hole"), ("cut", "cut"), ("contamination", "stain"))}
+    tire = CategoryKnowledge(category="tire", object_name="Tire", object_source="", material=None, defects=infos)
+    offered = set()
+    for info in infos.values():
+        for aspect in ("cause", "consequence"):
+            for pick in range(3):
+                described = descriptions.analysis(tire, info, aspect, pick)
+                if described is not None:
+                    offered |= {owner[text] for text in described.pools[0]}
+    anywhere = {k for k, entry in kinds.items() if entry.occurs_on is None}
+    assert offered and offered <= anywhere | {"hole", "cut", "stain"}, offered
+    assert not offered & {"stuck_together", "wrong_part", "print_defect", "surface_damage", "opened", "leak", "missing_part"}
+    # a packaged object takes the package's defects; and a folder of the object's own names a kind
+    # that its material alone would not allow
+    box = CategoryKnowledge(category="box", object_name="Box", object_source="", material="packaging", defects={"scratch": DefectInfo("scratch", "Scratch", kinds["scratch"], False, "t")})
+    pools = {owner[t] for p in range(3) for a in ("cause", "consequence") if (d := descriptions.analysis(box, box.defects["scratch"], a, p)) for t in d.pools[0]}
+    assert "opened" in pools or "surface_damage" in pools or "leak" in pools, pools
+    own = {"scratch": box.defects["scratch"], "wrong": DefectInfo("wrong", "Wrong part", kinds["wrong_part"], False, "t")}
+    food_with_wrong = CategoryKnowledge(category="nut", object_name="Nut", object_source="", material="food", defects=own)
+    pools = {owner[t] for p in range(3) for a in ("cause", "consequence") if (d := descriptions.analysis(food_with_wrong, own["scratch"], a, p)) for t in d.pools[0]}
+    assert "wrong_part" in pools and "opened" not in pools, pools
