@@ -265,3 +265,43 @@ def test_a_lines_size_is_not_judged_by_its_area():
     yy, xx = np.mgrid[:256, :256]
     blob = (yy - 128) ** 2 + (xx - 128) ** 2 <= (crack.sum() / np.pi)
     assert _thin(crack) and not _thin(blob)
+
+
+def _mmad_sentences() -> list[tuple[str, str]]:
+    rows = [line.rstrip("\n").split("\t") for line in (Path(__file__).parent / "data/mmad_knowledge_roles.tsv").read_text().splitlines() if not line.startswith("#")]
+    return [(entry, sentence) for role, entry, sentence, _ in (r for r in rows if len(r) == 4 and r[0] != "role")]
+
+
+def test_an_option_about_another_kind_of_object_is_a_giveaway():
+    """The hand audit of real tire photographs: every Defect Analysis question offered distractors no
+    tire can have (a package's count, contents that escape, a board's contacts), and no check flagged
+    one. The audit now reads each option against what the set says of the object (audit_topics.toml),
+    not against the generator's occurs_on table; MMAD's own knowledge sentences (170, quoted in
+    tests/data, each offered about its own category) are never flagged. The lexicon was adjusted once
+    after its first reading of them flagged 7 (a grid's "frayed" threads, a cut's "markings", a bottle
+    drink's "freshness")."""
+    from question_gen.audit.topics import foreign_topic
+
+    tire = image_facts(Path("/nonexistent"), "mvtec/tire/test/hole/000.png", {"conversation": []}, kind=None, categories={"mvtec": ["tire"]}, knowledge=None, needs_pixels=False)
+    question = lambda distractor: {"Options": {"A": "Lost strength where the material has been pierced through", "B": distractor,  # noqa: E731
+                                               "C": "A colour outside the specification, rejected at inspection"}, "Answer": "A", "type": "Defect Analysis"}
+    for foreign in ("Unusable items and the wrong count of them in each package", "The contents are exposed and may spoil or be contaminated",
+                    "Surplus material that can bridge two contacts on the board", "A burnt taste or texture that spoils the food for its buyer",
+                    "Fraying that spreads and weakens the whole fabric over time", "An unreadable or wrong marking that can mislead its user"):
+        finding = foreign_topic(question(foreign), tire)
+        assert finding is not None and finding.verdict == "giveaway" and "option B" in finding.evidence, foreign
+    for fits in ("Contact with a hard or sharp object in handling or transport", "Stray debris, dirt, fibres or residue that reached the product",
+                 "The part may break apart under load and must be rejected"):
+        assert foreign_topic(question(fits), tire) is None, fits
+    # the same package sentence about a package is no giveaway; nor is the key itself ever judged here
+    box = image_facts(Path("/nonexistent"), "goodsad/food_box/test/surface_damage/000.png", {"conversation": []}, kind="goodsad", categories={"goodsad": ["food_box"]}, knowledge=None, needs_pixels=False)
+    assert foreign_topic(question("Unusable items and the wrong count of them in each package"), box) is None
+    kinds = {"MVTec": "mvtec-ad", "VisA": "visa", "MVTec-LOCO": "loco", "GoodsAD": "goodsad"}
+    flagged = []
+    for entry, sentence in _mmad_sentences():
+        dataset, category, folder = entry.split("/")
+        facts = image_facts(Path("/nonexistent"), f"{dataset}/{category}/test/{folder}/000.png", {"conversation": []}, kind=kinds[dataset],
+                            categories={dataset: [category]}, knowledge=None, needs_pixels=False)
+        if foreign_topic({"Options": {"A": "x", "B": sentence}, "Answer": "A"}, facts) is not None:
+            flagged.append((entry, sentence))
+    assert len(_mmad_sentences()) == 170 and flagged == [], flagged

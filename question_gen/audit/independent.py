@@ -28,6 +28,7 @@ from harness.schema import Subtask
 from question_gen.attributes import LARGE_AREA, SMALL_AREA
 from question_gen.audit.checks import Check, Finding, ImageFacts, _key_text
 from question_gen.audit.claims import claims
+from question_gen.audit.topics import foreign_topic
 
 # Grain: a pixel whose 7×7 grey-level spread is above TEXTURE_SHARE of the image's strongest spread
 # (its TEXTURE_PERCENTILE) is the object's, an edge or a tread; a background's sensor noise, however
@@ -303,4 +304,5 @@ def defect_vs_normals(question: dict, facts: ImageFacts) -> Finding | None:
 INDEPENDENT: dict[Subtask, tuple[Check, ...]] = {
     Subtask.ANOMALY_DETECTION: (defect_vs_normals,),
     Subtask.DEFECT_DESCRIPTION: (mask_vs_wording,),
+    Subtask.DEFECT_ANALYSIS: (foreign_topic,),
 }
