@@ -75,7 +75,7 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if len(report.warnings) > 10:
         print(f"... {len(report.warnings) - 10} more warnings in {out / 'generation_report.json'}", file=sys.stderr)
-    for warning in report.quality.get("warnings", []):
+    for warning in [] if args.report else report.quality.get("warnings", []):  # --report's text holds them already
         print(f"WARNING: {warning}", file=sys.stderr)
     print(f"question set: {out / 'mmad.json'}  (evaluate with: iadbench eval --data mmad:{out / 'mmad.json'})")
     if importlib.util.find_spec("datasets") is not None:
