@@ -65,6 +65,7 @@ RING_PIXELS = _M["tightness"]["ring_pixels"]
 # A mask drawn as one or two parts whose differing pixels show MANY_PARTS or more marks (separate,
 # or thin lines crossing: question_gen/marks.py) has no count a person would agree on: unsure.
 MANY_PARTS = _M["count"]["many_parts"]
+LINES_SHOWN = _M["count"]["lines_shown"]
 
 Size = Literal["small", "medium", "large"]
 Shape = Literal["elongated", "round", "irregular"]
@@ -281,6 +282,7 @@ def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float | 
     relative_area = float(defect.sum()) / max(object_area if object_area is not None else mask.size, 1.0)
     marks = marks_shown(differing, MIN_COMPONENT_PIXELS, MANY_PARTS) if differing is not mask else len(regions)
     count_sure = len(regions) >= MANY_PARTS or marks < MANY_PARTS
+    shown = float(differing[mask].mean()) if differing is not mask else 1.0  # how much of the outline the pixels confirm
     tone, delta, shift = _tone(rgb[defect], rgb[ring])
     shape, ratio, solidity = _shape(largest)
     return DefectAttributes(
@@ -295,7 +297,7 @@ def defect_attributes(mask: np.ndarray, image: np.ndarray, object_area: float | 
         tone_vs_template=change_against_template(image, template, mask) if template is not None else None,
         tightness=tight_ratio,
         measures={"luminance_delta": round(delta, 4), "colour_shift": round(shift, 4), "axis_ratio": round(float(ratio), 3), "solidity": round(solidity, 3),
-                  "relative_area": round(relative_area, 5), "tightness": round(tight_ratio, 3), "differing_parts": marks},
+                  "relative_area": round(relative_area, 5), "tightness": round(tight_ratio, 3), "differing_parts": marks, "shown_share": round(shown, 4)},
     )
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 
 from harness.asking.prompting import render_text
-from question_gen.attributes import DefectAttributes, ruled_out
+from question_gen.attributes import LINES_SHOWN, DefectAttributes, ruled_out
 from question_gen.knowledge import CategoryKnowledge, DefectInfo, DefectKind, defect_kinds, exclusive, names_kind_or_near
 
 _COUNTS = (1, 2, 3)
@@ -41,6 +41,8 @@ def measured(attributes: DefectAttributes, noun: tuple[str, str], noun_shaped: b
     sure; distractors change one or two of those, never one that is unknown (it might be true)."""
     if not attributes.count_sure:  # "a single scratch" of a patch of dozens would be a guess
         return None
+    if noun_shaped and attributes.measures.get("shown_share", 1.0) < LINES_SHOWN:  # faint lines: their count is a guess
+        return None
     count = min(attributes.count, 3)
     known = {"size": attributes.size, "shape": None if noun_shaped else attributes.shape, "tone": attributes.tone}
     if 1 + noun_shaped + sum(v is not None for v in known.values()) < MIN_KNOWN_ATTRIBUTES:  # a shaped noun says its shape
@@ -50,7 +52,7 @@ def measured(attributes: DefectAttributes, noun: tuple[str, str], noun_shaped: b
     false = ruled_out(attributes)
     # a distractor changes one or two attributes, each to a value the measures make clearly false:
     # a discoloured area that is also brighter is never offered as "with a different colour"
-    choices = [_COUNTS, *((known[a], *sorted(false[a])) for a in axes)]
+    choices = [_COUNTS, *((known[a], *sorted(v for v in false[a] if not _adjacent(a, known[a], v))) for a in axes)]
     text = lambda combo: _description(combo[0], dict(zip(axes, combo[1:])), noun)  # noqa: E731
     alternatives = [
         text(combo)
@@ -60,14 +62,34 @@ def measured(attributes: DefectAttributes, noun: tuple[str, str], noun_shaped: b
     return Described(text(truth), [alternatives], "measured from the image: " + ", ".join(f"{a} {known[a]}" for a in axes), "question_gen/defect_description.j2")
 
 
+# Values a person cannot tell apart at a look, however far past its boundary the measure puts one:
+# sizes one class apart have no scale in the image ("medium" against "large" of a poke), and a dark
+# surface's grey specks are as much "a different colour" as "similar in tone" (a hand audit of real
+# capsules). A distractor never takes a value next to the key's.
+ADJACENT = {"size": {frozenset({"small", "medium"}), frozenset({"medium", "large"})}, "tone": {frozenset({"similar", "discoloured"})}}
+
+
+def _adjacent(axis: str, key: str, value: str) -> bool:
+    return frozenset({key, value}) in ADJACENT.get(axis, set())
+
+
 def _description(count: int, attributes: dict, noun: tuple[str, str]) -> str:
     return render_text("question_gen/description_option.j2", count=count, size=attributes.get("size"), shape=attributes.get("shape"), tone=attributes.get("tone"), noun=noun[count > 1])
 
 
-def looks(kind: DefectKind) -> Described:
+def possible_kinds(knowledge: CategoryKnowledge) -> frozenset[str]:
+    """The defect kinds that can occur on this object: its own folders' kinds, and those defects.toml's
+    occurs_on allows for its material (any object's, where the material is unknown)."""
+    own = {other.kind.kind for other in knowledge.defects.values() if other.kind is not None}
+    return frozenset(k.kind for k in defect_kinds()[0].values() if k.kind in own or k.occurs(knowledge.material))
+
+
+def looks(kind: DefectKind, knowledge: CategoryKnowledge | None = None) -> Described:
     """For a kind that is no mark (flipped, bent, missing, misplaced): how such a defect looks,
-    against the looks of kinds that could not be mistaken for it."""
-    others = [k.looks for k in defect_kinds()[0].values() if exclusive(kind.kind, k.kind)]
+    against the looks of kinds that could not be mistaken for it and can occur on the object ("two
+    items fused" offered on a bottle is ruled out without the image)."""
+    possible = possible_kinds(knowledge) if knowledge is not None else frozenset(defect_kinds()[0])
+    others = [k.looks for k in defect_kinds()[0].values() if exclusive(kind.kind, k.kind) and k.kind in possible]
     return Described(kind.looks, [others], f"defects.toml#{kind.kind}.looks", "question_gen/defect_description.j2")
 
 
@@ -131,9 +153,9 @@ def analysis(knowledge: CategoryKnowledge, info: DefectInfo, aspect: str, pick: 
     if not own:
         return None
     taken = {s.family for s in kind.statements(aspect)} | WEAKLY_TRUE_OF_ANY
-    own_kinds = {other.kind.kind for other in knowledge.defects.values() if other.kind is not None}
+    possible = possible_kinds(knowledge)
     pool = [
-        s.text for k in defect_kinds()[0].values() if exclusive(kind.kind, k.kind) and (k.kind in own_kinds or k.occurs(material))
+        s.text for k in defect_kinds()[0].values() if exclusive(kind.kind, k.kind) and k.kind in possible
         for s in k.statements(aspect) if s.family not in taken and s.applies(material)
     ]
     key = own[pick % len(own)]

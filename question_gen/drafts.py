@@ -80,8 +80,25 @@ def defect_classification(ctx: ImageContext, rng: np.random.Generator) -> Draft 
     # is which), then generic names of kinds that cannot be mistaken for this one (a dent is a deformation).
     own = [other.name for other in ctx.knowledge.defects.values() if not other.group and other.folder != info.folder]
     generic = [name for name, generic_kind in defect_kinds()[1] if (exclusive(kind, generic_kind) if kind else True)]
-    distractors = pick_distractors(info.name, [own, generic], DISTRACTORS, rng)
-    return Draft(Subtask.DEFECT_CLASSIFICATION, render_text("question_gen/defect_classification.j2"), info.name, tuple(distractors), _from(info.source), usable_pool(info.name, [own, generic]))
+    conflicts = _generic_alike({name: k for name, k in defect_kinds()[1]}, {other.name: other.kind.kind for other in ctx.knowledge.defects.values() if other.kind})
+    distractors = pick_distractors(info.name, [own, generic], DISTRACTORS, rng, conflicts=conflicts)
+    return Draft(Subtask.DEFECT_CLASSIFICATION, render_text("question_gen/defect_classification.j2"), info.name, tuple(distractors), _from(info.source),
+                 usable_pool(info.name, [own, generic], conflicts))
+
+
+def _generic_alike(generic: dict[str, str], own: dict[str, str]) -> Callable[[str, str], bool]:
+    """Two options that may not stand together: the same words, or a generic name beside another
+    name of a kind that could be mistaken for its own ("Misalignment" beside "Misaligned component":
+    two options that rule each other out leave a blind reader two to choose from). The category's own
+    folder names may share a kind (a bottle's large and small breakage): its folders say which is which."""
+    def conflicts(a: str, b: str) -> bool:
+        if a.strip().lower() == b.strip().lower():
+            return True
+        if a not in generic and b not in generic:
+            return False
+        kind_a, kind_b = generic.get(a, own.get(a)), generic.get(b, own.get(b))
+        return kind_a is not None and kind_b is not None and not exclusive(kind_a, kind_b)
+    return conflicts
 
 
 def defect_localization(ctx: ImageContext, rng: np.random.Generator) -> Draft | Skip:
@@ -124,7 +141,7 @@ def defect_description(ctx: ImageContext, rng: np.random.Generator) -> Draft | S
         return drafted
     kind = info.kind if info is not None else None
     if kind is not None and not kind.mark:
-        return _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.looks(kind), rng)
+        return _drafted(Subtask.DEFECT_DESCRIPTION, descriptions.looks(kind, ctx.knowledge), rng)
     attributes = ctx.attributes
     assert attributes is not None
     noun = kind.noun if kind is not None else ("defect area", "defect areas")

@@ -303,3 +303,45 @@ def test_analysis_distractors_come_only_from_defects_that_can_occur_on_the_objec
     food_with_wrong = CategoryKnowledge(category="nut", object_name="Nut", object_source="", material="food", defects=own)
     pools = {owner[t] for p in range(3) for a in ("cause", "consequence") if (d := descriptions.analysis(food_with_wrong, own["scratch"], a, p)) for t in d.pools[0]}
     assert "wrong_part" in pools and "opened" not in pools, pools
+
+
+def _attributes(size: str, tone: str, area: float, delta: float, shift: float, shown: float = 1.0):
+    from question_gen.attributes import DefectAttributes
+
+    return DefectAttributes(cell_shares=((0.0,) * 3,) * 3, main_cell=(1, 1), relative_area=area, size=size, shape=None, count=1, tone=tone,
+                            measures={"relative_area": area, "luminance_delta": delta, "colour_shift": shift, "shown_share": shown})
+
+
+def test_descriptions_offer_no_value_a_look_cannot_tell_from_the_keys():
+    """A hand audit of real capsules found Description keys a person could not tell from a distractor:
+    "a single medium opening" beside "a single large opening" (no scale in the image), "similar in tone"
+    beside "with a different colour" (grey specks on a black cap), and "a single scratch" of two or
+    three faint lines in one outline. Distractors now take no size next to the key's, no colour beside
+    a similar tone, and faint lines (pixels confirming under 5% of the outline) get no description."""
+    from question_gen.attributes import LARGE_AREA, SMALL_AREA
+    from question_gen.descriptions import measured
+
+    medium = measured(_attributes("medium", "similar", (SMALL_AREA * LARGE_AREA) ** 0.5, 0.0, 0.0), ("opening", "openings"))
+    assert medium is not None and "medium" in medium.correct and "similar in tone" in medium.correct
+    for text in medium.pools[0]:
+        assert "large" not in text and "small" not in text, text  # both sizes are next to medium
+        assert "different colour" not in text, text
+    small = measured(_attributes("small", "darker", SMALL_AREA / 10, -0.4, 0.0), ("opening", "openings"))
+    assert small is not None and any("large" in t for t in small.pools[0]) and not any("medium" in t for t in small.pools[0])
+    faint = _attributes("small", "darker", SMALL_AREA / 10, -0.4, 0.0, shown=0.01)
+    assert measured(faint, ("scratch", "scratches"), noun_shaped=True) is None
+    assert measured(faint, ("opening", "openings")) is not None  # an opening is no line wrapped in one outline
+
+
+def test_classification_never_offers_two_names_of_one_kind_beside_each_other():
+    """"Misaligned component" beside "Misalignment" (a hand audit of real capsules): two options that
+    rule each other out leave a blind reader two to choose from. A generic name never stands beside
+    a name of a kind that could be mistaken for its own; the category's own folder names may (a
+    bottle's large and small breakage: its folders say which is which)."""
+    from question_gen.drafts import _generic_alike
+    from question_gen.knowledge import defect_kinds
+
+    conflicts = _generic_alike(dict(defect_kinds()[1]), {"Broken large": "broken", "Broken small": "broken", "Contamination": "stain"})
+    assert conflicts("Misalignment", "Misaligned component") and conflicts("Dent", "Warping")
+    assert conflicts("Excess adhesive", "Contamination")  # a generic stain beside the category's own
+    assert not conflicts("Broken large", "Broken small") and not conflicts("Crack", "Rust")

@@ -150,7 +150,9 @@ def test_mmad_format_and_every_subtask(generated):
     assert sum(report.questions_by_subtask.values()) == sum(len(e["conversation"]) for e in data.values())
     anomalous = [e for k, e in data.items() if "/good/" not in k]
     described = sum(any(q["type"] == "Defect Description" for q in e["conversation"]) for e in anomalous)
-    assert described >= 0.6 * len(anomalous)
+    # half at least: faint lines whose pixels confirm no count, and sizes or tones a look cannot tell
+    # from the key's, are left out since a hand audit of real capsules (was 60%)
+    assert described >= 0.5 * len(anomalous)
     assert sum(v for k, v in report.skipped.items() if k.startswith("Defect Description")) == len(anomalous) - described  # each one skipped is counted
 
 
