@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def _resume_spec(args: argparse.Namespace, folder):
     carried_out = {k: v for k, v in given_model_options(args).items() if k != "base_url"}
     updates: dict = {"model_options": spec.model_options | carried_out}
     if args.max_connections:
-        updates["max_connections"] = args.max_connections
+        from harness.models.registry import check_concurrency
+
+        updates["max_connections"] = check_concurrency(spec.model, args.max_connections)
     if args.max_cost is not None:
         updates["max_cost_usd"] = args.max_cost
     if args.no_cache:
@@ -161,6 +164,10 @@ def _run(args: argparse.Namespace, held) -> int:
 
     if launched_rank() is not None:
         return _run_as_rank(args, held)
+    if args.num_processes > 1 and args.model:  # refused before a run folder exists
+        from harness.models.registry import check_concurrency
+
+        check_concurrency(args.model, args.num_processes, "--num-processes")
     question_set = model = None
     if args.resume:
         folder = RunFolder.open(Path(args.resume))
@@ -197,7 +204,10 @@ def _run(args: argparse.Namespace, held) -> int:
         if not args.quiet:  # where a long run's answers go (to resume it); --quiet names it once, at the end
             print(f"answers go to {folder.path} as they arrive", file=sys.stderr)
     if args.num_processes > 1:
+        from harness.models.registry import check_concurrency
         from harness.run.parallel import launch_ranks
+
+        check_concurrency(spec.model, args.num_processes, "--num-processes")
 
         if getattr(model, "managed_engine", False):
             raise IadbenchError("--num-processes with a managed engine would start one engine a process; let the engine parallelise: --engine-args '--data-parallel-size N'")
@@ -253,6 +263,10 @@ def _run_as_rank(args: argparse.Namespace, held) -> int:
         raise IadbenchError("already one of several processes (WORLD_SIZE is set): drop --num-processes under torchrun or accelerate launch")
     if args.dry_run:
         raise IadbenchError("--dry-run runs in one process; drop torchrun/accelerate launch")
+    if args.model:  # several processes each asking their own block: not for a model that answers one question at a time
+        from harness.models.registry import check_concurrency
+
+        check_concurrency(args.model, int(os.environ.get("WORLD_SIZE", "1")), "WORLD_SIZE")
     group = ProcessGroup()
     held.callback(group.close)
     model, found, failure = None, None, None

@@ -30,6 +30,8 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
     local.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own Python code (only for repositories you trust)")
     local.add_argument("--allow-pickle-weights", action="store_true", help="load .bin weights (pickle can run code); safetensors only otherwise")
     local.add_argument("--revision", help="hub branch, tag or commit of the model")
+    person = parser.add_argument_group("a person answering in the browser (human/<name>)")
+    person.add_argument("--port", type=_port, help="the answer page's port on 127.0.0.1 (default: a free port; give one to keep the address across --resume)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +77,13 @@ def _batch_size(value: str) -> int | str:
     return size
 
 
+def _port(value: str) -> int:
+    port = number_at_least(1)(value)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {value!r}")
+    return port
+
+
 def given_model_options(args: argparse.Namespace) -> dict:
     """Backend options the user gave on the command line (the rest keep their defaults)."""
     given = {
@@ -95,5 +104,6 @@ def given_model_options(args: argparse.Namespace) -> dict:
         "revision": args.revision,
         "engine_args": args.engine_args,
         "engine_startup_timeout_s": args.engine_startup_timeout,
+        "port": args.port,
     }
     return {key: value for key, value in given.items() if value is not None}

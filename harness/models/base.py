@@ -151,6 +151,8 @@ class ModelOptions(BaseModel):
     # Managed engines (vllm/, sglang/, transformers-serve/):
     engine_args: str | None = Field(None, description="passed to the engine's server as written, e.g. --tensor-parallel-size 4")
     engine_startup_timeout_s: float = Field(1800.0, description="seconds to wait for the engine to answer its health check")
+    # A person answering in the browser (human/<name>):
+    port: int | None = Field(None, ge=1, le=65535, description="the answer page's port on 127.0.0.1; None: a free one")
 
 
 @runtime_checkable

@@ -26,6 +26,14 @@ class Provider:
     free_text: bool = True
     # A baseline computed here (random, oracle, the expert): no tokens, no price, nothing to estimate.
     local_baseline: bool = False
+    # Questions in flight at most, whatever --max-connections asks (None: no limit): a person
+    # answers one question at a time, in the run's order.
+    max_concurrency: int | None = None
+    # A person answers (in the browser): multiple-choice questions only, one per call under the
+    # harmonised protocol, never resampled; a report shows agreement between such runs.
+    person: bool = False
+    # How a report names its runs, with {part} the model part ("human: {part}"); None: the model name.
+    row_label: str | None = None
 
 
 _PROVIDERS: dict[str, Provider] = {}
@@ -42,6 +50,23 @@ def providers() -> list[Provider]:
 def provider_of(name: str) -> Provider | None:
     """The provider a model name belongs to (None: unknown; create_model names the known ones)."""
     return _PROVIDERS.get(name.partition("/")[0])
+
+
+def model_label(name: str) -> str:
+    """How reports name a model: its provider's row label ("human: ana") or the name itself."""
+    provider = provider_of(name)
+    if provider is None or provider.row_label is None:
+        return name
+    return provider.row_label.format(part=name.partition("/")[2])
+
+
+def check_concurrency(name: str, requested: int, flag: str = "--max-connections") -> int:
+    """`requested` questions in flight, refused past what the model's provider allows."""
+    provider = provider_of(name)
+    cap = provider.max_concurrency if provider is not None else None
+    if cap is not None and requested > cap:
+        raise ConfigError(f"{flag} {requested}: {name} answers {cap} question{'s' if cap > 1 else ''} at a time; leave {flag} out")
+    return requested
 
 
 def create_model(name: str, *, seed: int = 0, options: ModelOptions | None = None) -> Model:
@@ -76,4 +101,8 @@ register_provider(
 )
 register_provider(
     Provider("oracle", "harness.models.baselines:create_oracle", "always answers right: proves scoring gives 100", False, local_baseline=True)
+)
+register_provider(
+    Provider("human", "harness.models.human:create_human", "a person answering in the browser, one question at a time: human/<name> (a page on 127.0.0.1; --port)",
+             free_text=False, local_baseline=True, max_concurrency=1, person=True, row_label="human: {part}")
 )

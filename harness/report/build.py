@@ -13,6 +13,7 @@ from itertools import combinations
 import numpy as np
 
 from harness.report import charts
+from harness.report.agreement import agreement_section
 from harness.report.identity import clean_twin_key, difference_table
 from harness.report.published import PAPER_ROWS, published_rows
 from harness.report.reference import release_coverage
@@ -243,6 +244,7 @@ def build_report(runs: list[RunData], *, published: str = "auto", gallery_run: i
                      if run.summary.n_samples and len(run.summary.strict["accuracy"]) > 2],
         "pairs": [comparison | {"first_key": keys[run_key(a)], "second_key": keys[run_key(b)]} for a, b in pairs if (comparison := paired_comparison(a, b))],
         "pairing": pairing,
+        "agreement": agreement_section(mcq, keys),  # people against each other and against the models
         "significance": SIGNIFICANCE,
         "robustness": robustness_sections(mcq, intervals),
         "image_metrics": [{"key": keys[run_key(run)], "label": run.label, **run.summary.image_metrics} for run in mcq if run.summary.image_metrics.get("mean")],

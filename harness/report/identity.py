@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from harness.models.registry import model_label
 from harness.schema import RunSpec
 from harness.storage.sources import data_label
 from harness.tasks.registry import task_kind
@@ -62,7 +63,7 @@ def _option(key: str, title: str) -> Setting:
 
 # In label order: what changes the answers first, bookkeeping last.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("model", lambda s: s.model, lambda s: s.model),
+    Setting("model", lambda s: s.model, lambda s: model_label(s.model)),
     Setting("task", lambda s: s.task, lambda s: task_kind(s.task).title),
     Setting("data", lambda s: s.data, lambda s: data_label(s.data)),
     Setting("protocol", _of_kind("protocol"), lambda s: f"protocol {s.protocol}"),
@@ -127,14 +128,14 @@ def _splitting(specs: list[RunSpec], candidates: list[Setting]) -> list[Setting]
 
 
 def run_labels(specs: list[RunSpec], folders: list[str] | None = None) -> list[str]:
-    """One distinct label per run: the model plus the settings that differ ("expert/patchknn ·
-    jpeg:3"), each only where it applies to the run's task; settings that never change answers,
+    """One distinct label per run: the model (as its provider names it: "human: ana") plus the
+    settings that differ ("expert/patchknn · jpeg:3"), each only where it applies to the run's task; settings that never change answers,
     then the run id, then the position, only where still needed."""
     differ = differing(specs)
     shown = [s for s in differ if s.in_label and s.name != "model"]
     if len(shown) > LABEL_SETTINGS_AT_MOST:
         shown = [s for s in _splitting(specs, [s for s in differ if s.in_label]) if s.name != "model"]
-    labels = [" · ".join([spec.model] + [s.text(spec) for s in shown if s.value(spec) is not None]) for spec in specs]
+    labels = [" · ".join([model_label(spec.model)] + [s.text(spec) for s in shown if s.value(spec) is not None]) for spec in specs]
     for fallback in ([s for s in differ if not s.in_label], "run id", "position"):
         if len(set(labels)) == len(labels):
             break

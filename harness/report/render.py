@@ -80,6 +80,7 @@ def markdown(report: dict) -> str:
         lines += ["| subtask | only first right | only second right | p (Holm) | verdict |", "|---|---|---|---|---|"]
         lines += [f"| {t['column']} | {t['only_first']} | {t['only_second']} | {t['p_holm']:.3g} | {_md_cell(t['verdict'])} |" for t in pair["tests"]]
         lines.append("")
+    lines += _agreement_markdown(report.get("agreement"))
     for section in report["gpt4vad"]:
         lines += [f"## GPT-4V-AD: {_md_cell(section['label'])} (%)", ""]
         if not section["answered"]:
@@ -116,6 +117,19 @@ def markdown(report: dict) -> str:
         cost = "-" if run["cost_usd"] is None else f"${run['cost_usd']:.2f}"
         lines.append(f"| {_md_cell(run['label'])} | {run['id']} | {_md_cell(run['data'])} | {run['answered']}/{run['questions']} | {_number(run['questions_per_s'])} | {run['prompt_tokens'] + run['completion_tokens']:,} | {cost} | {_md_cell(run['failures'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _agreement_markdown(section: dict | None) -> list[str]:
+    if not section:
+        return []
+    lines = ["## Agreement with people (same letter chosen, over the questions both answered)", ""]
+    if section["mean_people_kappa"] is not None:
+        lines += [f"Between the {section['people']} people: {_number(section['mean_people_agreement'])}% agreement, Cohen's kappa {_number(section['mean_people_kappa'], 2)} on average.", ""]
+    lines += ["| first | second | between | questions | agreement % | Cohen's kappa |", "|---|---|---|---|---|---|"]
+    lines += [f"| {_md_cell(row['first'])} | {_md_cell(row['second'])} | {row['between']} | {row['questions']} | {_number(row['agreement'])} | {_number(row['kappa'], 2)} |" for row in section["rows"]]
+    if section["left_out"]:
+        lines += ["", f"{section['left_out']} more pairs not shown."]
+    return lines + [""]
 
 
 def csv_files(runs: list[RunData], out: Path) -> list[Path]:

@@ -27,6 +27,7 @@ class RunData:
     correct: np.ndarray  # bool
     status: np.ndarray  # object: ok, unparsable, …
     label: str = field(default="")  # set for a report by label_runs: the model plus what tells this run apart
+    chosen: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))  # object: the letter answered, or None
 
     def same_questions(self, other: "RunData") -> bool:
         """Whether two runs answered exactly the same questions (the condition for pairing them)."""

@@ -52,7 +52,7 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
                 key = sample["question_id"]
                 mcq = answers_questions  # per-subtask correctness: the kinds that ask MMAD questions
                 row = (sample["ordinal"], key, sample["dataset"], sample["category"], SUBTASK_INDEX[sample["subtask"]] if mcq else -1,
-                       sample["label"] == "anomaly", bool(sample["correct"]) if mcq else False, sample["parse_status"])
+                       sample["label"] == "anomaly", bool(sample["correct"]) if mcq else False, sample["parse_status"], _letter(sample.get("parsed")) if mcq else None)
             except (ValueError, KeyError, TypeError):  # the same lines iadbench's own reader leaves out, named
                 print(f"iadbench: warning: {path / SAMPLES}: line {number} is not a valid sample; left out of the report (resume the run to ask it again)", file=sys.stderr)
                 continue
@@ -71,7 +71,7 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
     if circular and "circular" in spec.strategies:
         rows = [row[:6] + (row[6] and row[1] not in wrong_rotation,) + row[7:] for row in rows]
     rows.sort(key=lambda row: row[0])
-    columns = list(zip(*rows)) if rows else [[]] * 8
+    columns = list(zip(*rows)) if rows else [[]] * 9
     return RunData(
         path=path,
         spec=spec,
@@ -84,4 +84,10 @@ def load_run(path: Path, *, circular: bool = False) -> RunData:
         correct=np.array(columns[6], dtype=bool),
         status=np.array(columns[7], dtype=object),
         label=spec.model,
+        chosen=np.array(columns[8], dtype=object),
     )
+
+
+def _letter(parsed: object) -> str | None:
+    """The option a run chose (for agreement between runs); anything but a short string is none."""
+    return parsed if isinstance(parsed, str) and 0 < len(parsed) <= 3 else None

@@ -16,7 +16,7 @@ from harness.run.provenance import git_revision, package_versions, recorded_opti
 from harness.storage.sources import cache_dir, data_label
 from harness.errors import ConfigError
 from harness.models.base import Model, ModelOptions
-from harness.models.registry import create_model, provider_of
+from harness.models.registry import check_concurrency, create_model, provider_of
 from harness.models.pricing import cost_usd
 from harness.run.runlog import RunFolder, check_run_id, new_run_id
 from harness.run.runner import RunOutcome, run_plan
@@ -73,7 +73,7 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         temperature=pick(overrides.temperature, suite.decoding.temperature),
         top_p=suite.decoding.top_p,
     )
-    max_connections = pick(overrides.max_connections, default_concurrency)
+    max_connections = check_concurrency(model, pick(overrides.max_connections, default_concurrency))
     parsed_strategies = parse_strategies(overrides.strategies or [])
     strategies = parsed_strategies.names
     provider = provider_of(model)
@@ -102,6 +102,8 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     tag = task if kind.folder_tag is None else kind.folder_tag
     if tag:  # a folder name says what kind of run it holds (multiple choice, the default, says nothing)
         run_suffix = f"{tag}_{run_suffix}"
+    if provider is not None and provider.person:
+        _refuse_what_a_person_cannot_answer(model, kind, kind.fixed_protocol or overrides.protocol or suite.protocol, parsed_strategies)
     protocol = resolve_protocol(kind.fixed_protocol or overrides.protocol or suite.protocol, model, [flag for flag, value in changed.items() if value is not None], strategies)
     if protocol.official:
         decoding = protocol.decoding
@@ -151,6 +153,21 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
     return spec.model_copy(update={"run_id": new_run_id(model, run_suffix, digest=digest)})
 
 
+
+
+def _refuse_what_a_person_cannot_answer(model: str, kind, protocol: str, strategies) -> None:
+    """A person picks one letter per question on a page: multiple-choice questions under the
+    harmonised protocol, each asked once (an official protocol batches an image's questions and
+    parses a script's way; self-consistency would ask the same person the same question again)."""
+    from harness.protocols import HARMONISED
+
+    if not kind.answers_questions:
+        raise ConfigError(f"{model}: a person answers multiple-choice questions (--task mcq), not a {kind.title} run")
+    if protocol != HARMONISED:
+        named = "a model family's official one (--suite mmad-official)" if protocol == "auto" else repr(protocol)
+        raise ConfigError(f"{model}: a person answers under the harmonised protocol (--suite synthetic-quick, mmad-1shot or mmad-0shot), not {named}")
+    if strategies.sc:
+        raise ConfigError(f"{model}: --strategy sc asks the same question several times; a person answers each question once")
 
 
 def model_for(spec: RunSpec, base_url: str | None = None) -> Model:
@@ -205,7 +222,7 @@ def run_evaluation(
 
     async def go() -> RunOutcome:
         try:
-            return await run_plan(task, model, folder, concurrency=spec.max_connections, progress=progress, cache=cache, max_cost_usd=spec.max_cost_usd, shard=shard)
+            return await run_plan(task, model, folder, concurrency=check_concurrency(spec.model, spec.max_connections), progress=progress, cache=cache, max_cost_usd=spec.max_cost_usd, shard=shard)
         finally:
             await model.aclose()
 

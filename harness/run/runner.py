@@ -172,6 +172,8 @@ async def run_plan(
     asked = shard_block(len(ids), shard) if shard is not None else range(len(ids))
     todo = [ordinal for ordinal in asked if ids[ordinal] not in done_ids]
     tracker = Progress(len(asked), already_done=len(finished)) if progress else None
+    # a backend that shows its progress to someone (a person's answer page) learns the plan's size
+    getattr(model, "attach_plan", lambda total, done: None)(len(asked), len(finished))
     digester = RequestDigester()
     budget = CostBudget(model.name, max_cost_usd, finished)
     cache = cache if model.cacheable else None
