@@ -114,7 +114,11 @@ def test_llm_questions_are_verified_and_carry_provenance(tmp_path, capsys):
         assert question["provenance"]["blind_answer"] != question["Options"][question["Answer"]] and len(question["provenance"]["prompts"]) == 12
     crack = mmad["src/widget/test/crack/000.png"]["conversation"]
     assert not any("generator" in q.get("provenance", {}) for q in crack)  # rejected: the template questions stay
-    assert any(q["type"] == "Defect Description" for q in crack)
+    assert {"Defect Classification", "Defect Localization"} <= {q["type"] for q in crack}
+    # the hole's written questions were blind-answerable: its template Description stays (the crack's
+    # outline is a box on plain texture, whose pixels confirm no line: no measured description of it)
+    hole = mmad["src/widget/test/hole/000.png"]["conversation"]
+    assert any(q["type"] == "Defect Description" and "generator" not in q.get("provenance", {}) for q in hole)
     # the crack image's Object Analysis is the verified category fact
     fact_question = next(q for q in crack if q["type"] == "Object Analysis")
     assert fact_question["Question"] == FACTS[0]["question"] and fact_question["Options"][fact_question["Answer"]] == "Mottled grey"
