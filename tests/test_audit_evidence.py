@@ -305,3 +305,19 @@ def test_an_option_about_another_kind_of_object_is_a_giveaway():
         if foreign_topic({"Options": {"A": "x", "B": sentence}, "Answer": "A"}, facts) is not None:
             flagged.append((entry, sentence))
     assert len(_mmad_sentences()) == 170 and flagged == [], flagged
+
+
+def test_description_options_a_look_cannot_tell_apart_are_ambiguous():
+    """From the hand audit of real capsules: "A single medium opening" beside "A single large
+    opening" (no scale in the image), "similar in tone" beside "with a different colour". Options
+    that differ in anything else, or by two size classes, are not flagged."""
+    facts = _facts("DS-MVTec/screw/image/thread_side/000.png")
+    ask = lambda options, answer="A": check_question({"Question": "Describe the defect.", "Options": options, "Answer": answer, "type": "Defect Description"}, facts)  # noqa: E731
+    verdict, findings = ask({"A": "A single medium opening, brighter than its surroundings.", "B": "Several small openings, brighter than their surroundings.",
+                             "C": "A single large opening, brighter than its surroundings."})
+    assert verdict == "ambiguous" and "option C differs from the key only in size (large against medium)" in findings[0].evidence, findings
+    verdict, findings = ask({"A": "A single small opening, similar in tone to its surroundings.", "B": "A single small opening, with a different colour from its surroundings."})
+    assert verdict == "ambiguous" and "tone (discoloured against similar)" in findings[0].evidence, findings
+    assert ask({"A": "A single small opening, darker than its surroundings.", "B": "A single large opening, darker than its surroundings.",
+                "C": "Two small openings, brighter than their surroundings."})[0] in ("ok", "not checked")
+    assert ask({"A": "A small round dent near the rim.", "B": "A large scratch across the thread."})[0] in ("ok", "not checked")

@@ -196,6 +196,39 @@ def description(question: dict, facts: ImageFacts) -> Finding | None:
     return None
 
 
+_LINKS = frozenset("a an the to with from than its their in of".split())
+
+
+def _without_claims(text: str) -> frozenset[str]:
+    """A description's words less its claims and the words that tie them in ("similar in tone to its
+    surroundings" and "with a different colour from its surroundings" say the rest alike)."""
+    from question_gen.audit.claims import _PATTERNS
+
+    for pattern, _, _ in _PATTERNS:
+        text = pattern.sub(" ", text)
+    return frozenset(_norm(text).split()) - _LINKS
+
+
+def look_alike(question: dict, facts: ImageFacts) -> Finding | None:
+    """A Description option that differs from the key only by a value a person cannot tell from the
+    key's at a look (descriptions.ADJACENT: a size one class apart, with no scale in the image; a
+    similar tone against a different colour): ambiguous, whatever the pixels measure."""
+    from question_gen.descriptions import ADJACENT
+
+    key_letter, key = question["Answer"], _key_text(question) or ""
+    mine, words = claims(key), _without_claims(key)
+    for letter, text in question["Options"].items():
+        theirs = claims(str(text))
+        if letter == key_letter or _without_claims(str(text)) != words:
+            continue
+        differ = [a for a in set(mine) | set(theirs) if mine.get(a) != theirs.get(a)]
+        if len(differ) == 1 and len(mine.get(differ[0], ())) == 1 == len(theirs.get(differ[0], ())):
+            pair = mine[differ[0]] | theirs[differ[0]]
+            if pair in ADJACENT.get(differ[0], set()):
+                return Finding("options alike at a look", "ambiguous", f"option {letter} differs from the key only in {differ[0]} ({' against '.join(sorted(pair))}), which a look cannot settle")
+    return None
+
+
 def from_knowledge(question: dict, facts: ImageFacts) -> Finding | None:
     """A Description or Analysis key taken word for word from another defect's knowledge text of the
     same object (and not from this defect's) is that defect's, not this one's."""
@@ -293,7 +326,7 @@ CHECKS: dict[Subtask, tuple[Check, ...]] = {
     Subtask.ANOMALY_DETECTION: (detection,),
     Subtask.DEFECT_CLASSIFICATION: (defect_class, own_object_in_key),
     Subtask.DEFECT_LOCALIZATION: (localization,),
-    Subtask.DEFECT_DESCRIPTION: (description, from_knowledge, other_object, own_object_in_key),
+    Subtask.DEFECT_DESCRIPTION: (description, look_alike, from_knowledge, other_object, own_object_in_key),
     Subtask.DEFECT_ANALYSIS: (from_knowledge, statement_of_kind, other_object, own_object_in_key),
     Subtask.OBJECT_CLASSIFICATION: (object_class,),
     Subtask.OBJECT_ANALYSIS: (object_fact,),
