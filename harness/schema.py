@@ -215,7 +215,7 @@ class RunSpec(BaseModel):
     model_options: dict = Field(default_factory=dict, description="backend settings (base URL redacted, key env name only)")
     seed: int = 0
     limit: int | None = None
-    limit_sampling: Literal["first", "stratified"] = Field("first", description="--limit: the first N, or N drawn per dataset, category and subtask (harness/data/subset.py)")
+    limit_sampling: Literal["first", "stratified", "stratified-v2"] = Field("first", description="--limit: the first N, or N drawn per dataset, category and subtask (harness/data/subset.py; -v2 for runs since 2026-12-07)")
     limit_of: int | None = Field(None, description="--limit: how many questions (or images) there were to draw from")
     skip_bad: bool = False
     max_connections: int = 32

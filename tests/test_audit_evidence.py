@@ -283,26 +283,29 @@ def test_an_option_about_another_kind_of_object_is_a_giveaway():
     from question_gen.audit.topics import foreign_topic
 
     tire = image_facts(Path("/nonexistent"), "mvtec/tire/test/hole/000.png", {"conversation": []}, kind=None, categories={"mvtec": ["tire"]}, knowledge=None, needs_pixels=False)
-    question = lambda distractor: {"Options": {"A": "Lost strength where the material has been pierced through", "B": distractor,  # noqa: E731
-                                               "C": "A colour outside the specification, rejected at inspection"}, "Answer": "A", "type": "Defect Analysis"}
-    for foreign in ("Unusable items and the wrong count of them in each package", "The contents are exposed and may spoil or be contaminated",
-                    "Surplus material that can bridge two contacts on the board", "A burnt taste or texture that spoils the food for its buyer",
-                    "Fraying that spreads and weakens the whole fabric over time", "An unreadable or wrong marking that can mislead its user"):
-        finding = foreign_topic(question(foreign), tire)
-        assert finding is not None and finding.verdict == "giveaway" and "option B" in finding.evidence, foreign
-    for fits in ("Contact with a hard or sharp object in handling or transport", "Stray debris, dirt, fibres or residue that reached the product",
-                 "The part may break apart under load and must be rejected"):
-        assert foreign_topic(question(fits), tire) is None, fits
-    # the same package sentence about a package is no giveaway; nor is the key itself ever judged here
+    key = "Lost strength where the material has been pierced through"
+    question = lambda *distractors: {"Options": dict(zip("ABCD", (key, *distractors))), "Answer": "A", "type": "Defect Analysis"}  # noqa: E731
+    foreign = ["Unusable items and the wrong count of them in each package", "The contents are exposed and may spoil or be contaminated",
+               "Surplus material that can bridge two contacts on the board", "A burnt taste or texture that spoils the food for its buyer",
+               "Fraying that spreads and weakens the whole fabric over time", "An unreadable or wrong marking that can mislead its user"]
+    fits = ["Contact with a hard or sharp object in handling or transport", "Stray debris, dirt, fibres or residue that reached the product",
+            "A colour outside the specification, rejected at inspection"]
+    for first, second in zip(foreign, foreign[1:] + foreign[:1]):
+        finding = foreign_topic(question(first, second, fits[2]), tire)  # two of three foreign: the key stands with one other
+        assert finding is not None and finding.verdict == "giveaway" and "option B" in finding.evidence and "option C" in finding.evidence, (first, second)
+    # one odd distractor leaves three plausible options: judged fair by a hand audit of held-out categories
+    assert foreign_topic(question(foreign[0], *fits[:2]), tire) is None
+    assert foreign_topic(question(*fits), tire) is None
+    # the same package sentences about a package are no giveaway
     box = image_facts(Path("/nonexistent"), "goodsad/food_box/test/surface_damage/000.png", {"conversation": []}, kind="goodsad", categories={"goodsad": ["food_box"]}, knowledge=None, needs_pixels=False)
-    assert foreign_topic(question("Unusable items and the wrong count of them in each package"), box) is None
+    assert foreign_topic(question(foreign[0], foreign[1], fits[0]), box) is None
     kinds = {"MVTec": "mvtec-ad", "VisA": "visa", "MVTec-LOCO": "loco", "GoodsAD": "goodsad"}
     flagged = []
     for entry, sentence in _mmad_sentences():
         dataset, category, folder = entry.split("/")
         facts = image_facts(Path("/nonexistent"), f"{dataset}/{category}/test/{folder}/000.png", {"conversation": []}, kind=kinds[dataset],
                             categories={dataset: [category]}, knowledge=None, needs_pixels=False)
-        if foreign_topic({"Options": {"A": "x", "B": sentence}, "Answer": "A"}, facts) is not None:
+        if foreign_topic({"Options": {"A": "x", "B": sentence, "C": sentence + " (again)"}, "Answer": "A"}, facts) is not None:
             flagged.append((entry, sentence))
     assert len(_mmad_sentences()) == 170 and flagged == [], flagged
 

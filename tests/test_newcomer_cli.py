@@ -96,3 +96,15 @@ def test_review_says_how_many_of_the_set_it_shows(tmp_path, synthetic_set, capsy
     code, out, _ = _run(capsys, "review", str(synthetic_set), "--out", str(tmp_path / "r.html"), "--limit", "12")
     total = sum(len(r["conversation"]) for r in json.loads((synthetic_set / "mmad.json").read_text()).values())
     assert code == 0 and f"12 of {total} questions; --limit 12 caps it" in out
+
+
+def test_a_report_out_without_a_suffix_is_a_folder(tmp_path, synthetic_set, capsys):
+    """`report RUNS --out reports/today` once failed with "--format '': use html, md, csv or json"."""
+    assert main(["eval", "--model", "random", "--limit", "4", "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    code, out, err = _run(capsys, "report", str(run), "--out", str(tmp_path / "today"))
+    assert code == 0 and (tmp_path / "today" / "report.html").is_file() and "today/report.html" in out, err
+    code, out, _ = _run(capsys, "report", str(run), "--out", str(tmp_path / "today"), "--format", "md")
+    assert code == 0 and (tmp_path / "today" / "report.md").is_file()
+    code, _, _ = _run(capsys, "report", str(run), "--out", str(tmp_path / "one.json"))
+    assert code == 0 and json.loads((tmp_path / "one.json").read_text())

@@ -136,11 +136,10 @@ def test_mask_suffix_case_and_an_unreadable_image_in_the_gpt4vad_task(tmp_path, 
         mask.rename(mask.with_name(mask.stem + ".PNG"))
     categories = read_mvtec_layout(root)
     assert all(m.endswith(".PNG") for c in categories for i in c.test for m in i.mask_paths)
-    from harness.data.subset import take_limit
-    from harness.tasks.gpt4vad.task import load_region_items
+    from harness.tasks.gpt4vad.task import load_region_items, region_subset
 
-    items = load_region_items(f"mvtec:{root}", 0)[0]  # the four --limit 4 draws (harness/data/subset.py)
-    chosen = take_limit(items, 4, sampling="stratified", seed=0, stratum=lambda item: (item.dataset, item.category, item.label), key=lambda item: item.id)
+    items = load_region_items(f"mvtec:{root}", 0)[0]
+    chosen = region_subset(items, 4, 0)  # the four a new run's --limit 4 draws (harness/data/subset.py)
     broken = chosen[0].image_path
     broken.write_bytes(b"not an image")
     args = ["eval", "--task", "gpt4vad", "--model", "oracle", "--data", f"mvtec:{root}", "--regions", "grid:16", "--limit", "4", "--runs-dir", str(tmp_path / "runs"), "--run-id", "b", "--quiet"]

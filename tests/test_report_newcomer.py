@@ -31,7 +31,7 @@ def runs(tmp_path_factory, synthetic_set):
 def test_limit_draws_every_category_and_subtask_and_says_so(runs):
     spec = json.loads((runs / "subset" / "spec.json").read_text())
     whole = json.loads((runs / "full" / "summary.json").read_text())["n_questions"]
-    assert spec["limit"] == 100 and spec["limit_of"] == whole and spec["limit_sampling"] == "stratified"
+    assert spec["limit"] == 100 and spec["limit_of"] == whole and spec["limit_sampling"] == "stratified-v2"
     samples = [json.loads(line) for line in (runs / "subset" / "samples.jsonl").read_text().splitlines()]
     categories = collections.Counter(s["category"] for s in samples)
     subtasks = collections.Counter(s["subtask"] for s in samples)
@@ -49,6 +49,25 @@ def test_stratified_subset_is_the_same_in_every_order_and_proportional():
     again = take_limit(list(reversed(items)), 20, sampling="stratified", seed=3, stratum=lambda item: item[1], key=lambda item: item[0])
     assert sorted(chosen) == sorted(again)  # drawn by id, not by position
     assert take_limit(items, 20, sampling="first", seed=3, stratum=lambda item: item[1], key=lambda item: item[0]) == items[:20]
+
+
+def test_a_small_limit_reaches_every_subtask_in_proportion():
+    """`--limit 20` of the synthetic set's 501 questions once asked only Detection and Object
+    questions: 49 strata (category × subtask) of 5 to 15 questions, and the old draw stood every
+    stratum's first member at 0.5 / size, so the 20 largest strata took all 20. The v2 draw starts
+    each stratum at its own seeded offset; the old one stays for the run folders that recorded it."""
+    from harness.data.subset import take_limit
+
+    sizes = {("Anomaly Detection", c): 15 for c in range(7)} | {("Object Analysis", c): 15 for c in range(7)} | {("Object Classification", c): 15 for c in range(7)}
+    sizes |= {(subtask, c): 6 + c % 4 for subtask in ("Defect Classification", "Defect Localization", "Defect Description", "Defect Analysis") for c in range(7)}
+    items = [(f"{subtask}/{c}/{i}", subtask, c) for (subtask, c), n in sizes.items() for i in range(n)]
+    draw = lambda sampling, seed: take_limit(items, 20, sampling=sampling, seed=seed, stratum=lambda item: item[1:], key=lambda item: item[0])  # noqa: E731
+    assert not any(item[1].startswith("Defect") for item in draw("stratified", 0))  # the old draw, kept for old folders
+    defect_share = sum(n for (subtask, _), n in sizes.items() if subtask.startswith("Defect")) / len(items)
+    counts = [sum(item[1].startswith("Defect") for item in draw("stratified-v2", seed)) for seed in range(200)]
+    assert all(len(draw("stratified-v2", seed)) == 20 for seed in range(5))
+    assert abs(sum(counts) / len(counts) - 20 * defect_share) < 0.6, (sum(counts) / len(counts), 20 * defect_share)
+    assert draw("stratified-v2", 4) == draw("stratified-v2", 4)
 
 
 def test_a_subset_run_is_shown_but_not_ranked(runs, tmp_path):

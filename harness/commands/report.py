@@ -13,7 +13,7 @@ from harness.errors import IadbenchError
 def register(commands) -> None:
     report = commands.add_parser("report", help="compare run folders: HTML, Markdown, CSV (official MMAD layout) or JSON")
     report.add_argument("runs", nargs="+", help="run folders")
-    report.add_argument("--out", help="output file (default report.<format>; a folder for csv with several runs)")
+    report.add_argument("--out", help="output file (default report.<format>); a name without a suffix, or a folder, gets report.<format> inside it (csv: a folder of files)")
     report.add_argument("--format", choices=["html", "md", "csv", "json"], help="default: from --out's suffix, else html")
     report.add_argument("--published", choices=["auto", "always", "never"], default="auto", help="MMAD's published rows: auto shows them for runs on MMAD data")
     report.add_argument("--gallery-run", type=number_at_least(0), default=None, help="which run (0-based, in the order given) the failure gallery shows (default: the first run that got anything wrong)")
@@ -66,7 +66,10 @@ def _write_report(args: argparse.Namespace, runs) -> int:
     from harness.report.build import build_report
     from harness.report.render import csv_files, html, json_text, markdown
 
-    fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "html")
+    given = Path(args.out) if args.out else None
+    # an --out without a suffix (or a folder that exists) is a folder: the report goes in it as report.<format>
+    folder = given is not None and (given.is_dir() or not given.suffix)
+    fmt = args.format or (given.suffix.lstrip(".") if given is not None and not folder else "html")
     fmt = {"htm": "html", "markdown": "md"}.get(fmt, fmt)
     if fmt == "csv":
         out = Path(args.out or "report_csv")
@@ -77,7 +80,7 @@ def _write_report(args: argparse.Namespace, runs) -> int:
         raise IadbenchError(f"--format {fmt!r}: use html, md, csv or json")
     report = build_report(runs, published=args.published, gallery_run=args.gallery_run, gallery_size=args.gallery_size, gallery_hide_declined=args.gallery_hide_declined)
     text = {"html": html, "md": markdown, "json": json_text}[fmt](report)
-    out = Path(args.out or f"report.{fmt}")
+    out = given / f"report.{fmt}" if folder and given is not None else Path(args.out or f"report.{fmt}")
     out.parent.mkdir(parents=True, exist_ok=True)  # --out into a folder not made yet: make it
     write_text_atomically(out, text)
     print(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB, {len(runs)} run{'' if len(runs) == 1 else 's'})")

@@ -18,6 +18,7 @@ from harness.errors import ConfigError
 from harness.models.base import Model, ModelOptions
 from harness.models.registry import check_concurrency, create_model, provider_of
 from harness.models.pricing import cost_usd
+from harness.data.subset import NEW_SAMPLING
 from harness.run.runlog import RunFolder, check_run_id, new_run_id
 from harness.run.runner import RunOutcome, run_plan
 from harness.schema import DecodingSpec, RunSpec, RunSummary, Usage
@@ -137,7 +138,7 @@ def resolve_spec(suite_name: str, model: str, overrides: EvalOverrides, default_
         model_options=recorded_options(options),
         seed=overrides.seed,
         limit=overrides.limit,
-        limit_sampling="stratified",  # new runs; a run folder that recorded "first" resumes as it began
+        limit_sampling=NEW_SAMPLING,  # new runs; a run folder that recorded "first" or "stratified" resumes as it began
         skip_bad=overrides.skip_bad,
         max_connections=max_connections,
         cache=overrides.cache,

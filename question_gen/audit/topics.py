@@ -53,16 +53,24 @@ def object_topics(facts: ImageFacts) -> frozenset[str]:
 
 
 def foreign_topic(question: dict, facts: ImageFacts) -> Finding | None:
-    """A giveaway where a distractor speaks of something nothing known of this object has."""
+    """A giveaway where all distractors but one at most speak of something nothing known of this
+    object has: the key is then one of two options a blind reader keeps. One odd distractor leaves
+    three plausible options, which a hand audit of twelve held-out MVTec AD categories judged fair
+    (a package's count offered about a hazelnut); the tire's questions had three such distractors."""
     if not facts.object_names and not facts.category:
         return None
     have = object_topics(facts)
+    foreign = []
     for letter, text in question["Options"].items():
         if letter == question["Answer"]:
             continue
         for topic in topics():
             match = topic.says.search(str(text))
             if match and topic.name not in have:
-                return Finding("options vs object", "giveaway",
-                               f"option {letter} speaks of {topic.name} ({match.group(0)!r}), which nothing known of the {facts.object_names[0] if facts.object_names else facts.category} has: ruled out without the image")
+                foreign.append(f"option {letter} speaks of {topic.name} ({match.group(0)!r})")
+                break
+    distractors = len(question["Options"]) - 1
+    if distractors >= 2 and len(foreign) >= distractors - 1:
+        name = facts.object_names[0] if facts.object_names else facts.category
+        return Finding("options vs object", "giveaway", f"{'; '.join(foreign)}, which nothing known of the {name} has: ruled out without the image, the key stands with at most one other option")
     return None

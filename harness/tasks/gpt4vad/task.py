@@ -82,10 +82,12 @@ def image_shape(path: Path) -> tuple[int, int]:
         return 768, 768
 
 
-def region_subset(items: list[RegionItem], limit: int | None, seed: int, sampling: str = "stratified") -> list[RegionItem]:
-    """--limit over a GPT-4V-AD run's images: drawn per dataset, category and label (harness/data/subset.py)."""
-    from harness.data.subset import take_limit
+def region_subset(items: list[RegionItem], limit: int | None, seed: int, sampling: str | None = None) -> list[RegionItem]:
+    """--limit over a GPT-4V-AD run's images: drawn per dataset, category and label (harness/data/subset.py;
+    None: a new run's draw)."""
+    from harness.data.subset import NEW_SAMPLING, take_limit
 
+    sampling = sampling or NEW_SAMPLING
     return take_limit(items, limit, sampling=sampling, seed=seed, stratum=lambda item: (item.dataset, item.category, item.label), key=lambda item: item.id)
 
 
