@@ -132,3 +132,34 @@ def test_strict_scores_balance_detection_and_count_unanswered():
     assert scores["counts"]["D"]["Anomaly Detection"]["not_answered"] == 1
     assert scores["detection"]["D"]["Overkill"] == 0.0 and scores["detection"]["D"]["Miss"] == pytest.approx(100 / 3)
     assert scores["by_category"]["D/c"]["Defect Classification"] == 50.0
+
+
+def test_a_line_that_rescores_to_itself_is_kept_as_it_is(tmp_path, synthetic_set, monkeypatch):
+    """`score` re-scores every reply (a stored verdict is never trusted); a line whose reply parses to
+    its own stored verdict against its question is kept without building objects for it (40,000
+    lines: 2.6 s → 2.0 s). Whatever the path, the samples are the same, and an edited verdict is
+    still re-scored."""
+    import json
+
+    from harness.cli import main
+    from harness.run.runlog import RunFolder
+    from harness.schema import RunSpec
+    from harness.tasks.mcq.task import McqTask
+    from harness.tasks.registry import task_kind
+
+    assert main(["eval", "--model", "random", "--limit", "80", "--runs-dir", str(tmp_path), "--run-id", "r", "--quiet"]) == 0
+    folder = RunFolder.open(tmp_path / "r")
+    lines = (folder.path / "samples.jsonl").read_text().splitlines()
+    edited = json.loads(lines[3])
+    edited["correct"] = not edited["correct"]  # a verdict edited by hand
+    lines[3] = json.dumps(edited)
+    (folder.path / "samples.jsonl").write_text("\n".join(lines) + "\n")
+    spec = RunSpec.model_validate_json((folder.path / "spec.json").read_text())
+    kind = task_kind(spec.task)
+    samples = folder.read_samples()
+    quick = kind.rescored(spec, folder, samples, None)
+    monkeypatch.setattr(McqTask, "unchanged", lambda self, ordinal, sample: False)
+    full = kind.rescored(spec, folder, samples, None)
+    assert [s.model_dump() for s in quick] == [s.model_dump() for s in full] and len(quick) == 80
+    fixed = next(s for s in quick if s.question_id == edited["question_id"])
+    assert fixed.correct == (not edited["correct"])  # the edit did not stick

@@ -286,6 +286,23 @@ class McqTask:
             question, self.conversations[question.image_id], image, self.root, protocol=self.protocol, templates=templates, knowledge=knowledge or None, seed=self.seed
         )
 
+    def unchanged(self, ordinal: int, sample) -> bool:
+        """Whether a stored line re-scores to itself: its reply parses to its stored verdict against
+        the question this set holds under its ordinal, which it records as asked. Only for the plain
+        path (harmonised protocol, generated letters, no error, no log-probabilities): re-scoring a
+        40,000-line run then builds no object per line; any other line goes through `score`."""
+        question = self.questions[ordinal]
+        if self.protocol is not None or self.settings.choice_scoring != "generate" or sample.error is not None or sample.option_logprobs is not None:
+            return False
+        if sample.parse_status not in ("ok", "unparsable") or sample.question_id != question.id or sample.answer != question.answer:
+            return False
+        image = self.images[question.image_id]
+        stored = (sample.ordinal, sample.image_id, sample.dataset, sample.category, sample.label, sample.subtask, sample.mmad_type, sample.question, sample.options)
+        if stored != (ordinal, image.id, image.dataset, image.category, image.label, question.subtask, question.mmad_type, question.text, question.options):
+            return False
+        parsed = parse_choice(sample.reply, question.options)
+        return (parsed.letter, parsed.status, parsed.reason) == (sample.parsed, sample.parse_status, sample.parse_reason) and sample.correct == (parsed.letter is not None and parsed.letter == question.answer)
+
     def score(self, ordinal: int, model: str, digest: str, response: GenerateResponse) -> SampleResult:
         question = self.questions[ordinal]
         sample = score_response(question, self.images[question.image_id], ordinal, model, digest, response, self.settings.choice_scoring)
