@@ -33,7 +33,9 @@ def table_title(summary: RunSummary, spec: RunSpec, what: str) -> str:
     differ from a plain one (degradations, strategies), so a sweep's tables cannot be confused."""
     conditions = [f"degraded {'+'.join(spec.perturb)}" + (" (templates too)" if spec.perturb_templates else "")] if spec.perturb else []
     conditions += [f"strategies {'+'.join(spec.strategies)}"] if spec.strategies else []
-    return f"{summary.model} on {_on(summary)}" + (f" [{'; '.join(conditions)}]" if conditions else "") + f": {what}"
+    from harness.models.registry import model_label  # "human: ana", as reports name a person's run
+
+    return f"{model_label(summary.model)} on {_on(summary)}" + (f" [{'; '.join(conditions)}]" if conditions else "") + f": {what}"
 
 
 def answered(summary: RunSummary) -> int:
