@@ -169,6 +169,7 @@ def test_a_person_answers_in_chromium_through_a_kill_and_a_resume(tmp_path, synt
             browser.key(shown["letters"][0].lower())
             given.append((shown["asked"], shown["letters"][0]))
         assert second.process.wait(timeout=60) == 0, "".join(second.err)
+        assert "human: ana on " in "".join(second.out)  # the results table names the person as reports do
         browser.wait_for("document.getElementById('message-title').textContent.startsWith('All questions answered')")
     finally:
         browser.close()
