@@ -134,6 +134,11 @@ def test_a_person_answers_in_chromium_through_a_kill_and_a_resume(tmp_path, synt
         browser.click(f'.option[data-letter="{shown["letters"][0]}"]')  # 1: a click
         given.append((shown["asked"], shown["letters"][0]))
         shown = wait_question(browser, 2)
+        browser.click("#prompt img")  # enlarged: a letter pressed while looking closes it and answers nothing
+        browser.wait_for("!document.getElementById('lightbox').hidden")
+        browser.key(shown["letters"][0].lower())
+        browser.wait_for("document.getElementById('lightbox').hidden")
+        assert wait_question(browser, 2)["asked"] == shown["asked"]
         browser.key(shown["letters"][-1].lower())  # 2: its letter on the keyboard
         given.append((shown["asked"], shown["letters"][-1]))
 
@@ -159,7 +164,8 @@ def test_a_person_answers_in_chromium_through_a_kill_and_a_resume(tmp_path, synt
         first.process.wait()
         assert samples(folder) == written  # exactly the answered questions, nothing of the open one
         browser.wait_for("document.getElementById('message-title').textContent === 'iadbench is not answering'")
-        assert f"--resume {folder}" in browser.value("document.getElementById('message-code').textContent")
+        hint = browser.value("document.getElementById('message-code').textContent")
+        assert f"--resume {folder} --port {first.url().rsplit(':', 1)[1].rstrip('/')}" in hint, hint  # the open tab finds the resumed run
 
         second = Iadbench("--resume", str(folder), "--quiet", cwd=tmp_path)
         started.append(second)

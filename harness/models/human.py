@@ -217,7 +217,9 @@ class HumanBackend:
         self.server.bind()
 
     def attach_run_folder(self, path) -> None:
-        self.sheet.resume_hint = f"iadbench eval --resume {path}"
+        # the same port, so the tab that is open finds the resumed run by itself
+        port = f" --port {self.server.url.rsplit(':', 1)[1].rstrip('/')}" if self.server.url else ""
+        self.sheet.resume_hint = f"iadbench eval --resume {path}{port}"
 
     def attach_plan(self, total: int, done: int) -> None:
         """The runner's plan: questions in all, and how many earlier sessions answered."""
