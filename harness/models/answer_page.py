@@ -60,6 +60,7 @@ class AnswerServer:
         self.wanted_port = port
         self.token = secrets.token_urlsafe(24)  # a new page per process: a page of an earlier session reloads
         self.url: str | None = None
+        self.port: int | None = None  # the one listened on, once bound
         self._socket: socket.socket | None = None
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task] = set()
@@ -80,7 +81,7 @@ class AnswerServer:
                               "pick another port, or leave --port out for a free one") from None
         listener.setblocking(False)
         port = listener.getsockname()[1]
-        self._socket, self.url = listener, f"http://127.0.0.1:{port}/"
+        self._socket, self.port, self.url = listener, port, f"http://127.0.0.1:{port}/"
         self._hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
         print(f"\n  {self.sheet.person}: answer the questions at {self.url}\n  (open it in a browser on this machine; every answer is saved as you give it)\n",
               file=sys.stderr, flush=True)

@@ -218,7 +218,7 @@ class HumanBackend:
 
     def attach_run_folder(self, path) -> None:
         # the same port, so the tab that is open finds the resumed run by itself
-        port = f" --port {self.server.url.rsplit(':', 1)[1].rstrip('/')}" if self.server.url else ""
+        port = f" --port {self.server.port}" if self.server.port else ""
         self.sheet.resume_hint = f"iadbench eval --resume {path}{port}"
 
     def attach_plan(self, total: int, done: int) -> None:

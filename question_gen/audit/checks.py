@@ -22,7 +22,8 @@ import numpy as np
 
 from harness.schema import MMAD_TYPE_TO_SUBTASK, Subtask
 from question_gen.attributes import DefectAttributes
-from question_gen.audit.claims import agreements, claims, confirmed, contradictions
+from question_gen.descriptions import ADJACENT
+from question_gen.audit.claims import agreements, claims, confirmed, contradictions, unclaimed_words
 from question_gen.audit.locations import region
 from question_gen.audit.wording import Wording, kinds_named
 from question_gen.knowledge import DefectInfo, ObjectFact, defect_kinds
@@ -196,30 +197,15 @@ def description(question: dict, facts: ImageFacts) -> Finding | None:
     return None
 
 
-_LINKS = frozenset("a an the to with from than its their in of".split())
-
-
-def _without_claims(text: str) -> frozenset[str]:
-    """A description's words less its claims and the words that tie them in ("similar in tone to its
-    surroundings" and "with a different colour from its surroundings" say the rest alike)."""
-    from question_gen.audit.claims import _PATTERNS
-
-    for pattern, _, _ in _PATTERNS:
-        text = pattern.sub(" ", text)
-    return frozenset(_norm(text).split()) - _LINKS
-
-
 def look_alike(question: dict, facts: ImageFacts) -> Finding | None:
     """A Description option that differs from the key only by a value a person cannot tell from the
     key's at a look (descriptions.ADJACENT: a size one class apart, with no scale in the image; a
     similar tone against a different colour): ambiguous, whatever the pixels measure."""
-    from question_gen.descriptions import ADJACENT
-
     key_letter, key = question["Answer"], _key_text(question) or ""
-    mine, words = claims(key), _without_claims(key)
+    mine, words = claims(key), unclaimed_words(key)
     for letter, text in question["Options"].items():
         theirs = claims(str(text))
-        if letter == key_letter or _without_claims(str(text)) != words:
+        if letter == key_letter or unclaimed_words(str(text)) != words:
             continue
         differ = [a for a in set(mine) | set(theirs) if mine.get(a) != theirs.get(a)]
         if len(differ) == 1 and len(mine.get(differ[0], ())) == 1 == len(theirs.get(differ[0], ())):

@@ -37,6 +37,17 @@ def claims(text: str) -> dict[str, frozenset[str]]:
     return {attribute: frozenset(values) for attribute, values in found.items()}
 
 
+_LINKS = frozenset("a an the to with from than its their in of".split())
+
+
+def unclaimed_words(text: str) -> frozenset[str]:
+    """A description's words less its claims and the words that tie them in ("similar in tone to its
+    surroundings" and "with a different colour from its surroundings" say the rest alike)."""
+    for pattern, _, _ in _PATTERNS:
+        text = pattern.sub(" ", text)
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower())) - _LINKS
+
+
 def contradictions(stated: dict[str, frozenset[str]], measured: DefectAttributes) -> list[str]:
     """The claims the measurement contradicts, each as 'size small, the pixels say large (…)'."""
     wrong = []

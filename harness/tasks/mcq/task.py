@@ -181,6 +181,13 @@ def anomaly_score(question: Question, option_logprobs: dict[str, float] | None) 
     return math.exp(scored[yes[0]] - peak) / total if yes[0] in scored else 0.0
 
 
+def asked(question: Question, image: ImageRecord, ordinal: int) -> dict:
+    """What a sample line records of the question it answers (a scored line, and a stored line
+    that re-scores to itself, hold the same)."""
+    return {"question_id": question.id, "ordinal": ordinal, "image_id": image.id, "dataset": image.dataset, "category": image.category, "label": image.label,
+            "subtask": question.subtask, "mmad_type": question.mmad_type, "question": question.text, "options": question.options, "answer": question.answer}
+
+
 def score_response(
     question: Question,
     image: ImageRecord,
@@ -200,17 +207,7 @@ def score_response(
         parsed = parse_choice(response.text, question.options)
         letter, status, reason = parsed.letter, parsed.status, parsed.reason
     return SampleResult(
-        question_id=question.id,
-        ordinal=ordinal,
-        image_id=image.id,
-        dataset=image.dataset,
-        category=image.category,
-        label=image.label,
-        subtask=question.subtask,
-        mmad_type=question.mmad_type,
-        question=question.text,
-        options=question.options,
-        answer=question.answer,
+        **asked(question, image, ordinal),
         model=model,
         request_digest=digest,
         reply=response.text,
@@ -294,11 +291,9 @@ class McqTask:
         question = self.questions[ordinal]
         if self.protocol is not None or self.settings.choice_scoring != "generate" or sample.error is not None or sample.option_logprobs is not None:
             return False
-        if sample.parse_status not in ("ok", "unparsable") or sample.question_id != question.id or sample.answer != question.answer:
+        if sample.parse_status not in ("ok", "unparsable"):
             return False
-        image = self.images[question.image_id]
-        stored = (sample.ordinal, sample.image_id, sample.dataset, sample.category, sample.label, sample.subtask, sample.mmad_type, sample.question, sample.options)
-        if stored != (ordinal, image.id, image.dataset, image.category, image.label, question.subtask, question.mmad_type, question.text, question.options):
+        if any(getattr(sample, name) != value for name, value in asked(question, self.images[question.image_id], ordinal).items()):
             return False
         parsed = parse_choice(sample.reply, question.options)
         return (parsed.letter, parsed.status, parsed.reason) == (sample.parsed, sample.parse_status, sample.parse_reason) and sample.correct == (parsed.letter is not None and parsed.letter == question.answer)
