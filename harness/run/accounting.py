@@ -6,7 +6,7 @@ from collections import Counter
 
 from harness.models.pricing import cost_usd
 from harness.run.runner import _error_kind
-from harness.schema import RunSpec, Usage
+from harness.schema import RunSpec, RunSummary, Usage
 
 
 def run_accounting(spec: RunSpec, samples: list) -> dict:
@@ -23,3 +23,10 @@ def run_accounting(spec: RunSpec, samples: list) -> dict:
         "retries": sum(s.attempts - 1 for s in samples),
         "error_counts": dict(Counter(_error_kind(s.error) for s in samples if s.error)),
     }
+
+
+def run_summary(spec: RunSpec, samples: list, n_questions: int, wall_time_s: float | None, stopped_reason: str | None, **measured) -> RunSummary:
+    """A run's summary: what names it (from its spec), what it used (run_accounting over `samples`),
+    and what its task measured (`measured`: strict, box_metrics, ad_metrics, metrics, …)."""
+    return RunSummary(run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=n_questions,
+                      wall_time_s=wall_time_s, stopped_reason=stopped_reason, **measured, **run_accounting(spec, samples))

@@ -49,14 +49,11 @@ class BoxKind(TaskKind):
         return of_the_set(samples, [item.id for item in data], folder.samples_path)
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        from harness.run.accounting import run_accounting
+        from harness.run.accounting import run_summary
         from harness.tasks.bbox.task import box_run_metrics
 
         samples = self.rescored(spec, folder, samples, data)
-        return RunSummary(
-            run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
-            box_metrics=box_run_metrics(samples), wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples),
-        )
+        return run_summary(spec, samples, len(data), wall_time_s, stopped_reason, box_metrics=box_run_metrics(samples))
 
     def table(self, summary, spec) -> str:
         from harness.tasks.bbox.tables import box_table

@@ -53,15 +53,11 @@ class Gpt4vadKind(TaskKind):
         return of_the_set(samples, [item.id for item in data], folder.samples_path)
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        from harness.run.accounting import run_accounting
+        from harness.run.accounting import run_summary
         from harness.tasks.gpt4vad.task import region_metrics
 
         samples = self.rescored(spec, folder, samples, data)
-        return RunSummary(
-            run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
-            ad_metrics=region_metrics(samples, data, folder.path, spec.metric_definitions), wall_time_s=wall_time_s, stopped_reason=stopped_reason,
-            **run_accounting(spec, samples),
-        )
+        return run_summary(spec, samples, len(data), wall_time_s, stopped_reason, ad_metrics=region_metrics(samples, data, folder.path, spec.metric_definitions))
 
     def table(self, summary, spec) -> str:
         from harness.tasks.gpt4vad.tables import ad_table

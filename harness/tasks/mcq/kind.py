@@ -129,7 +129,7 @@ def circular_scores(samples: list[SampleResult]) -> dict:
 
 
 def summarise(spec: RunSpec, samples: list[SampleResult], question_set: QuestionSet, wall_time_s: float | None, stopped_reason: str | None = None) -> RunSummary:
-    from harness.run.accounting import run_accounting
+    from harness.run.accounting import run_summary
     from harness.results.export import answers_file_records, officially_unrecorded
     from harness.metrics.accuracy import mmad_compat_table, strict_scores
     from harness.tasks.mcq.task import ROTATION_MARK
@@ -137,23 +137,14 @@ def summarise(spec: RunSpec, samples: list[SampleResult], question_set: Question
     rotations = "circular" in spec.strategies
     all_samples, samples = samples, [s for s in samples if ROTATION_MARK not in s.question_id]  # tables: the questions as written
     compat = mmad_compat_table(answers_file_records(samples, with_text=False))
-    return RunSummary(
-        run_id=spec.run_id,
-        model=spec.model,
-        suite=spec.suite,
-        data=spec.data,
-        scoring=spec.scoring,
-        task=spec.task,
-        n_questions=sum(len(q.options) for q in question_set.questions) if rotations else len(question_set.questions),
+    return run_summary(
+        spec, all_samples, sum(len(q.options) for q in question_set.questions) if rotations else len(question_set.questions), wall_time_s, stopped_reason,
         strict=strict_scores(samples),
         mmad_compat={"rows": compat.rows, "columns": compat.columns, "values": compat.values, "removed": compat.removed, "skipped": compat.skipped, "unrecorded": officially_unrecorded(samples)},
         protocol=spec.protocol,
         skipped_records=question_set.skipped,
-        wall_time_s=wall_time_s,
-        stopped_reason=stopped_reason,
         image_metrics=detection_image_metrics(samples),
         circular=circular_scores(all_samples) if rotations else {},
-        **run_accounting(spec, all_samples),
     )
 
 

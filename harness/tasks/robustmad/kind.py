@@ -237,7 +237,7 @@ class RobustmadKind(TaskKind):
         return from_replies(self.task(data, Path("."), spec, {}, None), samples, folder.samples_path)
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
-        from harness.run.accounting import run_accounting
+        from harness.run.accounting import run_summary
 
         samples = self.rescored(spec, folder, samples, data)  # never a stored verdict
         scores = category_scores(samples)
@@ -246,8 +246,7 @@ class RobustmadKind(TaskKind):
                    "release": spec.data_release,
                    # its published row only under the protocol that row was measured with
                    "published": published_for(spec.model, spec.data_release) if family_for(spec.model).published else None}
-        return RunSummary(run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
-                          protocol=spec.protocol, metrics=metrics, wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples))
+        return run_summary(spec, samples, len(data), wall_time_s, stopped_reason, protocol=spec.protocol, metrics=metrics)
 
     def table(self, summary, spec) -> str:
         from harness.tasks.robustmad.tables import robustmad_table

@@ -114,7 +114,7 @@ class OpenKind(RobustmadKind):
 
     def summarise(self, spec, samples, data, folder, wall_time_s, stopped_reason) -> RunSummary:
         from harness.models.pricing import cost_usd
-        from harness.run.accounting import run_accounting
+        from harness.run.accounting import run_summary
         from harness.schema import Usage
 
         judgements = read_judgements(folder)
@@ -128,8 +128,7 @@ class OpenKind(RobustmadKind):
             "unparsable_verdicts": sum(j.parse_status == "unparsable" for j in judgements), "judge_errors": sum(j.parse_status == "error" for j in judgements),
             "judge_usage": usage.model_dump(), "judge_cost_usd": cost_usd(spec.judge or "", usage), "judge_cached": sum(j.cached for j in judgements),
         }
-        return RunSummary(run_id=spec.run_id, model=spec.model, suite=spec.suite, data=spec.data, scoring=spec.scoring, task=spec.task, n_questions=len(data),
-                          protocol=spec.protocol, metrics=metrics, wall_time_s=wall_time_s, stopped_reason=stopped_reason, **run_accounting(spec, samples))
+        return run_summary(spec, samples, len(data), wall_time_s, stopped_reason, protocol=spec.protocol, metrics=metrics)
 
     def _published(self, spec: RunSpec) -> tuple[dict | None, str | None]:
         """The model's published open-answer row, only where it is comparable: the same release
